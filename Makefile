@@ -1,0 +1,34 @@
+# Portico: `make up` runs the mesh, `make test` runs the whole suite against real services.
+# Both install whatever is missing first (Python env from uv.lock, Kafka jars, Redis, PostgreSQL, tools).
+
+PYTHON ?= python3
+UV := $(PYTHON) -m uv
+UV_VERSION := 0.13.9
+VENV_PY := .venv/bin/python
+
+.PHONY: up test install python-env protos lint check-protos clean-run
+
+up: install
+	@$(VENV_PY) scripts/up.py
+
+test: install
+	@bash scripts/test.sh
+
+install: python-env
+	@$(VENV_PY) -m infra install
+
+python-env:
+	@$(UV) --version >/dev/null 2>&1 || { echo "[install] uv: installing from PyPI"; $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"; }
+	@$(UV) sync --frozen --quiet && echo "[install] python env: in sync with uv.lock"
+
+protos: python-env
+	@$(VENV_PY) scripts/gen_protos.py
+
+check-protos: python-env
+	@$(VENV_PY) scripts/gen_protos.py --check
+
+lint: python-env
+	@$(VENV_PY) -m ruff check . && $(VENV_PY) -m ruff format --check . && $(VENV_PY) -m mypy
+
+clean-run:
+	rm -rf .run

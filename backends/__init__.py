@@ -1,0 +1,1 @@
+"""Portico's gRPC backends: users, auth, posts and broker, on one shared kit."""

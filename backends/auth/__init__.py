@@ -1,0 +1,1 @@
+"""Auth backend: credentials, tokens and signing keys (auth.v1.AuthService)."""

@@ -1,0 +1,1 @@
+"""Broker backend: publish to and stream from tenant-scoped Kafka topics (broker.v1.MessageService)."""

@@ -1,0 +1,1 @@
+"""Shared plumbing for every Portico backend: gRPC server, config, health, metrics, Kafka broker."""

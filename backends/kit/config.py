@@ -1,0 +1,58 @@
+"""Backend configuration from ``PORTICO_`` environment variables (pydantic-settings).
+
+Each backend subclasses :class:`BackendSettings` with its own prefix (``PORTICO_USERS_`` …) for where it
+listens; the shared services (Kafka, Redis, database) keep one name for the whole mesh.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from observability.settings import TelemetrySettings
+
+
+class BackendSettings(BaseSettings):
+    """Where a backend listens and what it depends on. Subclasses set the prefix and default ports."""
+
+    model_config = SettingsConfigDict(env_prefix="PORTICO_", extra="ignore")
+
+    host: str = Field(default="127.0.0.1", description="gRPC listen address")
+    port: int = Field(description="gRPC listen port")
+    metrics_port: int = Field(description="Prometheus /metrics port")
+
+    # Shared by the whole mesh: read from PORTICO_<NAME> whatever the subclass's own prefix is.
+    kafka_bootstrap: str = Field(
+        default="127.0.0.1:9092", validation_alias=AliasChoices("PORTICO_KAFKA_BOOTSTRAP")
+    )
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias=AliasChoices("PORTICO_REDIS_URL"))
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PORTICO_DATABASE_URL"),
+        description="SQLAlchemy async URL; SQLite under the run directory when unset",
+    )
+
+    shutdown_grace: float = Field(
+        default=8.0,
+        validation_alias=AliasChoices("PORTICO_SHUTDOWN_GRACE"),
+        description="Seconds in-flight calls may finish after SIGTERM",
+    )
+    health_interval: float = Field(
+        default=2.0,
+        validation_alias=AliasChoices("PORTICO_HEALTH_INTERVAL"),
+        description="Seconds between dependency checks",
+    )
+    tls_cert_file: Path | None = Field(default=None, description="PEM certificate: serve TLS when set")
+    tls_key_file: Path | None = Field(default=None, description="PEM private key for the certificate")
+    tls_client_ca_file: Path | None = Field(default=None, description="CA bundle: require client certs (mTLS)")
+
+    @property
+    def address(self) -> str:
+        """``host:port`` for ``add_*_port``."""
+        return f"{self.host}:{self.port}"
+
+    def telemetry(self) -> TelemetrySettings:
+        """Telemetry settings are shared by every process, so they keep the plain ``PORTICO_`` prefix."""
+        return TelemetrySettings()

@@ -1,0 +1,191 @@
+"""Run a backend: grpc.aio server with reflection, health, tracing and RED metrics, and graceful shutdown.
+
+Every backend's ``__main__`` calls :func:`run_backend` with its settings and a function that builds its
+servicers from the shared :class:`Runtime` (Kafka broker, Redis client, metrics registry, tracer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from faststream.kafka import KafkaBroker
+from google.protobuf.descriptor import FileDescriptor
+from grpc_health.v1 import health, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client import start_http_server as start_metrics_http_server
+from redis.asyncio import Redis
+
+from backends.kit.config import BackendSettings
+from backends.kit.dependencies import kafka_dependency, redis_dependency
+from backends.kit.health import Dependency, HealthMonitor
+from backends.kit.kafka import build_broker, start_with_retry
+from backends.kit.metrics import GrpcServerMetrics, MetricsInterceptor
+from backends.kit.tls import server_credentials
+from observability.telemetry import Telemetry, setup_telemetry
+
+log = logging.getLogger(__name__)
+
+# Images are up to 5 MiB; leave room for the rest of the message.
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Service:
+    """One gRPC service to host: its full name (for reflection and health) and how to register it."""
+
+    full_name: str
+    register: Callable[[grpc.aio.Server], None]
+
+    @classmethod
+    def of(
+        cls,
+        file: FileDescriptor,
+        name: str,
+        servicer: object,
+        add: Callable[[Any, grpc.aio.Server], None],
+    ) -> Service:
+        """The service ``name`` of a generated ``*_pb2`` file, registered with its ``add_*_to_server``."""
+        return cls(file.services_by_name[name].full_name, lambda server: add(servicer, server))
+
+
+@dataclass
+class Runtime:
+    """Shared resources a backend's servicers may use; owned and closed by the kit."""
+
+    name: str
+    settings: BackendSettings
+    telemetry: Telemetry
+    registry: CollectorRegistry
+    broker: KafkaBroker
+    redis: Redis | None
+    dependencies: list[Dependency] = field(default_factory=list)
+
+
+ServiceFactory = Callable[[Runtime], Sequence[Service]]
+
+
+def new_registry() -> CollectorRegistry:
+    """A per-process registry with the standard process, platform and GC collectors."""
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return registry
+
+
+class BackendServer:
+    """The gRPC server of one backend and the background tasks that keep its health current."""
+
+    def __init__(self, runtime: Runtime, services: Sequence[Service]) -> None:
+        self.runtime = runtime
+        self._services = services
+        self._health = health.aio.HealthServicer()
+        self._server = grpc.aio.server(
+            interceptors=[
+                aio_server_interceptor(tracer_provider=runtime.telemetry.tracer_provider),
+                MetricsInterceptor(GrpcServerMetrics(runtime.registry)),
+            ],
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        names = [s.full_name for s in services]
+        self.monitor = HealthMonitor(
+            self._health, names, runtime.dependencies, interval=runtime.settings.health_interval
+        )
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.port = 0
+
+    async def start(self) -> int:
+        """Bind, start serving and begin health monitoring; returns the bound port."""
+        settings = self.runtime.settings
+        for service in self._services:
+            service.register(self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        reflection.enable_server_reflection(
+            [s.full_name for s in self._services] + ["grpc.health.v1.Health", reflection.SERVICE_NAME],
+            self._server,
+        )
+        credentials = server_credentials(settings)
+        if credentials is None:
+            self.port = self._server.add_insecure_port(settings.address)
+        else:
+            self.port = self._server.add_secure_port(settings.address, credentials)
+        await self._server.start()
+        await self.monitor.check_once()  # publish a real status before the first client asks
+        self._tasks.append(asyncio.create_task(self.monitor.run(), name="health-monitor"))
+        log.info(
+            "serving",
+            extra={"address": f"{settings.host}:{self.port}", "tls": credentials is not None,
+                   "services": [s.full_name for s in self._services]},
+        )
+        return self.port
+
+    def spawn(self, coro: Any, name: str) -> None:
+        """Run a background task that is cancelled on shutdown."""
+        self._tasks.append(asyncio.create_task(coro, name=name))
+
+    async def stop(self) -> None:
+        """Graceful stop: report NOT_SERVING, refuse new calls, let in-flight ones finish within the grace."""
+        grace = self.runtime.settings.shutdown_grace
+        log.info("shutting down", extra={"grace_s": grace})
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(grace)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        log.info("stopped")
+
+
+async def serve(name: str, settings: BackendSettings, factory: ServiceFactory, *, use_redis: bool = True) -> None:
+    """Run backend ``name`` until SIGTERM or SIGINT, then shut down gracefully."""
+    telemetry = setup_telemetry(f"portico-{name}", settings.telemetry())
+    registry = new_registry()
+    metrics_httpd, _ = start_metrics_http_server(settings.metrics_port, addr=settings.host, registry=registry)
+    broker = build_broker(
+        settings.kafka_bootstrap,
+        service=name,
+        tracer_provider=telemetry.tracer_provider,
+        registry=registry,
+        graceful_timeout=settings.shutdown_grace,
+    )
+    redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2) if use_redis else None
+    runtime = Runtime(name, settings, telemetry, registry, broker, redis)
+    runtime.dependencies.append(kafka_dependency(broker))
+    if redis is not None:
+        runtime.dependencies.append(redis_dependency(redis))
+
+    server = BackendServer(runtime, factory(runtime))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await server.start()
+        server.spawn(start_with_retry(broker), "kafka-connect")
+        await stop.wait()
+        await server.stop()
+    finally:
+        await broker.stop()
+        if redis is not None:
+            await redis.aclose()
+        metrics_httpd.shutdown()
+        telemetry.shutdown()
+
+
+def run_backend(name: str, settings: BackendSettings, factory: ServiceFactory, *, use_redis: bool = True) -> None:
+    """Entry point for ``python -m backends.<name>``."""
+    asyncio.run(serve(name, settings, factory, use_redis=use_redis))

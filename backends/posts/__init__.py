@@ -1,0 +1,1 @@
+"""Posts backend: posts and their images (posts.v1.PostService)."""

@@ -1,0 +1,20 @@
+"""``python -m backends.posts``: serve ``posts.v1.PostService`` until SIGTERM."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from backends.posts.config import PostsSettings
+from backends.posts.service import PostService
+from backends.kit.server import Runtime, Service, run_backend
+from stubs.posts.v1 import posts_pb2, posts_pb2_grpc
+
+
+def services(runtime: Runtime) -> Sequence[Service]:
+    return [
+        Service.of(posts_pb2.DESCRIPTOR, "PostService", PostService(), posts_pb2_grpc.add_PostServiceServicer_to_server),
+    ]
+
+
+if __name__ == "__main__":
+    run_backend("posts", PostsSettings(), services)

@@ -1,0 +1,20 @@
+"""``python -m backends.users``: serve ``users.v1.UserService`` until SIGTERM."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from backends.users.config import UsersSettings
+from backends.users.service import UserService
+from backends.kit.server import Runtime, Service, run_backend
+from stubs.users.v1 import users_pb2, users_pb2_grpc
+
+
+def services(runtime: Runtime) -> Sequence[Service]:
+    return [
+        Service.of(users_pb2.DESCRIPTOR, "UserService", UserService(), users_pb2_grpc.add_UserServiceServicer_to_server),
+    ]
+
+
+if __name__ == "__main__":
+    run_backend("users", UsersSettings(), services)

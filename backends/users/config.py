@@ -1,0 +1,14 @@
+"""Settings of the users backend (``PORTICO_USERS_*``, plus the shared ``PORTICO_*``)."""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from backends.kit.config import BackendSettings
+
+
+class UsersSettings(BackendSettings):
+    model_config = SettingsConfigDict(env_prefix="PORTICO_USERS_", extra="ignore")
+
+    port: int = 50051
+    metrics_port: int = 9101

@@ -1,0 +1,1 @@
+"""Portico's edge gateway: public REST/JSON in, internal gRPC out."""

@@ -1,0 +1,64 @@
+"""The gateway application, declared as data: routes, middleware and a lifespan that owns the clients."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TypedDict
+
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from gateway.config import GatewaySettings
+from gateway.errors import http_exception_handler, unhandled_exception_handler
+from gateway.health import health, ready
+from gateway.metrics import GatewayMetrics, metrics_endpoint
+from gateway.probes import KafkaProbe, Probe, close_quietly, grpc_health_probe, redis_probe
+from gateway.request_id import RequestIdMiddleware
+from gateway.upstreams import Upstreams
+
+
+class State(TypedDict):
+    settings: GatewaySettings
+    metrics: GatewayMetrics
+    upstreams: Upstreams
+    redis: Redis
+    probes: dict[str, Probe]
+
+
+def create_app(settings: GatewaySettings | None = None) -> Starlette:
+    settings = settings or GatewaySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[State]:
+        upstreams = Upstreams(settings.upstream_targets())
+        redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        kafka = KafkaProbe(settings.kafka_bootstrap, settings.ready_timeout)
+        probes: dict[str, Probe] = {
+            name: grpc_health_probe(channel, settings.ready_timeout)
+            for name, channel in upstreams.channels.items()
+        }
+        probes["redis"] = redis_probe(redis)
+        probes["kafka"] = kafka
+        try:
+            yield State(
+                settings=settings, metrics=GatewayMetrics(), upstreams=upstreams, redis=redis, probes=probes
+            )
+        finally:
+            await close_quietly(kafka.close)
+            await close_quietly(redis.aclose)
+            await upstreams.close()
+
+    return Starlette(
+        routes=[
+            Route("/health", health, methods=["GET"]),
+            Route("/ready", ready, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
+        ],
+        middleware=[Middleware(RequestIdMiddleware)],
+        exception_handlers={HTTPException: http_exception_handler, Exception: unhandled_exception_handler},
+        lifespan=lifespan,
+    )

@@ -1,0 +1,43 @@
+"""Gateway configuration from ``PORTICO_`` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _target(name: str, port: int) -> str:
+    return Field(  # type: ignore[no-any-return]
+        default=f"127.0.0.1:{port}",
+        validation_alias=AliasChoices(f"PORTICO_{name.upper()}_TARGET"),
+        description=f"gRPC target of the {name} backend (host:port or dns:///host:port)",
+    )
+
+
+class GatewaySettings(BaseSettings):
+    """Where the gateway listens and where its upstreams are."""
+
+    model_config = SettingsConfigDict(env_prefix="PORTICO_GATEWAY_", extra="ignore")
+
+    host: str = Field(default="127.0.0.1", description="HTTP listen address")
+    port: int = Field(default=8080, description="HTTP listen port")
+
+    users_target: str = _target("users", 50051)
+    auth_target: str = _target("auth", 50052)
+    posts_target: str = _target("posts", 50053)
+    broker_target: str = _target("broker", 50054)
+
+    kafka_bootstrap: str = Field(
+        default="127.0.0.1:9092", validation_alias=AliasChoices("PORTICO_KAFKA_BOOTSTRAP")
+    )
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias=AliasChoices("PORTICO_REDIS_URL"))
+    ready_timeout: float = Field(default=1.5, description="Seconds each /ready probe may take")
+
+    def upstream_targets(self) -> dict[str, str]:
+        """Backend name → gRPC target."""
+        return {
+            "users": self.users_target,
+            "auth": self.auth_target,
+            "posts": self.posts_target,
+            "broker": self.broker_target,
+        }

@@ -1,0 +1,64 @@
+"""The contract's error envelope, and the handlers that make every error use it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gateway.request_id import request_id_of
+
+log = logging.getLogger(__name__)
+
+# HTTP status → the contract's error code.
+CODES: dict[int, str] = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "RATE_LIMIT_EXCEEDED",
+    500: "INTERNAL_ERROR",
+    503: "UNAVAILABLE",
+    504: "TIMEOUT",
+}
+
+
+def error_response(
+    request: Request,
+    status: int,
+    message: str,
+    *,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """``{"error": {"code", "message", "status_code", "request_id"[, "details"]}}``."""
+    body: dict[str, Any] = {
+        "code": CODES.get(status, "INTERNAL_ERROR" if status >= 500 else "BAD_REQUEST"),
+        "message": message,
+        "status_code": status,
+        "request_id": request_id_of(request.scope),
+    }
+    if details is not None:
+        body["details"] = details
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+async def http_exception_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    messages = {404: "Route not found", 405: "Method not allowed"}
+    return error_response(
+        request, exc.status_code, messages.get(exc.status_code, str(exc.detail)), headers=exc.headers
+    )
+
+
+async def unhandled_exception_handler(request: Request, exc: Exception) -> Response:
+    # The client gets a generic message; the details stay in the log, next to the request id.
+    log.exception("unhandled error", extra={"request_id": request_id_of(request.scope)})
+    return error_response(request, 500, "Internal server error")

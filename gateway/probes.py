@@ -1,0 +1,81 @@
+"""Readiness probes of everything the gateway needs: each backend's gRPC health, Redis and Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+import grpc
+from aiokafka.admin import AIOKafkaAdminClient
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
+
+Probe = Callable[[], Awaitable[bool]]
+
+
+def grpc_health_probe(channel: grpc.aio.Channel, timeout: float) -> Probe:
+    """Up when the backend's overall health (service "") is SERVING."""
+    stub = health_pb2_grpc.HealthStub(channel)
+
+    async def probe() -> bool:
+        reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+    return probe
+
+
+def redis_probe(redis: Redis) -> Probe:
+    async def probe() -> bool:
+        return bool(await redis.ping())
+
+    return probe
+
+
+class KafkaProbe:
+    """Up when the cluster answers a describe request; connects lazily so Kafka may start after us."""
+
+    def __init__(self, bootstrap: str, timeout: float) -> None:
+        self._bootstrap = bootstrap
+        self._timeout = timeout
+        self._admin: AIOKafkaAdminClient | None = None
+
+    async def __call__(self) -> bool:
+        if self._admin is None:
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=self._bootstrap, request_timeout_ms=int(self._timeout * 1000)
+            )
+            try:
+                await admin.start()
+            except BaseException:
+                await admin.close()
+                raise
+            self._admin = admin
+        await self._admin.describe_cluster()
+        return True
+
+    async def close(self) -> None:
+        if self._admin is not None:
+            await self._admin.close()
+            self._admin = None
+
+
+async def _run(probe: Probe, timeout: float) -> bool:
+    try:
+        return await asyncio.wait_for(probe(), timeout)
+    except Exception:  # an unreachable dependency shows as "down", whatever the client library raised
+        return False
+
+
+async def check_all(probes: Mapping[str, Probe], timeout: float) -> dict[str, bool]:
+    """Run every probe concurrently, each bounded by ``timeout``."""
+    results = await asyncio.gather(*(_run(p, timeout) for p in probes.values()))
+    return dict(zip(probes, results, strict=True))
+
+
+async def close_quietly(closer: Callable[[], Awaitable[None]]) -> None:
+    with contextlib.suppress(Exception):
+        await closer()

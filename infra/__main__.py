@@ -1,0 +1,5 @@
+"""Entry point for `python -m infra`."""
+
+from infra.cli import main
+
+raise SystemExit(main())

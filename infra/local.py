@@ -1,0 +1,155 @@
+"""Throw-away servers for test sessions: start on given ports with data in a given folder, stop cleanly.
+
+Each class starts its server with Popen in a new session (non-blocking), `wait_ready()` does a real
+protocol round trip, and `stop()` leaves no process behind. Typical pytest use:
+
+    with LocalKafka(port=free_port(), controller_port=free_port(), data_dir=tmp / "kafka") as kafka:
+        ...  # kafka.bootstrap
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from infra import kafka_probe, kafka_server, postgres_server, redis_server
+from infra.procs import Popen, free_port, spawn, stop_group, wait_until
+
+__all__ = ["LocalKafka", "LocalPostgres", "LocalRedis", "free_port"]
+
+
+class _LocalServer:
+    """Shared lifecycle: start() spawns, wait_ready() polls is_ready(), stop() signals the group."""
+
+    name = "server"
+    stop_signal = signal.SIGTERM
+
+    def __init__(self, *, data_dir: Path, log_file: Path | None) -> None:
+        self.data_dir = data_dir
+        self.log_file = log_file if log_file is not None else data_dir / f"{self.name}.log"
+        self._proc: Popen | None = None
+
+    # Subclasses provide these three.
+    def _prepare(self) -> None:
+        """One-time setup before the first start (format, initdb, ...)."""
+
+    def _argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def is_ready(self) -> bool:
+        raise NotImplementedError
+
+    def _user(self) -> str | None:
+        return None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    def start(self) -> None:
+        """Prepare and launch the server without waiting for it (so several can boot in parallel)."""
+        if self._proc is not None and self._proc.poll() is None:
+            raise RuntimeError(f"{self.name} already running (pid {self._proc.pid})")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._prepare()
+        self._proc = spawn(self._argv(), log_file=self.log_file, cwd=self.data_dir, user=self._user())
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Block until the server answers a real request; raise with the log tail if it died or timed out."""
+        if self._proc is None:
+            raise RuntimeError(f"{self.name} not started")
+        wait_until(self.is_ready, timeout=timeout, what=self.name, proc=self._proc, log_file=self.log_file)
+
+    def stop(self, timeout: float = 20) -> None:
+        """Graceful stop signal, SIGKILL for the whole process group after `timeout`; idempotent."""
+        if self._proc is not None:
+            stop_group(self._proc, sig=self.stop_signal, timeout=timeout)
+            self._proc = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class LocalKafka(_LocalServer):
+    """Single-node KRaft Kafka (broker+controller) from the cached Maven jars."""
+
+    name = "kafka"
+
+    def __init__(
+        self, *, port: int, controller_port: int, data_dir: Path, log_file: Path | None = None
+    ) -> None:
+        super().__init__(data_dir=data_dir, log_file=log_file)
+        self.layout = kafka_server.KafkaLayout(port=port, controller_port=controller_port, data_dir=data_dir)
+
+    @property
+    def bootstrap(self) -> str:
+        return self.layout.bootstrap
+
+    def _prepare(self) -> None:
+        kafka_server.prepare(self.layout)
+
+    def _argv(self) -> list[str]:
+        return kafka_server.server_argv(self.layout)
+
+    def is_ready(self) -> bool:
+        return kafka_probe.is_ready(self.bootstrap)
+
+
+class LocalRedis(_LocalServer):
+    """redis-server without persistence."""
+
+    name = "redis"
+
+    def __init__(self, *, port: int, data_dir: Path, log_file: Path | None = None) -> None:
+        super().__init__(data_dir=data_dir, log_file=log_file)
+        self.port = port
+
+    @property
+    def url(self) -> str:
+        return redis_server.url(self.port)
+
+    def _argv(self) -> list[str]:
+        return redis_server.server_argv(port=self.port, data_dir=self.data_dir)
+
+    def is_ready(self) -> bool:
+        return redis_server.is_ready(self.port)
+
+
+class LocalPostgres(_LocalServer):
+    """PostgreSQL with database `portico`, trust auth on 127.0.0.1, run as `postgres` when we are root."""
+
+    name = "postgres"
+    stop_signal = signal.SIGINT  # "fast" shutdown; SIGTERM ("smart") would wait for clients to leave
+
+    def __init__(self, *, port: int, data_dir: Path, log_file: Path | None = None) -> None:
+        super().__init__(data_dir=data_dir, log_file=log_file)
+        self.port = port
+
+    @property
+    def url(self) -> str:
+        return postgres_server.url(self.port)
+
+    def _prepare(self) -> None:
+        postgres_server.init_cluster(self.data_dir)
+
+    def _argv(self) -> list[str]:
+        return postgres_server.server_argv(port=self.port, data_dir=self.data_dir)
+
+    def _user(self) -> str | None:
+        return postgres_server.os_user()
+
+    def is_ready(self) -> bool:
+        return postgres_server.is_ready(self.port)

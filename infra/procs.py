@@ -1,0 +1,105 @@
+"""Process helpers shared by the servers: spawn in a new session, stop the whole group, poll, ports."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+Popen = subprocess.Popen[bytes]
+
+
+def free_port() -> int:
+    """A loopback TCP port that is free right now (the OS picks it, so parallel runs do not collide)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    log_file: Path,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    user: str | None = None,
+) -> Popen:
+    """Start `argv` in its own session (so stop() can signal the whole group), output appended to log_file."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as out:
+        return subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+            user=user,
+            group=None if user is None else _primary_group(user),
+            extra_groups=None if user is None else [],
+        )
+
+
+def _primary_group(user: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(user).pw_gid
+
+
+def stop_group(proc: Popen, *, sig: signal.Signals = signal.SIGTERM, timeout: float = 20) -> None:
+    """Ask the leader to stop with `sig`, SIGKILL the whole group after `timeout`, leave nothing behind.
+
+    Only the leader gets the polite signal: PostgreSQL's helper processes must be shut down by the
+    postmaster, not signalled directly.
+    """
+    pgid = proc.pid  # start_new_session=True makes the leader's pid the group id
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(pgid)
+            proc.wait()
+    _kill_group(pgid)  # stragglers the leader left behind, if any
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def wait_until(
+    check: Callable[[], bool],
+    *,
+    timeout: float,
+    what: str,
+    proc: Popen | None = None,
+    log_file: Path | None = None,
+    interval: float = 0.1,
+) -> None:
+    """Poll `check` until it returns True; fail fast if `proc` dies, with the log tail in the message."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if check():
+            return
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what}: process exited with {proc.returncode}{log_tail(log_file)}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not ready after {timeout:.0f}s{log_tail(log_file)}")
+        time.sleep(interval)
+
+
+def log_tail(log_file: Path | None, lines: int = 25) -> str:
+    """Last lines of a log, formatted for an exception message ("" when there is no log)."""
+    if log_file is None or not log_file.exists():
+        return ""
+    text = log_file.read_text(errors="replace").splitlines()[-lines:]
+    return f"\n--- last lines of {log_file} ---\n" + "\n".join(text)

@@ -1,0 +1,63 @@
+"""Wait until the gateway's /ready is 200, showing what is still down, then print the URLs.
+
+Runs as one of the ``make up`` processes and then idles: honcho stops the whole mesh if any process
+exits, so this one stays until it is told to stop.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+import httpx
+
+HOST = os.environ.get("PORTICO_GATEWAY_HOST", "127.0.0.1")
+PORT = int(os.environ.get("PORTICO_GATEWAY_PORT", "8080"))
+BASE = f"http://{HOST}:{PORT}"
+
+
+def down_parts(response: httpx.Response) -> str:
+    try:
+        checks = response.json()["error"]["details"]["checks"]
+        return ", ".join(name for name, state in checks.items() if state != "up")
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {response.status_code}"
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    started = float(os.environ.get("PORTICO_UP_STARTED", time.time()))
+    last_report = 0.0
+    with httpx.Client(timeout=3.0) as client:
+        while True:
+            try:
+                response = client.get(f"{BASE}/ready")
+                if response.status_code == 200:
+                    break
+                waiting_for = down_parts(response)
+            except httpx.HTTPError:
+                waiting_for = "gateway"
+            now = time.time()
+            if now - last_report >= 2:
+                print(f"[ready] {now - started:5.1f}s waiting for: {waiting_for}", flush=True)
+                last_report = now
+            time.sleep(0.25)
+    elapsed = time.time() - started
+    print(
+        f"[ready] Portico is ready in {elapsed:.1f}s\n"
+        f"  gateway   {BASE}  (/health /ready /metrics)\n"
+        f"  users     grpc://127.0.0.1:{os.environ.get('PORTICO_USERS_PORT', '50051')}\n"
+        f"  auth      grpc://127.0.0.1:{os.environ.get('PORTICO_AUTH_PORT', '50052')}\n"
+        f"  posts     grpc://127.0.0.1:{os.environ.get('PORTICO_POSTS_PORT', '50053')}\n"
+        f"  broker    grpc://127.0.0.1:{os.environ.get('PORTICO_BROKER_PORT', '50054')}\n"
+        "  Ctrl-C stops everything.",
+        flush=True,
+    )
+    signal.pause()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""SIGTERM drains: an in-flight call finishes, new calls are refused, the process exits cleanly."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2
+
+from infra.local import free_port
+from tests.support.infra import InfraEnv
+from tests.support.mesh import health_status
+from tests.support.processes import spawn, wait_until
+
+pytestmark = pytest.mark.infra
+
+
+def test_sigterm_lets_the_in_flight_call_finish(infra: InfraEnv, tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **infra.env(),
+        "PORTICO_SLOW_PORT": str(port),
+        "PORTICO_SLOW_METRICS_PORT": str(free_port()),
+        "PORTICO_SHUTDOWN_GRACE": "10",
+    }
+    proc = spawn("slow", ["-m", "tests.support.slow_backend"], env, tmp_path)
+    target = f"127.0.0.1:{port}"
+    try:
+        wait_until(lambda: health_status(target) == health_pb2.HealthCheckResponse.SERVING, 60, "slow backend")
+        result: dict[str, object] = {}
+        with grpc.insecure_channel(target) as channel:
+            sleep = channel.unary_unary("/portico.test.Slow/Sleep")
+
+            def call() -> None:
+                try:
+                    result["reply"] = sleep(b"2500", timeout=20)
+                except grpc.RpcError as exc:
+                    result["error"] = exc.code()
+
+            worker = threading.Thread(target=call)
+            worker.start()
+            time.sleep(0.7)  # the call is now in flight
+            proc.popen.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+
+            # Draining: a new call is refused while the old one is still running.
+            with grpc.insecure_channel(target) as fresh, pytest.raises(grpc.RpcError) as refused:
+                fresh.unary_unary("/portico.test.Slow/Sleep")(b"1", timeout=3)
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert proc.popen.poll() is None, "the server must wait for the in-flight call"
+
+            worker.join(20)
+        assert result == {"reply": b"done"}
+        assert proc.popen.wait(15) == 0
+        assert '"shutting down"' in proc.log()
+    finally:
+        proc.terminate()

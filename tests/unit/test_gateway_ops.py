@@ -1,0 +1,82 @@
+"""Gateway operations endpoints: /health, /ready, /metrics, the error envelope and X-Request-ID."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from gateway.app import create_app
+from gateway.config import GatewaySettings
+from infra.local import free_port
+
+
+@pytest.fixture
+def client() -> Iterator[TestClient]:
+    dead = f"127.0.0.1:{free_port()}"  # nothing listens here: every real probe fails fast
+    settings = GatewaySettings(
+        users_target=dead, auth_target=dead, posts_target=dead, broker_target=dead,
+        kafka_bootstrap=dead, redis_url=f"redis://{dead}/0", ready_timeout=0.5,
+    )
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def test_health_is_always_ok(client: TestClient) -> None:
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "healthy"}
+
+
+def test_ready_names_every_part_that_is_down(client: TestClient) -> None:
+    response = client.get("/ready", headers={"X-Request-ID": "req-1"})
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert error["code"] == "UNAVAILABLE"
+    assert error["request_id"] == "req-1"
+    assert error["details"]["checks"] == {
+        "users": "down", "auth": "down", "posts": "down", "broker": "down", "redis": "down", "kafka": "down"
+    }
+    for part in ("users", "auth", "posts", "broker", "redis", "kafka"):
+        assert part in error["message"]
+
+
+def test_ready_is_200_when_every_probe_answers(client: TestClient) -> None:
+    async def up() -> bool:
+        return True
+
+    async def down() -> bool:
+        return False
+
+    client.app_state["probes"] = {"users": up, "redis": up}
+    assert client.get("/ready").json() == {"status": "ready", "checks": {"users": "up", "redis": "up"}}
+    client.app_state["probes"] = {"users": up, "kafka": down}
+    assert client.get("/ready").status_code == 503
+    metrics = client.get("/metrics").text
+    assert 'portico_gateway_dependency_up{dependency="kafka"} 0.0' in metrics
+    assert 'portico_gateway_dependency_up{dependency="users"} 1.0' in metrics
+
+
+def test_unknown_route_and_wrong_method_use_the_envelope(client: TestClient) -> None:
+    missing = client.get("/nope")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "NOT_FOUND"
+    wrong = client.post("/health")
+    assert wrong.status_code == 405
+    assert wrong.json()["error"]["status_code"] == 405
+
+
+def test_request_id_is_echoed_or_generated(client: TestClient) -> None:
+    assert client.get("/health", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"] == "abc-123"
+    generated = client.get("/health", headers={"X-Request-ID": "bad id\nwith newline"}).headers["x-request-id"]
+    assert generated != "bad id\nwith newline"
+    assert len(generated) == 32
+    assert client.get("/health").headers["x-request-id"]
+
+
+def test_metrics_is_prometheus_text(client: TestClient) -> None:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "process_cpu_seconds_total" in response.text
