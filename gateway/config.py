@@ -7,7 +7,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 def _target(name: str, port: int) -> str:
-    return Field(  # type: ignore[no-any-return]
+    return Field(
         default=f"127.0.0.1:{port}",
         validation_alias=AliasChoices(f"PORTICO_{name.upper()}_TARGET"),
         description=f"gRPC target of the {name} backend (host:port or dns:///host:port)",
@@ -30,7 +30,9 @@ class GatewaySettings(BaseSettings):
     kafka_bootstrap: str = Field(
         default="127.0.0.1:9092", validation_alias=AliasChoices("PORTICO_KAFKA_BOOTSTRAP")
     )
-    redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias=AliasChoices("PORTICO_REDIS_URL"))
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", validation_alias=AliasChoices("PORTICO_REDIS_URL")
+    )
     ready_timeout: float = Field(default=1.5, description="Seconds each /ready probe may take")
 
     def upstream_targets(self) -> dict[str, str]:

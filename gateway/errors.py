@@ -54,7 +54,10 @@ async def http_exception_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     messages = {404: "Route not found", 405: "Method not allowed"}
     return error_response(
-        request, exc.status_code, messages.get(exc.status_code, str(exc.detail)), headers=exc.headers
+        request,
+        exc.status_code,
+        messages.get(exc.status_code, str(exc.detail)),
+        headers=dict(exc.headers) if exc.headers else None,
     )
 
 

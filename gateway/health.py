@@ -21,5 +21,7 @@ async def ready(request: Request) -> Response:
     checks = {name: "up" if ok else "down" for name, ok in results.items()}
     down = [name for name, ok in results.items() if not ok]
     if down:
-        return error_response(request, 503, f"Not ready: {', '.join(down)} unavailable", details={"checks": checks})
+        return error_response(
+            request, 503, f"Not ready: {', '.join(down)} unavailable", details={"checks": checks}
+        )
     return JSONResponse({"status": "ready", "checks": checks})

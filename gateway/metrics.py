@@ -5,8 +5,8 @@ from __future__ import annotations
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
-    GCCollector,
     Gauge,
+    GCCollector,
     PlatformCollector,
     ProcessCollector,
     generate_latest,

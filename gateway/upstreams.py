@@ -29,4 +29,4 @@ class Upstreams:
 
     async def close(self) -> None:
         for channel in self.channels.values():
-            await channel.close()
+            await channel.close(grace=None)

@@ -3,7 +3,8 @@
 Each class starts its server with Popen in a new session (non-blocking), `wait_ready()` does a real
 protocol round trip, and `stop()` leaves no process behind. Typical pytest use:
 
-    with LocalKafka(port=free_port(), controller_port=free_port(), data_dir=tmp / "kafka") as kafka:
+    port, controller_port = free_ports(2)
+    with LocalKafka(port=port, controller_port=controller_port, data_dir=tmp / "kafka") as kafka:
         ...  # kafka.bootstrap
 """
 
@@ -15,9 +16,9 @@ from types import TracebackType
 from typing import Self
 
 from infra import kafka_probe, kafka_server, postgres_server, redis_server
-from infra.procs import Popen, free_port, spawn, stop_group, wait_until
+from infra.procs import Popen, free_port, free_ports, spawn, stop_group, wait_until
 
-__all__ = ["LocalKafka", "LocalPostgres", "LocalRedis", "free_port"]
+__all__ = ["LocalKafka", "LocalPostgres", "LocalRedis", "free_port", "free_ports"]
 
 
 class _LocalServer:
@@ -143,7 +144,7 @@ class LocalPostgres(_LocalServer):
         return postgres_server.url(self.port)
 
     def _prepare(self) -> None:
-        postgres_server.init_cluster(self.data_dir)
+        postgres_server.prepare(self.data_dir)
 
     def _argv(self) -> list[str]:
         return postgres_server.server_argv(port=self.port, data_dir=self.data_dir)

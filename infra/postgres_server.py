@@ -37,7 +37,9 @@ def os_user() -> str | None:
     try:
         pwd.getpwnam(OS_USER_WHEN_ROOT)
     except KeyError as exc:
-        raise RuntimeError("running as root needs the `postgres` OS user (apt-get install postgresql)") from exc
+        raise RuntimeError(
+            "running as root needs the `postgres` OS user (apt-get install postgresql)"
+        ) from exc
     return OS_USER_WHEN_ROOT
 
 
@@ -76,6 +78,14 @@ def _run_as(argv: list[str], user: str | None, *, stdin: str | None = None) -> N
         raise RuntimeError(f"{argv[0]} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
 
 
+def prepare(data_dir: Path) -> bool:
+    """Make the folder reachable for the server's OS user and create the cluster if needed."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if os_user() is not None:
+        make_traversable(data_dir)
+    return init_cluster(data_dir)
+
+
 def init_cluster(data_dir: Path) -> bool:
     """initdb + `CREATE DATABASE portico` (single-user mode, no server needed) the first time only.
 
@@ -87,8 +97,6 @@ def init_cluster(data_dir: Path) -> bool:
         return False
     user = os_user()
     data_dir.mkdir(parents=True, exist_ok=True)
-    if user is not None:
-        make_traversable(data_dir)
     staging = data_dir / "pgdata.init"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(mode=0o700)
@@ -97,12 +105,31 @@ def init_cluster(data_dir: Path) -> bool:
         os.chown(staging, entry.pw_uid, entry.pw_gid)
     bins = bin_dir()
     _run_as(
-        [str(bins / "initdb"), "-D", str(staging), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8",
-         "--locale=C", "--no-sync"],
+        [
+            str(bins / "initdb"),
+            "-D",
+            str(staging),
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ],
         user,
     )
     _run_as(
-        [str(bins / "postgres"), "--single", "-D", str(staging), "-F", "-c", "exit_on_error=true", "postgres"],
+        [
+            str(bins / "postgres"),
+            "--single",
+            "-D",
+            str(staging),
+            "-F",
+            "-c",
+            "exit_on_error=true",
+            "postgres",
+        ],
         user,
         stdin=f"CREATE DATABASE {DATABASE};\n",
     )
@@ -130,11 +157,28 @@ def server_argv(*, port: int, data_dir: Path) -> list[str]:
 
 def is_ready(port: int, *, timeout: float = 2.0) -> bool:
     """A real login and `select 1` on database portico (pg_isready would only check the listener)."""
-    argv = [str(bin_dir() / "psql"), "-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-p", str(port),
-            "-U", SUPERUSER, "-d", DATABASE, "-c", "select 1"]
+    argv = [
+        str(bin_dir() / "psql"),
+        "-X",
+        "-q",
+        "-A",
+        "-t",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-U",
+        SUPERUSER,
+        "-d",
+        DATABASE,
+        "-c",
+        "select 1",
+    ]
     env = {**os.environ, "PGCONNECT_TIMEOUT": str(max(1, int(timeout)))}
     try:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout + 1, env=env, check=False)
+        result = subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout + 1, env=env, check=False
+        )
     except subprocess.TimeoutExpired:
         return False
     return result.returncode == 0 and result.stdout.strip() == "1"

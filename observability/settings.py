@@ -18,4 +18,6 @@ class TelemetrySettings(BaseSettings):
     )
     trace_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0, description="Head sampling ratio")
     log_level: str = Field(default="INFO", description="Root log level")
-    log_format: Literal["json", "text"] = Field(default="json", description="json for machines, text for eyes")
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="json for machines, text for eyes"
+    )

@@ -18,22 +18,34 @@ ROOT = Path(__file__).resolve().parent.parent
 # of 5 s before SIGKILL would cut that short.
 manager.KILL_WAIT = 15
 
+# Infrastructure processes and the variable that, when set, names an existing service to use instead.
 EXTERNAL = {"kafka": "PORTICO_KAFKA_BOOTSTRAP", "redis": "PORTICO_REDIS_URL"}
 
 
+def app_env(base: dict[str, str]) -> dict[str, str]:
+    """The environment of Portico's own processes: where the local Kafka and Redis listen, unless the
+    operator named existing ones. Only app processes get it: ``infra run`` treats those same variables
+    as "use an external service" and would start nothing."""
+    env = dict(base)
+    env.setdefault("PORTICO_KAFKA_BOOTSTRAP", f"127.0.0.1:{base.get('PORTICO_KAFKA_PORT', '9092')}")
+    env.setdefault("PORTICO_REDIS_URL", f"redis://127.0.0.1:{base.get('PORTICO_REDIS_PORT', '6379')}/0")
+    return env
+
+
 def main() -> int:
-    env = dict(os.environ)
-    env.setdefault("PORTICO_UP_STARTED", str(time.time()))
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTHONPATH"] = str(ROOT)
-    env.setdefault("PYTHONUNBUFFERED", "1")
+    base = dict(os.environ)
+    base.setdefault("PORTICO_UP_STARTED", str(time.time()))
+    base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"
+    base["PYTHONPATH"] = str(ROOT)
+    base.setdefault("PYTHONUNBUFFERED", "1")
+    apps = app_env(base)
     procfile = parse_procfile((ROOT / "Procfile").read_text())
     mgr = manager.Manager()
     for name, command in procfile.processes.items():
         if name in EXTERNAL and os.environ.get(EXTERNAL[name]):
-            print(f"[up] {name}: using {os.environ[EXTERNAL[name]]} (not started)", flush=True)
+            print(f"[up] {name}: using the existing service in {EXTERNAL[name]} (not started)", flush=True)
             continue
-        mgr.add_process(name, command, quiet=False, env=env, cwd=str(ROOT))
+        mgr.add_process(name, command, quiet=False, env=base if name in EXTERNAL else apps, cwd=str(ROOT))
     mgr.loop()
     return mgr.returncode or 0
 

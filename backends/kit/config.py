@@ -27,7 +27,9 @@ class BackendSettings(BaseSettings):
     kafka_bootstrap: str = Field(
         default="127.0.0.1:9092", validation_alias=AliasChoices("PORTICO_KAFKA_BOOTSTRAP")
     )
-    redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias=AliasChoices("PORTICO_REDIS_URL"))
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", validation_alias=AliasChoices("PORTICO_REDIS_URL")
+    )
     database_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("PORTICO_DATABASE_URL"),
@@ -46,7 +48,9 @@ class BackendSettings(BaseSettings):
     )
     tls_cert_file: Path | None = Field(default=None, description="PEM certificate: serve TLS when set")
     tls_key_file: Path | None = Field(default=None, description="PEM private key for the certificate")
-    tls_client_ca_file: Path | None = Field(default=None, description="CA bundle: require client certs (mTLS)")
+    tls_client_ca_file: Path | None = Field(
+        default=None, description="CA bundle: require client certs (mTLS)"
+    )
 
     @property
     def address(self) -> str:

@@ -11,7 +11,10 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from grpc_health.v1 import health, health_pb2
+from grpc_health.v1 import health_pb2
+from grpc_health.v1._async import HealthServicer as AsyncHealthServicer  # public as health.aio; untyped
+
+__all__ = ["AsyncHealthServicer", "Dependency", "HealthMonitor"]
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +34,7 @@ class HealthMonitor:
 
     def __init__(
         self,
-        servicer: health.aio.HealthServicer,
+        servicer: AsyncHealthServicer,
         services: Sequence[str],
         dependencies: Sequence[Dependency],
         *,
@@ -55,7 +58,9 @@ class HealthMonitor:
         """Probe every dependency concurrently, publish the status, return the names that are down."""
         results = await asyncio.gather(*(self._probe(d) for d in self._deps))
         down = tuple(d.name for d, ok in zip(self._deps, results, strict=True) if not ok)
-        status = health_pb2.HealthCheckResponse.NOT_SERVING if down else health_pb2.HealthCheckResponse.SERVING
+        status = (
+            health_pb2.HealthCheckResponse.NOT_SERVING if down else health_pb2.HealthCheckResponse.SERVING
+        )
         for name in self._services:
             await self._servicer.set(name, status)
         if down != self.down:

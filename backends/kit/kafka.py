@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from aiokafka import AIOKafkaClient
+from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
@@ -42,19 +44,37 @@ def build_broker(
     )
 
 
-async def start_with_retry(broker: KafkaBroker, *, first_delay: float = 0.5, max_delay: float = 10.0) -> None:
-    """Start the broker, retrying with exponential back-off until Kafka answers (or we are cancelled)."""
+async def kafka_answers(bootstrap: str, timeout: float = 3.0) -> bool:
+    """One metadata round trip with a throwaway client: cheap, and leaves nothing open behind it."""
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    try:
+        await client.bootstrap()
+    except KafkaError:
+        return False
+    finally:
+        await client.close()
+    return True
+
+
+async def start_with_retry(
+    broker: KafkaBroker, bootstrap: str, *, first_delay: float = 0.5, max_delay: float = 10.0
+) -> None:
+    """Start the broker once Kafka answers, retrying with exponential back-off (until cancelled).
+
+    Waiting for a bare metadata round trip first matters: a failed ``broker.start()`` leaves a
+    half-built producer behind, so it is only attempted when Kafka is known to be there.
+    """
     delay = first_delay
     while True:
-        try:
-            await broker.start()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # aiokafka raises several connection error types; all mean "retry"
-            log.warning("kafka not reachable, retrying", extra={"retry_in_s": delay, "error": type(exc).__name__})
-            await broker.stop()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, max_delay)
-        else:
-            log.info("kafka broker started")
-            return
+        if await kafka_answers(bootstrap):
+            try:
+                await broker.start()
+            except KafkaError as exc:
+                log.warning("kafka broker start failed", extra={"error": type(exc).__name__})
+                await broker.stop()
+            else:
+                log.info("kafka broker started")
+                return
+        log.warning("kafka not reachable, retrying", extra={"retry_in_s": delay})
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, max_delay)

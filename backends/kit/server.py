@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 from faststream.kafka import KafkaBroker
 from google.protobuf.descriptor import FileDescriptor
-from grpc_health.v1 import health, health_pb2_grpc
+from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 
 from backends.kit.config import BackendSettings
 from backends.kit.dependencies import kafka_dependency, redis_dependency
-from backends.kit.health import Dependency, HealthMonitor
+from backends.kit.health import AsyncHealthServicer, Dependency, HealthMonitor
 from backends.kit.kafka import build_broker, start_with_retry
 from backends.kit.metrics import GrpcServerMetrics, MetricsInterceptor
 from backends.kit.tls import server_credentials
@@ -88,10 +88,10 @@ class BackendServer:
     def __init__(self, runtime: Runtime, services: Sequence[Service]) -> None:
         self.runtime = runtime
         self._services = services
-        self._health = health.aio.HealthServicer()
+        self._health = AsyncHealthServicer()
         self._server = grpc.aio.server(
             interceptors=[
-                aio_server_interceptor(tracer_provider=runtime.telemetry.tracer_provider),
+                aio_server_interceptor(tracer_provider=runtime.telemetry.tracer_provider),  # type: ignore[no-untyped-call]
                 MetricsInterceptor(GrpcServerMetrics(runtime.registry)),
             ],
             options=[
@@ -127,8 +127,11 @@ class BackendServer:
         self._tasks.append(asyncio.create_task(self.monitor.run(), name="health-monitor"))
         log.info(
             "serving",
-            extra={"address": f"{settings.host}:{self.port}", "tls": credentials is not None,
-                   "services": [s.full_name for s in self._services]},
+            extra={
+                "address": f"{settings.host}:{self.port}",
+                "tls": credentials is not None,
+                "services": [s.full_name for s in self._services],
+            },
         )
         return self.port
 
@@ -150,7 +153,9 @@ class BackendServer:
         log.info("stopped")
 
 
-async def serve(name: str, settings: BackendSettings, factory: ServiceFactory, *, use_redis: bool = True) -> None:
+async def serve(
+    name: str, settings: BackendSettings, factory: ServiceFactory, *, use_redis: bool = True
+) -> None:
     """Run backend ``name`` until SIGTERM or SIGINT, then shut down gracefully."""
     telemetry = setup_telemetry(f"portico-{name}", settings.telemetry())
     registry = new_registry()
@@ -162,7 +167,9 @@ async def serve(name: str, settings: BackendSettings, factory: ServiceFactory, *
         registry=registry,
         graceful_timeout=settings.shutdown_grace,
     )
-    redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2) if use_redis else None
+    redis = (
+        Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2) if use_redis else None
+    )
     runtime = Runtime(name, settings, telemetry, registry, broker, redis)
     runtime.dependencies.append(kafka_dependency(broker))
     if redis is not None:
@@ -175,7 +182,7 @@ async def serve(name: str, settings: BackendSettings, factory: ServiceFactory, *
         loop.add_signal_handler(sig, stop.set)
     try:
         await server.start()
-        server.spawn(start_with_retry(broker), "kafka-connect")
+        server.spawn(start_with_retry(broker, settings.kafka_bootstrap), "kafka-connect")
         await stop.wait()
         await server.stop()
     finally:
@@ -186,6 +193,8 @@ async def serve(name: str, settings: BackendSettings, factory: ServiceFactory, *
         telemetry.shutdown()
 
 
-def run_backend(name: str, settings: BackendSettings, factory: ServiceFactory, *, use_redis: bool = True) -> None:
+def run_backend(
+    name: str, settings: BackendSettings, factory: ServiceFactory, *, use_redis: bool = True
+) -> None:
     """Entry point for ``python -m backends.<name>``."""
     asyncio.run(serve(name, settings, factory, use_redis=use_redis))

@@ -15,4 +15,6 @@ def server_credentials(settings: BackendSettings) -> grpc.ServerCredentials | No
         raise ValueError("TLS needs both a certificate and a private key file")
     pair = (settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())
     client_ca = settings.tls_client_ca_file.read_bytes() if settings.tls_client_ca_file else None
-    return grpc.ssl_server_credentials([pair], root_certificates=client_ca, require_client_auth=client_ca is not None)
+    return grpc.ssl_server_credentials(
+        [pair], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )

@@ -56,12 +56,16 @@ def test_make_up_then_sigterm_leaves_no_process(tmp_path: Path, grpcurl: Path) -
         make = subprocess.Popen(["make", "up"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     started = time.monotonic()
     try:
-        wait_until(lambda: "Portico is ready in" in log_path.read_text(errors="replace"), 240, "make up ready")
+        wait_until(
+            lambda: "Portico is ready in" in log_path.read_text(errors="replace"), 240, "make up ready"
+        )
         print(f"make up ready after {time.monotonic() - started:.1f}s")
         assert httpx.get(f"http://127.0.0.1:{gateway_port}/ready", timeout=5).status_code == 200
         listed = subprocess.run(
             [str(grpcurl), "-plaintext", f"127.0.0.1:{ports['users']}", "list"],
-            capture_output=True, text=True, timeout=30,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert "users.v1.UserService" in listed.stdout
         assert "grpc.health.v1.Health" in listed.stdout

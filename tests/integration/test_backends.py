@@ -46,8 +46,9 @@ def test_reflection_lists_the_service_and_health(mesh: Mesh, grpcurl: Path, back
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_health_is_serving(mesh: Mesh, grpcurl: Path, backend: str) -> None:
     for service in ("", SERVICES[backend]):
-        checked = grpcurl(grpcurl, "-d", f'{{"service": "{service}"}}', mesh.target(backend),
-                          "grpc.health.v1.Health/Check")
+        checked = grpcurl(
+            grpcurl, "-d", f'{{"service": "{service}"}}', mesh.target(backend), "grpc.health.v1.Health/Check"
+        )
         assert checked.returncode == 0, checked.stderr
         assert '"status": "SERVING"' in checked.stdout
 

@@ -30,7 +30,9 @@ def test_sigterm_lets_the_in_flight_call_finish(infra: InfraEnv, tmp_path: Path)
     proc = spawn("slow", ["-m", "tests.support.slow_backend"], env, tmp_path)
     target = f"127.0.0.1:{port}"
     try:
-        wait_until(lambda: health_status(target) == health_pb2.HealthCheckResponse.SERVING, 60, "slow backend")
+        wait_until(
+            lambda: health_status(target) == health_pb2.HealthCheckResponse.SERVING, 60, "slow backend"
+        )
         result: dict[str, object] = {}
         with grpc.insecure_channel(target) as channel:
             sleep = channel.unary_unary("/portico.test.Slow/Sleep")

@@ -18,13 +18,17 @@ pytestmark = pytest.mark.infra
 
 async def test_publish_reaches_a_subscriber_in_another_process(infra: InfraEnv, tmp_path: Path) -> None:
     topic, group = f"portico.test.{uuid.uuid4().hex}", f"test-{uuid.uuid4().hex}"
-    peer = spawn("peer", ["-m", "tests.support.kafka_peer", infra.kafka_bootstrap, topic, group], {}, tmp_path)
+    peer = spawn(
+        "peer", ["-m", "tests.support.kafka_peer", infra.kafka_bootstrap, topic, group], {}, tmp_path
+    )
     broker = build_broker(
         infra.kafka_bootstrap, service="test", tracer_provider=TracerProvider(), registry=CollectorRegistry()
     )
     try:
-        await start_with_retry(broker)
-        await broker.publish(b"hello from the test", topic, key=b"entity-1", headers={"event-type": "test.hello"})
+        await start_with_retry(broker, infra.kafka_bootstrap)
+        await broker.publish(
+            b"hello from the test", topic, key=b"entity-1", headers={"event-type": "test.hello"}
+        )
 
         def received() -> list[dict[str, object]]:
             return [line for line in json_lines(peer) if "body" in line]

@@ -53,7 +53,12 @@ def _containers(stack: ExitStack) -> tuple[str, str, str]:
 
 def _local(stack: ExitStack, base: Path) -> tuple[str, str, str]:
     kafka = stack.enter_context(
-        LocalKafka(port=free_port(), controller_port=free_port(), data_dir=base / "kafka", log_file=base / "kafka.log")
+        LocalKafka(
+            port=free_port(),
+            controller_port=free_port(),
+            data_dir=base / "kafka",
+            log_file=base / "kafka.log",
+        )
     )
     redis = stack.enter_context(LocalRedis(port=free_port(), data_dir=base / "redis"))
     pg = stack.enter_context(LocalPostgres(port=free_port(), data_dir=base / "postgres"))

@@ -29,7 +29,8 @@ async def sleep(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes])
 
 def services(runtime: Runtime) -> Sequence[Service]:
     handler = grpc.method_handlers_generic_handler(
-        SERVICE, {"Sleep": grpc.unary_unary_rpc_method_handler(sleep)}  # type: ignore[arg-type]
+        SERVICE,
+        {"Sleep": grpc.unary_unary_rpc_method_handler(sleep)},  # type: ignore[arg-type]
     )
     return [Service(SERVICE, lambda server: server.add_generic_rpc_handlers((handler,)))]
 

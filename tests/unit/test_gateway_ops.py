@@ -16,8 +16,13 @@ from infra.local import free_port
 def client() -> Iterator[TestClient]:
     dead = f"127.0.0.1:{free_port()}"  # nothing listens here: every real probe fails fast
     settings = GatewaySettings(
-        users_target=dead, auth_target=dead, posts_target=dead, broker_target=dead,
-        kafka_bootstrap=dead, redis_url=f"redis://{dead}/0", ready_timeout=0.5,
+        users_target=dead,
+        auth_target=dead,
+        posts_target=dead,
+        broker_target=dead,
+        kafka_bootstrap=dead,
+        redis_url=f"redis://{dead}/0",
+        ready_timeout=0.5,
     )
     with TestClient(create_app(settings)) as test_client:
         yield test_client
@@ -36,7 +41,12 @@ def test_ready_names_every_part_that_is_down(client: TestClient) -> None:
     assert error["code"] == "UNAVAILABLE"
     assert error["request_id"] == "req-1"
     assert error["details"]["checks"] == {
-        "users": "down", "auth": "down", "posts": "down", "broker": "down", "redis": "down", "kafka": "down"
+        "users": "down",
+        "auth": "down",
+        "posts": "down",
+        "broker": "down",
+        "redis": "down",
+        "kafka": "down",
     }
     for part in ("users", "auth", "posts", "broker", "redis", "kafka"):
         assert part in error["message"]
@@ -69,7 +79,9 @@ def test_unknown_route_and_wrong_method_use_the_envelope(client: TestClient) -> 
 
 def test_request_id_is_echoed_or_generated(client: TestClient) -> None:
     assert client.get("/health", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"] == "abc-123"
-    generated = client.get("/health", headers={"X-Request-ID": "bad id\nwith newline"}).headers["x-request-id"]
+    generated = client.get("/health", headers={"X-Request-ID": "bad id\nwith newline"}).headers[
+        "x-request-id"
+    ]
     assert generated != "bad id\nwith newline"
     assert len(generated) == 32
     assert client.get("/health").headers["x-request-id"]

@@ -56,7 +56,11 @@ async def test_a_hanging_or_raising_probe_counts_as_down() -> None:
 
     servicer = health.aio.HealthServicer()
     monitor = HealthMonitor(
-        servicer, [], [Dependency("slow", hangs), Dependency("broken", raises)], interval=1, probe_timeout=0.05
+        servicer,
+        [],
+        [Dependency("slow", hangs), Dependency("broken", raises)],
+        interval=1,
+        probe_timeout=0.05,
     )
     assert await monitor.check_once() == ("slow", "broken")
     assert await _status(servicer, "") == NOT_SERVING

@@ -68,7 +68,10 @@ async def test_unary_calls_are_counted_by_status(served: tuple[grpc.aio.Channel,
     assert _handled(registry, "Say", "UNKNOWN") == 1
     labels = {"grpc_service": SERVICE, "grpc_method": "Say", "grpc_type": "unary"}
     assert registry.get_sample_value("grpc_server_handling_seconds_count", labels) == 3
-    assert registry.get_sample_value("grpc_server_in_flight", {"grpc_service": SERVICE, "grpc_method": "Say"}) == 0
+    assert (
+        registry.get_sample_value("grpc_server_in_flight", {"grpc_service": SERVICE, "grpc_method": "Say"})
+        == 0
+    )
 
 
 async def test_server_streams_are_counted_once(served: tuple[grpc.aio.Channel, CollectorRegistry]) -> None:

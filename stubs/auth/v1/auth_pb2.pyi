@@ -118,25 +118,25 @@ class LoginRequest(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    USERNAME_FIELD_NUMBER: _builtins.int
-    PASSWORD_FIELD_NUMBER: _builtins.int
     TENANT_ID_FIELD_NUMBER: _builtins.int
+    USERNAME_FIELD_NUMBER: _builtins.int
     EMAIL_FIELD_NUMBER: _builtins.int
-    username: _builtins.str
-    """Login name; or give `email` instead."""
-    password: _builtins.str
-    """The password."""
+    PASSWORD_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """Tenant to log in to; empty means `default`."""
+    username: _builtins.str
+    """Login name; or give `email` instead."""
     email: _builtins.str
     """Email address, used when `username` is empty."""
+    password: _builtins.str
+    """The password."""
     def __init__(
         self,
         *,
-        username: _builtins.str = ...,
-        password: _builtins.str = ...,
         tenant_id: _builtins.str = ...,
+        username: _builtins.str = ...,
         email: _builtins.str = ...,
+        password: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...

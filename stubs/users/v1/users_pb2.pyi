@@ -26,25 +26,27 @@ class User(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
-    EMAIL_FIELD_NUMBER: _builtins.int
     TENANT_ID_FIELD_NUMBER: _builtins.int
+    USERNAME_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
     FIRST_NAME_FIELD_NUMBER: _builtins.int
     LAST_NAME_FIELD_NUMBER: _builtins.int
     PHONE_FIELD_NUMBER: _builtins.int
     AVATAR_URL_FIELD_NUMBER: _builtins.int
+    ROLES_FIELD_NUMBER: _builtins.int
     IS_ACTIVE_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
-    USERNAME_FIELD_NUMBER: _builtins.int
-    ROLES_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Opaque user id (a UUID)."""
+    tenant_id: _builtins.str
+    """The tenant the user belongs to, `[A-Za-z0-9_-]{1,50}`."""
+    username: _builtins.str
+    """Login name, `[A-Za-z0-9_.-]{3,32}`, unique per tenant."""
     email: _builtins.str
     """Email address, unique per tenant (case-insensitively) among active users; at most 255
     characters.
     """
-    tenant_id: _builtins.str
-    """The tenant the user belongs to, `[A-Za-z0-9_-]{1,50}`."""
     first_name: _builtins.str
     """First name: 1–100 unicode letters, spaces, hyphens and apostrophes; empty when not given."""
     last_name: _builtins.str
@@ -55,8 +57,10 @@ class User(_message.Message):
     """URL of the user's avatar; empty when not given."""
     is_active: _builtins.bool
     """False once the user is deleted."""
-    username: _builtins.str
-    """Login name, `[A-Za-z0-9_.-]{3,32}`, unique per tenant."""
+    @_builtins.property
+    def roles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Roles of the user, e.g. `user`, `admin`."""
+
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:
         """When the user was created."""
@@ -65,25 +69,21 @@ class User(_message.Message):
     def updated_at(self) -> _timestamp_pb2.Timestamp:
         """When the user was last changed."""
 
-    @_builtins.property
-    def roles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Roles of the user, e.g. `user`, `admin`."""
-
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
-        email: _builtins.str = ...,
         tenant_id: _builtins.str = ...,
+        username: _builtins.str = ...,
+        email: _builtins.str = ...,
         first_name: _builtins.str = ...,
         last_name: _builtins.str = ...,
         phone: _builtins.str = ...,
         avatar_url: _builtins.str = ...,
+        roles: _abc.Iterable[_builtins.str] | None = ...,
         is_active: _builtins.bool = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
-        username: _builtins.str = ...,
-        roles: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
@@ -99,20 +99,20 @@ class CreateUserRequest(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    TENANT_ID_FIELD_NUMBER: _builtins.int
     USERNAME_FIELD_NUMBER: _builtins.int
     EMAIL_FIELD_NUMBER: _builtins.int
-    TENANT_ID_FIELD_NUMBER: _builtins.int
     FIRST_NAME_FIELD_NUMBER: _builtins.int
     LAST_NAME_FIELD_NUMBER: _builtins.int
     PHONE_FIELD_NUMBER: _builtins.int
     AVATAR_URL_FIELD_NUMBER: _builtins.int
     ROLES_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """Tenant of the new user; must equal the caller's tenant when the caller has one."""
     username: _builtins.str
     """Login name, `[A-Za-z0-9_.-]{3,32}`, unique per tenant."""
     email: _builtins.str
     """Email address, valid and at most 255 characters, unique per tenant among active users."""
-    tenant_id: _builtins.str
-    """Tenant of the new user; must equal the caller's tenant when the caller has one."""
     first_name: _builtins.str
     """Optional first name."""
     last_name: _builtins.str
@@ -128,9 +128,9 @@ class CreateUserRequest(_message.Message):
     def __init__(
         self,
         *,
+        tenant_id: _builtins.str = ...,
         username: _builtins.str = ...,
         email: _builtins.str = ...,
-        tenant_id: _builtins.str = ...,
         first_name: _builtins.str = ...,
         last_name: _builtins.str = ...,
         phone: _builtins.str = ...,
