@@ -8,6 +8,7 @@ VENV_PY := .venv/bin/python
 
 .PHONY: up test install python-env protos lint check-protos clean-run
 
+up: export PORTICO_UP_STARTED := $(shell date +%s.%N)
 up: install
 	@$(VENV_PY) scripts/up.py
 

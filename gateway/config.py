@@ -17,7 +17,7 @@ def _target(name: str, port: int) -> str:
 class GatewaySettings(BaseSettings):
     """Where the gateway listens and where its upstreams are."""
 
-    model_config = SettingsConfigDict(env_prefix="PORTICO_GATEWAY_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="PORTICO_GATEWAY_", extra="ignore", populate_by_name=True)
 
     host: str = Field(default="127.0.0.1", description="HTTP listen address")
     port: int = Field(default=8080, description="HTTP listen port")

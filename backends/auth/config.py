@@ -8,7 +8,7 @@ from backends.kit.config import BackendSettings
 
 
 class AuthSettings(BackendSettings):
-    model_config = SettingsConfigDict(env_prefix="PORTICO_AUTH_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="PORTICO_AUTH_", extra="ignore", populate_by_name=True)
 
     port: int = 50052
     metrics_port: int = 9102

@@ -8,7 +8,7 @@ from backends.kit.config import BackendSettings
 
 
 class BrokerSettings(BackendSettings):
-    model_config = SettingsConfigDict(env_prefix="PORTICO_BROKER_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="PORTICO_BROKER_", extra="ignore", populate_by_name=True)
 
     port: int = 50054
     metrics_port: int = 9104

@@ -17,7 +17,7 @@ from observability.settings import TelemetrySettings
 class BackendSettings(BaseSettings):
     """Where a backend listens and what it depends on. Subclasses set the prefix and default ports."""
 
-    model_config = SettingsConfigDict(env_prefix="PORTICO_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="PORTICO_", extra="ignore", populate_by_name=True)
 
     host: str = Field(default="127.0.0.1", description="gRPC listen address")
     port: int = Field(description="gRPC listen port")

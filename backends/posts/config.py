@@ -8,7 +8,7 @@ from backends.kit.config import BackendSettings
 
 
 class PostsSettings(BackendSettings):
-    model_config = SettingsConfigDict(env_prefix="PORTICO_POSTS_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="PORTICO_POSTS_", extra="ignore", populate_by_name=True)
 
     port: int = 50053
     metrics_port: int = 9103

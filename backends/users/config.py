@@ -8,7 +8,7 @@ from backends.kit.config import BackendSettings
 
 
 class UsersSettings(BackendSettings):
-    model_config = SettingsConfigDict(env_prefix="PORTICO_USERS_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="PORTICO_USERS_", extra="ignore", populate_by_name=True)
 
     port: int = 50051
     metrics_port: int = 9101

@@ -27,18 +27,18 @@ NOT_YET = {
 }
 
 
-def grpcurl(binary: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_grpcurl(binary: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(binary), "-plaintext", *args], capture_output=True, text=True, timeout=30)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_reflection_lists_the_service_and_health(mesh: Mesh, grpcurl: Path, backend: str) -> None:
-    listed = grpcurl(grpcurl, mesh.target(backend), "list")
+    listed = run_grpcurl(grpcurl, mesh.target(backend), "list")
     assert listed.returncode == 0, listed.stderr
     names = listed.stdout.split()
     assert SERVICES[backend] in names
     assert "grpc.health.v1.Health" in names
-    described = grpcurl(grpcurl, mesh.target(backend), "describe", SERVICES[backend])
+    described = run_grpcurl(grpcurl, mesh.target(backend), "describe", SERVICES[backend])
     assert described.returncode == 0, described.stderr
     assert f"service {SERVICES[backend].rsplit('.', 1)[1]}" in described.stdout
 
@@ -46,7 +46,7 @@ def test_reflection_lists_the_service_and_health(mesh: Mesh, grpcurl: Path, back
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_health_is_serving(mesh: Mesh, grpcurl: Path, backend: str) -> None:
     for service in ("", SERVICES[backend]):
-        checked = grpcurl(
+        checked = run_grpcurl(
             grpcurl, "-d", f'{{"service": "{service}"}}', mesh.target(backend), "grpc.health.v1.Health/Check"
         )
         assert checked.returncode == 0, checked.stderr
@@ -56,7 +56,7 @@ def test_health_is_serving(mesh: Mesh, grpcurl: Path, backend: str) -> None:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_unwritten_rpcs_answer_unimplemented_and_are_counted(mesh: Mesh, grpcurl: Path, backend: str) -> None:
     service, method = NOT_YET[backend].rsplit("/", 1)
-    called = grpcurl(grpcurl, "-d", "{}", mesh.target(backend), NOT_YET[backend])
+    called = run_grpcurl(grpcurl, "-d", "{}", mesh.target(backend), NOT_YET[backend])
     assert called.returncode != 0
     assert "Unimplemented" in called.stderr
     metrics = httpx.get(f"http://127.0.0.1:{mesh.metrics_ports[backend]}/metrics", timeout=5).text

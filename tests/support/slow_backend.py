@@ -19,7 +19,7 @@ SERVICE = "portico.test.Slow"
 
 
 class SlowSettings(BackendSettings):
-    model_config = SettingsConfigDict(env_prefix="PORTICO_SLOW_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="PORTICO_SLOW_", extra="ignore", populate_by_name=True)
 
 
 async def sleep(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:

@@ -40,3 +40,10 @@ def test_tls_needs_both_certificate_and_key(tmp_path: pytest.TempPathFactory) ->
     with pytest.raises(ValueError, match="both a certificate and a private key"):
         server_credentials(settings)
     assert server_credentials(BackendSettings(port=1, metrics_port=2)) is None
+
+
+def test_settings_built_in_code_honour_the_shared_fields() -> None:
+    settings = GatewaySettings(kafka_bootstrap="10.0.0.2:9092", redis_url="redis://10.0.0.2:6379/0")
+    assert settings.kafka_bootstrap == "10.0.0.2:9092"
+    assert settings.redis_url == "redis://10.0.0.2:6379/0"
+    assert UsersSettings(kafka_bootstrap="10.0.0.3:9092").kafka_bootstrap == "10.0.0.3:9092"
