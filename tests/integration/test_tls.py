@@ -1,0 +1,92 @@
+"""Optional TLS and mTLS on a kit backend, checked with real handshakes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from infra.local import free_port
+from tests.support.certs import Pem, make_pki
+from tests.support.infra import InfraEnv
+from tests.support.processes import Proc, spawn, wait_until
+
+pytestmark = pytest.mark.infra
+
+
+def _check(channel: grpc.Channel) -> int:
+    reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=3)
+    return int(reply.status)
+
+
+def _secure(target: str, ca: Pem, client: Pem | None = None) -> grpc.Channel:
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=ca.cert.read_bytes(),
+        private_key=client.key.read_bytes() if client else None,
+        certificate_chain=client.cert.read_bytes() if client else None,
+    )
+    return grpc.secure_channel(target, credentials)
+
+
+def _answers(target: str, ca: Pem, client: Pem | None = None) -> bool:
+    try:
+        with _secure(target, ca, client) as channel:
+            _check(channel)
+    except grpc.RpcError:
+        return False
+    return True
+
+
+def _start(infra: InfraEnv, tmp_path: Path, name: str, tls: dict[str, str]) -> tuple[Proc, str]:
+    port = free_port()
+    env = {
+        **infra.env(),
+        "PORTICO_SLOW_PORT": str(port),
+        "PORTICO_SLOW_METRICS_PORT": str(free_port()),
+        **{f"PORTICO_SLOW_{key}": value for key, value in tls.items()},
+    }
+    return spawn(name, ["-m", "tests.support.slow_backend"], env, tmp_path), f"127.0.0.1:{port}"
+
+
+def test_tls_serves_only_tls(infra: InfraEnv, tmp_path: Path) -> None:
+    ca, server, _ = make_pki(tmp_path)
+    proc, target = _start(
+        infra, tmp_path, "tls", {"TLS_CERT_FILE": str(server.cert), "TLS_KEY_FILE": str(server.key)}
+    )
+    try:
+        wait_until(lambda: _answers(target, ca), 60, "TLS backend")
+        with _secure(target, ca) as channel:
+            assert _check(channel) in (
+                health_pb2.HealthCheckResponse.SERVING,
+                health_pb2.HealthCheckResponse.NOT_SERVING,
+            )
+        with grpc.insecure_channel(target) as plain, pytest.raises(grpc.RpcError) as refused:
+            _check(plain)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        proc.terminate()
+
+
+def test_mtls_requires_a_client_certificate_from_the_ca(infra: InfraEnv, tmp_path: Path) -> None:
+    ca, server, client = make_pki(tmp_path)
+    proc, target = _start(
+        infra,
+        tmp_path,
+        "mtls",
+        {
+            "TLS_CERT_FILE": str(server.cert),
+            "TLS_KEY_FILE": str(server.key),
+            "TLS_CLIENT_CA_FILE": str(ca.cert),
+        },
+    )
+    try:
+        wait_until(lambda: _answers(target, ca, client), 60, "mTLS backend")
+        assert not _answers(target, ca), "a client without a certificate must be refused"
+        other = tmp_path / "other"
+        other.mkdir()
+        _, _, stranger = make_pki(other)
+        assert not _answers(target, ca, stranger), "a certificate from another CA must be refused"
+    finally:
+        proc.terminate()
