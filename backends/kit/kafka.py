@@ -57,7 +57,7 @@ async def kafka_answers(bootstrap: str, timeout: float = 3.0) -> bool:
 
 
 async def start_with_retry(
-    broker: KafkaBroker, bootstrap: str, *, first_delay: float = 0.5, max_delay: float = 10.0
+    broker: KafkaBroker, bootstrap: str, *, first_delay: float = 0.25, max_delay: float = 5.0
 ) -> None:
     """Start the broker once Kafka answers, retrying with exponential back-off (until cancelled).
 
@@ -77,4 +77,4 @@ async def start_with_retry(
                 return
         log.warning("kafka not reachable, retrying", extra={"retry_in_s": delay})
         await asyncio.sleep(delay)
-        delay = min(delay * 2, max_delay)
+        delay = min(delay * 1.5, max_delay)

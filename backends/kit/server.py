@@ -153,6 +153,11 @@ class BackendServer:
         log.info("stopped")
 
 
+async def _connect_kafka(server: BackendServer, broker: KafkaBroker, bootstrap: str) -> None:
+    await start_with_retry(broker, bootstrap)
+    await server.monitor.check_once()  # turn SERVING now rather than at the next interval
+
+
 async def serve(
     name: str, settings: BackendSettings, factory: ServiceFactory, *, use_redis: bool = True
 ) -> None:
@@ -182,7 +187,7 @@ async def serve(
         loop.add_signal_handler(sig, stop.set)
     try:
         await server.start()
-        server.spawn(start_with_retry(broker, settings.kafka_bootstrap), "kafka-connect")
+        server.spawn(_connect_kafka(server, broker, settings.kafka_bootstrap), "kafka-connect")
         await stop.wait()
         await server.stop()
     finally:
