@@ -10,6 +10,8 @@ import pytest
 
 from tests.support.infra import InfraEnv, start_infra
 from tests.support.mesh import Mesh, start_mesh
+from tests.support.token_issuer import TokenIssuer
+from tests.support.users_fixtures import UsersBackend, users_backend_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,8 +23,17 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfraEnv]:
 
 
 @pytest.fixture(scope="session")
-def mesh(infra: InfraEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
-    running = start_mesh(infra.env(), tmp_path_factory.mktemp("mesh-logs"))
+def issuer() -> Iterator[TokenIssuer]:
+    """Signs test access tokens; its key is served by a real GetJwks gRPC endpoint."""
+    running = TokenIssuer().start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def mesh(infra: InfraEnv, issuer: TokenIssuer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    env = {**infra.env(), "PORTICO_JWKS_TARGET": issuer.target}
+    running = start_mesh(env, tmp_path_factory.mktemp("mesh-logs"))
     yield running
     running.stop()
 
@@ -32,3 +43,11 @@ def grpcurl() -> Path:
     path = ROOT / ".cache" / "bin" / "grpcurl"
     assert path.exists(), "grpcurl is installed by `python -m infra install` (make test does it)"
     return path
+
+
+@pytest.fixture(scope="session")
+def users_backend(
+    infra: InfraEnv, issuer: TokenIssuer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[UsersBackend]:
+    """A users backend on SQLite (the default store) against the session's Kafka and Redis."""
+    yield from users_backend_fixture(infra, issuer, tmp_path_factory.mktemp("users"))

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from backends.auth.config import AuthSettings
 from backends.auth.service import AuthService
-from backends.kit.server import Runtime, Service, run_backend
+from backends.kit.server import BackendSpec, Runtime, Service, run_backend
 from stubs.auth.v1 import auth_pb2, auth_pb2_grpc
 
 
@@ -22,4 +22,4 @@ def services(runtime: Runtime) -> Sequence[Service]:
 
 
 if __name__ == "__main__":
-    run_backend("auth", AuthSettings(), services)
+    run_backend(BackendSpec("auth", AuthSettings(), services))

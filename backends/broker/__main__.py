@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from backends.broker.config import BrokerSettings
 from backends.broker.service import MessageService
-from backends.kit.server import Runtime, Service, run_backend
+from backends.kit.server import BackendSpec, Runtime, Service, run_backend
 from stubs.broker.v1 import broker_pb2, broker_pb2_grpc
 
 
@@ -25,4 +25,4 @@ def services(runtime: Runtime) -> Sequence[Service]:
 
 
 if __name__ == "__main__":
-    run_backend("broker", BrokerSettings(), services, use_redis=False)
+    run_backend(BackendSpec("broker", BrokerSettings(), services))

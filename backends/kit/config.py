@@ -36,6 +36,37 @@ class BackendSettings(BaseSettings):
         description="SQLAlchemy async URL; SQLite under the run directory when unset",
     )
 
+    auth_target: str = Field(
+        default="127.0.0.1:50052",
+        validation_alias=AliasChoices("PORTICO_AUTH_TARGET"),
+        description="gRPC target of the auth backend, whose GetJwks publishes the token keys",
+    )
+    jwks_target: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PORTICO_JWKS_TARGET"),
+        description="gRPC target serving GetJwks when it is not the auth backend itself",
+    )
+    jwt_issuer: str = Field(default="portico-auth", validation_alias=AliasChoices("PORTICO_JWT_ISSUER"))
+    jwt_audience: str = Field(default="portico", validation_alias=AliasChoices("PORTICO_JWT_AUDIENCE"))
+    jwt_leeway: float = Field(
+        default=30.0,
+        validation_alias=AliasChoices("PORTICO_JWT_LEEWAY"),
+        description="Clock skew allowed (s)",
+    )
+    jwks_cache_seconds: float = Field(
+        default=300.0, validation_alias=AliasChoices("PORTICO_JWKS_CACHE_SECONDS")
+    )
+    jwks_refetch_cooldown: float = Field(
+        default=10.0,
+        validation_alias=AliasChoices("PORTICO_JWKS_REFETCH_COOLDOWN"),
+        description="Minimum seconds between JWKS fetches triggered by an unknown kid",
+    )
+    revocation_fail_open: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("PORTICO_REVOCATION_FAIL_OPEN"),
+        description="Accept tokens when Redis cannot be asked about revocations (counted in a metric)",
+    )
+
     shutdown_grace: float = Field(
         default=8.0,
         validation_alias=AliasChoices("PORTICO_SHUTDOWN_GRACE"),

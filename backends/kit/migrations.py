@@ -11,7 +11,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import MetaData, pool
+from sqlalchemy import MetaData, pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -46,6 +46,11 @@ def run_env(config: Config, target_metadata: MetaData) -> None:
             render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters tables by copying
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Several replicas may start at once: one migrates, the others wait and find it done.
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": version_table}
+                )
             context.run_migrations()
 
     async def run() -> None:

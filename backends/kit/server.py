@@ -10,8 +10,9 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -20,16 +21,22 @@ from google.protobuf.descriptor import FileDescriptor
 from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
-from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client import CollectorRegistry, Counter, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client import start_http_server as start_metrics_http_server
 from redis.asyncio import Redis
+from sqlalchemy.exc import SQLAlchemyError
 
+from backends.kit.authn import AuthInterceptor, RevocationChecker, public_methods
 from backends.kit.config import BackendSettings
+from backends.kit.db import Database, default_url
 from backends.kit.dependencies import kafka_dependency, redis_dependency
 from backends.kit.health import AsyncHealthServicer, Dependency, HealthMonitor
+from backends.kit.jwks import JwksClient
 from backends.kit.kafka import build_broker, start_with_retry
 from backends.kit.metrics import GrpcServerMetrics, MetricsInterceptor
+from backends.kit.migrations import upgrade
 from backends.kit.tls import server_credentials
+from backends.kit.tokens import TokenVerifier
 from observability.telemetry import Telemetry, setup_telemetry
 
 log = logging.getLogger(__name__)
@@ -66,11 +73,27 @@ class Runtime:
     telemetry: Telemetry
     registry: CollectorRegistry
     broker: KafkaBroker
-    redis: Redis | None
+    redis: Redis
+    db: Database | None = None
     dependencies: list[Dependency] = field(default_factory=list)
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+
+    def run_in_background(self, task: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run ``task()`` while the server runs (started after Kafka connects, cancelled on shutdown)."""
+        self.background.append(task)
 
 
 ServiceFactory = Callable[[Runtime], Sequence[Service]]
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """What makes one backend: its name, settings, services and (optionally) its database migrations."""
+
+    name: str
+    settings: BackendSettings
+    services: ServiceFactory
+    migrations: Path | None = None  # Alembic folder; the backend then gets ``runtime.db``
 
 
 def new_registry() -> CollectorRegistry:
@@ -85,14 +108,16 @@ def new_registry() -> CollectorRegistry:
 class BackendServer:
     """The gRPC server of one backend and the background tasks that keep its health current."""
 
-    def __init__(self, runtime: Runtime, services: Sequence[Service]) -> None:
+    def __init__(self, runtime: Runtime, services: Sequence[Service], authenticator: AuthInterceptor) -> None:
         self.runtime = runtime
         self._services = services
         self._health = AsyncHealthServicer()
+        # Order matters: the span opens first, metrics then see every outcome, auth runs last.
         self._server = grpc.aio.server(
             interceptors=[
                 aio_server_interceptor(tracer_provider=runtime.telemetry.tracer_provider),  # type: ignore[no-untyped-call]
                 MetricsInterceptor(GrpcServerMetrics(runtime.registry)),
+                authenticator,
             ],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -153,15 +178,57 @@ class BackendServer:
         log.info("stopped")
 
 
-async def _connect_kafka(server: BackendServer, broker: KafkaBroker, bootstrap: str) -> None:
-    await start_with_retry(broker, bootstrap)
+async def _connect_kafka(server: BackendServer, runtime: Runtime) -> None:
+    await start_with_retry(runtime.broker, runtime.settings.kafka_bootstrap)
     await server.monitor.check_once()  # turn SERVING now rather than at the next interval
+    for task in runtime.background:
+        server.spawn(task(), task.__name__)
 
 
-async def serve(
-    name: str, settings: BackendSettings, factory: ServiceFactory, *, use_redis: bool = True
-) -> None:
-    """Run backend ``name`` until SIGTERM or SIGINT, then shut down gracefully."""
+def build_authenticator(
+    runtime: Runtime, services: Sequence[Service], auth_channel: grpc.aio.Channel
+) -> AuthInterceptor:
+    settings = runtime.settings
+    jwks = JwksClient(
+        auth_channel,
+        cache_seconds=settings.jwks_cache_seconds,
+        refetch_cooldown=settings.jwks_refetch_cooldown,
+    )
+    verifier = TokenVerifier(
+        jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience, leeway=settings.jwt_leeway
+    )
+    errors = Counter(
+        "portico_revocation_check_errors_total",
+        "Revocation checks that could not reach Redis (accepted when fail-open).",
+        registry=runtime.registry,
+    )
+    revocations = RevocationChecker(runtime.redis, fail_open=settings.revocation_fail_open, errors=errors)
+    return AuthInterceptor(
+        verifier, revocations, public_methods(s.full_name for s in services), runtime.registry
+    )
+
+
+async def open_database(spec: BackendSpec, attempts: int = 30) -> Database:
+    """Migrate to head (retrying while the database is not reachable yet) and open the engine."""
+    assert spec.migrations is not None
+    url = spec.settings.database_url or default_url(spec.name)
+    for attempt in range(1, attempts + 1):
+        try:
+            await upgrade(url, spec.migrations, f"{spec.name}_alembic_version")
+            break
+        except (OSError, SQLAlchemyError) as exc:
+            if attempt == attempts:
+                raise
+            log.warning(
+                "database not ready, retrying", extra={"attempt": attempt, "error": type(exc).__name__}
+            )
+            await asyncio.sleep(min(0.5 * attempt, 3.0))
+    return Database(url)
+
+
+async def serve(spec: BackendSpec) -> None:
+    """Run a backend until SIGTERM or SIGINT, then shut down gracefully."""
+    name, settings = spec.name, spec.settings
     telemetry = setup_telemetry(f"portico-{name}", settings.telemetry())
     registry = new_registry()
     metrics_httpd, _ = start_metrics_http_server(settings.metrics_port, addr=settings.host, registry=registry)
@@ -172,34 +239,35 @@ async def serve(
         registry=registry,
         graceful_timeout=settings.shutdown_grace,
     )
-    redis = (
-        Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2) if use_redis else None
-    )
-    runtime = Runtime(name, settings, telemetry, registry, broker, redis)
-    runtime.dependencies.append(kafka_dependency(broker))
-    if redis is not None:
-        runtime.dependencies.append(redis_dependency(redis))
+    redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    auth_channel = grpc.aio.insecure_channel(settings.jwks_target or settings.auth_target)
+    db = await open_database(spec) if spec.migrations is not None else None
+    runtime = Runtime(name, settings, telemetry, registry, broker, redis, db)
+    runtime.dependencies.extend([kafka_dependency(broker), redis_dependency(redis)])
+    if db is not None:
+        runtime.dependencies.append(Dependency("database", db.ping))
 
-    server = BackendServer(runtime, factory(runtime))
+    services = spec.services(runtime)
+    server = BackendServer(runtime, services, build_authenticator(runtime, services, auth_channel))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
         await server.start()
-        server.spawn(_connect_kafka(server, broker, settings.kafka_bootstrap), "kafka-connect")
+        server.spawn(_connect_kafka(server, runtime), "kafka-connect")
         await stop.wait()
         await server.stop()
     finally:
         await broker.stop()
-        if redis is not None:
-            await redis.aclose()
+        await redis.aclose()
+        await auth_channel.close(grace=None)
+        if db is not None:
+            await db.dispose()
         metrics_httpd.shutdown()
         telemetry.shutdown()
 
 
-def run_backend(
-    name: str, settings: BackendSettings, factory: ServiceFactory, *, use_redis: bool = True
-) -> None:
+def run_backend(spec: BackendSpec) -> None:
     """Entry point for ``python -m backends.<name>``."""
-    asyncio.run(serve(name, settings, factory, use_redis=use_redis))
+    asyncio.run(serve(spec))

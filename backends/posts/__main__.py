@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from backends.kit.server import Runtime, Service, run_backend
+from backends.kit.server import BackendSpec, Runtime, Service, run_backend
 from backends.posts.config import PostsSettings
 from backends.posts.service import PostService
 from stubs.posts.v1 import posts_pb2, posts_pb2_grpc
@@ -25,4 +25,4 @@ def services(runtime: Runtime) -> Sequence[Service]:
 
 
 if __name__ == "__main__":
-    run_backend("posts", PostsSettings(), services)
+    run_backend(BackendSpec("posts", PostsSettings(), services))

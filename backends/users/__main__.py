@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from backends.kit.server import Runtime, Service, run_backend
+from backends.kit.server import BackendSpec, Runtime, Service, run_backend
 from backends.users.config import UsersSettings
 from backends.users.service import UserService
 from stubs.users.v1 import users_pb2, users_pb2_grpc
@@ -25,4 +25,4 @@ def services(runtime: Runtime) -> Sequence[Service]:
 
 
 if __name__ == "__main__":
-    run_backend("users", UsersSettings(), services)
+    run_backend(BackendSpec("users", UsersSettings(), services))

@@ -1,13 +1,322 @@
-"""gRPC handlers of ``users.v1.UserService``.
+"""gRPC handlers of ``users.v1.UserService``: validate, authorize, store, cache, record events.
 
-The RPCs are specified in ``proto/users/v1/users.proto``; the ones not written yet are inherited from
-the generated base class, which answers ``UNIMPLEMENTED``.
+Authorization (the caller is the verified token's principal):
+- reads stay inside the caller's tenant; another tenant's user is simply not found;
+- admins create, update and delete anyone in their tenant; the auth backend (role ``service``) creates;
+- a user updates and deletes themself; ``email``, ``roles`` and ``is_active`` are admin-only.
+Every change writes its event to the outbox in the same transaction, then invalidates the cache.
 """
 
 from __future__ import annotations
 
-from stubs.users.v1 import users_pb2_grpc
+import logging
+import secrets
+from typing import Any, NoReturn
+
+import grpc
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from backends.kit.authn import current_principal
+from backends.kit.db import Database
+from backends.kit.events import USERS_TOPIC, new_event
+from backends.kit.outbox import Outbox
+from backends.kit.revocation import end_sessions
+from backends.kit.status import FieldViolation, abort_invalid
+from backends.kit.tokens import Principal
+from backends.users import validation as v
+from backends.users.cache import UserCache
+from backends.users.convert import user_message
+from backends.users.store import DuplicateError, UserRecord, UserStore
+from stubs.events.v1 import events_pb2
+from stubs.users.v1 import users_pb2, users_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+Context = grpc.aio.ServicerContext[Any, Any]
+ADMIN, SERVICE = "admin", "service"
+DEFAULT_ROLES = ("user",)
+
+
+async def _deny(context: Context, message: str = "Not allowed") -> NoReturn:
+    await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
+    raise AssertionError("unreachable")
+
+
+async def _not_found(context: Context) -> NoReturn:
+    await context.abort(grpc.StatusCode.NOT_FOUND, "User not found")
+    raise AssertionError("unreachable")
+
+
+def _metadata(context: Context, name: str) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == name and isinstance(value, str):
+            return value
+    return ""
+
+
+def _actor(context: Context, principal: Principal) -> events_pb2.Actor:
+    return events_pb2.Actor(
+        user_id=principal.sub,
+        request_id=_metadata(context, "x-request-id")[:128],
+        client_ip=_metadata(context, "x-client-ip")[:64],
+    )
 
 
 class UserService(users_pb2_grpc.UserServiceServicer):
-    """The users backend's servicer."""
+    def __init__(
+        self, db: Database, store: UserStore, cache: UserCache, outbox: Outbox, redis: Redis
+    ) -> None:
+        self._db = db
+        self._store = store
+        self._cache = cache
+        self._outbox = outbox
+        self._redis = redis
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    async def _cached_user(self, tenant_id: str, user_id: str) -> users_pb2.User | None:
+        async def load() -> users_pb2.User | None:
+            async with self._db.read() as session:
+                record = await self._store.get(session, tenant_id, user_id)
+            return user_message(record) if record else None
+
+        return await self._cache.get(tenant_id, user_id, load)
+
+    async def _caller(self, context: Context) -> Principal:
+        """The principal, refused when its user was deleted or deactivated since the token was issued."""
+        principal = current_principal()
+        if principal.has_role(SERVICE):
+            return principal
+        caller = await self._cached_user(principal.tenant_id, principal.sub)
+        if caller is None or not caller.is_active:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid or expired token")
+        return principal
+
+    async def _tenant(self, context: Context, principal: Principal, requested: str) -> str:
+        if requested and requested != principal.tenant_id:
+            await _deny(context, "The tenant does not match the token")
+        return principal.tenant_id
+
+    async def _check_id(self, context: Context, user_id: str) -> None:
+        if problems := v.check_id(user_id):
+            await abort_invalid(context, problems, "Invalid user ID format")
+
+    async def _committed_change(self, tenant_id: str, user_id: str) -> None:
+        await self._cache.invalidate(tenant_id, user_id)
+
+    # -- RPCs ------------------------------------------------------------------------------------
+
+    async def CreateUser(
+        self, request: users_pb2.CreateUserRequest, context: Context
+    ) -> users_pb2.CreateUserResponse:
+        principal = await self._caller(context)
+        if not (principal.has_role(ADMIN) or principal.has_role(SERVICE)):
+            await _deny(context, "Only admins can create users")
+        tenant_id = await self._tenant(context, principal, request.tenant_id)
+        fields = {
+            "email": v.normalise(request.email),
+            "username": v.normalise(request.username),
+            "first_name": v.normalise(request.first_name),
+            "last_name": v.normalise(request.last_name),
+            "phone": v.normalise(request.phone),
+            "avatar_url": v.normalise(request.avatar_url),
+        }
+        roles = tuple(dict.fromkeys(request.roles)) or DEFAULT_ROLES
+        problems: list[FieldViolation] = v.check_email(fields["email"]) + v.check_roles(list(roles))
+        if fields["username"]:
+            problems += v.check_username(fields["username"])
+        for name in ("first_name", "last_name"):
+            if fields[name]:
+                problems += v.check_name(fields[name], name)
+        if fields["phone"]:
+            problems += v.check_phone(fields["phone"])
+        if fields["avatar_url"]:
+            problems += v.check_avatar_url(fields["avatar_url"])
+        if problems:
+            await abort_invalid(context, problems)
+
+        derived = not fields["username"]
+        username = fields["username"] or v.username_from_email(fields["email"])
+        for attempt in range(4):
+            try:
+                record = await self._create(
+                    context, principal, tenant_id, {**fields, "username": username}, roles
+                )
+                break
+            except DuplicateError as exc:
+                if not (derived and exc.field == "username" and attempt < 3):
+                    await context.abort(
+                        grpc.StatusCode.ALREADY_EXISTS, f"A user with this {exc.field} already exists"
+                    )
+                # A username we made up is taken: try the same stem with a random suffix.
+                username = f"{username[:27]}-{secrets.token_hex(2)}"
+        await self._committed_change(tenant_id, record.id)  # drops a cached "absent" for the new id
+        return users_pb2.CreateUserResponse(user=user_message(record))
+
+    async def _create(
+        self,
+        context: Context,
+        principal: Principal,
+        tenant_id: str,
+        fields: dict[str, str],
+        roles: tuple[str, ...],
+    ) -> UserRecord:
+        async with self._db.write() as session:
+            record = await self._store.create(session, tenant_id=tenant_id, roles=roles, **fields)
+            event = new_event(
+                "user.created",
+                tenant_id,
+                record.id,
+                actor=_actor(context, principal),
+                user=user_message(record),
+            )
+            await self._outbox.add(session, USERS_TOPIC, event)
+        return record
+
+    async def GetUser(self, request: users_pb2.GetUserRequest, context: Context) -> users_pb2.GetUserResponse:
+        principal = await self._caller(context)
+        tenant_id = await self._tenant(context, principal, request.tenant_id)
+        await self._check_id(context, request.user_id)
+        user = await self._cached_user(tenant_id, request.user_id.lower())
+        if user is None:
+            await _not_found(context)
+        return users_pb2.GetUserResponse(user=user)
+
+    async def GetMe(self, request: users_pb2.GetMeRequest, context: Context) -> users_pb2.GetMeResponse:
+        principal = await self._caller(context)
+        user = await self._cached_user(principal.tenant_id, principal.sub)
+        if user is None:
+            await _not_found(context)
+        return users_pb2.GetMeResponse(user=user)
+
+    async def ListUsers(
+        self, request: users_pb2.ListUsersRequest, context: Context
+    ) -> users_pb2.ListUsersResponse:
+        principal = await self._caller(context)
+        tenant_id = await self._tenant(context, principal, request.tenant_id)
+        if problems := v.check_page(request.page, request.page_size):
+            await abort_invalid(context, problems)
+        page, size = v.page_or_default(request.page, request.page_size)
+        async with self._db.read() as session:
+            records, total = await self._store.list(session, tenant_id, page=page, page_size=size)
+        return users_pb2.ListUsersResponse(
+            users=[user_message(r) for r in records], total=total, page=page, page_size=size
+        )
+
+    async def SearchUsers(
+        self, request: users_pb2.SearchUsersRequest, context: Context
+    ) -> users_pb2.SearchUsersResponse:
+        principal = await self._caller(context)
+        tenant_id = await self._tenant(context, principal, request.tenant_id)
+        if problems := v.check_query(request.q) + v.check_page(request.page, request.page_size):
+            await abort_invalid(context, problems)
+        page, size = v.page_or_default(request.page, request.page_size)
+        async with self._db.read() as session:
+            records, total = await self._store.search(
+                session, tenant_id, request.q.strip(), page=page, page_size=size
+            )
+        return users_pb2.SearchUsersResponse(
+            users=[user_message(r) for r in records], total=total, page=page, page_size=size
+        )
+
+    async def UpdateUser(
+        self, request: users_pb2.UpdateUserRequest, context: Context
+    ) -> users_pb2.UpdateUserResponse:
+        principal = await self._caller(context)
+        await self._check_id(context, request.user_id)
+        user_id = request.user_id.lower()
+        is_admin = principal.has_role(ADMIN)
+        if not (is_admin or user_id == principal.sub):
+            await _deny(context, "You can only update your own profile")
+        changes, problems = _changes(request)
+        admin_only = sorted({"email", "roles", "is_active"} & changes.keys())
+        if admin_only and not is_admin:
+            await _deny(context, f"Only admins can change {', '.join(admin_only)}")
+        if problems:
+            await abort_invalid(context, problems)
+        tenant_id = principal.tenant_id
+        if not changes:  # nothing to change: answer the current state, record no event
+            current = await self._cached_user(tenant_id, user_id)
+            if current is None:
+                await _not_found(context)
+            return users_pb2.UpdateUserResponse(user=current)
+        try:
+            async with self._db.write() as session:
+                record = await self._store.update(session, tenant_id, user_id, changes)
+                if record is None:
+                    await _not_found(context)
+                event = new_event(
+                    "user.updated",
+                    tenant_id,
+                    user_id,
+                    actor=_actor(context, principal),
+                    user=user_message(record),
+                )
+                await self._outbox.add(session, USERS_TOPIC, event)
+        except DuplicateError as exc:
+            await context.abort(
+                grpc.StatusCode.ALREADY_EXISTS, f"A user with this {exc.field} already exists"
+            )
+        await self._committed_change(tenant_id, user_id)
+        if changes.get("is_active") is False:
+            await self._end_sessions(tenant_id, user_id)
+        return users_pb2.UpdateUserResponse(user=user_message(record))
+
+    async def DeleteUser(
+        self, request: users_pb2.DeleteUserRequest, context: Context
+    ) -> users_pb2.DeleteUserResponse:
+        principal = await self._caller(context)
+        await self._check_id(context, request.user_id)
+        user_id = request.user_id.lower()
+        if not (principal.has_role(ADMIN) or user_id == principal.sub):
+            await _deny(context, "You can only delete your own account")
+        tenant_id = principal.tenant_id
+        async with self._db.write() as session:
+            record = await self._store.soft_delete(session, tenant_id, user_id)
+            if record is None:
+                await _not_found(context)
+            event = new_event(
+                "user.deleted",
+                tenant_id,
+                user_id,
+                actor=_actor(context, principal),
+                user=user_message(record),
+            )
+            await self._outbox.add(session, USERS_TOPIC, event)
+        await self._committed_change(tenant_id, user_id)
+        await self._end_sessions(tenant_id, user_id)
+        return users_pb2.DeleteUserResponse(message="User deleted successfully")
+
+    async def _end_sessions(self, tenant_id: str, user_id: str) -> None:
+        """Tokens of the user stop working in every backend (they all check this mark)."""
+        try:
+            await end_sessions(self._redis, tenant_id, user_id)
+        except RedisError:
+            # The auth backend writes the same mark when it consumes the event, so this heals.
+            log.error("could not end sessions in Redis", extra={"user_id": user_id})
+
+
+def _changes(request: users_pb2.UpdateUserRequest) -> tuple[dict[str, object], list[FieldViolation]]:
+    """The fields to change (absent and empty values ignored, as the contract says) and their problems."""
+    changes: dict[str, object] = {}
+    problems: list[FieldViolation] = []
+    checks = {
+        "username": v.check_username,
+        "email": v.check_email,
+        "phone": v.check_phone,
+        "avatar_url": v.check_avatar_url,
+        "first_name": lambda value: v.check_name(value, "first_name"),
+        "last_name": lambda value: v.check_name(value, "last_name"),
+    }
+    for name, check in checks.items():
+        if request.HasField(name) and (value := v.normalise(getattr(request, name))):
+            changes[name] = value
+            problems += check(value)
+    if request.roles:
+        roles = list(dict.fromkeys(request.roles))
+        changes["roles"] = tuple(roles)
+        problems += v.check_roles(roles)
+    if request.HasField("is_active"):
+        changes["is_active"] = request.is_active
+    return changes, problems

@@ -15,18 +15,21 @@ from infra.local import free_port
 from tests.support.infra import InfraEnv
 from tests.support.mesh import health_status
 from tests.support.processes import spawn, wait_until
+from tests.support.token_issuer import TokenIssuer
 
 pytestmark = pytest.mark.infra
 
 
-def test_sigterm_lets_the_in_flight_call_finish(infra: InfraEnv, tmp_path: Path) -> None:
+def test_sigterm_lets_the_in_flight_call_finish(infra: InfraEnv, issuer: TokenIssuer, tmp_path: Path) -> None:
     port = free_port()
     env = {
         **infra.env(),
         "PORTICO_SLOW_PORT": str(port),
         "PORTICO_SLOW_METRICS_PORT": str(free_port()),
         "PORTICO_SHUTDOWN_GRACE": "10",
+        "PORTICO_JWKS_TARGET": issuer.target,
     }
+    auth = (("authorization", f"Bearer {issuer.token('user-1')}"),)
     proc = spawn("slow", ["-m", "tests.support.slow_backend"], env, tmp_path)
     target = f"127.0.0.1:{port}"
     try:
@@ -39,7 +42,7 @@ def test_sigterm_lets_the_in_flight_call_finish(infra: InfraEnv, tmp_path: Path)
 
             def call() -> None:
                 try:
-                    result["reply"] = sleep(b"2500", timeout=20)
+                    result["reply"] = sleep(b"2500", timeout=20, metadata=auth)
                 except grpc.RpcError as exc:
                     result["error"] = exc.code()
 
@@ -51,7 +54,7 @@ def test_sigterm_lets_the_in_flight_call_finish(infra: InfraEnv, tmp_path: Path)
 
             # Draining: a new call is refused while the old one is still running.
             with grpc.insecure_channel(target) as fresh, pytest.raises(grpc.RpcError) as refused:
-                fresh.unary_unary("/portico.test.Slow/Sleep")(b"1", timeout=3)
+                fresh.unary_unary("/portico.test.Slow/Sleep")(b"1", timeout=3, metadata=auth)
             assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
             assert proc.popen.poll() is None, "the server must wait for the in-flight call"
 

@@ -13,7 +13,7 @@ import grpc
 from pydantic_settings import SettingsConfigDict
 
 from backends.kit.config import BackendSettings
-from backends.kit.server import Runtime, Service, run_backend
+from backends.kit.server import BackendSpec, Runtime, Service, run_backend
 
 SERVICE = "portico.test.Slow"
 
@@ -36,4 +36,4 @@ def services(runtime: Runtime) -> Sequence[Service]:
 
 
 if __name__ == "__main__":
-    run_backend("slow", SlowSettings(), services, use_redis=False)
+    run_backend(BackendSpec("slow", SlowSettings(), services))

@@ -1,0 +1,34 @@
+"""Where revocations live in Redis: written by the auth and users backends, read by every verifier.
+
+- ``portico:revoked:jti:<jti>`` exists while a logged-out access token would still be unexpired.
+- ``portico:valid_after:<tenant>:<sub>`` holds an epoch time; tokens of that user issued before it are
+  dead (a deleted user, or "log out everywhere").
+"""
+
+from __future__ import annotations
+
+import time
+
+from redis.asyncio import Redis
+
+# Longest access-token lifetime we ever need to remember a "valid after" mark for.
+VALID_AFTER_TTL_SECONDS = 7 * 24 * 3600
+
+
+def revoked_jti_key(jti: str) -> str:
+    return f"portico:revoked:jti:{jti}"
+
+
+def valid_after_key(tenant_id: str, sub: str) -> str:
+    return f"portico:valid_after:{tenant_id}:{sub}"
+
+
+async def revoke_jti(redis: Redis, jti: str, expires_at: float) -> None:
+    """Deny one access token until it would have expired anyway."""
+    ttl = max(1, int(expires_at - time.time()) + 1)
+    await redis.set(revoked_jti_key(jti), "1", ex=ttl)
+
+
+async def end_sessions(redis: Redis, tenant_id: str, sub: str, at: float | None = None) -> None:
+    """Every token of the user issued up to now stops working."""
+    await redis.set(valid_after_key(tenant_id, sub), str(at or time.time()), ex=VALID_AFTER_TTL_SECONDS)

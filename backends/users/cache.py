@@ -1,0 +1,157 @@
+"""Redis read-through cache of users for GetUser/GetMe.
+
+- Keys are tenant-prefixed and hash-tagged (``portico:users:v1:{<tenant>:<id>}``) so the entry and its
+  generation counter live in the same Redis Cluster slot.
+- Invalidation bumps a generation counter and deletes the entry; a fill only writes if the generation is
+  still the one it saw before reading the database, so a slow reader can never put back a stale user.
+- Stampedes: concurrent misses in one process share one load (single flight); across processes a short
+  fill lock lets one process load while the others wait briefly for its result.
+- Unknown ids are cached as "absent" for a short time, so a flood of bad ids does not reach the database.
+- When Redis fails, the cache steps aside: reads go to the database and the bypass is counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from prometheus_client import CollectorRegistry, Counter
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from stubs.users.v1 import users_pb2
+
+log = logging.getLogger(__name__)
+
+_ABSENT = b"-"
+_PRESENT = b"u"
+# KEYS: entry, generation. ARGV: generation seen before the load ("" = none), value, ttl in ms.
+_FILL_IF_CURRENT = """
+local gen = redis.call('GET', KEYS[2]) or ''
+if gen == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"""
+
+Loader = Callable[[], Awaitable[users_pb2.User | None]]
+
+
+class UserCache:
+    def __init__(
+        self,
+        redis: Redis,
+        registry: CollectorRegistry,
+        *,
+        ttl_seconds: float = 300.0,
+        absent_ttl_seconds: float = 30.0,
+        lock_seconds: float = 2.0,
+        wait_for_peer_seconds: float = 0.5,
+    ) -> None:
+        self._redis = redis
+        self._ttl_ms = int(ttl_seconds * 1000)
+        self._absent_ttl_ms = int(absent_ttl_seconds * 1000)
+        self._lock_ms = int(lock_seconds * 1000)
+        self._wait_for_peer = wait_for_peer_seconds
+        self._fill = redis.register_script(_FILL_IF_CURRENT)
+        self._inflight: dict[str, asyncio.Future[users_pb2.User | None]] = {}
+        self._requests = Counter(
+            "portico_cache_requests_total",
+            "User cache lookups by result: hit, miss (loaded from the database) or bypass (Redis failed).",
+            ["cache", "result"],
+            registry=registry,
+        )
+        self._invalidation_errors = Counter(
+            "portico_cache_invalidation_errors_total",
+            "Invalidations that could not reach Redis (entries then expire by TTL).",
+            ["cache"],
+            registry=registry,
+        )
+
+    @staticmethod
+    def key(tenant_id: str, user_id: str) -> str:
+        return f"portico:users:v1:{{{tenant_id}:{user_id}}}"
+
+    async def get(self, tenant_id: str, user_id: str, load: Loader) -> users_pb2.User | None:
+        """The cached user, or ``load()``'s answer (stored for the next caller)."""
+        key = self.key(tenant_id, user_id)
+        shared = self._inflight.get(key)
+        if shared is not None:
+            return await asyncio.shield(shared)
+        future: asyncio.Future[users_pb2.User | None] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            result = await self._get(key, load)
+            future.set_result(result)
+            return result
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: the waiters (if any) re-raise it themselves
+            raise
+        finally:
+            del self._inflight[key]
+
+    async def _get(self, key: str, load: Loader) -> users_pb2.User | None:
+        gen_key = f"{key}:gen"
+        try:
+            cached, generation = await self._redis.mget(key, gen_key)  # bytes: decode_responses is off
+            if cached is not None:
+                self._requests.labels("users", "hit").inc()
+                return _decode(_as_bytes(cached))
+            if not await self._redis.set(f"{key}:lock", "1", nx=True, px=self._lock_ms):
+                cached = await self._wait_for_peer_fill(key)
+                if cached is not None:
+                    self._requests.labels("users", "hit").inc()
+                    return _decode(cached)
+        except RedisError as exc:
+            self._requests.labels("users", "bypass").inc()
+            log.warning("user cache unavailable, reading the database", extra={"error": type(exc).__name__})
+            return await load()
+
+        self._requests.labels("users", "miss").inc()
+        user = await load()
+        value, ttl = (
+            (_PRESENT + user.SerializeToString(), self._ttl_ms) if user else (_ABSENT, self._absent_ttl_ms)
+        )
+        try:
+            await self._fill(keys=[key, gen_key], args=[generation or b"", value, ttl])
+            await self._redis.delete(f"{key}:lock")
+        except RedisError:
+            pass  # the value is correct; it simply is not cached this time
+        return user
+
+    async def _wait_for_peer_fill(self, key: str) -> bytes | None:
+        """Another process holds the fill lock: poll briefly for its result, then load ourselves."""
+        deadline = asyncio.get_running_loop().time() + self._wait_for_peer
+        while asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+            value = await self._redis.get(key)
+            if value is not None:
+                return _as_bytes(value)
+        return None
+
+    async def invalidate(self, tenant_id: str, user_id: str) -> None:
+        """Forget a user after a change committed; fills that started earlier will not write back."""
+        key = self.key(tenant_id, user_id)
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.incr(f"{key}:gen")
+                pipe.pexpire(f"{key}:gen", self._ttl_ms * 2)
+                pipe.delete(key)
+                await pipe.execute()
+        except RedisError as exc:
+            self._invalidation_errors.labels("users").inc()
+            log.error("user cache invalidation failed", extra={"key": key, "error": type(exc).__name__})
+
+
+def _decode(value: bytes) -> users_pb2.User | None:
+    if value.startswith(_PRESENT):
+        return users_pb2.User.FromString(value[1:])
+    return None
+
+
+def _as_bytes(value: bytes | str) -> bytes:
+    # The client is built without decode_responses, so Redis answers bytes; the typing allows str.
+    return value if isinstance(value, bytes) else value.encode()
