@@ -45,21 +45,22 @@ async def deliver(records: Sequence[R], send: Send[R], *, timeout: float) -> Del
     error: str | None = None
     try:
         async with asyncio.timeout(timeout):
-            for record in records:
-                futures.append(await send(record))
+            try:
+                for record in records:
+                    futures.append(await send(record))
+            except Exception as exc:  # a refused send (not connected, record too large): stop there
+                error = _describe(exc)
             if futures:
                 await asyncio.wait(futures)  # never cancels them: a late ack still reaches the broker
     except TimeoutError:
-        error = f"not acknowledged within {timeout:g}s"
-    except Exception as exc:  # a refused send: not connected, record too large, ...
-        error = _describe(exc)
+        error = error or f"not acknowledged within {timeout:g}s"
 
     acked: list[R] = []
     for record, future in zip(records, futures, strict=False):
         if not future.done() or future.cancelled():
             break
-        if (exc := future.exception()) is not None:
-            error = error or _describe(exc)
+        if (failure := future.exception()) is not None:
+            error = error or _describe(failure)
             break
         acked.append(record)
     if error is None and len(acked) < len(records):

@@ -50,21 +50,21 @@ CHANNELS: tuple[Channel, ...] = (
         publisher="users",
         entity="user",
         types=("user.created", "user.updated", "user.deleted"),
-        description="Changes to user profiles; the record key is the user id.",
+        description="Changes to user profiles.",
     ),
     Channel(
         POSTS_TOPIC,
         publisher="posts",
         entity="post",
         types=("post.created", "post.updated", "post.deleted"),
-        description="Changes to posts; the record key is the post id.",
+        description="Changes to posts.",
     ),
     Channel(
         AUTH_TOPIC,
         publisher="auth",
         entity="auth_audit",
         types=("login.succeeded", "login.failed", "token.refreshed", "token.reuse_detected", "logout"),
-        description="Audit trail of logins and tokens; the record key is the user id (or the identifier).",
+        description="Audit trail of logins and tokens.",
     ),
 )
 

@@ -24,6 +24,7 @@ from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from prometheus_client import CollectorRegistry, Counter, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client import start_http_server as start_metrics_http_server
 from redis.asyncio import Redis
+from sqlalchemy import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from backends.kit.authn import AuthInterceptor, RevocationChecker, public_methods
@@ -35,6 +36,8 @@ from backends.kit.jwks import JwksClient
 from backends.kit.kafka import build_broker, start_with_retry
 from backends.kit.metrics import GrpcServerMetrics, MetricsInterceptor
 from backends.kit.migrations import upgrade
+from backends.kit.outbox import Outbox
+from backends.kit.relay import OutboxRelay
 from backends.kit.tls import server_credentials
 from backends.kit.tokens import TokenVerifier
 from observability.telemetry import Telemetry, setup_telemetry
@@ -81,6 +84,19 @@ class Runtime:
     def run_in_background(self, task: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run ``task()`` while the server runs (started after Kafka connects, cancelled on shutdown)."""
         self.background.append(task)
+
+    def outbox(self, table: Table) -> Outbox:
+        """The backend's outbox on ``table``, with its relay publishing to Kafka in the background."""
+        assert self.db is not None, "an outbox needs the backend's database (BackendSpec.migrations)"
+        relay = OutboxRelay(
+            self.db,
+            self.broker,
+            table,
+            tracer_provider=self.telemetry.tracer_provider,
+            registry=self.registry,
+        )
+        self.run_in_background(relay.run)
+        return Outbox(table, wake=relay.wake)
 
 
 ServiceFactory = Callable[[Runtime], Sequence[Service]]

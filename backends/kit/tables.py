@@ -23,12 +23,12 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
-    SchemaItem,
     String,
     Table,
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.sql.schema import SchemaItem
 
 __all__ = [
     "create_kit_tables",

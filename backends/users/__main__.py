@@ -3,26 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy import MetaData
 
 from backends.kit.server import BackendSpec, Runtime, Service, run_backend
+from backends.kit.tables import outbox_table
+from backends.users.cache import UserCache
 from backends.users.config import UsersSettings
 from backends.users.service import UserService
+from backends.users.store import UserStore
 from stubs.users.v1 import users_pb2, users_pb2_grpc
+
+MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def services(runtime: Runtime) -> Sequence[Service]:
-    # Until its issue lands most RPCs are inherited from the generated base (UNIMPLEMENTED), which the
-    # typed stubs declare abstract.
-    servicer = UserService()  # type: ignore[abstract]
+    assert runtime.db is not None
+    outbox = runtime.outbox(outbox_table(MetaData(), "users"))
+    servicer = UserService(
+        runtime.db,
+        UserStore(runtime.db.dialect),
+        UserCache(runtime.redis, runtime.registry),
+        outbox,
+        runtime.redis,
+    )
     return [
         Service.of(
-            users_pb2.DESCRIPTOR,
-            "UserService",
-            servicer,
-            users_pb2_grpc.add_UserServiceServicer_to_server,
-        ),
+            users_pb2.DESCRIPTOR, "UserService", servicer, users_pb2_grpc.add_UserServiceServicer_to_server
+        )
     ]
 
 
 if __name__ == "__main__":
-    run_backend(BackendSpec("users", UsersSettings(), services))
+    run_backend(BackendSpec("users", UsersSettings(), services, migrations=MIGRATIONS))

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import Any, Literal, NoReturn
 
 import grpc
 from redis.asyncio import Redis
@@ -297,19 +298,22 @@ class UserService(users_pb2_grpc.UserServiceServicer):
             log.error("could not end sessions in Redis", extra={"user_id": user_id})
 
 
+TextField = Literal["username", "email", "phone", "avatar_url", "first_name", "last_name"]
+_TEXT_FIELD_CHECKS: tuple[tuple[TextField, Callable[[str], list[FieldViolation]]], ...] = (
+    ("username", v.check_username),
+    ("email", v.check_email),
+    ("phone", v.check_phone),
+    ("avatar_url", v.check_avatar_url),
+    ("first_name", lambda value: v.check_name(value, "first_name")),
+    ("last_name", lambda value: v.check_name(value, "last_name")),
+)
+
+
 def _changes(request: users_pb2.UpdateUserRequest) -> tuple[dict[str, object], list[FieldViolation]]:
     """The fields to change (absent and empty values ignored, as the contract says) and their problems."""
     changes: dict[str, object] = {}
     problems: list[FieldViolation] = []
-    checks = {
-        "username": v.check_username,
-        "email": v.check_email,
-        "phone": v.check_phone,
-        "avatar_url": v.check_avatar_url,
-        "first_name": lambda value: v.check_name(value, "first_name"),
-        "last_name": lambda value: v.check_name(value, "last_name"),
-    }
-    for name, check in checks.items():
+    for name, check in _TEXT_FIELD_CHECKS:
         if request.HasField(name) and (value := v.normalise(getattr(request, name))):
             changes[name] = value
             problems += check(value)

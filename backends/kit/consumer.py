@@ -1,0 +1,174 @@
+"""Idempotent event consumers on FastStream subscribers: each event is applied once per consumer group.
+
+Delivery is at least once, so an event may arrive again (a relay republished it, a rebalance replayed
+it). Applying it is ONE write transaction: insert ``(group, event_id)`` into the processed-events table
+(an existing row means it was applied: skip), run the handler for its type, commit. The Kafka offset is
+committed only after that (``AckPolicy.NACK_ON_ERROR``: a failing handler seeks back and is retried).
+
+Forward compatible: a type without a handler is recorded and skipped. A payload that is not an event
+is logged with its offset, counted and skipped, so it cannot wedge its partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from enum import StrEnum
+from weakref import WeakKeyDictionary
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.subscriber.usecase import DefaultSubscriber
+from google.protobuf.message import DecodeError
+from prometheus_client import CollectorRegistry, Counter
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backends.kit.db import Database
+from stubs.events.v1 import events_pb2
+
+__all__ = ["EventConsumer", "Handler", "MalformedEvent", "Outcome", "parse_event"]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[AsyncSession, events_pb2.Event], Awaitable[None]]
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"  # applied before: at-least-once delivery brought it again
+    UNKNOWN_TYPE = "unknown_type"  # recorded, no handler (a newer producer)
+    MALFORMED = "malformed"
+    FAILED = "failed"  # the handler raised; redelivered
+
+
+class MalformedEvent(ValueError):
+    """A record value that is not a usable ``events.v1.Event``."""
+
+
+def parse_event(payload: bytes) -> events_pb2.Event:
+    """The envelope in ``payload``; :class:`MalformedEvent` when it is not one."""
+    try:
+        event = events_pb2.Event.FromString(payload)
+    except DecodeError as exc:
+        raise MalformedEvent(f"not an events.v1.Event: {exc}") from exc
+    if not event.event_id or not event.type:
+        raise MalformedEvent("event without event_id or type")
+    return event
+
+
+_COUNTERS: WeakKeyDictionary[CollectorRegistry, Counter] = WeakKeyDictionary()
+
+
+def _consumed_counter(registry: CollectorRegistry) -> Counter:
+    if registry not in _COUNTERS:
+        _COUNTERS[registry] = Counter(
+            "portico_events_consumed_total",
+            "Events a consumer group received, by outcome.",
+            ("group", "topic", "outcome"),
+            registry=registry,
+        )
+    return _COUNTERS[registry]
+
+
+class EventConsumer:
+    """Applies events to one backend's database, once per ``group_id``."""
+
+    def __init__(
+        self,
+        db: Database,
+        processed_table: Table,
+        group_id: str,
+        *,
+        registry: CollectorRegistry,
+        retry_delay: float = 1.0,
+    ) -> None:
+        self._db = db
+        self._table = processed_table
+        self.group_id = group_id
+        self._consumed = _consumed_counter(registry)
+        self._retry_delay = retry_delay
+        insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
+        self._insert = insert(processed_table).on_conflict_do_nothing()
+
+    def subscribe(
+        self, broker: KafkaBroker, topic: str, handlers: Mapping[str, Handler]
+    ) -> DefaultSubscriber:
+        """Register a subscriber of ``topic`` applying events with ``handlers`` (by event type).
+
+        Call it before ``broker.start()``; a subscriber added to a running broker must be started itself.
+        """
+        handlers = dict(handlers)
+
+        async def on_message(message: KafkaMessage) -> None:
+            await self.on_record(topic, message, handlers)
+
+        subscriber = broker.subscriber(
+            topic,
+            group_id=self.group_id,
+            ack_policy=AckPolicy.NACK_ON_ERROR,  # commit after handling; seek back on error
+            auto_offset_reset="earliest",
+            title=f"{self.group_id}:{topic}",
+        )
+        subscriber(on_message)
+        return subscriber
+
+    async def on_record(self, topic: str, message: KafkaMessage, handlers: Mapping[str, Handler]) -> None:
+        """Handle one Kafka record (the subscriber's body; public for tests)."""
+        try:
+            event = parse_event(message.body)
+        except MalformedEvent as exc:
+            record = message.raw_message
+            log.error(
+                "skipping malformed event",
+                extra={
+                    "group": self.group_id,
+                    "topic": topic,
+                    "partition": getattr(record, "partition", None),
+                    "offset": getattr(record, "offset", None),
+                    "error": str(exc),
+                },
+            )
+            self._count(topic, Outcome.MALFORMED)
+            return
+        try:
+            outcome = await self.apply(event, handlers)
+        except Exception:
+            log.exception(
+                "event handler failed; will be redelivered",
+                extra={"group": self.group_id, "event_id": event.event_id, "event_type": event.type},
+            )
+            self._count(topic, Outcome.FAILED)
+            await asyncio.sleep(self._retry_delay)  # don't spin on a failing dependency
+            raise
+        self._count(topic, outcome)
+
+    async def apply(self, event: events_pb2.Event, handlers: Mapping[str, Handler]) -> Outcome:
+        """Apply ``event`` unless this group already did, in one transaction with the processed row."""
+        handler = handlers.get(event.type)
+        async with self._db.write() as session:
+            inserted = await session.execute(
+                self._insert.values(
+                    consumer_group=self.group_id,
+                    event_id=event.event_id,
+                    event_type=event.type,
+                    processed_at=datetime.now(UTC),
+                )
+            )
+            if inserted.rowcount == 0:  # type: ignore[attr-defined]
+                return Outcome.DUPLICATE
+            if handler is None:
+                log.info(
+                    "no handler for event type; recorded and skipped",
+                    extra={"group": self.group_id, "event_type": event.type, "event_id": event.event_id},
+                )
+                return Outcome.UNKNOWN_TYPE
+            await handler(session, event)
+        return Outcome.APPLIED
+
+    def _count(self, topic: str, outcome: Outcome) -> None:
+        self._consumed.labels(self.group_id, topic, outcome.value).inc()

@@ -1,0 +1,108 @@
+"""Tables of the users backend (SQLAlchemy Core). The migrations in ``migrations/`` create them.
+
+Search objects that differ per dialect live only in the migration and in :mod:`backends.users.store`:
+on SQLite the FTS5 table ``users_fts`` (external content over ``users.rowid``), on PostgreSQL the
+generated ``users.search_vector`` column.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    func,
+)
+
+from backends.kit.tables import outbox_table, processed_events_table
+
+__all__ = ["EMAIL_INDEX", "USERNAME_INDEX", "UTCDateTime", "metadata", "outbox", "processed_events", "users"]
+
+EMAIL_INDEX = "uq_users_tenant_email_live"
+USERNAME_INDEX = "uq_users_tenant_username_live"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out; SQLite stores them naive, so UTC is put back on read."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass an aware (UTC) one")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(36), primary_key=True, comment="A UUID, lower-case."),
+    Column("tenant_id", String(50), nullable=False),
+    Column("username", String(32), nullable=False),
+    Column("email", String(255), nullable=False, comment="As given; unique per tenant case-insensitively."),
+    Column("first_name", String(100), nullable=False),
+    Column("last_name", String(100), nullable=False),
+    Column("phone", String(16), nullable=False),
+    Column("avatar_url", String(2048), nullable=False),
+    Column("roles", JSON, nullable=False),
+    Column("is_active", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("deleted_at", UTCDateTime, nullable=True, comment="Set by soft delete; the row stays."),
+    # Written by the store from search.document(): the text both dialects' full-text indexes read.
+    Column("search_name", Text, nullable=False, comment="First and last name, one phrase."),
+    Column("search_email", Text, nullable=False),
+    Column("search_username", Text, nullable=False),
+)
+
+_live = users.c.deleted_at.is_(None)
+# Unique among non-deleted users only, so a deleted user's email and username can be taken again.
+Index(
+    EMAIL_INDEX,
+    users.c.tenant_id,
+    func.lower(users.c.email),
+    unique=True,
+    sqlite_where=_live,
+    postgresql_where=_live,
+)
+Index(
+    USERNAME_INDEX,
+    users.c.tenant_id,
+    func.lower(users.c.username),
+    unique=True,
+    sqlite_where=_live,
+    postgresql_where=_live,
+)
+Index(
+    "ix_users_tenant_created_live",
+    users.c.tenant_id,
+    users.c.created_at,
+    users.c.id,
+    sqlite_where=_live,
+    postgresql_where=_live,
+)
+
+outbox = outbox_table(metadata, "users")
+processed_events = processed_events_table(metadata, "users")

@@ -1,0 +1,48 @@
+"""Regenerate the AsyncAPI document of Portico's events — the one command for it.
+
+    .venv/bin/python scripts/gen_asyncapi.py           # (re)write docs/asyncapi/asyncapi.json
+    .venv/bin/python scripts/gen_asyncapi.py --check   # exit 1 when the committed file is stale (CI)
+
+The document comes from the code: the channel registry in ``backends/kit/events.py`` and the
+``events.v1.Event`` descriptor (see ``backends/kit/asyncapi.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere
+
+from backends.kit.asyncapi import asyncapi_document, render  # noqa: E402
+
+OUTPUT = ROOT / "docs" / "asyncapi" / "asyncapi.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if the committed document is stale")
+    args = parser.parse_args(argv)
+
+    text = render(asyncapi_document())
+    current = OUTPUT.read_text(encoding="utf-8") if OUTPUT.is_file() else None
+    name = OUTPUT.relative_to(ROOT).as_posix()
+    if args.check:
+        if current != text:
+            print(f"gen_asyncapi: {name} is stale; run `.venv/bin/python scripts/gen_asyncapi.py`")
+            return 1
+        print(f"gen_asyncapi: {name} is up to date")
+        return 0
+    if current != text:
+        OUTPUT.parent.mkdir(parents=True, exist_ok=True)
+        OUTPUT.write_text(text, encoding="utf-8")
+        print(f"gen_asyncapi: wrote {name}")
+    else:
+        print(f"gen_asyncapi: {name} unchanged")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,278 @@
+"""users.v1.UserService over real gRPC: validation, authorization matrix, soft delete, tenant isolation."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+from backends.kit.status import violations_of
+from stubs.users.v1 import users_pb2, users_pb2_grpc
+from tests.support.users_fixtures import UsersBackend
+
+pytestmark = pytest.mark.infra
+Code = grpc.StatusCode
+
+
+@pytest.fixture
+def tenant() -> str:
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def stub(users_backend: UsersBackend) -> Iterator[users_pb2_grpc.UserServiceStub]:
+    channel, stub = users_backend.stub()
+    with channel:
+        yield stub
+
+
+def call(users_backend: UsersBackend, method: Any, request: Any, token: str | None) -> Any:
+    metadata = users_backend.metadata(token) if token else ()
+    return method(request, metadata=metadata, timeout=10)
+
+
+def code_of(users_backend: UsersBackend, method: Any, request: Any, token: str | None) -> Code:
+    with pytest.raises(grpc.RpcError) as err:
+        call(users_backend, method, request, token)
+    return err.value.code()  # type: ignore[no-any-return]
+
+
+def member(users_backend: UsersBackend, tenant: str, name: str = "alice") -> tuple[dict[str, Any], str]:
+    _, admin_token = users_backend.admin(tenant)
+    user = users_backend.create_user(
+        admin_token, email=f"{name}@example.com", username=name, first_name=name.capitalize()
+    )
+    return user, users_backend.token(user)
+
+
+def test_admin_creates_a_user_with_defaults(users_backend: UsersBackend, tenant: str) -> None:
+    _, admin_token = users_backend.admin(tenant)
+    user = users_backend.create_user(
+        admin_token, email="John.Doe@Example.com", first_name="John", last_name="Doe", phone="+1234567890"
+    )
+    assert user["tenant_id"] == tenant
+    assert user["username"] == "John.Doe"  # derived from the email, seed 003 creates users without one
+    assert user["roles"] == ["user"]
+    assert user["is_active"] is True
+    assert user["created_at"].endswith("Z")
+    uuid.UUID(user["id"])
+
+
+def test_every_invalid_field_is_reported(
+    users_backend: UsersBackend, stub: users_pb2_grpc.UserServiceStub, tenant: str
+) -> None:
+    _, admin_token = users_backend.admin(tenant)
+    request = users_pb2.CreateUserRequest(
+        email="not-an-email", username="x", first_name="J0hn", phone="12345", roles=["root"]
+    )
+    with pytest.raises(grpc.RpcError) as err:
+        call(users_backend, stub.CreateUser, request, admin_token)
+    assert err.value.code() == Code.INVALID_ARGUMENT
+    fields = {field for field, _ in violations_of(err.value)}
+    assert fields == {"email", "username", "first_name", "phone", "roles"}
+
+
+def test_duplicates_are_conflicts_case_insensitively(
+    users_backend: UsersBackend, stub: users_pb2_grpc.UserServiceStub, tenant: str
+) -> None:
+    _, admin_token = users_backend.admin(tenant)
+    users_backend.create_user(admin_token, email="dup@example.com", username="dupuser")
+    for fields in (
+        {"email": "DUP@example.com", "username": "other"},
+        {"email": "x@example.com", "username": "DupUser"},
+    ):
+        code = code_of(users_backend, stub.CreateUser, users_pb2.CreateUserRequest(**fields), admin_token)
+        assert code == Code.ALREADY_EXISTS
+
+
+def test_authentication_is_required(
+    users_backend: UsersBackend, stub: users_pb2_grpc.UserServiceStub
+) -> None:
+    assert code_of(users_backend, stub.GetMe, users_pb2.GetMeRequest(), None) == Code.UNAUTHENTICATED
+    assert code_of(users_backend, stub.GetMe, users_pb2.GetMeRequest(), "garbage") == Code.UNAUTHENTICATED
+    expired = users_backend.issuer.token(str(uuid.uuid4()), ttl=-120)
+    assert code_of(users_backend, stub.GetMe, users_pb2.GetMeRequest(), expired) == Code.UNAUTHENTICATED
+
+
+def test_a_token_for_a_user_that_does_not_exist_is_refused(
+    users_backend: UsersBackend, stub: users_pb2_grpc.UserServiceStub, tenant: str
+) -> None:
+    ghost = users_backend.issuer.token(str(uuid.uuid4()), tenant, ("admin",))
+    assert code_of(users_backend, stub.ListUsers, users_pb2.ListUsersRequest(), ghost) == Code.UNAUTHENTICATED
+
+
+def test_authorization_matrix(
+    users_backend: UsersBackend, stub: users_pb2_grpc.UserServiceStub, tenant: str
+) -> None:
+    admin, admin_token = users_backend.admin(tenant)
+    alice, alice_token = member(users_backend, tenant, "alice")
+    bob, _ = member(users_backend, tenant, "bob")
+
+    # Plain users cannot create users.
+    create = users_pb2.CreateUserRequest(email="eve@example.com")
+    assert code_of(users_backend, stub.CreateUser, create, alice_token) == Code.PERMISSION_DENIED
+    # A user updates themself, not others; admin-only fields stay admin-only.
+    own = call(
+        users_backend,
+        stub.UpdateUser,
+        users_pb2.UpdateUserRequest(user_id=alice["id"], first_name="Alicia"),
+        alice_token,
+    )
+    assert own.user.first_name == "Alicia"
+    other = users_pb2.UpdateUserRequest(user_id=bob["id"], first_name="Robert")
+    assert code_of(users_backend, stub.UpdateUser, other, alice_token) == Code.PERMISSION_DENIED
+    for field in ({"email": "a2@example.com"}, {"roles": ["admin"]}, {"is_active": False}):
+        request = users_pb2.UpdateUserRequest(user_id=alice["id"], **field)
+        assert code_of(users_backend, stub.UpdateUser, request, alice_token) == Code.PERMISSION_DENIED
+    # The admin may change anyone in the tenant, including admin-only fields.
+    promoted = call(
+        users_backend,
+        stub.UpdateUser,
+        users_pb2.UpdateUserRequest(user_id=bob["id"], roles=["admin", "user"]),
+        admin_token,
+    )
+    assert list(promoted.user.roles) == ["admin", "user"]
+    # Users delete only themselves.
+    delete_bob = users_pb2.DeleteUserRequest(user_id=bob["id"])
+    assert code_of(users_backend, stub.DeleteUser, delete_bob, alice_token) == Code.PERMISSION_DENIED
+    assert (
+        call(
+            users_backend, stub.DeleteUser, users_pb2.DeleteUserRequest(user_id=alice["id"]), alice_token
+        ).message
+        == "User deleted successfully"
+    )
+    assert admin["id"]
+
+
+def test_tenants_are_isolated(
+    users_backend: UsersBackend, stub: users_pb2_grpc.UserServiceStub, tenant: str
+) -> None:
+    alice, alice_token = member(users_backend, tenant, "alice")
+    other_tenant = f"{tenant}-b"
+    _, other_admin_token = users_backend.admin(other_tenant)
+    get = users_pb2.GetUserRequest(user_id=alice["id"])
+    assert code_of(users_backend, stub.GetUser, get, other_admin_token) == Code.NOT_FOUND
+    delete = users_pb2.DeleteUserRequest(user_id=alice["id"])
+    assert code_of(users_backend, stub.DeleteUser, delete, other_admin_token) == Code.NOT_FOUND
+    listed = call(users_backend, stub.ListUsers, users_pb2.ListUsersRequest(), other_admin_token)
+    assert alice["id"] not in {u.id for u in listed.users}
+    # Naming another tenant explicitly is refused outright.
+    foreign = users_pb2.GetUserRequest(user_id=alice["id"], tenant_id=other_tenant)
+    assert code_of(users_backend, stub.GetUser, foreign, alice_token) == Code.PERMISSION_DENIED
+
+
+def test_malformed_and_unknown_ids(
+    users_backend: UsersBackend, stub: users_pb2_grpc.UserServiceStub, tenant: str
+) -> None:
+    _, admin_token = users_backend.admin(tenant)
+    for bad in ("507f1f77bcf86cd799439011", "../../etc", "' OR 1=1 --"):
+        assert code_of(users_backend, stub.GetUser, users_pb2.GetUserRequest(user_id=bad), admin_token) == (
+            Code.INVALID_ARGUMENT
+        )
+    unknown = users_pb2.GetUserRequest(user_id=str(uuid.uuid4()))
+    assert code_of(users_backend, stub.GetUser, unknown, admin_token) == Code.NOT_FOUND
+
+
+def test_soft_delete_ends_the_user_and_frees_email_and_username(
+    users_backend: UsersBackend, stub: users_pb2_grpc.UserServiceStub, tenant: str
+) -> None:
+    _, admin_token = users_backend.admin(tenant)
+    carol, carol_token = member(users_backend, tenant, "carol")
+    assert call(users_backend, stub.GetMe, users_pb2.GetMeRequest(), carol_token).user.id == carol["id"]
+    call(users_backend, stub.DeleteUser, users_pb2.DeleteUserRequest(user_id=carol["id"]), admin_token)
+
+    get = users_pb2.GetUserRequest(user_id=carol["id"])
+    assert code_of(users_backend, stub.GetUser, get, admin_token) == Code.NOT_FOUND
+    # Her token stops working at once.
+    assert code_of(users_backend, stub.GetMe, users_pb2.GetMeRequest(), carol_token) == Code.UNAUTHENTICATED
+    # Her email and username can be used again.
+    again = users_backend.create_user(admin_token, email="CAROL@example.com", username="carol")
+    assert again["id"] != carol["id"]
+
+
+def test_update_ignores_empty_strings_and_reports_duplicates(
+    users_backend: UsersBackend, stub: users_pb2_grpc.UserServiceStub, tenant: str
+) -> None:
+    dave, dave_token = member(users_backend, tenant, "dave")
+    member(users_backend, tenant, "erin")
+    unchanged = call(
+        users_backend,
+        stub.UpdateUser,
+        users_pb2.UpdateUserRequest(user_id=dave["id"], first_name="", phone=""),
+        dave_token,
+    )
+    assert unchanged.user.first_name == "Dave"
+    taken = users_pb2.UpdateUserRequest(user_id=dave["id"], username="ERIN")
+    assert code_of(users_backend, stub.UpdateUser, taken, dave_token) == Code.ALREADY_EXISTS
+
+
+def test_list_pagination(
+    users_backend: UsersBackend, stub: users_pb2_grpc.UserServiceStub, tenant: str
+) -> None:
+    _, admin_token = users_backend.admin(tenant)
+    for i in range(5):
+        users_backend.create_user(admin_token, email=f"p{i}@example.com", username=f"page{i}")
+    first = call(users_backend, stub.ListUsers, users_pb2.ListUsersRequest(page=1, page_size=2), admin_token)
+    assert (first.total, first.page, first.page_size, len(first.users)) == (6, 1, 2, 2)  # 5 + the admin
+    last = call(users_backend, stub.ListUsers, users_pb2.ListUsersRequest(page=3, page_size=2), admin_token)
+    assert len(last.users) == 2
+    assert last.total == 6
+    beyond = call(users_backend, stub.ListUsers, users_pb2.ListUsersRequest(page=9, page_size=2), admin_token)
+    assert list(beyond.users) == []
+    assert beyond.total == 6
+    for page, size in ((-1, 10), (1, 101)):
+        request = users_pb2.ListUsersRequest(page=page, page_size=size)
+        assert code_of(users_backend, stub.ListUsers, request, admin_token) == Code.INVALID_ARGUMENT
+
+
+@pytest.mark.parametrize(
+    "q",
+    [
+        '"ab',
+        '""""',
+        "john*",
+        "NEAR(a b)",
+        "a OR b",
+        "-x",
+        "' OR 1=1 --",
+        "(((",
+        "first_name:x",
+        "😀😀",
+        "\x00ab",
+        "^start",
+        'a"b"c"',
+        "AND AND",
+        "%_%",
+        "\\\\",
+    ],
+)
+def test_hostile_search_input_never_fails(
+    users_backend: UsersBackend, stub: users_pb2_grpc.UserServiceStub, tenant: str, q: str
+) -> None:
+    _, admin_token = users_backend.admin(tenant)
+    reply = call(users_backend, stub.SearchUsers, users_pb2.SearchUsersRequest(q=q), admin_token)
+    assert reply.total >= 0
+
+
+def test_search_finds_by_name_with_stemming_and_phrases(
+    users_backend: UsersBackend, stub: users_pb2_grpc.UserServiceStub, tenant: str
+) -> None:
+    _, admin_token = users_backend.admin(tenant)
+    john = users_backend.create_user(admin_token, email="jd@example.com", first_name="John", last_name="Doe")
+    users_backend.create_user(admin_token, email="dj@example.com", first_name="Doe", last_name="John")
+    runner = users_backend.create_user(
+        admin_token, email="r@example.com", first_name="Running", last_name="Bear"
+    )
+
+    def found(q: str) -> set[str]:
+        reply = call(users_backend, stub.SearchUsers, users_pb2.SearchUsersRequest(q=q), admin_token)
+        return {u.id for u in reply.users}
+
+    assert john["id"] in found("JOHN")
+    assert found('"John Doe"') == {john["id"]}
+    assert runner["id"] in found("run")
+    short = users_pb2.SearchUsersRequest(q="j")
+    assert code_of(users_backend, stub.SearchUsers, short, admin_token) == Code.INVALID_ARGUMENT
