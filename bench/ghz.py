@@ -100,11 +100,14 @@ def run_ghz(
     concurrency: int,
     connections: int = 1,
     timeout: str = "5s",
-    max_duration: str = "120s",
+    max_seconds: float = 300.0,
     ghz: Path = GHZ,
 ) -> GhzResult:
-    """One bounded ghz run (``requests`` calls, at most ``max_duration``); ``data`` as a list makes ghz
-    send its items round-robin, one per call."""
+    """One bounded ghz run: ``requests`` calls, each with ``timeout``, ghz killed after ``max_seconds``.
+
+    ``data`` as a list makes ghz send its items round-robin, one per call. ghz's own ``--max-duration``
+    is not used: in v0.120.0 it turns ``--total`` off and runs for the whole duration instead.
+    """
     require_loopback(target)
     if not ghz.exists():
         raise BenchError(f"{ghz} not found: `.venv/bin/python -m infra install` installs it")
@@ -131,14 +134,20 @@ def run_ghz(
             f"--concurrency={concurrency}",
             f"--connections={connections}",
             f"--timeout={timeout}",
-            f"--max-duration={max_duration}",
             "--disable-template-functions",
             "--disable-template-data",
             "--format=json",
             f"--output={report_file}",
             target,
         ]
-        done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
+        try:
+            done = subprocess.run(
+                argv, cwd=ROOT, capture_output=True, text=True, timeout=max_seconds, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise BenchError(
+                f"ghz still running after {max_seconds:g}s: stopped (see --max-seconds)"
+            ) from exc
         if done.returncode != 0 or not report_file.exists():
             raise BenchError(f"ghz failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
         return GhzResult.from_report(json.loads(report_file.read_text()))

@@ -12,9 +12,9 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
-from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, Select, and_, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,6 +30,7 @@ _SEARCHED = frozenset({"username", "email", "first_name", "last_name"})
 _COLUMNS = [column for column in users.c if not column.name.startswith("search_")]
 _LIVE = users.c.deleted_at.is_(None)
 _NEWEST_FIRST = (users.c.created_at.desc(), users.c.id.desc())
+_AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def search_columns(*, first_name: str, last_name: str, email: str, username: str
     }
 
 
-def _record(row: Row[Any]) -> UserRecord:
+def _record(row: _AnyRow) -> UserRecord:
     return UserRecord(
         id=row.id,
         tenant_id=row.tenant_id,
@@ -185,16 +186,26 @@ class UserStore:
             return [], 0
         match = search.match(self.dialect, terms)
         where = and_(users.c.tenant_id == tenant_id, _LIVE, match.condition)
-        rows = await session.execute(
-            select(*_COLUMNS)
-            .select_from(match.source)
-            .where(where)
-            .order_by(match.best_first, *_NEWEST_FIRST)
-            .limit(limit)
-            .offset(offset)
-        )
-        total = await session.scalar(select(func.count()).select_from(match.source).where(where))
-        return [_record(row) for row in rows], int(total or 0)
+        # The ranking reads every match anyway, so a window count gives the total at no extra cost.
+        rows = (
+            await session.execute(
+                select(*_COLUMNS, func.count().over().label("total"))
+                .select_from(match.source)
+                .where(where)
+                .order_by(match.best_first, *_NEWEST_FIRST)
+                .limit(limit)
+                .offset(offset)
+            )
+        ).all()
+        if rows:
+            total = int(rows[0].total)
+        elif offset == 0:
+            total = 0
+        else:  # past the last page
+            total = int(
+                await session.scalar(select(func.count()).select_from(match.source).where(where)) or 0
+            )
+        return [_record(row) for row in rows], total
 
     async def update(
         self, session: AsyncSession, tenant_id: str, user_id: str, changes: Mapping[str, object]
@@ -251,7 +262,7 @@ class UserStore:
         row = await self._write(session, statement)
         return _record(row) if row else None
 
-    async def _write(self, session: AsyncSession, statement: Any) -> Row[Any] | None:
+    async def _write(self, session: AsyncSession, statement: Any) -> _AnyRow | None:
         """Run a RETURNING statement in a savepoint, mapping a unique-index violation to DuplicateError.
 
         The savepoint keeps the caller's transaction usable after the violation (PostgreSQL would
@@ -280,22 +291,17 @@ class UserStore:
         Compared with the database's ``lower()`` on both sides, exactly as the unique indexes do; the
         indexes remain the guarantee when two transactions pass this check at the same time.
         """
-        clashes: builtins.list[tuple[str, ColumnElement[bool]]] = []
+        checks: builtins.list[tuple[str, ColumnElement[bool]]] = []
         if email is not None:
-            clashes.append(("email", func.lower(users.c.email) == func.lower(email)))
+            checks.append(("email", func.lower(users.c.email) == func.lower(email)))
         if username is not None:
-            clashes.append(("username", func.lower(users.c.username) == func.lower(username)))
-        where: Iterable[ColumnElement[bool]] = [users.c.tenant_id == tenant_id, _LIVE]
+            checks.append(("username", func.lower(users.c.username) == func.lower(username)))
+        scope = [users.c.tenant_id == tenant_id, _LIVE]
         if other_than is not None:
-            where = [*where, users.c.id != other_than]
-        query = select(*(clash for _, clash in clashes)).where(*where, or_(*(c for _, c in clashes)))
-        # At most one live user can hold the email and one the username; report the email first.
-        taken = {
-            field
-            for row in await session.execute(query.limit(2))
-            for (field, _), hit in zip(clashes, row, strict=True)
-            if hit
-        }
-        for field in ("email", "username"):
-            if field in taken:
+            scope.append(users.c.id != other_than)
+        # One EXISTS per field: each is a lookup in its unique index (an OR would scan the tenant).
+        query = select(*(exists().where(*scope, clash) for _, clash in checks))
+        taken = (await session.execute(query)).one()
+        for (field, _), hit in zip(checks, taken, strict=True):
+            if hit:
                 raise DuplicateError(field)

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.support.mesh import BACKENDS, Mesh
+from tests.support.token_issuer import TokenIssuer
 
 pytestmark = pytest.mark.infra
 
@@ -20,7 +21,6 @@ SERVICES = {
 }
 # One RPC per backend that a later issue implements; until then the contract says UNIMPLEMENTED.
 NOT_YET = {
-    "users": "users.v1.UserService/GetMe",
     "auth": "auth.v1.AuthService/GetJwks",
     "posts": "posts.v1.PostService/ListPosts",
     "broker": "broker.v1.MessageService/PublishMessage",
@@ -53,18 +53,33 @@ def test_health_is_serving(mesh: Mesh, grpcurl: Path, backend: str) -> None:
         assert '"status": "SERVING"' in checked.stdout
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_unwritten_rpcs_answer_unimplemented_and_are_counted(mesh: Mesh, grpcurl: Path, backend: str) -> None:
-    service, method = NOT_YET[backend].rsplit("/", 1)
-    called = run_grpcurl(grpcurl, "-d", "{}", mesh.target(backend), NOT_YET[backend])
-    assert called.returncode != 0
-    assert "Unimplemented" in called.stderr
+def _handled(mesh: Mesh, backend: str, method: str, code: str) -> str:
+    service, name = method.rsplit("/", 1)
     metrics = httpx.get(f"http://127.0.0.1:{mesh.metrics_ports[backend]}/metrics", timeout=5).text
-    expected = (
-        f'grpc_server_handled_total{{grpc_code="UNIMPLEMENTED",grpc_method="{method}",'
+    line = (
+        f'grpc_server_handled_total{{grpc_code="{code}",grpc_method="{name}",'
         f'grpc_service="{service}",grpc_type="unary"}}'
     )
-    assert expected in metrics
+    return next((row for row in metrics.splitlines() if row.startswith(line)), "")
+
+
+@pytest.mark.parametrize("backend", sorted(NOT_YET))
+def test_unwritten_rpcs_answer_unimplemented_and_are_counted(
+    mesh: Mesh, grpcurl: Path, issuer: TokenIssuer, backend: str
+) -> None:
+    token = issuer.token("user-1")
+    called = run_grpcurl(
+        grpcurl, "-H", f"authorization: Bearer {token}", "-d", "{}", mesh.target(backend), NOT_YET[backend]
+    )
+    assert called.returncode != 0
+    assert "Unimplemented" in called.stderr
+    assert _handled(mesh, backend, NOT_YET[backend], "UNIMPLEMENTED")
+
+
+def test_calls_without_a_token_are_unauthenticated_and_counted(mesh: Mesh, grpcurl: Path) -> None:
+    called = run_grpcurl(grpcurl, "-d", "{}", mesh.target("users"), "users.v1.UserService/GetMe")
+    assert "Unauthenticated" in called.stderr
+    assert _handled(mesh, "users", "users.v1.UserService/GetMe", "UNAUTHENTICATED")
 
 
 def test_gateway_ready_when_every_part_is_up(mesh: Mesh) -> None:

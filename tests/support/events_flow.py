@@ -75,11 +75,18 @@ async def all_published(edb: EventsDb) -> bool:
 
 @asynccontextmanager
 async def started_broker(
-    bootstrap: str, *, tracer_provider: TracerProvider | None = None, service: str = "test"
+    bootstrap: str,
+    *,
+    tracer_provider: TracerProvider | None = None,
+    service: str = "test",
+    subscribe: Callable[[KafkaBroker], object] | None = None,
 ) -> AsyncIterator[KafkaBroker]:
+    """The kit's broker, started (after ``subscribe(broker)`` registered its subscribers), then stopped."""
     broker = build_broker(
         bootstrap, service=service, tracer_provider=tracer_provider, registry=CollectorRegistry()
     )
+    if subscribe is not None:
+        subscribe(broker)
     try:
         async with asyncio.timeout(60):
             await start_with_retry(broker, bootstrap)
