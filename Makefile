@@ -6,7 +6,7 @@ UV := $(PYTHON) -m uv
 UV_VERSION := 0.13.9
 VENV_PY := .venv/bin/python
 
-.PHONY: up test install python-env protos lint check-protos clean-run
+.PHONY: up test install python-env protos lint check-protos clean-run bench asyncapi
 
 up: export PORTICO_UP_STARTED := $(shell date +%s.%N)
 up: install
@@ -24,9 +24,14 @@ python-env:
 
 protos: python-env
 	@$(VENV_PY) scripts/gen_protos.py
+	@examples/clients/go/generate.sh
 
 check-protos: python-env
 	@$(VENV_PY) scripts/gen_protos.py --check
+	@examples/clients/go/generate.sh --check
+
+bench: install
+	@$(VENV_PY) -m bench.users_get
 
 lint: python-env
 	@$(VENV_PY) -m ruff check . && $(VENV_PY) -m ruff format --check . && $(VENV_PY) -m mypy

@@ -16,5 +16,6 @@ step "contracts: buf lint, buf format, generated stubs up to date"
 node_modules/.bin/buf lint
 node_modules/.bin/buf format --diff --exit-code
 $py scripts/gen_protos.py --check
+examples/clients/go/generate.sh --check
 step "pytest"
 $py -m pytest "$@"

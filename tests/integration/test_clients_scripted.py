@@ -19,7 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from infra.local import free_port
 from stubs.users.v1 import users_pb2
 from tests.support.clients_run import NAMES, Clients, build_clients, run_clients
-from tests.support.clients_scripted_users import UNAUTHENTICATED_MESSAGE, ScriptedUsers, serve
+from tests.support.clients_scripted_users import UNAUTHENTICATED_MESSAGE, ScriptedUsers, scripted_users, serve
 
 TOKEN = "scripted-token"  # noqa: S105 - not a secret: the scripted server's expected bearer value
 
@@ -55,7 +55,7 @@ def clients(tmp_path_factory: pytest.TempPathFactory) -> Clients:
 
 @pytest.fixture
 def scripted() -> Iterator[tuple[ScriptedUsers, str]]:
-    servicer = ScriptedUsers({FULL.id: FULL, SPARSE.id: SPARSE}, TOKEN)
+    servicer = scripted_users({FULL.id: FULL, SPARSE.id: SPARSE}, TOKEN)
     with serve(servicer) as target:
         yield servicer, target
 

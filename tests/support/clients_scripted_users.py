@@ -50,6 +50,11 @@ class ScriptedUsers(users_pb2_grpc.UserServiceServicer):
         return users_pb2.GetUserResponse(user=user)
 
 
+def scripted_users(users: Mapping[str, users_pb2.User], token: str) -> ScriptedUsers:
+    """A ScriptedUsers; the RPCs other than GetUser stay the generated base's UNIMPLEMENTED."""
+    return ScriptedUsers(users, token)  # type: ignore[abstract]
+
+
 @contextmanager
 def serve(servicer: ScriptedUsers, workers: int = 8) -> Iterator[str]:
     """Serve ``servicer`` on a free loopback port; yields the target ``127.0.0.1:<port>``."""

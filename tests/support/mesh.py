@@ -70,11 +70,12 @@ def start_mesh(infra_env: dict[str, str], log_dir: Path, timeout: float = 60) ->
             mesh.procs[name] = spawn(name, ["-m", f"backends.{name}"], env, log_dir)
         mesh.procs["gateway"] = spawn("gateway", ["-m", "gateway"], env, log_dir)
         for name in BACKENDS:
-            wait_until(
-                lambda n=name: health_status(mesh.target(n)) == health_pb2.HealthCheckResponse.SERVING,
-                timeout,
-                f"{name} backend SERVING",
-            )
+            target = mesh.target(name)
+
+            def serving(target: str = target) -> bool:
+                return bool(health_status(target) == health_pb2.HealthCheckResponse.SERVING)
+
+            wait_until(serving, timeout, f"{name} backend SERVING")
         wait_until(lambda: gateway_ready(mesh.gateway_url), timeout, "gateway /ready")
     except BaseException:
         mesh.stop()
