@@ -38,3 +38,6 @@ lint: python-env
 
 clean-run:
 	rm -rf .run
+
+asyncapi: python-env
+	@$(VENV_PY) scripts/gen_asyncapi.py

@@ -98,11 +98,8 @@ class OutboxRelay:
         delay = 0.0
         while True:
             self._wakeup.clear()  # a wake during the round asks for another one
-            if await self._still_sending(delay):
-                delay = self._backoff(delay)
-                continue
             try:
-                published = await self.relay_once()
+                published = await self._guarded_round()
             except Exception as exc:  # Kafka or the database is away: the rows stay pending
                 delay = self._backoff(delay)
                 log.warning(
@@ -110,7 +107,7 @@ class OutboxRelay:
                     extra={"outbox": self._table.name, "error": str(exc), "retry_in_s": delay},
                 )
                 await self._observe_backlog()
-                await asyncio.sleep(delay)
+                await self._pause(delay)
                 continue
             delay = 0.0
             await self._observe_backlog()
@@ -144,14 +141,19 @@ class OutboxRelay:
     def _backoff(self, delay: float) -> float:
         return min(max(2 * delay, _FIRST_BACKOFF), self._max_backoff)
 
-    async def _still_sending(self, delay: float) -> bool:
+    async def _guarded_round(self) -> int | None:
         """While sends of a timed-out round are unanswered (Kafka away: the idempotent producer retries
-        them forever), claiming again would only queue duplicates: wait for them instead."""
+        them forever), claiming again would only queue duplicates of them: fail the round instead."""
         self._unresolved = [f for f in self._unresolved if not f.done()]
-        if not self._unresolved:
-            return False
-        await asyncio.wait(self._unresolved, timeout=self._backoff(delay))
-        return True
+        if self._unresolved:
+            raise PublishError(f"{len(self._unresolved)} earlier sends still unacknowledged")
+        return await self.relay_once()
+
+    async def _pause(self, delay: float) -> None:
+        if self._unresolved:  # resume as soon as Kafka answers them
+            await asyncio.wait(self._unresolved, timeout=delay)
+        else:
+            await asyncio.sleep(delay)
 
     async def _lock(self, session: AsyncSession) -> bool:
         if self._db.dialect != "postgresql":

@@ -92,7 +92,10 @@ async def started_broker(
             await start_with_retry(broker, bootstrap)
         yield broker
     finally:
-        await broker.stop()
+        # aiokafka's stop flushes pending sends first, forever while Kafka is away: bound it, so a failing
+        # test reports its failure instead of hanging.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(broker.stop(), 15)
 
 
 @asynccontextmanager
