@@ -7,9 +7,13 @@ republishes the round later (consumers dedupe by ``event_id``); one that dies af
 
 The lock makes several instances of a backend safe and keeps per-key order: on PostgreSQL a
 transaction-scoped advisory lock (an instance that cannot get it skips the round), on SQLite the
-``BEGIN IMMEDIATE`` of :meth:`Database.write` already serialises writers. ``id`` order is insert order;
-on PostgreSQL two transactions may commit out of that order, so a backend must serialise the changes of
-one entity (update the entity row, which locks it, before adding its event) for per-key order to hold.
+``BEGIN IMMEDIATE`` of :meth:`Database.write` already serialises writers (so a round holds SQLite's write
+lock while it publishes: ``publish_timeout`` bounds that well below the 10 s busy timeout of other
+writers, and after a failure no round starts before Kafka answers again).
+
+``id`` order is insert order; on PostgreSQL two transactions may commit out of that order, so a backend
+must serialise the changes of one entity (update the entity row, which locks it, before adding its
+event) for per-key order to hold.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ log = logging.getLogger(__name__)
 _LOCK_NAMESPACE = 0x706F7274  # "port"
 _FIRST_BACKOFF = 0.2
 _LOCK_RETRY = 0.05
+_PING_TIMEOUT = 1.0
 # The relay span replaces the writer's trace context; other headers (e.g. baggage) travel unchanged.
 _TRACE_HEADERS = frozenset(TraceContextTextMapPropagator().fields)
 
@@ -74,7 +79,7 @@ class OutboxRelay:
         registry: CollectorRegistry,
         batch_size: int = 100,
         poll_interval: float = 1.0,
-        publish_timeout: float = 10.0,
+        publish_timeout: float = 5.0,
         max_backoff: float = 5.0,
     ) -> None:
         self._db = db
@@ -99,7 +104,7 @@ class OutboxRelay:
         while True:
             self._wakeup.clear()  # a wake during the round asks for another one
             try:
-                published = await self._guarded_round()
+                published = await self._guarded_round(retrying=delay > 0)
             except Exception as exc:  # Kafka or the database is away: the rows stay pending
                 delay = self._backoff(delay)
                 log.warning(
@@ -110,10 +115,11 @@ class OutboxRelay:
                 await self._pause(delay)
                 continue
             delay = 0.0
-            await self._observe_backlog()
-            if published is None:  # another instance holds the lock
+            if published is None:  # another instance holds the lock (and reports the backlog)
                 await asyncio.sleep(_LOCK_RETRY)
-            elif published < self._batch_size:
+                continue
+            await self._observe_backlog()
+            if published < self._batch_size:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
 
@@ -141,12 +147,18 @@ class OutboxRelay:
     def _backoff(self, delay: float) -> float:
         return min(max(2 * delay, _FIRST_BACKOFF), self._max_backoff)
 
-    async def _guarded_round(self) -> int | None:
-        """While sends of a timed-out round are unanswered (Kafka away: the idempotent producer retries
-        them forever), claiming again would only queue duplicates of them: fail the round instead."""
+    async def _guarded_round(self, *, retrying: bool) -> int | None:
+        """A round, unless it is bound to fail: then no transaction (and no SQLite write lock) is taken.
+
+        While sends of a timed-out round are unanswered (Kafka away: the idempotent producer retries them
+        forever), claiming again would only queue duplicates of them; after a failure, Kafka must answer
+        a ping first.
+        """
         self._unresolved = [f for f in self._unresolved if not f.done()]
         if self._unresolved:
             raise PublishError(f"{len(self._unresolved)} earlier sends still unacknowledged")
+        if retrying and not await self._broker.ping(timeout=_PING_TIMEOUT):
+            raise PublishError("kafka does not answer")
         return await self.relay_once()
 
     async def _pause(self, delay: float) -> None:

@@ -242,6 +242,15 @@ async def open_database(spec: BackendSpec, attempts: int = 30) -> Database:
     return Database(url)
 
 
+async def _stop_broker(broker: KafkaBroker, timeout: float) -> None:
+    """Stop the broker, but not forever: aiokafka flushes pending sends first, which never ends while
+    Kafka is away, and the outbox keeps anything unacknowledged anyway."""
+    try:
+        await asyncio.wait_for(broker.stop(), timeout)
+    except TimeoutError:
+        log.warning("kafka broker did not stop in time; unacknowledged events stay in the outbox")
+
+
 async def serve(spec: BackendSpec) -> None:
     """Run a backend until SIGTERM or SIGINT, then shut down gracefully."""
     name, settings = spec.name, spec.settings
@@ -275,7 +284,7 @@ async def serve(spec: BackendSpec) -> None:
         await stop.wait()
         await server.stop()
     finally:
-        await broker.stop()
+        await _stop_broker(broker, settings.shutdown_grace)
         await redis.aclose()
         await auth_channel.close(grace=None)
         if db is not None:

@@ -99,9 +99,8 @@ async def test_kafka_stop_and_start_loses_nothing_and_duplicates_apply_once(
                 await asyncio.to_thread(kafka.wait_ready, 90)
                 back = time.monotonic()
                 await eventually(lambda: all_published(edb), timeout=60, what="the backlog to drain")
-                print(
-                    f"\n[measure] {kind}: 200 events drained {time.monotonic() - back:.2f}s after Kafka was back"
-                )
+                drained = time.monotonic() - back
+                print(f"\n[measure] {kind}: 200 events drained {drained:.2f}s after Kafka was back")
 
                 # A relay that died between publish and mark: the rows are pending again, so republished.
                 async with edb.db.write() as session:

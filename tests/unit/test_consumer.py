@@ -53,7 +53,7 @@ class Setup:
         c = self.processed.c
         async with self.db.read() as session:
             result = await session.execute(select(c.consumer_group, c.event_id, c.event_type))
-            return [tuple(row) for row in result.all()]  # type: ignore[misc]
+            return [(group, event_id, type_) for group, event_id, type_ in result.all()]
 
     def count(self, outcome: Outcome, group: str = "g1") -> float:
         labels = {"group": group, "topic": TOPIC, "outcome": outcome.value}

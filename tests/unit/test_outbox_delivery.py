@@ -75,5 +75,6 @@ async def test_unanswered_sends_time_out_and_are_handed_back() -> None:
 
 
 async def test_nothing_to_send() -> None:
-    delivery = await deliver([], Sends({}).send, timeout=1)
+    nothing: list[int] = []
+    delivery = await deliver(nothing, Sends({}).send, timeout=1)
     assert (delivery.acked, delivery.failed, delivery.error) == ([], [], None)

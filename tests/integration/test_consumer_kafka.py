@@ -1,0 +1,126 @@
+"""The idempotent consumer on the real Kafka, on SQLite and PostgreSQL: its span continues the trace of the
+request that wrote the event; a failing handler is redelivered; a malformed record does not wedge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanContext, SpanKind
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backends.kit.consumer import EventConsumer, Outcome
+from backends.kit.outbox import Outbox
+from backends.kit.relay import OutboxRelay
+from stubs.events.v1 import events_pb2
+from tests.support.events_db import database_url, events_db
+from tests.support.events_flow import running, started_broker, user_event
+from tests.support.events_kafka import create_topic
+from tests.support.events_wait import eventually
+from tests.support.infra import InfraEnv
+
+pytestmark = [pytest.mark.infra, pytest.mark.timeout(180)]
+
+KINDS = ["sqlite", "postgresql"]
+HEADERS = {"content-type": "application/x-protobuf", "event-type": "user.updated"}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_the_consumer_span_continues_the_writers_trace(
+    kind: str, infra: InfraEnv, tmp_path: Path
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    topic = await create_topic(infra.kafka_bootstrap)
+    seen: list[SpanContext] = []
+
+    async def on_updated(session: AsyncSession, event: events_pb2.Event) -> None:
+        seen.append(trace.get_current_span().get_span_context())
+
+    async def handled() -> bool:
+        return bool(seen)
+
+    async with events_db(database_url(kind, tmp_path, infra.database_url), tmp_path) as edb:
+        consumer = EventConsumer(edb.db, edb.processed, f"test-{edb.prefix}", registry=CollectorRegistry())
+        handlers = {"user.updated": on_updated}
+        async with (
+            started_broker(infra.kafka_bootstrap, tracer_provider=provider, service="writer") as broker,
+            started_broker(
+                infra.kafka_bootstrap,
+                tracer_provider=provider,
+                service="reader",
+                subscribe=lambda b: consumer.subscribe(b, topic, handlers),
+            ),
+        ):
+            relay = OutboxRelay(
+                edb.db, broker, edb.outbox, tracer_provider=provider, registry=CollectorRegistry()
+            )
+            with provider.get_tracer("test").start_as_current_span("PATCH /api/v1/users/u-1") as request:
+                async with edb.db.write() as session:
+                    await Outbox(edb.outbox, wake=relay.wake).add(session, topic, user_event("u-1", 1))
+            async with running(relay):  # another task: the request's context is not current there
+                await eventually(handled, timeout=60, what="the event to be handled")
+
+    writer = request.get_span_context()
+    assert seen[0].trace_id == writer.trace_id
+    spans = exporter.get_finished_spans()
+    process = [s for s in spans if s.kind is SpanKind.CONSUMER and s.name == f"{topic} process"]
+    assert process
+    assert process[0].context is not None
+    assert process[0].context.trace_id == writer.trace_id
+    send = next(s for s in spans if s.name == f"{topic} send")
+    assert [link.context.span_id for link in send.links] == [writer.span_id]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_failing_handler_is_redelivered_and_a_malformed_record_skipped(
+    kind: str, infra: InfraEnv, tmp_path: Path
+) -> None:
+    topic = await create_topic(infra.kafka_bootstrap, partitions=1)  # one partition: one queue
+    first, second = user_event("u-1", 1), user_event("u-1", 2)
+    failures_left = {first.event_id: 2}
+    applied: list[str] = []
+
+    async def on_updated(session: AsyncSession, event: events_pb2.Event) -> None:
+        if failures_left.get(event.event_id, 0) > 0:
+            failures_left[event.event_id] -= 1
+            raise RuntimeError("downstream not ready")
+        applied.append(event.event_id)
+
+    registry = CollectorRegistry()
+
+    def count(outcome: Outcome) -> float:
+        labels = {"group": consumer.group_id, "topic": topic, "outcome": outcome.value}
+        return registry.get_sample_value("portico_events_consumed_total", labels) or 0.0
+
+    async def done() -> bool:
+        return count(Outcome.APPLIED) == 2
+
+    async with events_db(database_url(kind, tmp_path, infra.database_url), tmp_path) as edb:
+        consumer = EventConsumer(
+            edb.db, edb.processed, f"test-{edb.prefix}", registry=registry, retry_delay=0.1
+        )
+        handlers = {"user.updated": on_updated}
+        async with (
+            started_broker(infra.kafka_bootstrap, service="writer") as broker,
+            started_broker(
+                infra.kafka_bootstrap,
+                service="reader",
+                subscribe=lambda b: consumer.subscribe(b, topic, handlers),
+            ),
+        ):
+            await broker.publish(b"\x08\x96\x01 definitely not an event", topic, key=b"u-1", headers=HEADERS)
+            for event in (first, second):
+                await broker.publish(event.SerializeToString(), topic, key=b"u-1", headers=HEADERS)
+            await eventually(done, timeout=60, what="both events to be applied")
+
+    assert applied == [first.event_id, second.event_id]  # redelivered in place, order kept
+    assert count(Outcome.FAILED) == 2
+    assert count(Outcome.MALFORMED) == 1
+    assert count(Outcome.DUPLICATE) == 0
