@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import grpc
+import httpx
+import jwt
 import pytest
+from redis.asyncio import Redis
 
+from backends.kit.revocation import revoke_jti
 from backends.kit.status import violations_of
 from stubs.users.v1 import users_pb2, users_pb2_grpc
+from tests.support.infra import InfraEnv
 from tests.support.users_fixtures import UsersBackend
 
 pytestmark = pytest.mark.infra
@@ -276,3 +282,50 @@ def test_search_finds_by_name_with_stemming_and_phrases(
     assert runner["id"] in found("run")
     short = users_pb2.SearchUsersRequest(q="j")
     assert code_of(users_backend, stub.SearchUsers, short, admin_token) == Code.INVALID_ARGUMENT
+
+
+def test_a_logged_out_token_is_refused_at_once(
+    users_backend: UsersBackend, stub: users_pb2_grpc.UserServiceStub, tenant: str, infra: InfraEnv
+) -> None:
+    user, token = member(users_backend, tenant, "frank")
+    assert call(users_backend, stub.GetMe, users_pb2.GetMeRequest(), token).user.id == user["id"]
+    claims = jwt.decode(token, options={"verify_signature": False})
+
+    async def revoke() -> None:
+        redis = Redis.from_url(infra.redis_url)
+        try:
+            await revoke_jti(redis, claims["jti"], claims["exp"])
+        finally:
+            await redis.aclose()
+
+    asyncio.run(revoke())
+    assert code_of(users_backend, stub.GetMe, users_pb2.GetMeRequest(), token) == Code.UNAUTHENTICATED
+    fresh = users_backend.token(user)  # another token of the same user still works
+    assert call(users_backend, stub.GetMe, users_pb2.GetMeRequest(), fresh).user.id == user["id"]
+
+
+def test_reads_see_every_change_through_the_cache(
+    users_backend: UsersBackend, stub: users_pb2_grpc.UserServiceStub, tenant: str
+) -> None:
+    _, admin_token = users_backend.admin(tenant)
+    gina, gina_token = member(users_backend, tenant, "gina")
+    get = users_pb2.GetUserRequest(user_id=gina["id"])
+    before = metrics_value(users_backend, "hit")
+    assert call(users_backend, stub.GetUser, get, admin_token).user.first_name == "Gina"
+    assert call(users_backend, stub.GetUser, get, admin_token).user.first_name == "Gina"
+    assert metrics_value(users_backend, "hit") > before  # the second read came from Redis
+    call(
+        users_backend,
+        stub.UpdateUser,
+        users_pb2.UpdateUserRequest(user_id=gina["id"], first_name="Georgina"),
+        gina_token,
+    )
+    assert call(users_backend, stub.GetUser, get, admin_token).user.first_name == "Georgina"
+    call(users_backend, stub.DeleteUser, users_pb2.DeleteUserRequest(user_id=gina["id"]), admin_token)
+    assert code_of(users_backend, stub.GetUser, get, admin_token) == Code.NOT_FOUND
+
+
+def metrics_value(users_backend: UsersBackend, result: str) -> float:
+    text = httpx.get(f"http://127.0.0.1:{users_backend.metrics_port}/metrics", timeout=5).text
+    prefix = f'portico_cache_requests_total{{cache="users",result="{result}"}}'
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
