@@ -22,7 +22,12 @@ ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "bench-token"  # noqa: S105 - not a secret: the scripted server's expected bearer value
 POOL = 300
 
-pytestmark = pytest.mark.skipif(not GHZ.exists(), reason="ghz is installed by `python -m infra install`")
+pytestmark = pytest.mark.infra
+
+
+@pytest.fixture(autouse=True)
+def _ghz_installed() -> None:
+    assert GHZ.exists(), "ghz is installed by `python -m infra install` (make test does it)"
 
 
 def user(user_id: str) -> users_pb2.User:
