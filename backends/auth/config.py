@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from backends.kit.config import BackendSettings
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _default_keys_dir() -> Path:
+    return Path(os.environ.get("PORTICO_RUN_DIR", str(_REPO_ROOT / ".run"))) / "auth-keys"
 
 
 class AuthSettings(BackendSettings):
@@ -12,3 +22,41 @@ class AuthSettings(BackendSettings):
 
     port: int = 50052
     metrics_port: int = 9102
+
+    users_target: str = Field(
+        default="127.0.0.1:50051",
+        validation_alias=AliasChoices("PORTICO_USERS_TARGET"),
+        description="users backend",
+    )
+    access_token_ttl: int = Field(
+        default=600,
+        ge=30,
+        le=86400,
+        validation_alias=AliasChoices("PORTICO_ACCESS_TOKEN_TTL"),
+        description="Access-token lifetime in seconds (seed 001's EXPIRY_TIME)",
+    )
+    refresh_idle_seconds: int = Field(
+        default=7 * 86400, ge=60, description="A refresh token unused this long dies"
+    )
+    refresh_absolute_seconds: int = Field(
+        default=30 * 86400, ge=60, description="No login lasts longer than this"
+    )
+    refresh_reuse_grace_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=60,
+        description="A concurrent refresh of the immediate parent is refused, not punished",
+    )
+    admin_password: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PORTICO_ADMIN_PASSWORD"),
+        description="When set, ensure user 'admin' (role admin, tenant default) with this password",
+    )
+    keys_dir: Path = Field(
+        default_factory=_default_keys_dir, description="Signing keys (0700 dir, 0600 files)"
+    )
+    keys_passphrase: SecretStr | None = Field(default=None, description="Encrypts the signing keys at rest")
+    login_account_limit: int = Field(default=5, ge=1, description="Failures per account before a lockout")
+    login_ip_limit: int = Field(default=50, ge=1, description="Failures per client IP in the window")
+    login_window_seconds: int = Field(default=900, ge=1, description="Sliding window of counted failures")
+    hash_workers: int = Field(default=0, ge=0, description="Password-hashing threads; 0 = CPU count")

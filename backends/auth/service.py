@@ -1,13 +1,401 @@
-"""gRPC handlers of ``auth.v1.AuthService``.
+"""gRPC handlers of ``auth.v1.AuthService``: register, log in, refresh, log out, publish the keys.
 
-The RPCs are specified in ``proto/auth/v1/auth.proto``; the ones not written yet are inherited from
-the generated base class, which answers ``UNIMPLEMENTED``.
+Credentials and refresh tokens only — profiles stay in the users backend, reached over gRPC with a
+short-lived ``service`` token. Every failed login answers the same message after the same amount of work
+(an unknown user or a locked account still costs one password verification). Audit events go through
+the outbox in the same transaction as the change they describe.
 """
 
 from __future__ import annotations
 
-from stubs.auth.v1 import auth_pb2_grpc
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+import grpc
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from backends.auth.access_tokens import IssuedToken, issue_access_token, issue_service_token
+from backends.auth.audit import audit_event
+from backends.auth.config import AuthSettings
+from backends.auth.keys import KeyRing
+from backends.auth.lockout import LoginThrottle
+from backends.auth.passwords import Passwords, check_password
+from backends.auth.refresh_tokens import RefreshTokens
+from backends.auth.store import CredentialStore, DuplicateCredential
+from backends.kit.authn import current_principal
+from backends.kit.db import Database
+from backends.kit.events import AUTH_TOPIC
+from backends.kit.outbox import Outbox
+from backends.kit.revocation import revoke_jti, revoke_session
+from backends.kit.status import abort_invalid
+from stubs.auth.v1 import auth_pb2, auth_pb2_grpc
+from stubs.events.v1 import events_pb2
+from stubs.users.v1 import users_pb2, users_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+Context = grpc.aio.ServicerContext[Any, Any]
+DEFAULT_TENANT = "default"
+TOKEN_TYPE = "bearer"  # noqa: S105 (the OAuth token_type value, not a secret)
+LOGIN_FAILED = "Invalid username or password"
+REFRESH_FAILED = "Invalid token, Please login again"
+# Statuses of the users backend passed on as they are: they describe the caller's input.
+_PASS_THROUGH = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.ALREADY_EXISTS}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _metadata(context: Context, name: str) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == name and isinstance(value, str):
+            return value
+    return ""
+
+
+def client_ip(context: Context) -> str:
+    """The gateway passes the client address as ``x-client-ip``; direct callers are their peer."""
+    forwarded = _metadata(context, "x-client-ip")
+    if forwarded:
+        return forwarded[:64]
+    peer = context.peer() or ""  # "ipv4:127.0.0.1:5555" / "ipv6:[::1]:5555"
+    host = peer.partition(":")[2].rpartition(":")[0]
+    return host.strip("[]")[:64]
+
+
+def _actor(context: Context, user_id: str = "") -> events_pb2.Actor:
+    return events_pb2.Actor(
+        user_id=user_id, request_id=_metadata(context, "x-request-id")[:128], client_ip=client_ip(context)
+    )
+
+
+@dataclass
+class AuthDeps:
+    settings: AuthSettings
+    db: Database
+    credentials: CredentialStore
+    refresh: RefreshTokens
+    passwords: Passwords
+    throttle: LoginThrottle
+    keys: KeyRing
+    outbox: Outbox
+    redis: Redis
+    users: users_pb2_grpc.UserServiceStub
 
 
 class AuthService(auth_pb2_grpc.AuthServiceServicer):
-    """The auth backend's servicer."""
+    def __init__(self, deps: AuthDeps) -> None:
+        self._d = deps
+        self._s = deps.settings
+
+    # -- tokens ------------------------------------------------------------------------------------
+
+    def _access_token(
+        self, *, sub: str, tenant_id: str, email: str, roles: tuple[str, ...], sid: str
+    ) -> IssuedToken:
+        now = _now()
+        self._d.keys.reload_if_changed()
+        return issue_access_token(
+            self._d.keys.signing_key(now),
+            sub=sub,
+            tenant_id=tenant_id,
+            email=email,
+            roles=roles,
+            session_id=sid,
+            ttl_seconds=self._s.access_token_ttl,
+            issuer=self._s.jwt_issuer,
+            audience=self._s.jwt_audience,
+            now=now,
+        )
+
+    def service_metadata(self, tenant_id: str) -> tuple[tuple[str, str], ...]:
+        """Credentials for one call to the users backend, valid for a minute."""
+        now = _now()
+        self._d.keys.reload_if_changed()
+        token = issue_service_token(
+            self._d.keys.signing_key(now),
+            tenant_id=tenant_id,
+            issuer=self._s.jwt_issuer,
+            audience=self._s.jwt_audience,
+            now=now,
+        )
+        return (("authorization", f"Bearer {token.token}"),)
+
+    async def _users_call(self, context: Context, method: Any, request: Any, tenant_id: str) -> Any:
+        metadata = (*self.service_metadata(tenant_id), ("x-request-id", _metadata(context, "x-request-id")))
+        try:
+            return await method(request, metadata=metadata, timeout=5)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in _PASS_THROUGH:
+                await context.abort(exc.code(), exc.details() or "", exc.trailing_metadata())
+            log.error("users backend call failed", extra={"code": exc.code().name})
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "The user service is unavailable")
+            raise AssertionError("unreachable") from exc
+
+    async def _audit(self, event: events_pb2.Event) -> None:
+        async with self._d.db.write() as session:
+            await self._d.outbox.add(session, AUTH_TOPIC, event)
+
+    # -- RPCs --------------------------------------------------------------------------------------
+
+    async def Register(
+        self, request: auth_pb2.RegisterRequest, context: Context
+    ) -> auth_pb2.RegisterResponse:
+        tenant_id = request.tenant_id or DEFAULT_TENANT
+        problems = check_password(request.password, username=request.username, email=request.email)
+        if not request.username:
+            problems.append(("username", "is required"))
+        if problems:
+            await abort_invalid(context, problems)
+        password_hash = await self._d.passwords.hash(request.password)
+        created = await self._users_call(
+            context,
+            self._d.users.CreateUser,
+            users_pb2.CreateUserRequest(
+                tenant_id=tenant_id,
+                username=request.username,
+                email=request.email,
+                first_name=request.first_name,
+                last_name=request.last_name,
+                phone=request.phone,
+            ),
+            tenant_id,
+        )
+        user: users_pb2.User = created.user
+        try:
+            async with self._d.db.write() as session:
+                await self._d.credentials.add(
+                    session,
+                    user_id=user.id,
+                    tenant_id=tenant_id,
+                    username=user.username,
+                    email=user.email,
+                    password_hash=password_hash,
+                    roles=tuple(user.roles),
+                )
+                family = await self._d.refresh.start_family(
+                    session, user_id=user.id, tenant_id=tenant_id, now=_now()
+                )
+                await self._d.outbox.add(
+                    session,
+                    AUTH_TOPIC,
+                    audit_event(
+                        "login.succeeded",
+                        tenant_id,
+                        actor=_actor(context, user.id),
+                        user_id=user.id,
+                        identifier=user.username,
+                        session_id=family.family_id,
+                        reason="registered",
+                    ),
+                )
+        except BaseException as exc:
+            # No half-registered user: take the profile back before answering.
+            await self._compensate(context, user, tenant_id)
+            if isinstance(exc, DuplicateCredential):
+                await context.abort(
+                    grpc.StatusCode.ALREADY_EXISTS, f"A user with this {exc.field} already exists"
+                )
+            raise
+        access = self._access_token(
+            sub=user.id, tenant_id=tenant_id, email=user.email, roles=tuple(user.roles), sid=family.family_id
+        )
+        return auth_pb2.RegisterResponse(
+            user=user,
+            access_token=access.token,
+            refresh_token=family.token,
+            token_type=TOKEN_TYPE,
+            expires_in=self._s.access_token_ttl,
+        )
+
+    async def _compensate(self, context: Context, user: users_pb2.User, tenant_id: str) -> None:
+        try:
+            await self._d.users.DeleteUser(
+                users_pb2.DeleteUserRequest(user_id=user.id),
+                metadata=self.service_metadata(tenant_id),
+                timeout=5,
+            )
+        except grpc.aio.AioRpcError as exc:
+            # The profile stays without credentials: it cannot log in; logged for an operator.
+            log.error(
+                "could not remove a half-registered profile",
+                extra={"user_id": user.id, "code": exc.code().name},
+            )
+
+    async def Login(self, request: auth_pb2.LoginRequest, context: Context) -> auth_pb2.LoginResponse:
+        tenant_id = request.tenant_id or DEFAULT_TENANT
+        identifier = (request.username or request.email).strip()
+        if not identifier or not request.password:
+            await abort_invalid(
+                context, [("username", "username or email is required"), ("password", "is required")]
+            )
+        ip = client_ip(context)
+        d = self._d
+
+        async def refuse(reason: str, user_id: str = "") -> NoReturn:
+            await d.throttle.failed(tenant_id, identifier, ip)
+            await self._audit(
+                audit_event(
+                    "login.failed",
+                    tenant_id,
+                    actor=_actor(context),
+                    user_id=user_id,
+                    identifier=identifier,
+                    reason=reason,
+                )
+            )
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, LOGIN_FAILED)
+            raise AssertionError("unreachable")
+
+        if not await d.throttle.check(tenant_id, identifier, ip):
+            await d.passwords.burn(request.password)  # a locked account costs what a wrong password costs
+            await refuse("locked")
+        async with d.db.read() as session:
+            credential = await d.credentials.find_for_login(session, tenant_id, identifier)
+        if credential is None:
+            await d.passwords.burn(request.password)
+            await refuse("unknown_user")
+        assert credential is not None
+        verdict = await d.passwords.verify(credential.password_hash, request.password)
+        if not verdict.ok:
+            await refuse("wrong_password", credential.user_id)
+        await d.throttle.succeeded(tenant_id, identifier)
+        new_hash = await d.passwords.hash(request.password) if verdict.needs_rehash else None
+        async with d.db.write() as session:
+            if new_hash is not None:
+                await d.credentials.set_password_hash(session, credential.user_id, new_hash)
+            family = await d.refresh.start_family(
+                session, user_id=credential.user_id, tenant_id=tenant_id, now=_now()
+            )
+            await d.outbox.add(
+                session,
+                AUTH_TOPIC,
+                audit_event(
+                    "login.succeeded",
+                    tenant_id,
+                    actor=_actor(context, credential.user_id),
+                    user_id=credential.user_id,
+                    identifier=identifier,
+                    session_id=family.family_id,
+                ),
+            )
+        access = self._access_token(
+            sub=credential.user_id,
+            tenant_id=tenant_id,
+            email=credential.email,
+            roles=credential.roles,
+            sid=family.family_id,
+        )
+        return auth_pb2.LoginResponse(
+            access_token=access.token,
+            refresh_token=family.token,
+            token_type=TOKEN_TYPE,
+            expires_in=self._s.access_token_ttl,
+        )
+
+    async def Refresh(self, request: auth_pb2.RefreshRequest, context: Context) -> auth_pb2.RefreshResponse:
+        presented = request.refresh_token or request.old_refresh_token  # seed 001 names it old_refresh_token
+        if not presented or len(presented) > 512:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, REFRESH_FAILED)
+        d = self._d
+        async with d.db.write() as session:
+            result = await d.refresh.rotate(session, presented, _now())
+            outcome = result.outcome
+            credential = await d.credentials.get(session, result.user_id) if outcome == "rotated" else None
+            if outcome == "rotated" and (credential is None or credential.disabled):
+                await d.refresh.revoke_family(session, result.family_id, "user_disabled", _now())
+                outcome = "invalid"
+            if outcome == "reuse":
+                await d.outbox.add(
+                    session,
+                    AUTH_TOPIC,
+                    audit_event(
+                        "token.reuse_detected",
+                        result.tenant_id,
+                        actor=_actor(context),
+                        user_id=result.user_id,
+                        session_id=result.family_id,
+                        reason="refresh_token_reused",
+                    ),
+                )
+            elif outcome == "rotated":
+                await d.outbox.add(
+                    session,
+                    AUTH_TOPIC,
+                    audit_event(
+                        "token.refreshed",
+                        result.tenant_id,
+                        actor=_actor(context, result.user_id),
+                        user_id=result.user_id,
+                        session_id=result.family_id,
+                    ),
+                )
+        if outcome == "reuse":
+            # The family is revoked in the database; its access tokens die everywhere at once too.
+            await self._end_session(result.family_id)
+        if outcome != "rotated" or credential is None or result.token is None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, REFRESH_FAILED)
+            raise AssertionError("unreachable")
+        access = self._access_token(
+            sub=credential.user_id,
+            tenant_id=credential.tenant_id,
+            email=credential.email,
+            roles=credential.roles,
+            sid=result.family_id,
+        )
+        return auth_pb2.RefreshResponse(
+            access_token=access.token,
+            refresh_token=result.token,
+            token_type=TOKEN_TYPE,
+            expires_in=self._s.access_token_ttl,
+        )
+
+    async def _end_session(self, family_id: str) -> None:
+        try:
+            await revoke_session(
+                self._d.redis, family_id, self._s.access_token_ttl + int(self._s.jwt_leeway) + 5
+            )
+        except RedisError:
+            log.error("could not revoke a session's access tokens in Redis", extra={"session_id": family_id})
+
+    async def Logout(self, request: auth_pb2.LogoutRequest, context: Context) -> auth_pb2.LogoutResponse:
+        principal = current_principal()
+        d = self._d
+        try:
+            await revoke_jti(d.redis, principal.jti, principal.expires_at + self._s.jwt_leeway)
+        except RedisError:
+            # Answering "logged out" while the token still works would be a lie.
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "Logout is unavailable, please retry")
+        families: set[str] = set()
+        async with d.db.write() as session:
+            if principal.session_id:
+                await d.refresh.revoke_family(session, principal.session_id, "logout", _now())
+                families.add(principal.session_id)
+            if request.refresh_token:
+                family_id = await d.refresh.revoke_family_of(
+                    session, request.refresh_token, "logout", _now(), user_id=principal.sub
+                )
+                if family_id:
+                    families.add(family_id)
+            await d.outbox.add(
+                session,
+                AUTH_TOPIC,
+                audit_event(
+                    "logout",
+                    principal.tenant_id,
+                    actor=_actor(context, principal.sub),
+                    user_id=principal.sub,
+                    session_id=principal.session_id,
+                ),
+            )
+        for family_id in families:
+            await self._end_session(family_id)
+        return auth_pb2.LogoutResponse(status="logout successful")
+
+    async def GetJwks(self, request: auth_pb2.GetJwksRequest, context: Context) -> auth_pb2.GetJwksResponse:
+        self._d.keys.reload_if_changed()
+        return self._d.keys.jwks(_now())

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from backends.kit.revocation import revoked_jti_key, valid_after_key
+from backends.kit.revocation import revoked_jti_key, revoked_sid_key, valid_after_key
 from backends.kit.tokens import InvalidToken, Principal, TokenVerifier
 from stubs.portico.gateway.v1 import options_pb2
 
@@ -71,14 +71,16 @@ class RevocationChecker:
 
     async def is_revoked(self, principal: Principal) -> bool:
         try:
-            revoked, valid_after = await self._redis.mget(
-                revoked_jti_key(principal.jti), valid_after_key(principal.tenant_id, principal.sub)
+            revoked, valid_after, session_ended = await self._redis.mget(
+                revoked_jti_key(principal.jti),
+                valid_after_key(principal.tenant_id, principal.sub),
+                revoked_sid_key(principal.session_id or "-"),
             )
         except RedisError:
             self._errors.inc()
             log.warning("revocation check unavailable", extra={"fail_open": self._fail_open})
             return not self._fail_open
-        if revoked is not None:
+        if revoked is not None or (principal.session_id and session_ended is not None):
             return True
         return valid_after is not None and principal.issued_at <= float(valid_after)
 

@@ -3,6 +3,8 @@
 - ``portico:revoked:jti:<jti>`` exists while a logged-out access token would still be unexpired.
 - ``portico:valid_after:<tenant>:<sub>`` holds an epoch time; tokens of that user issued before it are
   dead (a deleted user, or "log out everywhere").
+- ``portico:revoked:sid:<sid>`` exists when the login (refresh-token family) named by a token's ``sid``
+  claim was ended: logout, or a refresh token presented twice.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ def revoked_jti_key(jti: str) -> str:
     return f"portico:revoked:jti:{jti}"
 
 
+def revoked_sid_key(sid: str) -> str:
+    return f"portico:revoked:sid:{sid}"
+
+
 def valid_after_key(tenant_id: str, sub: str) -> str:
     return f"portico:valid_after:{tenant_id}:{sub}"
 
@@ -32,3 +38,8 @@ async def revoke_jti(redis: Redis, jti: str, expires_at: float) -> None:
 async def end_sessions(redis: Redis, tenant_id: str, sub: str, at: float | None = None) -> None:
     """Every token of the user issued up to now stops working."""
     await redis.set(valid_after_key(tenant_id, sub), str(at or time.time()), ex=VALID_AFTER_TTL_SECONDS)
+
+
+async def revoke_session(redis: Redis, sid: str, ttl_seconds: int) -> None:
+    """Every access token of one login stops working (kept as long as such a token can live)."""
+    await redis.set(revoked_sid_key(sid), "1", ex=max(1, ttl_seconds))

@@ -80,6 +80,15 @@ class Runtime:
     db: Database | None = None
     dependencies: list[Dependency] = field(default_factory=list)
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    channels: list[grpc.aio.Channel] = field(default_factory=list)
+
+    def channel(self, target: str) -> grpc.aio.Channel:
+        """A channel to another backend (round robin over the target's addresses), closed on shutdown."""
+        opened = grpc.aio.insecure_channel(
+            target, options=[("grpc.service_config", '{"loadBalancingConfig": [{"round_robin": {}}]}')]
+        )
+        self.channels.append(opened)
+        return opened
 
     def run_in_background(self, task: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run ``task()`` while the server runs (started after Kafka connects, cancelled on shutdown)."""
@@ -198,7 +207,7 @@ async def _connect_kafka(server: BackendServer, runtime: Runtime) -> None:
     await start_with_retry(runtime.broker, runtime.settings.kafka_bootstrap)
     await server.monitor.check_once()  # turn SERVING now rather than at the next interval
     for task in runtime.background:
-        server.spawn(task(), task.__name__)
+        server.spawn(task(), getattr(task, "__name__", "background"))
 
 
 def build_authenticator(
@@ -287,6 +296,8 @@ async def serve(spec: BackendSpec) -> None:
         await _stop_broker(broker, settings.shutdown_grace)
         await redis.aclose()
         await auth_channel.close(grace=None)
+        for opened in runtime.channels:
+            await opened.close(grace=None)
         if db is not None:
             await db.dispose()
         metrics_httpd.shutdown()

@@ -32,6 +32,7 @@ class Principal:
     issued_at: float
     expires_at: float
     token: str  # passed on to other backends when this one calls them
+    session_id: str = ""  # the ``sid`` claim: the login (refresh-token family) the token belongs to
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
@@ -92,4 +93,5 @@ class TokenVerifier:
             issued_at=float(claims["iat"]),
             expires_at=float(claims["exp"]),
             token=token,
+            session_id=str(claims.get("sid", "")),
         )

@@ -2,7 +2,8 @@
 
 Authorization (the caller is the verified token's principal):
 - reads stay inside the caller's tenant; another tenant's user is simply not found;
-- admins create, update and delete anyone in their tenant; the auth backend (role ``service``) creates;
+- admins create, update and delete anyone in their tenant; the auth backend (role ``service``) creates,
+  and deletes a profile whose registration failed half-way;
 - a user updates and deletes themself; ``email``, ``roles`` and ``is_active`` are admin-only.
 Every change writes its event to the outbox in the same transaction, then invalidates the cache.
 """
@@ -270,7 +271,8 @@ class UserService(users_pb2_grpc.UserServiceServicer):
         principal = await self._caller(context)
         await self._check_id(context, request.user_id)
         user_id = request.user_id.lower()
-        if not (principal.has_role(ADMIN) or user_id == principal.sub):
+        # The auth backend (role service) deletes a profile whose registration it could not finish.
+        if not (principal.has_role(ADMIN) or principal.has_role(SERVICE) or user_id == principal.sub):
             await _deny(context, "You can only delete your own account")
         tenant_id = principal.tenant_id
         async with self._db.write() as session:
