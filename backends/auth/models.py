@@ -1,0 +1,150 @@
+"""Tables of the auth backend (SQLAlchemy Core). The migrations in ``migrations/`` create them.
+
+Only what authentication needs: the login credentials of each user (profiles live in the users
+backend) and refresh tokens in families, one family per login. Refresh tokens are stored only as the
+SHA-256 of the opaque token.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+from backends.kit.tables import outbox_table, processed_events_table
+
+__all__ = [
+    "EMAIL_INDEX",
+    "FAMILY_LIVE_INDEX",
+    "USERNAME_INDEX",
+    "UTCDateTime",
+    "credentials",
+    "metadata",
+    "outbox",
+    "processed_events",
+    "refresh_families",
+    "refresh_tokens",
+]
+
+EMAIL_INDEX = "uq_credentials_tenant_email_live"
+USERNAME_INDEX = "uq_credentials_tenant_username_live"
+FAMILY_LIVE_INDEX = "uq_refresh_tokens_family_live"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out; SQLite stores them naive, so UTC is put back on read."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass an aware (UTC) one")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("user_id", String(36), primary_key=True, comment="The users backend's id of the user."),
+    Column("tenant_id", String(50), nullable=False),
+    Column("username", String(32), nullable=False, comment="As given."),
+    Column("email", String(255), nullable=False, comment="As given."),
+    # Lower-cased in Python, not by the database's lower(): SQLite's folds ASCII only and PostgreSQL's
+    # depends on the collation, so the same key on both dialects needs one folding written once.
+    Column("username_key", Text, nullable=False, comment="Login key: the username lower-cased."),
+    Column("email_key", Text, nullable=False, comment="Login key: the email lower-cased."),
+    Column("password_hash", Text, nullable=False, comment="argon2id, PHC string format."),
+    Column("roles", JSON, nullable=False, comment="Copied from the profile, for the access token."),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("disabled_at", UTCDateTime, nullable=True, comment="NULL: may log in. Set when deleted."),
+)
+
+_enabled = credentials.c.disabled_at.is_(None)
+# Unique among enabled credentials only, so a deleted user's username and email can be registered again.
+Index(
+    USERNAME_INDEX,
+    credentials.c.tenant_id,
+    credentials.c.username_key,
+    unique=True,
+    sqlite_where=_enabled,
+    postgresql_where=_enabled,
+)
+Index(
+    EMAIL_INDEX,
+    credentials.c.tenant_id,
+    credentials.c.email_key,
+    unique=True,
+    sqlite_where=_enabled,
+    postgresql_where=_enabled,
+)
+
+refresh_families = Table(
+    "refresh_families",
+    metadata,
+    Column("family_id", String(36), primary_key=True, comment="A UUID: one login or registration."),
+    Column("user_id", String(36), nullable=False),
+    Column("tenant_id", String(50), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("absolute_expires_at", UTCDateTime, nullable=False, comment="No token of the family lives on."),
+    Column("revoked_at", UTCDateTime, nullable=True, comment="NULL: live."),
+    Column("revoked_reason", String(50), nullable=True, comment="logout, reuse, user_deleted, ..."),
+)
+# revoke_user: every family of a user.
+Index("ix_refresh_families_user", refresh_families.c.user_id)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True, comment="SHA-256 hex of the opaque token."),
+    Column(
+        "family_id",
+        String(36),
+        ForeignKey("refresh_families.family_id", ondelete="CASCADE", name="fk_refresh_tokens_family"),
+        nullable=False,
+    ),
+    Column("parent_hash", String(64), nullable=True, comment="The token this one replaced; NULL: first."),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("idle_expires_at", UTCDateTime, nullable=False, comment="Capped by the family's absolute expiry."),
+    Column("used_at", UTCDateTime, nullable=True, comment="NULL: the live token of the family."),
+)
+
+_live = refresh_tokens.c.used_at.is_(None)
+# At most one live token per family: a second rotation of one token can never leave two, whatever
+# the locking does. Also how rotate finds the live token of a family.
+Index(
+    FAMILY_LIVE_INDEX,
+    refresh_tokens.c.family_id,
+    unique=True,
+    sqlite_where=_live,
+    postgresql_where=_live,
+)
+# The foreign key's index: deleting a family (purge_expired) finds its tokens through it.
+Index("ix_refresh_tokens_family", refresh_tokens.c.family_id)
+
+outbox = outbox_table(metadata, "auth")
+processed_events = processed_events_table(metadata, "auth")

@@ -1,0 +1,314 @@
+"""The auth backend end to end: register, login, refresh rotation and reuse, logout, deletion, lockout,
+bootstrap admin, JWKS — against the real users backend, Redis and Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import jwt
+import pytest
+
+from backends.kit.status import violations_of
+from stubs.auth.v1 import auth_pb2
+from stubs.users.v1 import users_pb2
+from tests.support.auth_stack import ADMIN_PASSWORD, AuthStack, auth_stack_fixture
+from tests.support.infra import InfraEnv
+from tests.support.kafka_read import read_topic
+from tests.support.processes import wait_until
+
+pytestmark = pytest.mark.infra
+Code = grpc.StatusCode
+PASSWORD = "tangerine-Orbit-73"  # noqa: S105 (a test password)
+
+
+@pytest.fixture(scope="module")
+def stack(infra: InfraEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthStack]:
+    yield from auth_stack_fixture(
+        infra,
+        Path(tmp_path_factory.mktemp("auth")),
+        {
+            "PORTICO_AUTH_REFRESH_REUSE_GRACE_SECONDS": "1",
+            "PORTICO_AUTH_LOGIN_ACCOUNT_LIMIT": "3",
+            "PORTICO_AUTH_LOGIN_LOCKOUT_SECONDS": "2",
+            "PORTICO_AUTH_LOGIN_WINDOW_SECONDS": "60",
+        },
+    )
+
+
+@pytest.fixture
+def tenant() -> str:
+    return f"t-{uuid.uuid4().hex[:10]}"
+
+
+def me(stack: AuthStack, access_token: str) -> users_pb2.User:
+    channel, users = stack.users()
+    with channel:
+        return users.GetMe(  # type: ignore[no-any-return]
+            users_pb2.GetMeRequest(), metadata=(("authorization", f"Bearer {access_token}"),), timeout=10
+        ).user
+
+
+def rpc_error(call: Any) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as err:
+        call()
+    return err.value
+
+
+def refresh(stack: AuthStack, token: str, alias: bool = False) -> auth_pb2.RefreshResponse:
+    channel, auth = stack.auth()
+    request = (
+        auth_pb2.RefreshRequest(old_refresh_token=token)
+        if alias
+        else auth_pb2.RefreshRequest(refresh_token=token)
+    )
+    with channel:
+        return auth.Refresh(request, timeout=10)  # type: ignore[no-any-return]
+
+
+def test_register_answers_a_user_and_a_working_token_pair(stack: AuthStack, tenant: str) -> None:
+    reply = stack.register(tenant, "ann", PASSWORD, first_name="Ann")
+    assert reply.user.username == "ann"
+    assert reply.user.tenant_id == tenant
+    assert (reply.token_type, reply.expires_in) == ("bearer", 600)
+    assert len(reply.refresh_token) >= 43  # 256 random bits, base64url
+    header = jwt.get_unverified_header(reply.access_token)
+    assert (header["alg"], header["typ"]) == ("EdDSA", "at+jwt")
+    claims = jwt.decode(reply.access_token, options={"verify_signature": False})
+    assert claims["sub"] == reply.user.id
+    assert claims["tenant_id"] == tenant
+    assert claims["email"] == "ann@example.com"
+    assert claims["roles"] == ["user"]
+    assert {"jti", "iat", "exp", "iss", "aud"} <= claims.keys()
+    assert claims["exp"] - claims["iat"] == 600
+    channel, auth = stack.auth()
+    with channel:
+        jwks = auth.GetJwks(auth_pb2.GetJwksRequest(), timeout=5)  # public: no token
+    assert header["kid"] in {key.kid for key in jwks.keys}
+    assert me(stack, reply.access_token).id == reply.user.id
+
+
+def test_register_validation_and_conflicts(stack: AuthStack, tenant: str) -> None:
+    stack.register(tenant, "bob", PASSWORD)
+    taken = rpc_error(lambda: stack.register(tenant, "bob", PASSWORD, email="other@example.com"))
+    assert taken.code() == Code.ALREADY_EXISTS
+    for password, reason in (("short", "8"), ("password123", "common"), ("carol-user", "username")):
+        weak = rpc_error(lambda p=password: stack.register(tenant, "carol-user", p))
+        assert weak.code() == Code.INVALID_ARGUMENT, reason
+        assert [field for field, _ in violations_of(weak)] == ["password"]
+    bad_email = rpc_error(lambda: stack.register(tenant, "dan", PASSWORD, email="not-an-email"))
+    assert bad_email.code() == Code.INVALID_ARGUMENT
+    assert "email" in {field for field, _ in violations_of(bad_email)}
+    # Nothing half-registered: the same username registers fine afterwards.
+    assert stack.register(tenant, "dan", PASSWORD).user.username == "dan"
+
+
+def test_login_by_username_or_email_and_one_message_for_every_failure(stack: AuthStack, tenant: str) -> None:
+    user = stack.register(tenant, "erin", PASSWORD).user
+    for identifier in ("erin", "ERIN", "erin@example.com", "Erin@Example.COM"):
+        assert me(stack, stack.login(tenant, identifier, PASSWORD).access_token).id == user.id
+    wrong = rpc_error(lambda: stack.login(tenant, "erin", "not-the-password"))
+    unknown = rpc_error(lambda: stack.login(tenant, "nobody-here", PASSWORD))
+    other_tenant = rpc_error(lambda: stack.login(f"{tenant}-x", "erin", PASSWORD))
+    for error in (wrong, unknown, other_tenant):
+        assert error.code() == Code.UNAUTHENTICATED
+        assert error.details() == "Invalid username or password"
+
+
+def test_refresh_rotates_and_the_old_token_is_spent(stack: AuthStack, tenant: str) -> None:
+    first = stack.register(tenant, "fay", PASSWORD)
+    second = refresh(stack, first.refresh_token)
+    assert second.refresh_token != first.refresh_token
+    assert me(stack, second.access_token).username == "fay"
+    third = refresh(stack, second.refresh_token, alias=True)  # seed 001's old_refresh_token works too
+    assert third.access_token
+
+
+def test_reuse_of_a_spent_refresh_token_revokes_the_whole_login(
+    stack: AuthStack, tenant: str, infra: InfraEnv
+) -> None:
+    login = stack.register(tenant, "gus", PASSWORD)
+    rotated = refresh(stack, login.refresh_token)
+    time.sleep(1.2)  # past the reuse grace: this is a replay, not a concurrent refresh
+    replay = rpc_error(lambda: refresh(stack, login.refresh_token))
+    assert replay.code() == Code.UNAUTHENTICATED
+    assert replay.details() == "Invalid token, Please login again"
+    # Every token of that login is dead: the newest refresh token and the access tokens.
+    assert rpc_error(lambda: refresh(stack, rotated.refresh_token)).code() == Code.UNAUTHENTICATED
+    assert rpc_error(lambda: me(stack, rotated.access_token)).code() == Code.UNAUTHENTICATED
+    # Another login of the same user is untouched.
+    assert me(stack, stack.login(tenant, "gus", PASSWORD).access_token).username == "gus"
+    events = asyncio.run(
+        read_topic(
+            infra.kafka_bootstrap,
+            "portico.auth.v1",
+            lambda e: e.auth.user_id == login.user.id and e.type == "token.reuse_detected",
+            want=1,
+        )
+    )
+    assert events[0].tenant_id == tenant
+
+
+def test_concurrent_refreshes_of_one_token_yield_exactly_one_pair(stack: AuthStack, tenant: str) -> None:
+    login = stack.register(tenant, "hal", PASSWORD)
+    results: list[Any] = []
+    barrier = threading.Barrier(4)
+
+    def attempt() -> None:
+        barrier.wait()
+        try:
+            results.append(refresh(stack, login.refresh_token))
+        except grpc.RpcError as exc:
+            results.append(exc.code())
+
+    workers = [threading.Thread(target=attempt) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    pairs = [r for r in results if isinstance(r, auth_pb2.RefreshResponse)]
+    assert len(pairs) == 1
+    assert results.count(Code.UNAUTHENTICATED) == 3
+    # The one pair that was issued still works: a race is not treated as theft.
+    assert refresh(stack, pairs[0].refresh_token).access_token
+
+
+def test_logout_ends_the_access_token_and_its_login_at_once(stack: AuthStack, tenant: str) -> None:
+    login = stack.register(tenant, "ivy", PASSWORD)
+    channel, auth = stack.auth()
+    with channel:
+        reply = auth.Logout(
+            auth_pb2.LogoutRequest(),
+            metadata=(("authorization", f"Bearer {login.access_token}"),),
+            timeout=10,
+        )
+    assert reply.status == "logout successful"
+    assert rpc_error(lambda: me(stack, login.access_token)).code() == Code.UNAUTHENTICATED
+    assert rpc_error(lambda: refresh(stack, login.refresh_token)).code() == Code.UNAUTHENTICATED
+    assert rpc_error(lambda: stack.auth()[1].Logout(auth_pb2.LogoutRequest(), timeout=5)).code() == (
+        Code.UNAUTHENTICATED
+    )
+
+
+def test_a_deleted_user_cannot_log_in_and_their_tokens_stop(stack: AuthStack, tenant: str) -> None:
+    login = stack.register(tenant, "jay", PASSWORD)
+    channel, users = stack.users()
+    with channel:
+        users.DeleteUser(
+            users_pb2.DeleteUserRequest(user_id=login.user.id),
+            metadata=(("authorization", f"Bearer {login.access_token}"),),
+            timeout=10,
+        )
+    assert rpc_error(lambda: me(stack, login.access_token)).code() == Code.UNAUTHENTICATED
+
+    def login_refused() -> bool:
+        try:
+            stack.login(tenant, "jay", PASSWORD)
+        except grpc.RpcError as exc:
+            return exc.code() == Code.UNAUTHENTICATED and exc.details() == "Invalid username or password"
+        return False
+
+    wait_until(login_refused, 30, "the user.deleted event to disable the login")
+    assert rpc_error(lambda: refresh(stack, login.refresh_token)).code() == Code.UNAUTHENTICATED
+    # The username and email are free again.
+    assert stack.register(tenant, "jay", PASSWORD).user.id != login.user.id
+
+
+def test_a_username_change_reaches_the_login_index(stack: AuthStack, tenant: str) -> None:
+    login = stack.register(tenant, "kim", PASSWORD)
+    channel, users = stack.users()
+    with channel:
+        users.UpdateUser(
+            users_pb2.UpdateUserRequest(user_id=login.user.id, username="kimberly"),
+            metadata=(("authorization", f"Bearer {login.access_token}"),),
+            timeout=10,
+        )
+
+    def new_name_works() -> bool:
+        try:
+            return bool(stack.login(tenant, "kimberly", PASSWORD).access_token)
+        except grpc.RpcError:
+            return False
+
+    wait_until(new_name_works, 30, "the user.updated event to reach auth")
+
+
+def test_lockout_answers_exactly_like_a_wrong_password_and_expires(stack: AuthStack, tenant: str) -> None:
+    stack.register(tenant, "lee", PASSWORD)
+    for _ in range(3):
+        rpc_error(lambda: stack.login(tenant, "lee", "wrong-password-1"))
+    locked = rpc_error(lambda: stack.login(tenant, "lee", PASSWORD))  # the right password, but locked
+    assert locked.code() == Code.UNAUTHENTICATED
+    assert locked.details() == "Invalid username or password"
+    wait_until(lambda: _logs_in(stack, tenant, "lee"), 15, "the temporary lockout to end")
+
+
+def _logs_in(stack: AuthStack, tenant: str, username: str) -> bool:
+    try:
+        return bool(stack.login(tenant, username, PASSWORD).access_token)
+    except grpc.RpcError:
+        return False
+
+
+def test_bootstrap_admin_logs_in_with_the_configured_password(stack: AuthStack) -> None:
+    def admin_ready() -> bool:
+        try:
+            return bool(stack.login("default", "admin", ADMIN_PASSWORD).access_token)
+        except grpc.RpcError:
+            return False
+
+    wait_until(admin_ready, 30, "the bootstrap admin")
+    token = stack.login("default", "admin", ADMIN_PASSWORD).access_token
+    assert "admin" in jwt.decode(token, options={"verify_signature": False})["roles"]
+
+
+def test_audit_events_carry_who_and_where(stack: AuthStack, tenant: str, infra: InfraEnv) -> None:
+    user = stack.register(tenant, "max", PASSWORD).user
+    stack.login(tenant, "max", PASSWORD, **{"x-request-id": "req-audit-1", "x-client-ip": "203.0.113.9"})
+    rpc_error(lambda: stack.login(tenant, "max", "wrong-password-2"))
+    events = asyncio.run(
+        read_topic(infra.kafka_bootstrap, "portico.auth.v1", lambda e: e.tenant_id == tenant, want=3)
+    )
+    kinds = [e.type for e in events]
+    assert kinds.count("login.succeeded") == 2  # registration logs in too
+    assert "login.failed" in kinds
+    ok = next(e for e in events if e.actor.request_id == "req-audit-1")
+    assert (ok.auth.user_id, ok.actor.client_ip) == (user.id, "203.0.113.9")
+
+
+def test_no_secret_in_any_log_line_or_event(stack: AuthStack, tenant: str, infra: InfraEnv) -> None:
+    secret = f"Secret-{uuid.uuid4().hex}"
+    login = stack.register(tenant, "nia", secret)
+    rotated = refresh(stack, login.refresh_token)
+    rpc_error(lambda: stack.login(tenant, "nia", secret + "x"))
+    stack.login(tenant, "nia", secret)
+    events = asyncio.run(
+        read_topic(
+            infra.kafka_bootstrap, "portico.auth.v1", lambda e: e.tenant_id == tenant, want=4, raw=True
+        )
+    )
+    user_events = asyncio.run(
+        read_topic(
+            infra.kafka_bootstrap, "portico.users.v1", lambda e: e.tenant_id == tenant, want=1, raw=True
+        )
+    )
+    haystack = stack.logs().encode() + b"".join(events) + b"".join(user_events)
+    needles = {
+        "password": secret,
+        "refresh token": login.refresh_token,
+        "rotated refresh token": rotated.refresh_token,
+        "access token signature": login.access_token.rsplit(".", 1)[1],
+        "argon2 hash": "$argon2id$",
+    }
+    for name, needle in needles.items():
+        assert needle.encode() not in haystack, f"a {name} leaked"
+        assert base64.b64encode(needle.encode()) not in haystack, f"a {name} leaked (base64)"
+    assert json.dumps(secret).encode() not in haystack
