@@ -102,6 +102,7 @@ def run_ghz(
     timeout: str = "5s",
     max_seconds: float = 300.0,
     ghz: Path = GHZ,
+    proto: str = PROTO,
 ) -> GhzResult:
     """One bounded ghz run: ``requests`` calls, each with ``timeout``, ghz killed after ``max_seconds``.
 
@@ -125,7 +126,7 @@ def run_ghz(
         argv = [
             str(ghz),
             "--insecure",
-            f"--proto={PROTO}",
+            f"--proto={proto}",
             f"--import-paths={IMPORT_PATHS}",
             f"--call={call}",
             f"--data-file={data_file}",
