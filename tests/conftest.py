@@ -31,9 +31,9 @@ def issuer() -> Iterator[TokenIssuer]:
 
 
 @pytest.fixture(scope="session")
-def mesh(infra: InfraEnv, issuer: TokenIssuer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
-    env = {**infra.env(), "PORTICO_JWKS_TARGET": issuer.target}
-    running = start_mesh(env, tmp_path_factory.mktemp("mesh-logs"))
+def mesh(infra: InfraEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    """The whole mesh; tokens come from (and are verified against) its real auth backend."""
+    running = start_mesh(infra.env(), tmp_path_factory.mktemp("mesh-logs"))
     yield running
     running.stop()
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import subprocess
+import uuid
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 
+from stubs.auth.v1 import auth_pb2, auth_pb2_grpc
 from tests.support.mesh import BACKENDS, Mesh
-from tests.support.token_issuer import TokenIssuer
 
 pytestmark = pytest.mark.infra
 
@@ -21,7 +23,6 @@ SERVICES = {
 }
 # One RPC per backend that a later issue implements; until then the contract says UNIMPLEMENTED.
 NOT_YET = {
-    "auth": "auth.v1.AuthService/GetJwks",
     "posts": "posts.v1.PostService/ListPosts",
     "broker": "broker.v1.MessageService/PublishMessage",
 }
@@ -63,11 +64,26 @@ def _handled(mesh: Mesh, backend: str, method: str, code: str) -> str:
     return next((row for row in metrics.splitlines() if row.startswith(line)), "")
 
 
+@pytest.fixture(scope="module")
+def token(mesh: Mesh) -> str:
+    """An access token from the mesh's own auth backend (registration logs in)."""
+    with grpc.insecure_channel(mesh.target("auth")) as channel:
+        reply = auth_pb2_grpc.AuthServiceStub(channel).Register(
+            auth_pb2.RegisterRequest(
+                tenant_id=f"mesh-{uuid.uuid4().hex[:8]}",
+                username="meshuser",
+                email="mesh@example.com",
+                password="mesh-Tests-password-1",  # noqa: S106 (a test password)
+            ),
+            timeout=15,
+        )
+    return str(reply.access_token)
+
+
 @pytest.mark.parametrize("backend", sorted(NOT_YET))
 def test_unwritten_rpcs_answer_unimplemented_and_are_counted(
-    mesh: Mesh, grpcurl: Path, issuer: TokenIssuer, backend: str
+    mesh: Mesh, grpcurl: Path, token: str, backend: str
 ) -> None:
-    token = issuer.token("user-1")
     called = run_grpcurl(
         grpcurl, "-H", f"authorization: Bearer {token}", "-d", "{}", mesh.target(backend), NOT_YET[backend]
     )
