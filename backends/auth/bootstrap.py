@@ -30,7 +30,7 @@ async def _admin_profile(service: AuthService, deps: AuthDeps) -> users_pb2.User
             metadata=metadata,
             timeout=5,
         )
-        return created.user  # type: ignore[no-any-return]
+        return created.user
     except grpc.aio.AioRpcError as exc:
         if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
             raise
@@ -40,7 +40,7 @@ async def _admin_profile(service: AuthService, deps: AuthDeps) -> users_pb2.User
     )
     for user in found.users:
         if user.username.lower() == ADMIN_USERNAME:
-            return user  # type: ignore[no-any-return]
+            return user
     raise LookupError("the admin username is taken but its profile cannot be found")
 
 

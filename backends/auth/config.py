@@ -59,5 +59,7 @@ class AuthSettings(BackendSettings):
     login_account_limit: int = Field(default=5, ge=1, description="Failures per account before a lockout")
     login_ip_limit: int = Field(default=50, ge=1, description="Failures per client IP in the window")
     login_window_seconds: int = Field(default=900, ge=1, description="Sliding window of counted failures")
-    login_lockout_seconds: int = Field(default=30, ge=1, description="First lockout; doubles per further failure")
+    login_lockout_seconds: int = Field(
+        default=30, ge=1, description="First lockout; doubles per further failure"
+    )
     hash_workers: int = Field(default=0, ge=0, description="Password-hashing threads; 0 = CPU count")

@@ -216,9 +216,7 @@ class RefreshTokens:
         Spent tokens must be kept until then (they are what detects a replay), and not a moment longer.
         """
         purged = await session.execute(
-            delete(refresh_families)
-            .where(_f.absolute_expires_at <= _aware(now))
-            .returning(_f.family_id)
+            delete(refresh_families).where(_f.absolute_expires_at <= _aware(now)).returning(_f.family_id)
         )
         return len(purged.all())
 

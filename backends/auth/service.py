@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import grpc
 from redis.asyncio import Redis
@@ -33,7 +33,10 @@ from backends.kit.revocation import revoke_jti, revoke_session
 from backends.kit.status import abort_invalid
 from stubs.auth.v1 import auth_pb2, auth_pb2_grpc
 from stubs.events.v1 import events_pb2
-from stubs.users.v1 import users_pb2, users_pb2_grpc
+from stubs.users.v1 import users_pb2
+
+if TYPE_CHECKING:
+    from stubs.users.v1.users_pb2_grpc import UserServiceAsyncStub
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +87,7 @@ class AuthDeps:
     keys: KeyRing
     outbox: Outbox
     redis: Redis
-    users: users_pb2_grpc.UserServiceStub
+    users: UserServiceAsyncStub
 
 
 class AuthService(auth_pb2_grpc.AuthServiceServicer):
@@ -131,7 +134,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             return await method(request, metadata=metadata, timeout=5)
         except grpc.aio.AioRpcError as exc:
             if exc.code() in _PASS_THROUGH:
-                await context.abort(exc.code(), exc.details() or "", exc.trailing_metadata())
+                await context.abort(exc.code(), exc.details() or "", cast(Any, exc.trailing_metadata()))
             log.error("users backend call failed", extra={"code": exc.code().name})
             await context.abort(grpc.StatusCode.UNAVAILABLE, "The user service is unavailable")
             raise AssertionError("unreachable") from exc
@@ -305,9 +308,15 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         async with d.db.write() as session:
             result = await d.refresh.rotate(session, presented, _now())
             outcome = result.outcome
-            credential = await d.credentials.get(session, result.user_id) if outcome == "rotated" else None
+            # The ids are set whenever the presented token was found (rotated, race, reuse).
+            user_id, tenant_id, family_id = (
+                result.user_id or "",
+                result.tenant_id or "",
+                result.family_id or "",
+            )
+            credential = await d.credentials.get(session, user_id) if outcome == "rotated" else None
             if outcome == "rotated" and (credential is None or credential.disabled):
-                await d.refresh.revoke_family(session, result.family_id, "user_disabled", _now())
+                await d.refresh.revoke_family(session, family_id, "user_disabled", _now())
                 outcome = "invalid"
             if outcome == "reuse":
                 await d.outbox.add(
@@ -315,10 +324,10 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                     AUTH_TOPIC,
                     audit_event(
                         "token.reuse_detected",
-                        result.tenant_id,
+                        tenant_id,
                         actor=_actor(context),
-                        user_id=result.user_id,
-                        session_id=result.family_id,
+                        user_id=user_id,
+                        session_id=family_id,
                         reason="refresh_token_reused",
                     ),
                 )
@@ -328,15 +337,15 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                     AUTH_TOPIC,
                     audit_event(
                         "token.refreshed",
-                        result.tenant_id,
-                        actor=_actor(context, result.user_id),
-                        user_id=result.user_id,
-                        session_id=result.family_id,
+                        tenant_id,
+                        actor=_actor(context, user_id),
+                        user_id=user_id,
+                        session_id=family_id,
                     ),
                 )
         if outcome == "reuse":
             # The family is revoked in the database; its access tokens die everywhere at once too.
-            await self._end_session(result.family_id)
+            await self._end_session(family_id)
         if outcome != "rotated" or credential is None or result.token is None:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, REFRESH_FAILED)
             raise AssertionError("unreachable")
@@ -345,7 +354,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             tenant_id=credential.tenant_id,
             email=credential.email,
             roles=credential.roles,
-            sid=result.family_id,
+            sid=family_id,
         )
         return auth_pb2.RefreshResponse(
             access_token=access.token,

@@ -95,7 +95,16 @@ def _duplicate_field(error: IntegrityError) -> str | None:
 
 
 class CredentialStore:
-    """Login credentials of all tenants, one row per user, kept (disabled) after the user is deleted."""
+    """Login credentials of all tenants, one row per user, kept (disabled) after the user is deleted.
+
+    ``dialect`` (``sqlite`` or ``postgresql``, as ``Database.dialect``) is only checked: the statements
+    are the same on both.
+    """
+
+    def __init__(self, dialect: str | None = None) -> None:
+        if dialect not in (None, "sqlite", "postgresql"):
+            raise ValueError(f"unsupported dialect {dialect!r}")
+        self.dialect = dialect
 
     async def add(
         self,
@@ -136,7 +145,9 @@ class CredentialStore:
             disabled=False,
         )
 
-    async def find_for_login(self, session: AsyncSession, tenant_id: str, identifier: str) -> Credential | None:
+    async def find_for_login(
+        self, session: AsyncSession, tenant_id: str, identifier: str
+    ) -> Credential | None:
         """The enabled credential whose username or email is ``identifier``, ignoring case.
 
         Usernames cannot contain ``@`` and emails must, so at most one row matches for valid data; if

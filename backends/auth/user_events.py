@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backends.auth.refresh_tokens import RefreshTokens
-from backends.auth.store import CredentialStore
+from backends.auth.store import CredentialStore, DuplicateCredential
 from backends.kit.revocation import end_sessions
 from stubs.events.v1 import events_pb2
 
@@ -31,9 +31,17 @@ class UserEventHandlers:
 
     async def on_user_updated(self, session: AsyncSession, event: events_pb2.Event) -> None:
         user = event.user
-        await self._credentials.update_profile(
-            session, user.id, username=user.username, email=user.email, roles=tuple(user.roles)
-        )
+        try:
+            await self._credentials.update_profile(
+                session, user.id, username=user.username, email=user.email, roles=tuple(user.roles)
+            )
+        except DuplicateCredential as exc:
+            # Another user's rename has not reached us yet (events of different users are not ordered
+            # against each other). Retrying would block the partition; the user keeps logging in with
+            # the old name until their next change.
+            log.error(
+                "login index not updated: name still taken", extra={"user_id": user.id, "field": exc.field}
+            )
 
     async def on_user_deleted(self, session: AsyncSession, event: events_pb2.Event) -> None:
         user = event.user

@@ -38,7 +38,7 @@ class AuthStack:
         channel, stub = self.auth()
         with channel:
             email = fields.pop("email", f"{username}@example.com")
-            return stub.Register(  # type: ignore[no-any-return]
+            return stub.Register(
                 auth_pb2.RegisterRequest(
                     tenant_id=tenant, username=username, email=email, password=password, **fields
                 ),
@@ -48,7 +48,7 @@ class AuthStack:
     def login(self, tenant: str, identifier: str, password: str, **metadata: str) -> auth_pb2.LoginResponse:
         channel, stub = self.auth()
         with channel:
-            return stub.Login(  # type: ignore[no-any-return]
+            return stub.Login(
                 auth_pb2.LoginRequest(tenant_id=tenant, username=identifier, password=password),
                 metadata=tuple(metadata.items()),
                 timeout=15,
@@ -81,9 +81,11 @@ def start_auth_stack(infra: InfraEnv, log_dir: Path, extra_env: dict[str, str] |
     stack = AuthStack(f"127.0.0.1:{auth_port}", f"127.0.0.1:{users_port}", procs)
     try:
         for target in (stack.auth_target, stack.users_target):
-            wait_until(
-                lambda t=target: health_status(t) == health_pb2.HealthCheckResponse.SERVING, 90, target
-            )  # type: ignore[misc]
+
+            def serving(target: str = target) -> bool:
+                return bool(health_status(target) == health_pb2.HealthCheckResponse.SERVING)
+
+            wait_until(serving, 90, target)
     except BaseException:
         stop_auth_stack(stack)
         print(stack.logs()[-6000:])

@@ -76,9 +76,7 @@ def upgrade() -> None:
         sa.Column(
             "family_id",
             sa.String(36),
-            sa.ForeignKey(
-                "refresh_families.family_id", ondelete="CASCADE", name="fk_refresh_tokens_family"
-            ),
+            sa.ForeignKey("refresh_families.family_id", ondelete="CASCADE", name="fk_refresh_tokens_family"),
             nullable=False,
         ),
         sa.Column("parent_hash", sa.String(64), nullable=True),
