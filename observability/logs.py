@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,30 @@ class TraceContextFilter(logging.Filter):
         record.trace_id = format(ctx.trace_id, "032x") if ctx.is_valid else ""
         record.span_id = format(ctx.span_id, "016x") if ctx.is_valid else ""
         return True
+
+
+# Defence in depth: whatever a library decides to log, these never leave the process.
+_SECRETS = (
+    re.compile(r"\$argon2(?:id|i|d)\$[^\s'\",)]+"),  # password hashes
+    re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+"),  # JWTs
+)
+
+
+def redact(text: str) -> str:
+    for pattern in _SECRETS:
+        text = pattern.sub("[REDACTED]", text)
+    return text
+
+
+class RedactingFormatter(logging.Formatter):
+    """Wraps another formatter and removes secrets from what it renders."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self._inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(self._inner.format(record))
 
 
 class JsonFormatter(logging.Formatter):
@@ -57,15 +82,19 @@ def configure_logging(service: str, *, level: str = "INFO", fmt: str = "json") -
     """Route all logging to stdout in the chosen format; replaces handlers installed before."""
     handler = logging.StreamHandler(sys.stdout)
     handler.addFilter(TraceContextFilter())
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter(service))
-    else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(trace_id)s] %(message)s")
-        )
+    inner = (
+        JsonFormatter(service)
+        if fmt == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(trace_id)s] %(message)s")
+    )
+    handler.setFormatter(RedactingFormatter(inner))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Libraries log connection retries at INFO/ERROR in loops; keep them at WARNING unless asked.
     for noisy in ("aiokafka", "kafka", "faststream"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # Database drivers log statements with their parameters at DEBUG/INFO: password hashes, token
+    # hashes, personal data. They stay at WARNING whatever the root level is.
+    for driver in ("aiosqlite", "asyncpg", "sqlalchemy.engine", "sqlalchemy.pool"):
+        logging.getLogger(driver).setLevel(logging.WARNING)

@@ -53,6 +53,7 @@ def services(runtime: Runtime) -> Sequence[Service]:
             ip_limit=settings.login_ip_limit,
             window_seconds=settings.login_window_seconds,
             base_lockout_seconds=settings.login_lockout_seconds,
+            registry=runtime.registry,
         ),
         keys=KeyRing.load_or_create(settings.keys_dir, passphrase, datetime.now(UTC)),
         outbox=runtime.outbox(outbox_table(tables, "auth")),

@@ -134,7 +134,9 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             return await method(request, metadata=metadata, timeout=5)
         except grpc.aio.AioRpcError as exc:
             if exc.code() in _PASS_THROUGH:
-                await context.abort(exc.code(), exc.details() or "", cast(Any, exc.trailing_metadata()))
+                # Pass the status on with its details (the BadRequest field violations travel in trailers).
+                trailers = tuple(cast(Any, exc.trailing_metadata()) or ())
+                await context.abort(exc.code(), exc.details() or "", trailers)
             log.error("users backend call failed", extra={"code": exc.code().name})
             await context.abort(grpc.StatusCode.UNAVAILABLE, "The user service is unavailable")
             raise AssertionError("unreachable") from exc
@@ -239,8 +241,9 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         ip = client_ip(context)
         d = self._d
 
-        async def refuse(reason: str, user_id: str = "") -> NoReturn:
-            await d.throttle.failed(tenant_id, identifier, ip)
+        async def refuse(reason: str, account: str, user_id: str = "", *, count: bool = True) -> NoReturn:
+            if count:  # a refused (locked) attempt is not a new failure: it would extend the lockout forever
+                await d.throttle.failed(tenant_id, account, ip)
             await self._audit(
                 audit_event(
                     "login.failed",
@@ -254,19 +257,21 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, LOGIN_FAILED)
             raise AssertionError("unreachable")
 
-        if not await d.throttle.check(tenant_id, identifier, ip):
-            await d.passwords.burn(request.password)  # a locked account costs what a wrong password costs
-            await refuse("locked")
         async with d.db.read() as session:
             credential = await d.credentials.find_for_login(session, tenant_id, identifier)
+        # One failure budget per account whether it is named by username or by email.
+        account = credential.username if credential is not None else identifier
+        if not await d.throttle.check(tenant_id, account, ip):
+            await d.passwords.burn(request.password)  # a locked account costs what a wrong password costs
+            await refuse("locked", account, credential.user_id if credential else "", count=False)
         if credential is None:
             await d.passwords.burn(request.password)
-            await refuse("unknown_user")
+            await refuse("unknown_user", account)
         assert credential is not None
         verdict = await d.passwords.verify(credential.password_hash, request.password)
         if not verdict.ok:
-            await refuse("wrong_password", credential.user_id)
-        await d.throttle.succeeded(tenant_id, identifier)
+            await refuse("wrong_password", account, credential.user_id)
+        await d.throttle.succeeded(tenant_id, account)
         new_hash = await d.passwords.hash(request.password) if verdict.needs_rehash else None
         async with d.db.write() as session:
             if new_hash is not None:

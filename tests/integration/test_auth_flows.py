@@ -150,7 +150,7 @@ def test_reuse_of_a_spent_refresh_token_revokes_the_whole_login(
         read_topic(
             infra.kafka_bootstrap,
             "portico.auth.v1",
-            lambda e: e.auth.user_id == login.user.id and e.type == "token.reuse_detected",
+            lambda e: e.auth_audit.user_id == login.user.id and e.type == "token.reuse_detected",
             want=1,
         )
     )
@@ -248,6 +248,9 @@ def test_lockout_answers_exactly_like_a_wrong_password_and_expires(stack: AuthSt
     locked = rpc_error(lambda: stack.login(tenant, "lee", PASSWORD))  # the right password, but locked
     assert locked.code() == Code.UNAUTHENTICATED
     assert locked.details() == "Invalid username or password"
+    # The lock is the account's, however it is named.
+    by_email = rpc_error(lambda: stack.login(tenant, "lee@example.com", PASSWORD))
+    assert by_email.details() == "Invalid username or password"
     wait_until(lambda: _logs_in(stack, tenant, "lee"), 15, "the temporary lockout to end")
 
 
@@ -281,7 +284,7 @@ def test_audit_events_carry_who_and_where(stack: AuthStack, tenant: str, infra: 
     assert kinds.count("login.succeeded") == 2  # registration logs in too
     assert "login.failed" in kinds
     ok = next(e for e in events if e.actor.request_id == "req-audit-1")
-    assert (ok.auth.user_id, ok.actor.client_ip) == (user.id, "203.0.113.9")
+    assert (ok.auth_audit.user_id, ok.actor.client_ip) == (user.id, "203.0.113.9")
 
 
 def test_no_secret_in_any_log_line_or_event(stack: AuthStack, tenant: str, infra: InfraEnv) -> None:

@@ -37,3 +37,20 @@ def test_log_line_outside_a_span_has_empty_ids_and_extras() -> None:
     assert line["trace_id"] == ""
     assert line["request_id"] == "abc"
     assert "color_message" not in line
+
+
+def test_secrets_are_redacted_from_rendered_lines() -> None:
+    from observability.logs import RedactingFormatter
+
+    formatter = RedactingFormatter(JsonFormatter("portico-test"))
+    token = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ1LTEifQ.c2lnbmF0dXJlLXZhbHVl"  # noqa: S105 (a fake JWT)
+    record = _record(
+        "inserting %s and %s",
+        request_id="r1",
+    )
+    record.args = ("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA", token)
+    TraceContextFilter().filter(record)
+    line = formatter.format(record)
+    assert "argon2id" not in line
+    assert token not in line
+    assert line.count("[REDACTED]") == 2
