@@ -32,6 +32,7 @@ check-protos: python-env
 
 bench: install
 	@$(VENV_PY) -m bench.users_get
+	@$(VENV_PY) -m bench.auth_login
 
 lint: python-env
 	@$(VENV_PY) -m ruff check . && $(VENV_PY) -m ruff format --check . && $(VENV_PY) -m mypy

@@ -34,6 +34,7 @@ def own_stack() -> Iterator[str]:
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="portico-bench-auth-") as tmp:
         base = Path(tmp)
         infra = start_infra(stack, base / "infra")
+        (base / "logs").mkdir()
         auth = start_auth_stack(infra, base / "logs")
         stack.callback(stop_auth_stack, auth)
         auth.register("bench", "benchuser", PASSWORD)
