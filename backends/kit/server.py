@@ -31,6 +31,7 @@ from backends.kit.authn import AuthInterceptor, RevocationChecker, public_method
 from backends.kit.config import BackendSettings
 from backends.kit.db import Database, default_url
 from backends.kit.dependencies import kafka_dependency, redis_dependency
+from backends.kit.errors import ErrorInterceptor
 from backends.kit.health import AsyncHealthServicer, Dependency, HealthMonitor
 from backends.kit.jwks import JwksClient
 from backends.kit.kafka import build_broker, start_with_retry
@@ -137,12 +138,14 @@ class BackendServer:
         self.runtime = runtime
         self._services = services
         self._health = AsyncHealthServicer()
-        # Order matters: the span opens first, metrics then see every outcome, auth runs last.
+        # Order matters: the span opens first, metrics then see every outcome, auth runs next, and
+        # unexpected errors are turned into a plain INTERNAL closest to the handler.
         self._server = grpc.aio.server(
             interceptors=[
                 aio_server_interceptor(tracer_provider=runtime.telemetry.tracer_provider),  # type: ignore[no-untyped-call]
                 MetricsInterceptor(GrpcServerMetrics(runtime.registry)),
                 authenticator,
+                ErrorInterceptor(),
             ],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
