@@ -46,7 +46,12 @@ def services(runtime: Runtime) -> Sequence[Service]:
         db=runtime.db,
         credentials=credentials,
         refresh=refresh,
-        passwords=Passwords(workers=settings.hash_workers or None),
+        passwords=Passwords(
+            memory_cost=settings.argon2_memory_kib,
+            time_cost=settings.argon2_time_cost,
+            parallelism=settings.argon2_parallelism,
+            workers=settings.hash_workers or None,
+        ),
         throttle=LoginThrottle(
             runtime.redis,
             account_limit=settings.login_account_limit,

@@ -62,4 +62,9 @@ class AuthSettings(BackendSettings):
     login_lockout_seconds: int = Field(
         default=30, ge=1, description="First lockout; doubles per further failure"
     )
+    argon2_memory_kib: int = Field(
+        default=19456, ge=8, le=1048576, description="argon2id memory (OWASP: 19 MiB)"
+    )
+    argon2_time_cost: int = Field(default=2, ge=1, le=20, description="argon2id iterations (OWASP: 2)")
+    argon2_parallelism: int = Field(default=1, ge=1, le=16, description="argon2id lanes (OWASP: 1)")
     hash_workers: int = Field(default=0, ge=0, description="Password-hashing threads; 0 = CPU count")
