@@ -7,23 +7,18 @@ SHA-256 of the opaque token.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 from sqlalchemy import (
     JSON,
     Column,
-    DateTime,
-    Dialect,
     ForeignKey,
     Index,
     MetaData,
     String,
     Table,
     Text,
-    TypeDecorator,
 )
 
+from backends.kit.sqltypes import UTCDateTime
 from backends.kit.tables import outbox_table, processed_events_table
 
 __all__ = [
@@ -42,26 +37,6 @@ __all__ = [
 EMAIL_INDEX = "uq_credentials_tenant_email_live"
 USERNAME_INDEX = "uq_credentials_tenant_username_live"
 FAMILY_LIVE_INDEX = "uq_refresh_tokens_family_live"
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes in and out; SQLite stores them naive, so UTC is put back on read."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: pass an aware (UTC) one")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        assert isinstance(value, datetime)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 metadata = MetaData()

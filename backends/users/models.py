@@ -7,50 +7,25 @@ generated ``users.search_vector`` column.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 from sqlalchemy import (
     JSON,
     Boolean,
     Column,
-    DateTime,
-    Dialect,
     Index,
     MetaData,
     String,
     Table,
     Text,
-    TypeDecorator,
     func,
 )
 
+from backends.kit.sqltypes import UTCDateTime
 from backends.kit.tables import outbox_table, processed_events_table
 
 __all__ = ["EMAIL_INDEX", "USERNAME_INDEX", "UTCDateTime", "metadata", "outbox", "processed_events", "users"]
 
 EMAIL_INDEX = "uq_users_tenant_email_live"
 USERNAME_INDEX = "uq_users_tenant_username_live"
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes in and out; SQLite stores them naive, so UTC is put back on read."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: pass an aware (UTC) one")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        assert isinstance(value, datetime)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 metadata = MetaData()

@@ -1,73 +1,23 @@
-"""A migrated users database for store tests: a SQLite file, or a fresh database on the session's server.
-
-Each test module gets its own PostgreSQL database (the server is shared with other tests), dropped at
-the end.
-"""
+"""The users backend's migrated database for store tests (see :mod:`tests.support.backend_db`)."""
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
-import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 
 from backends.kit.db import Database
-from backends.kit.migrations import upgrade
+from tests.support.backend_db import DIALECTS, backend_database, migrate_backend
 
-ROOT = Path(__file__).resolve().parents[2]
-MIGRATIONS = ROOT / "backends" / "users" / "migrations"
+__all__ = ["DIALECTS", "VERSION_TABLE", "migrate", "users_database"]
+
 VERSION_TABLE = "users_alembic_version"
-DIALECTS = [pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.infra)]
-
-
-def _admin_dsn(url: str) -> str:
-    """asyncpg's DSN for the server's maintenance database ``postgres``."""
-    return (
-        make_url(url).set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
-    )
-
-
-async def create_postgres_database(server_url: str) -> str:
-    """A new empty database on the server of ``server_url``; its SQLAlchemy URL."""
-    name = f"users_store_{secrets.token_hex(6)}"
-    connection = await asyncpg.connect(_admin_dsn(server_url))
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
-
-
-async def drop_postgres_database(url: str) -> None:
-    connection = await asyncpg.connect(_admin_dsn(url))
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
-    finally:
-        await connection.close()
 
 
 async def migrate(url: str) -> None:
-    await upgrade(url, MIGRATIONS, VERSION_TABLE)
+    await migrate_backend("users", url)
 
 
-@asynccontextmanager
-async def users_database(request: pytest.FixtureRequest, tmp: Path) -> AsyncIterator[Database]:
-    """A migrated :class:`Database` of the dialect ``request.param`` (``sqlite`` or ``postgresql``)."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp / 'users.db'}"
-    else:
-        url = await create_postgres_database(request.getfixturevalue("infra").database_url)
-    try:
-        await migrate(url)
-        database = Database(url)
-        try:
-            yield database
-        finally:
-            await database.dispose()
-    finally:
-        if request.param == "postgresql":
-            await drop_postgres_database(url)
+def users_database(request: pytest.FixtureRequest, tmp: Path) -> AbstractAsyncContextManager[Database]:
+    return backend_database("users", request, tmp)
