@@ -1,0 +1,125 @@
+"""Mapping failed backend calls and unbuildable requests to the contract's error responses.
+
+The status table is the contract's (grpc-gateway's, except UNIMPLEMENTED and CANCELLED, which the
+contract leaves at 500). A client sees the backend's message only for 4xx statuses, which backends
+write for clients; a 5xx message is generic, because the backend's text may name hosts, SQL or
+stack frames. Per-field ``details`` come from a ``google.rpc.BadRequest`` in the
+``grpc-status-details-bin`` trailer, also only for 4xx.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf.message import DecodeError
+from google.rpc import error_details_pb2, status_pb2
+
+from gateway.transcode.violations import TranscodeError
+
+DETAILS_TRAILER = "grpc-status-details-bin"
+
+_C = grpc.StatusCode
+# gRPC status → HTTP status, per the contract; anything not listed is 500.
+HTTP_STATUS: dict[grpc.StatusCode, int] = {
+    _C.INVALID_ARGUMENT: 400,
+    _C.OUT_OF_RANGE: 400,
+    _C.FAILED_PRECONDITION: 400,
+    _C.UNAUTHENTICATED: 401,
+    _C.PERMISSION_DENIED: 403,
+    _C.NOT_FOUND: 404,
+    _C.ALREADY_EXISTS: 409,
+    _C.ABORTED: 409,
+    _C.RESOURCE_EXHAUSTED: 429,
+    _C.UNAVAILABLE: 503,
+    _C.DEADLINE_EXCEEDED: 504,
+}
+
+# HTTP status → the contract's error code (the same table as gateway.errors.CODES, kept here so this
+# package needs no Starlette; a unit test checks that the two agree).
+ERROR_CODES: dict[int, str] = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    409: "CONFLICT",
+    429: "RATE_LIMIT_EXCEEDED",
+    500: "INTERNAL_ERROR",
+    503: "UNAVAILABLE",
+    504: "TIMEOUT",
+}
+
+# Used for every 5xx, and for a 4xx whose backend sent no message.
+DEFAULT_MESSAGES: dict[int, str] = {
+    400: "Invalid request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    409: "Conflict",
+    429: "Rate limit exceeded",
+    500: "Internal server error",
+    503: "Service unavailable",
+    504: "Upstream timed out",
+}
+
+Metadata = Iterable[tuple[str, str | bytes]]
+
+
+@dataclass(frozen=True)
+class ErrorReply:
+    """An error response: what `gateway.errors.error_response` needs to write the envelope."""
+
+    status: int
+    code: str
+    message: str
+    details: list[dict[str, str]] | None = None  # per-field problems, for 400s
+
+
+def from_rpc_error(error: grpc.RpcError) -> ErrorReply:
+    """The reply for a failed call (``grpc.aio.AioRpcError`` or a sync ``grpc.RpcError`` call)."""
+    # At run time trailing metadata is (key, value) pairs (grpc.aio.Metadata or a tuple of tuples);
+    # the stubs describe the sync form as objects with attributes, which it is not.
+    trailers: Metadata = error.trailing_metadata() or ()  # type: ignore[assignment]
+    return from_status(error.code(), error.details(), trailers)
+
+
+def from_status(code: grpc.StatusCode, details: str | None, trailing_metadata: Metadata = ()) -> ErrorReply:
+    """The reply for a status code, its message and the call's trailing metadata."""
+    status = HTTP_STATUS.get(code, 500)
+    if status >= 500:
+        return ErrorReply(status, ERROR_CODES[status], DEFAULT_MESSAGES[status])
+    violations = field_violations(trailing_metadata)
+    return ErrorReply(
+        status,
+        ERROR_CODES[status],
+        details or DEFAULT_MESSAGES[status],
+        [{"field": f, "description": d} for f, d in violations] or None,
+    )
+
+
+def from_transcode_error(error: TranscodeError) -> ErrorReply:
+    """The 400 for a request that could not become a request message."""
+    details = [{"field": f, "description": d} for f, d in error.violations]
+    return ErrorReply(400, ERROR_CODES[400], error.message, details or None)
+
+
+def field_violations(trailing_metadata: Metadata) -> list[tuple[str, str]]:
+    """The (field, description) pairs of every ``BadRequest`` in the rich status trailer.
+
+    A trailer that does not decode is ignored rather than failing the reply: the status code alone
+    still makes a correct error.
+    """
+    found: list[tuple[str, str]] = []
+    for key, value in trailing_metadata:
+        if key != DETAILS_TRAILER or not isinstance(value, bytes):
+            continue
+        try:
+            status = status_pb2.Status.FromString(value)
+        except DecodeError:
+            continue
+        for detail in status.details:
+            bad = error_details_pb2.BadRequest()
+            if detail.Is(bad.DESCRIPTOR) and detail.Unpack(bad):
+                found.extend((v.field, v.description) for v in bad.field_violations)
+    return found
