@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypedDict
@@ -10,14 +11,16 @@ from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.routing import Route
+from starlette.routing import Route, request_response
 
 from gateway.config import GatewaySettings
+from gateway.dispatch import dispatch
 from gateway.errors import http_exception_handler, unhandled_exception_handler
 from gateway.health import health, ready
 from gateway.metrics import GatewayMetrics, metrics_endpoint
 from gateway.probes import KafkaProbe, Probe, close_quietly, grpc_health_probe, redis_probe
 from gateway.request_id import RequestIdMiddleware
+from gateway.routes import LiveRoutes
 from gateway.upstreams import Upstreams
 
 
@@ -27,6 +30,7 @@ class State(TypedDict):
     upstreams: Upstreams
     redis: Redis
     probes: dict[str, Probe]
+    routes: LiveRoutes
 
 
 def create_app(settings: GatewaySettings | None = None) -> Starlette:
@@ -43,16 +47,26 @@ def create_app(settings: GatewaySettings | None = None) -> Starlette:
         }
         probes["redis"] = redis_probe(redis)
         probes["kafka"] = kafka
+        routes = LiveRoutes(upstreams.channels)
+        refresher = asyncio.create_task(
+            routes.refresh_forever(settings.routes_refresh_seconds), name="routes"
+        )
         try:
             yield State(
-                settings=settings, metrics=GatewayMetrics(), upstreams=upstreams, redis=redis, probes=probes
+                settings=settings,
+                metrics=GatewayMetrics(),
+                upstreams=upstreams,
+                redis=redis,
+                probes=probes,
+                routes=routes,
             )
         finally:
+            refresher.cancel()
             await close_quietly(kafka.close)
             await close_quietly(redis.aclose)
             await upstreams.close()
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/health", health, methods=["GET"]),
             Route("/ready", ready, methods=["GET"]),
@@ -62,3 +76,6 @@ def create_app(settings: GatewaySettings | None = None) -> Starlette:
         exception_handlers={HTTPException: http_exception_handler, Exception: unhandled_exception_handler},
         lifespan=lifespan,
     )
+    # Every path the operations routes do not claim is a REST route of the contract (or a 404/405).
+    app.router.default = request_response(dispatch)
+    return app

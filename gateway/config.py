@@ -34,6 +34,10 @@ class GatewaySettings(BaseSettings):
         default="redis://127.0.0.1:6379/0", validation_alias=AliasChoices("PORTICO_REDIS_URL")
     )
     ready_timeout: float = Field(default=1.5, description="Seconds each /ready probe may take")
+    routes_refresh_seconds: float = Field(default=30.0, gt=0, description="Route table refresh by reflection")
+    max_body_bytes: int = Field(
+        default=1024 * 1024, gt=0, description="Largest request body accepted (413 beyond)"
+    )
 
     def upstream_targets(self) -> dict[str, str]:
         """Backend name → gRPC target."""

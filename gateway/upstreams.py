@@ -27,6 +27,10 @@ class Upstreams:
     def __init__(self, targets: dict[str, str]) -> None:
         self.channels = {name: open_channel(target) for name, target in targets.items()}
 
+    def for_service(self, full_name: str) -> grpc.aio.Channel:
+        """The channel of the backend serving ``full_name`` (``users.v1.UserService`` → users)."""
+        return self.channels[full_name.split(".", 1)[0]]
+
     async def close(self) -> None:
         for channel in self.channels.values():
             await channel.close(grace=None)

@@ -16,6 +16,7 @@ import grpc
 from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
+from gateway.codes import CODES
 from gateway.transcode.violations import TranscodeError
 
 DETAILS_TRAILER = "grpc-status-details-bin"
@@ -36,19 +37,8 @@ HTTP_STATUS: dict[grpc.StatusCode, int] = {
     _C.DEADLINE_EXCEEDED: 504,
 }
 
-# HTTP status → the contract's error code (the same table as gateway.errors.CODES, kept here so this
-# package needs no Starlette; a unit test checks that the two agree).
-ERROR_CODES: dict[int, str] = {
-    400: "BAD_REQUEST",
-    401: "UNAUTHORIZED",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    409: "CONFLICT",
-    429: "RATE_LIMIT_EXCEEDED",
-    500: "INTERNAL_ERROR",
-    503: "UNAVAILABLE",
-    504: "TIMEOUT",
-}
+# HTTP status → the contract's error code: one table for the whole gateway.
+ERROR_CODES = CODES
 
 # Used for every 5xx, and for a 4xx whose backend sent no message.
 DEFAULT_MESSAGES: dict[int, str] = {

@@ -1,0 +1,147 @@
+"""The contract's REST API through the gateway, against the real mesh (the unary routes wired so far)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.support.mesh import Mesh
+
+pytestmark = pytest.mark.infra
+PASSWORD = "copper-Lantern-58"  # noqa: S105 (a test password)
+
+
+@pytest.fixture
+def client(mesh: Mesh) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=mesh.gateway_url, timeout=15) as http:
+        yield http
+
+
+@pytest.fixture
+def tenant() -> str:
+    return f"rest-{uuid.uuid4().hex[:8]}"
+
+
+def register(client: httpx.Client, tenant: str, username: str) -> dict[str, object]:
+    response = client.post(
+        "/api/v1/auth/register",
+        json={
+            "tenant_id": tenant,
+            "username": username,
+            "email": f"{username}@example.com",
+            "password": PASSWORD,
+        },
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["data"]  # type: ignore[no-any-return]
+
+
+def test_register_login_and_me(client: httpx.Client, tenant: str) -> None:
+    registered = register(client, tenant, "rita")
+    assert registered["token_type"] == "bearer"  # noqa: S105 (the OAuth token_type value)
+    user = registered["user"]
+    assert isinstance(user, dict)
+    assert set(user) >= {
+        "id",
+        "tenant_id",
+        "username",
+        "email",
+        "first_name",
+        "last_name",
+        "phone",
+        "avatar_url",
+        "roles",
+        "is_active",
+        "created_at",
+        "updated_at",
+    }
+    login = client.post(
+        "/api/v1/auth/login", json={"tenant_id": tenant, "username": "rita", "password": PASSWORD}
+    )
+    assert login.status_code == 200
+    token = login.json()["data"]["access_token"]
+    me = client.get(
+        "/api/v1/users/me", headers={"Authorization": f"Bearer {token}", "X-Request-ID": "req-me-1"}
+    )
+    assert me.status_code == 200
+    assert me.headers["x-request-id"] == "req-me-1"
+    assert me.json() == {"data": {**user, "updated_at": me.json()["data"]["updated_at"]}}
+
+
+def test_errors_use_the_contract_envelope(client: httpx.Client, tenant: str) -> None:
+    token = register(client, tenant, "sam")["access_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    cases = [
+        (client.get("/api/v1/users/not-a-uuid", headers=auth), 400, "BAD_REQUEST"),
+        (client.get(f"/api/v1/users/{uuid.uuid4()}", headers=auth), 404, "NOT_FOUND"),
+        (client.get("/api/v1/users?page_size=101", headers=auth), 400, "BAD_REQUEST"),
+        (client.get("/api/v1/users?page=abc", headers=auth), 400, "BAD_REQUEST"),
+        (client.get("/api/v1/users?color=blue", headers=auth), 400, "BAD_REQUEST"),
+        (client.get("/api/v1/users/me"), 401, "UNAUTHORIZED"),
+        (
+            client.post("/api/v1/auth/login", json={"username": "sam", "password": "wrong-one-here"}),
+            401,
+            "UNAUTHORIZED",
+        ),
+        (client.delete("/api/v1/users", headers=auth), 405, "METHOD_NOT_ALLOWED"),
+        (client.get("/api/v1/nothing-here"), 404, "NOT_FOUND"),
+        (
+            client.post(
+                "/api/v1/auth/login", content=b"username=sam", headers={"Content-Type": "text/plain"}
+            ),
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+        ),
+        (
+            client.post(
+                "/api/v1/auth/login", content=b"{not json", headers={"Content-Type": "application/json"}
+            ),
+            400,
+            "BAD_REQUEST",
+        ),
+        (client.post("/api/v1/auth/login", json={"username": "sam", "pasword": "typo"}), 400, "BAD_REQUEST"),
+        (
+            client.post(
+                "/api/v1/auth/login",
+                content=b"{" + b" " * (2 * 1024 * 1024) + b"}",
+                headers={"Content-Type": "application/json"},
+            ),
+            413,
+            "PAYLOAD_TOO_LARGE",
+        ),
+    ]
+    for response, status, code in cases:
+        assert response.status_code == status, (response.request.url, response.text)
+        error = response.json()["error"]
+        assert (error["status_code"], error["code"]) == (status, code)
+        assert error["request_id"] == response.headers["x-request-id"]
+        assert "Traceback" not in response.text
+    assert cases[7][0].headers["allow"]
+    invalid = client.post(
+        "/api/v1/auth/register",
+        json={"tenant_id": tenant, "username": "tia", "email": "nope", "password": PASSWORD},
+    )
+    assert invalid.status_code == 400
+    assert {d["field"] for d in invalid.json()["error"]["details"]} == {"email"}
+    assert (
+        client.post("/api/v1/auth/login", json={"username": "sam", "password": "wrong-one-here"}).json()[
+            "error"
+        ]["message"]
+        == "Invalid username or password"
+    )
+
+
+def test_search_wins_over_the_id_route_and_jwks_is_raw(client: httpx.Client, tenant: str) -> None:
+    token = register(client, tenant, "uma")["access_token"]
+    found = client.get(
+        "/api/v1/users/search", params={"q": "uma"}, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert found.status_code == 200
+    assert found.json()["data"]["total"] == 1
+    jwks = client.get("/.well-known/jwks.json")
+    assert jwks.status_code == 200
+    assert "data" not in jwks.json()
+    assert jwks.json()["keys"][0]["kty"] == "OKP"
