@@ -54,8 +54,19 @@ def json_reply(
                 f"response_body {response_body!r} is not a field of {descriptor_of(message).full_name}"
             )
         payload = payload[response_body]
-    body = payload if shape.omit_envelope else {"data": payload}
-    return JsonReply(success_status(shape), body)
+    if shape.omit_envelope:
+        # A raw answer is a document of its own standard (the JWKS is RFC 7517): absent members are
+        # left out there, not written as null.
+        return JsonReply(success_status(shape), _without_nulls(payload))
+    return JsonReply(success_status(shape), {"data": payload})
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
 
 
 def binary_reply(message: Message, shape: options_pb2.ResponseShape) -> BinaryReply:

@@ -144,4 +144,6 @@ def test_search_wins_over_the_id_route_and_jwks_is_raw(client: httpx.Client, ten
     jwks = client.get("/.well-known/jwks.json")
     assert jwks.status_code == 200
     assert "data" not in jwks.json()
-    assert jwks.json()["keys"][0]["kty"] == "OKP"
+    key = jwks.json()["keys"][0]
+    assert key["kty"] == "OKP"
+    assert "y" not in key  # RFC 8037: an OKP key has no y member (not even null)
