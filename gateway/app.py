@@ -7,14 +7,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypedDict
 
+from prometheus_client import Counter
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Route, request_response
 
+from backends.kit.authn import RevocationChecker
+from backends.kit.jwks import JwksClient
+from backends.kit.tokens import TokenVerifier
 from gateway.config import GatewaySettings
 from gateway.dispatch import dispatch
+from gateway.edge_auth import EdgeAuth
 from gateway.errors import http_exception_handler, unhandled_exception_handler
 from gateway.health import health, ready
 from gateway.metrics import GatewayMetrics, metrics_endpoint
@@ -31,6 +36,28 @@ class State(TypedDict):
     redis: Redis
     probes: dict[str, Probe]
     routes: LiveRoutes
+    edge_auth: EdgeAuth
+
+
+def build_edge_auth(
+    settings: GatewaySettings, upstreams: Upstreams, redis: Redis, metrics: GatewayMetrics
+) -> EdgeAuth:
+    jwks = JwksClient(
+        upstreams.channels["auth"],
+        cache_seconds=settings.jwks_cache_seconds,
+        refetch_cooldown=settings.jwks_refetch_cooldown,
+    )
+    verifier = TokenVerifier(
+        jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience, leeway=settings.jwt_leeway
+    )
+    errors = Counter(
+        "portico_gateway_revocation_check_errors_total",
+        "Revocation checks that could not reach Redis (accepted when fail-open).",
+        registry=metrics.registry,
+    )
+    return EdgeAuth(
+        verifier, RevocationChecker(redis, fail_open=settings.revocation_fail_open, errors=errors)
+    )
 
 
 def create_app(settings: GatewaySettings | None = None) -> Starlette:
@@ -48,17 +75,20 @@ def create_app(settings: GatewaySettings | None = None) -> Starlette:
         probes["redis"] = redis_probe(redis)
         probes["kafka"] = kafka
         routes = LiveRoutes(upstreams.channels)
+        metrics = GatewayMetrics()
+        edge_auth = build_edge_auth(settings, upstreams, redis, metrics)
         refresher = asyncio.create_task(
             routes.refresh_forever(settings.routes_refresh_seconds), name="routes"
         )
         try:
             yield State(
                 settings=settings,
-                metrics=GatewayMetrics(),
+                metrics=metrics,
                 upstreams=upstreams,
                 redis=redis,
                 probes=probes,
                 routes=routes,
+                edge_auth=edge_auth,
             )
         finally:
             refresher.cancel()

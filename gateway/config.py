@@ -33,6 +33,18 @@ class GatewaySettings(BaseSettings):
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0", validation_alias=AliasChoices("PORTICO_REDIS_URL")
     )
+    jwt_issuer: str = Field(default="portico-auth", validation_alias=AliasChoices("PORTICO_JWT_ISSUER"))
+    jwt_audience: str = Field(default="portico", validation_alias=AliasChoices("PORTICO_JWT_AUDIENCE"))
+    jwt_leeway: float = Field(default=30.0, validation_alias=AliasChoices("PORTICO_JWT_LEEWAY"))
+    jwks_cache_seconds: float = Field(
+        default=300.0, validation_alias=AliasChoices("PORTICO_JWKS_CACHE_SECONDS")
+    )
+    jwks_refetch_cooldown: float = Field(
+        default=10.0, validation_alias=AliasChoices("PORTICO_JWKS_REFETCH_COOLDOWN")
+    )
+    revocation_fail_open: bool = Field(
+        default=True, validation_alias=AliasChoices("PORTICO_REVOCATION_FAIL_OPEN")
+    )
     ready_timeout: float = Field(default=1.5, description="Seconds each /ready probe may take")
     routes_refresh_seconds: float = Field(default=30.0, gt=0, description="Route table refresh by reflection")
     max_body_bytes: int = Field(

@@ -18,6 +18,7 @@ from opentelemetry import propagate
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from gateway.edge_auth import EdgeAuth, Refusal
 from gateway.errors import error_response
 from gateway.routes import LiveRoutes
 from gateway.routing.table import Match, MethodNotAllowed
@@ -79,6 +80,13 @@ async def dispatch(request: Request) -> Response:
     route = found.route
     if route.server_streaming or route.client_streaming:
         return error_response(request, 501, "This route streams; streaming is not served yet")
+    edge: EdgeAuth = request.state.edge_auth
+    verdict = await edge.check(
+        route.policy, request.headers.get("authorization"), request.headers.get("x-tenant-id")
+    )
+    if isinstance(verdict, Refusal):
+        headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if verdict.status == 401 else None
+        return error_response(request, verdict.status, verdict.message, headers=headers)
 
     settings = request.state.settings
     try:

@@ -147,3 +147,32 @@ def test_search_wins_over_the_id_route_and_jwks_is_raw(client: httpx.Client, ten
     key = jwks.json()["keys"][0]
     assert key["kty"] == "OKP"
     assert "y" not in key  # RFC 8037: an OKP key has no y member (not even null)
+
+
+def test_tokens_are_checked_at_the_edge(client: httpx.Client, tenant: str) -> None:
+    registered = register(client, tenant, "vic")
+    token = str(registered["access_token"])
+    me = "/api/v1/users/me"
+    missing = client.get(me)
+    assert missing.status_code == 401
+    assert missing.headers["www-authenticate"].startswith("Bearer")
+    head, payload, signature = token.split(".")
+    forged = f"{head}.{payload}.{signature[:-4]}AAAA"
+    assert client.get(me, headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+    none_alg = "eyJhbGciOiJub25lIiwidHlwIjoiYXQrand0In0." + payload + "."
+    assert client.get(me, headers={"Authorization": f"Bearer {none_alg}"}).status_code == 401
+    auth = {"Authorization": f"Bearer {token}"}
+    assert client.get(me, headers={**auth, "X-Tenant-ID": tenant}).status_code == 200
+    other = client.get(me, headers={**auth, "X-Tenant-ID": f"{tenant}-other"})
+    assert other.status_code == 403
+    assert other.json()["error"]["code"] == "FORBIDDEN"
+    # Admin-only route (required_roles in the proto policy): refused at the edge.
+    create = client.post("/api/v1/users", json={"email": "new@example.com"}, headers=auth)
+    assert create.status_code == 403
+    # Logout takes effect at once, in the gateway too.
+    assert client.post("/api/v1/auth/logout", json={}, headers=auth).json() == {
+        "data": {"status": "logout successful"}
+    }
+    after = client.get(me, headers=auth)
+    assert after.status_code == 401
+    assert after.json()["error"]["message"] == "Token has been revoked"
