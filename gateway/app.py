@@ -17,6 +17,7 @@ from starlette.routing import Route, request_response
 from backends.kit.authn import RevocationChecker
 from backends.kit.jwks import JwksClient
 from backends.kit.tokens import TokenVerifier
+from gateway.client_ip import Network, parse_networks
 from gateway.config import GatewaySettings
 from gateway.dispatch import dispatch
 from gateway.edge_auth import EdgeAuth
@@ -24,6 +25,8 @@ from gateway.errors import http_exception_handler, unhandled_exception_handler
 from gateway.health import health, ready
 from gateway.metrics import GatewayMetrics, metrics_endpoint
 from gateway.probes import KafkaProbe, Probe, close_quietly, grpc_health_probe, redis_probe
+from gateway.ratelimit.edge import EdgeLimits
+from gateway.ratelimit.limiter import RedisLimiter
 from gateway.request_id import RequestIdMiddleware
 from gateway.routes import LiveRoutes
 from gateway.upstreams import Upstreams
@@ -37,6 +40,9 @@ class State(TypedDict):
     probes: dict[str, Probe]
     routes: LiveRoutes
     edge_auth: EdgeAuth
+    limiter: RedisLimiter
+    edge_limits: EdgeLimits
+    trusted_proxies: tuple[Network, ...]
 
 
 def build_edge_auth(
@@ -89,6 +95,9 @@ def create_app(settings: GatewaySettings | None = None) -> Starlette:
                 probes=probes,
                 routes=routes,
                 edge_auth=edge_auth,
+                limiter=RedisLimiter(redis, metrics.registry, fail_open=settings.rate_limit_fail_open),
+                edge_limits=EdgeLimits(settings),
+                trusted_proxies=parse_networks(settings.trusted_proxies),
             )
         finally:
             refresher.cancel()

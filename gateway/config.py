@@ -45,6 +45,25 @@ class GatewaySettings(BaseSettings):
     revocation_fail_open: bool = Field(
         default=True, validation_alias=AliasChoices("PORTICO_REVOCATION_FAIL_OPEN")
     )
+    rate_limit_per_ip: str = Field(
+        default="100/minute", validation_alias=AliasChoices("PORTICO_RATE_LIMIT_PER_IP")
+    )
+    rate_limit_per_user: str = Field(
+        default="1000/hour", validation_alias=AliasChoices("PORTICO_RATE_LIMIT_PER_USER")
+    )
+    rate_limit_login: str = Field(
+        default="10/minute", validation_alias=AliasChoices("PORTICO_RATE_LIMIT_LOGIN")
+    )
+    rate_limit_fail_open: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("PORTICO_RATE_LIMIT_FAIL_OPEN"),
+        description="Redis unreachable: limit in process (true) or answer 503 (false)",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        validation_alias=AliasChoices("PORTICO_TRUSTED_PROXIES"),
+        description="Comma-separated addresses/CIDRs whose X-Forwarded-For is believed",
+    )
     ready_timeout: float = Field(default=1.5, description="Seconds each /ready probe may take")
     routes_refresh_seconds: float = Field(default=30.0, gt=0, description="Route table refresh by reflection")
     max_body_bytes: int = Field(

@@ -18,8 +18,12 @@ from opentelemetry import propagate
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from backends.kit.tokens import Principal
+from gateway.client_ip import client_ip
 from gateway.edge_auth import EdgeAuth, Refusal
 from gateway.errors import error_response
+from gateway.ratelimit.headers import rate_limit_headers
+from gateway.ratelimit.limiter import RedisLimiter
 from gateway.routes import LiveRoutes
 from gateway.routing.table import Match, MethodNotAllowed
 from gateway.transcode.errors import ErrorReply, from_rpc_error, from_transcode_error
@@ -52,15 +56,15 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _metadata(request: Request) -> tuple[tuple[str, str], ...]:
+def _metadata(request: Request, client_address: str) -> tuple[tuple[str, str], ...]:
     carried: dict[str, str] = {}
     propagate.inject(carried, context=propagate.extract(request.headers))  # continue the caller's trace
     pairs = [(k, v) for k, v in carried.items()]
     if authorization := request.headers.get("authorization"):
         pairs.append(("authorization", authorization))
     pairs.append(("x-request-id", request.state.request_id))
-    if request.client is not None:
-        pairs.append(("x-client-ip", request.client.host))
+    if client_address:
+        pairs.append(("x-client-ip", client_address))
     return tuple(pairs)
 
 
@@ -108,6 +112,26 @@ async def dispatch(request: Request) -> Response:
     except TranscodeError as exc:
         return _error(request, from_transcode_error(exc))
 
+    ip = client_ip(
+        request.client.host if request.client else None,
+        request.headers.get("x-forwarded-for"),
+        request.state.trusted_proxies,
+    )
+    principal = verdict if isinstance(verdict, Principal) else None
+    limiter: RedisLimiter = request.state.limiter
+    decisions = await limiter.check(
+        request.state.edge_limits.for_request(route.policy, ip, principal, message)
+    )
+    if decisions is None:
+        return error_response(request, 503, "Rate limiting is unavailable")
+    limit_headers = rate_limit_headers(decisions)
+    refused = [d for d in decisions if not d.allowed]
+    if refused:
+        wait = limit_headers["Retry-After"]
+        return error_response(
+            request, 429, f"Rate limit exceeded. Try again in {wait} seconds.", headers=limit_headers
+        )
+
     channel: grpc.aio.Channel = request.state.upstreams.for_service(route.backend)
     call = channel.unary_unary(
         route.grpc_method,
@@ -116,7 +140,7 @@ async def dispatch(request: Request) -> Response:
     )
     deadline = route.policy.deadline_ms / 1000 if route.policy.deadline_ms else DEFAULT_DEADLINE_S
     try:
-        reply: Any = await call(message, metadata=_metadata(request), timeout=deadline)
+        reply: Any = await call(message, metadata=_metadata(request, ip), timeout=deadline)
     except grpc.aio.AioRpcError as exc:
         error = from_rpc_error(exc)
         if error.status >= 500:
@@ -128,19 +152,21 @@ async def dispatch(request: Request) -> Response:
                     "request_id": request.state.request_id,
                 },
             )
-        return _error(request, error)
+        response = _error(request, error)
+        response.headers.update(limit_headers)
+        return response
 
     shape = route.policy.response
     if shape.binary.data_field:
         binary = binary_reply(reply, shape)
-        headers = {"ETag": f'"{binary.etag}"'} if binary.etag else {}
+        headers = {**limit_headers, **({"ETag": f'"{binary.etag}"'} if binary.etag else {})}
         if shape.cache_control:
             headers["Cache-Control"] = shape.cache_control
-        if binary.etag and request.headers.get("if-none-match") == headers["ETag"]:
+        if binary.etag and request.headers.get("if-none-match") == headers.get("ETag"):
             return Response(status_code=304, headers=headers)
         return Response(
             binary.data, status_code=binary.status, media_type=binary.content_type, headers=headers
         )
     shaped = json_reply(reply, response_body=route.response_body, shape=shape)
-    cache = {"Cache-Control": shape.cache_control} if shape.cache_control else None
-    return JSONResponse(shaped.body, status_code=shaped.status, headers=cache)
+    headers = {**limit_headers, **({"Cache-Control": shape.cache_control} if shape.cache_control else {})}
+    return JSONResponse(shaped.body, status_code=shaped.status, headers=headers)

@@ -1,0 +1,36 @@
+"""Which limits a request is charged against: its client IP, its user (when authenticated), and for
+routes of the login class the tenant + account it tries to log in as (from the request message)."""
+
+from __future__ import annotations
+
+from google.protobuf.message import Message
+
+from backends.kit.tokens import Principal
+from gateway.config import GatewaySettings
+from gateway.ratelimit.limiter import Keyed
+from gateway.ratelimit.limits import Limit, parse_limit
+from stubs.portico.gateway.v1 import options_pb2
+
+
+class EdgeLimits:
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.ip = parse_limit("ip", settings.rate_limit_per_ip)
+        self.user = parse_limit("user", settings.rate_limit_per_user)
+        self.login = parse_limit("login", settings.rate_limit_login)
+
+    def for_request(
+        self, policy: options_pb2.RoutePolicy, ip: str, principal: Principal | None, message: Message
+    ) -> Keyed:
+        limits: list[tuple[Limit, str]] = [(self.ip, f"ip:{ip}")]
+        if principal is not None:
+            limits.append((self.user, f"user:{principal.tenant_id}:{principal.sub}"))
+        if policy.rate_limit.limit_class == options_pb2.RATE_LIMIT_CLASS_LOGIN:
+            fields = message.DESCRIPTOR.fields_by_name
+            # An empty tenant means the default one (as auth reads it): both spellings share one budget.
+            parts = [
+                str(getattr(message, f)).lower() or ("default" if f == "tenant_id" else "")
+                for f in policy.rate_limit.key_fields
+                if f in fields
+            ]
+            limits.append((self.login, "login:" + ":".join(p for p in parts if p)))
+        return limits

@@ -1,0 +1,112 @@
+"""Several limits decided together: all allow (and all are charged) or the request is refused and none is.
+
+:class:`RedisLimiter` does it in one Lua script with Redis's clock; :class:`LocalLimiter` is the same
+arithmetic in process memory, used while Redis is unreachable (each gateway instance then limits alone,
+which is why it only takes over on failure and the fallback is counted).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry, Counter
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from gateway.ratelimit.limits import Decision, Limit, gcra
+
+log = logging.getLogger(__name__)
+
+# KEYS: one per limit. ARGV: now is taken from Redis; then per limit: interval, period.
+# Returns per limit: allowed (1/0), tat (string) — the caller recomputes the numbers from them.
+_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local tats, news, ok = {}, {}, true
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[2 * i - 1])
+  local period = tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', key) or '0')
+  tats[i] = tat
+  local start = math.max(tat, now)
+  news[i] = start + interval
+  if news[i] - now > period + 1e-9 then ok = false end
+end
+if ok then
+  for i, key in ipairs(KEYS) do
+    local period = tonumber(ARGV[2 * i])
+    redis.call('SET', key, string.format('%.6f', news[i]), 'PX', math.ceil(period * 1000) + 1000)
+  end
+end
+local out = {string.format('%.6f', now)}
+for i = 1, #KEYS do out[#out + 1] = string.format('%.6f', tats[i]) end
+return out
+"""
+
+Keyed = Sequence[tuple[Limit, str]]  # (limit, key such as "ip:203.0.113.9")
+
+
+def _decide(limits: Keyed, tats: Sequence[float], now: float) -> list[Decision]:
+    return [gcra(limit, tat, now)[0] for (limit, _), tat in zip(limits, tats, strict=True)]
+
+
+class LocalLimiter:
+    def __init__(self, max_keys: int = 100_000) -> None:
+        self._tats: dict[str, float] = {}
+        self._max_keys = max_keys
+
+    def check(self, limits: Keyed) -> list[Decision]:
+        now = time.time()
+        tats = [self._tats.get(key, 0.0) for _, key in limits]
+        results = [gcra(limit, tat, now) for (limit, _), tat in zip(limits, tats, strict=True)]
+        if all(decision.allowed for decision, _ in results):
+            if len(self._tats) > self._max_keys:  # bounded memory: forget everything (errs on allowing)
+                self._tats.clear()
+            for (_, key), (_, new_tat) in zip(limits, results, strict=True):
+                self._tats[key] = new_tat
+        return [decision for decision, _ in results]
+
+
+class RedisLimiter:
+    def __init__(
+        self, redis: Redis, registry: CollectorRegistry, *, fail_open: bool, prefix: str = "portico:rl:"
+    ) -> None:
+        self._redis = redis
+        self._script = redis.register_script(_SCRIPT)
+        self._local = LocalLimiter()
+        self._fail_open = fail_open
+        self._prefix = prefix
+        self.decisions = Counter(
+            "portico_gateway_rate_limit_decisions_total",
+            "Rate-limit decisions by limit and outcome.",
+            ["limit", "outcome"],
+            registry=registry,
+        )
+        self.fallbacks = Counter(
+            "portico_gateway_rate_limit_fallbacks_total",
+            "Decisions made by the in-process limiter because Redis was unreachable.",
+            registry=registry,
+        )
+
+    async def check(self, limits: Keyed) -> list[Decision] | None:
+        """The decisions; None when Redis failed and fail-open is off (the caller answers 503)."""
+        if not limits:
+            return []
+        args: list[float] = []
+        for limit, _ in limits:
+            args += [limit.interval, limit.period]
+        try:
+            raw = await self._script(keys=[self._prefix + key for _, key in limits], args=args)
+            now, tats = float(raw[0]), [float(v) for v in raw[1:]]
+            decisions = _decide(limits, tats, now)
+        except RedisError as exc:
+            self.fallbacks.inc()
+            log.warning("rate limiter falling back to the local one", extra={"error": type(exc).__name__})
+            if not self._fail_open:
+                return None
+            decisions = self._local.check(limits)
+        for decision in decisions:
+            self.decisions.labels(decision.limit.name, "allowed" if decision.allowed else "refused").inc()
+        return decisions
