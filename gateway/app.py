@@ -28,6 +28,7 @@ from gateway.probes import KafkaProbe, Probe, close_quietly, grpc_health_probe, 
 from gateway.ratelimit.edge import EdgeLimits
 from gateway.ratelimit.limiter import RedisLimiter
 from gateway.request_id import RequestIdMiddleware
+from gateway.request_metrics import RequestMetricsMiddleware
 from gateway.routes import LiveRoutes
 from gateway.upstreams import Upstreams
 
@@ -111,7 +112,7 @@ def create_app(settings: GatewaySettings | None = None) -> Starlette:
             Route("/ready", ready, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[Middleware(RequestMetricsMiddleware), Middleware(RequestIdMiddleware)],
         exception_handlers={HTTPException: http_exception_handler, Exception: unhandled_exception_handler},
         lifespan=lifespan,
     )

@@ -82,6 +82,7 @@ async def dispatch(request: Request) -> Response:
     if not isinstance(found, Match):
         return error_response(request, 404, "Route not found")
     route = found.route
+    request.state.route_template = route.template  # the metrics label: never the raw path
     if route.server_streaming or route.client_streaming:
         return error_response(request, 501, "This route streams; streaming is not served yet")
     edge: EdgeAuth = request.state.edge_auth
@@ -142,6 +143,7 @@ async def dispatch(request: Request) -> Response:
     try:
         reply: Any = await call(message, metadata=_metadata(request, ip), timeout=deadline)
     except grpc.aio.AioRpcError as exc:
+        request.state.metrics.upstream_errors.labels(route.backend, exc.code().name).inc()
         error = from_rpc_error(exc)
         if error.status >= 500:
             log.warning(

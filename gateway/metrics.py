@@ -5,8 +5,10 @@ from __future__ import annotations
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
+    Counter,
     Gauge,
     GCCollector,
+    Histogram,
     PlatformCollector,
     ProcessCollector,
     generate_latest,
@@ -27,6 +29,25 @@ class GatewayMetrics:
             "portico_gateway_dependency_up",
             "1 when the dependency answered the last readiness probe, else 0.",
             ["dependency"],
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "portico_gateway_requests_total",
+            "HTTP requests by method, route template and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "portico_gateway_request_duration_seconds",
+            "HTTP request duration by method and route template.",
+            ["method", "route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=self.registry,
+        )
+        self.upstream_errors = Counter(
+            "portico_gateway_upstream_errors_total",
+            "Failed backend calls by backend service and gRPC status code.",
+            ["backend", "grpc_code"],
             registry=self.registry,
         )
 

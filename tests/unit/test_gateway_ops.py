@@ -92,3 +92,16 @@ def test_metrics_is_prometheus_text(client: TestClient) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     assert "process_cpu_seconds_total" in response.text
+
+
+def test_requests_are_counted_by_route_template_never_by_raw_path(client: TestClient) -> None:
+    client.get("/health")
+    client.get("/api/v1/users/0b9f4a8e-5a7e-4c61-9d7c-3f1f6a2b9c10")  # no token: 401 at the edge
+    client.get("/no/such/path/123")
+    metrics = client.get("/metrics").text
+    assert 'portico_gateway_requests_total{method="GET",route="/health",status="200"} 1.0' in metrics
+    assert 'route="/api/v1/users/{user_id}",status="401"' in metrics
+    assert 'route="unmatched",status="404"' in metrics
+    assert "0b9f4a8e" not in metrics
+    assert "/no/such/path" not in metrics
+    assert 'portico_gateway_request_duration_seconds_count{method="GET",route="/health"} 1.0' in metrics

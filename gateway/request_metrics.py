@@ -1,0 +1,47 @@
+"""RED metrics of the gateway's requests, labelled by route TEMPLATE (never the raw path or an id), so
+the number of series stays bounded whatever clients send. Pure ASGI, so it sees every response,
+including errors written by exception handlers."""
+
+from __future__ import annotations
+
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_OPS = frozenset({"/health", "/ready", "/metrics"})
+
+
+def route_label(scope: Scope) -> str:
+    """The matched route's template (set by the dispatcher), an operations path, or "unmatched"."""
+    template = scope.get("state", {}).get("route_template")
+    if isinstance(template, str):
+        return template
+    path = scope.get("path", "")
+    return path if path in _OPS else "unmatched"
+
+
+class RequestMetricsMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # if the app dies before answering, that is what the client gets
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            metrics = scope.get("state", {}).get("metrics")
+            if metrics is not None:
+                labels = (scope["method"], route_label(scope))
+                metrics.requests.labels(*labels, str(status)).inc()
+                metrics.duration.labels(*labels).observe(time.perf_counter() - started)
