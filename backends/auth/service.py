@@ -28,6 +28,7 @@ from backends.auth.store import CredentialStore, DuplicateCredential
 from backends.kit.authn import current_principal
 from backends.kit.db import Database
 from backends.kit.events import AUTH_TOPIC
+from backends.kit.interceptors import metadata_value
 from backends.kit.outbox import Outbox
 from backends.kit.revocation import revoke_jti, revoke_session
 from backends.kit.status import abort_invalid
@@ -53,16 +54,9 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _metadata(context: Context, name: str) -> str:
-    for key, value in context.invocation_metadata() or ():
-        if key == name and isinstance(value, str):
-            return value
-    return ""
-
-
 def client_ip(context: Context) -> str:
     """The gateway passes the client address as ``x-client-ip``; direct callers are their peer."""
-    forwarded = _metadata(context, "x-client-ip")
+    forwarded = metadata_value(context, "x-client-ip")
     if forwarded:
         return forwarded[:64]
     peer = context.peer() or ""  # "ipv4:127.0.0.1:5555" / "ipv6:[::1]:5555"
@@ -72,7 +66,9 @@ def client_ip(context: Context) -> str:
 
 def _actor(context: Context, user_id: str = "") -> events_pb2.Actor:
     return events_pb2.Actor(
-        user_id=user_id, request_id=_metadata(context, "x-request-id")[:128], client_ip=client_ip(context)
+        user_id=user_id,
+        request_id=metadata_value(context, "x-request-id")[:128],
+        client_ip=client_ip(context),
     )
 
 
@@ -129,7 +125,10 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         return (("authorization", f"Bearer {token.token}"),)
 
     async def _users_call(self, context: Context, method: Any, request: Any, tenant_id: str) -> Any:
-        metadata = (*self.service_metadata(tenant_id), ("x-request-id", _metadata(context, "x-request-id")))
+        metadata = (
+            *self.service_metadata(tenant_id),
+            ("x-request-id", metadata_value(context, "x-request-id")),
+        )
         try:
             return await method(request, metadata=metadata, timeout=5)
         except grpc.aio.AioRpcError as exc:

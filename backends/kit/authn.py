@@ -8,7 +8,7 @@ Health and reflection are always open (orchestrators and grpcurl need them).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextvars import ContextVar
 from typing import Any
 
@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from backends.kit.interceptors import Context, Stream, Unary, WrappingInterceptor
 from backends.kit.revocation import revoked_jti_key, revoked_sid_key, valid_after_key
 from backends.kit.tokens import InvalidToken, Principal, TokenVerifier
 from stubs.portico.gateway.v1 import options_pb2
@@ -85,7 +86,7 @@ class RevocationChecker:
         return valid_after is not None and principal.issued_at <= float(valid_after)
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+class AuthInterceptor(WrappingInterceptor):
     def __init__(
         self,
         verifier: TokenVerifier,
@@ -103,12 +104,10 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             registry=registry,
         )
 
-    def _is_open(self, method: str) -> bool:
-        return method in self._public or method.startswith(_ALWAYS_OPEN)
+    def applies(self, details: grpc.HandlerCallDetails) -> bool:
+        return not (details.method in self._public or details.method.startswith(_ALWAYS_OPEN))
 
-    async def _authenticate(
-        self, token: str | None, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> Principal:
+    async def _authenticate(self, token: str | None, context: Context) -> Principal:
         if token is None:
             self._rejections.labels("missing").inc()
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing bearer token")
@@ -125,50 +124,38 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "token has been revoked")
         return principal
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any]:
-        handler = await continuation(details)
-        if handler is None or self._is_open(details.method):
-            return handler
+    def wrap_unary(self, behavior: Unary, details: grpc.HandlerCallDetails) -> Unary:
         token = bearer_token(details.invocation_metadata)
-        if handler.unary_unary is not None:
-            inner: Any = handler.unary_unary
 
-            async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                reset = _current.set(await self._authenticate(token, context))
-                try:
-                    return await inner(request, context)
-                finally:
-                    _current.reset(reset)
+        async def unary(request: Any, context: Context) -> Any:
+            reset = _current.set(await self._authenticate(token, context))
+            try:
+                return await behavior(request, context)
+            finally:
+                _current.reset(reset)
 
-            return grpc.unary_unary_rpc_method_handler(
-                unary,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            inner_stream: Any = handler.unary_stream
+        return unary
 
-            async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-                reset = _current.set(await self._authenticate(token, context))
-                try:
-                    async for item in inner_stream(request, context):
-                        yield item
-                finally:
-                    _current.reset(reset)
+    def wrap_stream(self, behavior: Stream, details: grpc.HandlerCallDetails) -> Stream:
+        token = bearer_token(details.invocation_metadata)
 
-            return grpc.unary_stream_rpc_method_handler(
-                stream,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
+        async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
+            reset = _current.set(await self._authenticate(token, context))
+            try:
+                async for item in behavior(request, context):
+                    yield item
+            finally:
+                _current.reset(reset)
+
+        return stream
+
+    def other(
+        self, handler: grpc.RpcMethodHandler[Any, Any], details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         # No Portico RPC streams from the client; should one appear, refuse it rather than let it in
         # unauthenticated (None answers UNIMPLEMENTED).
         log.error(
             "refusing a client-streaming method the authenticator does not wrap",
             extra={"method": details.method},
         )
-        return None  # type: ignore[return-value]
+        return None

@@ -7,14 +7,15 @@ Labels come from the registered method name, never from request data, so cardina
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from backends.kit.interceptors import Context, Stream, Unary, WrappingInterceptor
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -45,7 +46,7 @@ class GrpcServerMetrics:
         )
 
 
-def _status_of(context: grpc.aio.ServicerContext[Any, Any], error: BaseException | None) -> str:
+def _status_of(context: Context, error: BaseException | None) -> str:
     code = context.code()
     if isinstance(code, grpc.StatusCode):
         return code.name
@@ -60,34 +61,11 @@ def _exemplar() -> dict[str, str] | None:
     return {"trace_id": format(ctx.trace_id, "032x")} if ctx.is_valid and ctx.trace_flags.sampled else None
 
 
-class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Counts and times unary and server-streaming calls; other kinds pass through untouched."""
+class MetricsInterceptor(WrappingInterceptor):
+    """Counts and times unary and server-streaming calls."""
 
     def __init__(self, metrics: GrpcServerMetrics) -> None:
         self._m = metrics
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any]:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        service, _, method = handler_call_details.method.lstrip("/").partition("/")
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(handler.unary_unary, service, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(handler.unary_stream, service, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
 
     def _finish(self, labels: tuple[str, str, str], started: float, code: str) -> None:
         self._m.handled.labels(*labels, code).inc()
@@ -99,10 +77,11 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         self._m.in_flight.labels(*labels[:2]).inc()
         return time.perf_counter()
 
-    def _wrap_unary(self, behavior: Any, service: str, method: str) -> Any:
+    def wrap_unary(self, behavior: Unary, details: grpc.HandlerCallDetails) -> Unary:
+        service, _, method = details.method.lstrip("/").partition("/")
         labels = (service, method, "unary")
 
-        async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        async def unary(request: Any, context: Context) -> Any:
             started = self._begin(labels)
             error: BaseException | None = None
             try:
@@ -115,19 +94,16 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
 
         return unary
 
-    def _wrap_stream(self, behavior: Any, service: str, method: str) -> Any:
+    def wrap_stream(self, behavior: Stream, details: grpc.HandlerCallDetails) -> Stream:
+        service, _, method = details.method.lstrip("/").partition("/")
         labels = (service, method, "server_stream")
 
-        async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
             started = self._begin(labels)
             error: BaseException | None = None
             try:
-                result = behavior(request, context)
-                if inspect.isasyncgen(result):
-                    async for item in result:
-                        yield item
-                else:  # a coroutine that writes with context.write()
-                    await result
+                async for item in behavior(request, context):
+                    yield item
             except BaseException as exc:
                 error = exc
                 raise

@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 from backends.kit.authn import current_principal
 from backends.kit.db import Database
 from backends.kit.events import USERS_TOPIC, new_event
+from backends.kit.interceptors import metadata_value
 from backends.kit.outbox import Outbox
 from backends.kit.revocation import end_sessions
 from backends.kit.status import FieldViolation, abort_invalid
@@ -50,18 +51,11 @@ async def _not_found(context: Context) -> NoReturn:
     raise AssertionError("unreachable")
 
 
-def _metadata(context: Context, name: str) -> str:
-    for key, value in context.invocation_metadata() or ():
-        if key == name and isinstance(value, str):
-            return value
-    return ""
-
-
 def _actor(context: Context, principal: Principal) -> events_pb2.Actor:
     return events_pb2.Actor(
         user_id=principal.sub,
-        request_id=_metadata(context, "x-request-id")[:128],
-        client_ip=_metadata(context, "x-client-ip")[:64],
+        request_id=metadata_value(context, "x-request-id")[:128],
+        client_ip=metadata_value(context, "x-client-ip")[:64],
     )
 
 
