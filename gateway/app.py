@@ -7,16 +7,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypedDict
 
-from prometheus_client import Counter
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Route, request_response
 
-from backends.kit.authn import RevocationChecker
-from backends.kit.jwks import JwksClient
-from backends.kit.tokens import TokenVerifier
+from backends.kit.authn import token_checks
 from gateway.client_ip import Network, parse_networks
 from gateway.config import GatewaySettings
 from gateway.dispatch import dispatch
@@ -49,22 +46,8 @@ class State(TypedDict):
 def build_edge_auth(
     settings: GatewaySettings, upstreams: Upstreams, redis: Redis, metrics: GatewayMetrics
 ) -> EdgeAuth:
-    jwks = JwksClient(
-        upstreams.channels["auth"],
-        cache_seconds=settings.jwks_cache_seconds,
-        refetch_cooldown=settings.jwks_refetch_cooldown,
-    )
-    verifier = TokenVerifier(
-        jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience, leeway=settings.jwt_leeway
-    )
-    errors = Counter(
-        "portico_gateway_revocation_check_errors_total",
-        "Revocation checks that could not reach Redis (accepted when fail-open).",
-        registry=metrics.registry,
-    )
-    return EdgeAuth(
-        verifier, RevocationChecker(redis, fail_open=settings.revocation_fail_open, errors=errors)
-    )
+    verifier, revocations = token_checks(upstreams.channels["auth"], redis, metrics.registry, settings)
+    return EdgeAuth(verifier, revocations)
 
 
 def create_app(settings: GatewaySettings | None = None) -> Starlette:

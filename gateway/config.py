@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from backends.kit.config import TokenSettings
 
 
 def _target(name: str, port: int) -> str:
@@ -14,7 +16,7 @@ def _target(name: str, port: int) -> str:
     )
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(TokenSettings):
     """Where the gateway listens and where its upstreams are."""
 
     model_config = SettingsConfigDict(env_prefix="PORTICO_GATEWAY_", extra="ignore", populate_by_name=True)
@@ -32,18 +34,6 @@ class GatewaySettings(BaseSettings):
     )
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0", validation_alias=AliasChoices("PORTICO_REDIS_URL")
-    )
-    jwt_issuer: str = Field(default="portico-auth", validation_alias=AliasChoices("PORTICO_JWT_ISSUER"))
-    jwt_audience: str = Field(default="portico", validation_alias=AliasChoices("PORTICO_JWT_AUDIENCE"))
-    jwt_leeway: float = Field(default=30.0, validation_alias=AliasChoices("PORTICO_JWT_LEEWAY"))
-    jwks_cache_seconds: float = Field(
-        default=300.0, validation_alias=AliasChoices("PORTICO_JWKS_CACHE_SECONDS")
-    )
-    jwks_refetch_cooldown: float = Field(
-        default=10.0, validation_alias=AliasChoices("PORTICO_JWKS_REFETCH_COOLDOWN")
-    )
-    revocation_fail_open: bool = Field(
-        default=True, validation_alias=AliasChoices("PORTICO_REVOCATION_FAIL_OPEN")
     )
     rate_limit_per_ip: str = Field(
         default="100/minute", validation_alias=AliasChoices("PORTICO_RATE_LIMIT_PER_IP")

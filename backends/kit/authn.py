@@ -18,7 +18,9 @@ from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from backends.kit.config import TokenSettings
 from backends.kit.interceptors import Context, Stream, Unary, WrappingInterceptor
+from backends.kit.jwks import JwksClient
 from backends.kit.revocation import revoked_jti_key, revoked_sid_key, valid_after_key
 from backends.kit.tokens import InvalidToken, Principal, TokenVerifier
 from stubs.portico.gateway.v1 import options_pb2
@@ -159,3 +161,23 @@ class AuthInterceptor(WrappingInterceptor):
             extra={"method": details.method},
         )
         return None
+
+
+def token_checks(
+    jwks_channel: grpc.aio.Channel, redis: Redis, registry: CollectorRegistry, settings: TokenSettings
+) -> tuple[TokenVerifier, RevocationChecker]:
+    """The verifier and revocation checker every token-checking process builds from its settings."""
+    jwks = JwksClient(
+        jwks_channel,
+        cache_seconds=settings.jwks_cache_seconds,
+        refetch_cooldown=settings.jwks_refetch_cooldown,
+    )
+    verifier = TokenVerifier(
+        jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience, leeway=settings.jwt_leeway
+    )
+    errors = Counter(
+        "portico_revocation_check_errors_total",
+        "Revocation checks that could not reach Redis (accepted when fail-open).",
+        registry=registry,
+    )
+    return verifier, RevocationChecker(redis, fail_open=settings.revocation_fail_open, errors=errors)

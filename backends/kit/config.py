@@ -14,7 +14,34 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from observability.settings import TelemetrySettings
 
 
-class BackendSettings(BaseSettings):
+class TokenSettings(BaseSettings):
+    """How access tokens are checked; the same for the gateway and every backend (``PORTICO_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="PORTICO_", extra="ignore", populate_by_name=True)
+
+    jwt_issuer: str = Field(default="portico-auth", validation_alias=AliasChoices("PORTICO_JWT_ISSUER"))
+    jwt_audience: str = Field(default="portico", validation_alias=AliasChoices("PORTICO_JWT_AUDIENCE"))
+    jwt_leeway: float = Field(
+        default=30.0,
+        validation_alias=AliasChoices("PORTICO_JWT_LEEWAY"),
+        description="Clock skew allowed (s)",
+    )
+    jwks_cache_seconds: float = Field(
+        default=300.0, validation_alias=AliasChoices("PORTICO_JWKS_CACHE_SECONDS")
+    )
+    jwks_refetch_cooldown: float = Field(
+        default=10.0,
+        validation_alias=AliasChoices("PORTICO_JWKS_REFETCH_COOLDOWN"),
+        description="Minimum seconds between JWKS fetches triggered by an unknown kid",
+    )
+    revocation_fail_open: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("PORTICO_REVOCATION_FAIL_OPEN"),
+        description="Accept tokens when Redis cannot be asked about revocations (counted in a metric)",
+    )
+
+
+class BackendSettings(TokenSettings):
     """Where a backend listens and what it depends on. Subclasses set the prefix and default ports."""
 
     model_config = SettingsConfigDict(env_prefix="PORTICO_", extra="ignore", populate_by_name=True)
@@ -46,27 +73,6 @@ class BackendSettings(BaseSettings):
         validation_alias=AliasChoices("PORTICO_JWKS_TARGET"),
         description="gRPC target serving GetJwks when it is not the auth backend itself",
     )
-    jwt_issuer: str = Field(default="portico-auth", validation_alias=AliasChoices("PORTICO_JWT_ISSUER"))
-    jwt_audience: str = Field(default="portico", validation_alias=AliasChoices("PORTICO_JWT_AUDIENCE"))
-    jwt_leeway: float = Field(
-        default=30.0,
-        validation_alias=AliasChoices("PORTICO_JWT_LEEWAY"),
-        description="Clock skew allowed (s)",
-    )
-    jwks_cache_seconds: float = Field(
-        default=300.0, validation_alias=AliasChoices("PORTICO_JWKS_CACHE_SECONDS")
-    )
-    jwks_refetch_cooldown: float = Field(
-        default=10.0,
-        validation_alias=AliasChoices("PORTICO_JWKS_REFETCH_COOLDOWN"),
-        description="Minimum seconds between JWKS fetches triggered by an unknown kid",
-    )
-    revocation_fail_open: bool = Field(
-        default=True,
-        validation_alias=AliasChoices("PORTICO_REVOCATION_FAIL_OPEN"),
-        description="Accept tokens when Redis cannot be asked about revocations (counted in a metric)",
-    )
-
     shutdown_grace: float = Field(
         default=8.0,
         validation_alias=AliasChoices("PORTICO_SHUTDOWN_GRACE"),

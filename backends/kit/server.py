@@ -21,26 +21,24 @@ from google.protobuf.descriptor import FileDescriptor
 from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
-from prometheus_client import CollectorRegistry, Counter, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client import start_http_server as start_metrics_http_server
 from redis.asyncio import Redis
 from sqlalchemy import Table
 from sqlalchemy.exc import SQLAlchemyError
 
-from backends.kit.authn import AuthInterceptor, RevocationChecker, public_methods
+from backends.kit.authn import AuthInterceptor, public_methods, token_checks
 from backends.kit.config import BackendSettings
 from backends.kit.db import Database, default_url
 from backends.kit.dependencies import kafka_dependency, redis_dependency
 from backends.kit.errors import ErrorInterceptor
 from backends.kit.health import AsyncHealthServicer, Dependency, HealthMonitor
-from backends.kit.jwks import JwksClient
 from backends.kit.kafka import build_broker, start_with_retry
 from backends.kit.metrics import GrpcServerMetrics, MetricsInterceptor
 from backends.kit.migrations import upgrade
 from backends.kit.outbox import Outbox
 from backends.kit.relay import OutboxRelay
 from backends.kit.tls import server_credentials
-from backends.kit.tokens import TokenVerifier
 from observability.telemetry import Telemetry, setup_telemetry
 
 log = logging.getLogger(__name__)
@@ -216,21 +214,7 @@ async def _connect_kafka(server: BackendServer, runtime: Runtime) -> None:
 def build_authenticator(
     runtime: Runtime, services: Sequence[Service], auth_channel: grpc.aio.Channel
 ) -> AuthInterceptor:
-    settings = runtime.settings
-    jwks = JwksClient(
-        auth_channel,
-        cache_seconds=settings.jwks_cache_seconds,
-        refetch_cooldown=settings.jwks_refetch_cooldown,
-    )
-    verifier = TokenVerifier(
-        jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience, leeway=settings.jwt_leeway
-    )
-    errors = Counter(
-        "portico_revocation_check_errors_total",
-        "Revocation checks that could not reach Redis (accepted when fail-open).",
-        registry=runtime.registry,
-    )
-    revocations = RevocationChecker(runtime.redis, fail_open=settings.revocation_fail_open, errors=errors)
+    verifier, revocations = token_checks(auth_channel, runtime.redis, runtime.registry, runtime.settings)
     return AuthInterceptor(
         verifier, revocations, public_methods(s.full_name for s in services), runtime.registry
     )
