@@ -179,6 +179,18 @@ def ensure_postgres() -> str | None:
 # --- Developer tools ---------------------------------------------------------------------------------
 
 
+def debian_tool(command: str, package: str) -> Callable[[], str | None]:
+    """A command from a Debian package (wrk for the gateway benchmark, chromium for the /docs check)."""
+
+    def run() -> str | None:
+        if shutil.which(command):
+            return None
+        apt.install([package])
+        return "installed"
+
+    return run
+
+
 def go_tool(name: str) -> Callable[[], str | None]:
     """`go install <module>@<pinned>` into .cache/bin; a stamp file records which version is there."""
     module, version = GO_TOOLS[name]
@@ -204,15 +216,18 @@ def go_tool(name: str) -> Callable[[], str | None]:
     return run
 
 
-def npm_buf() -> str | None:
-    """Buf comes from npm (package.json at the repo root): `npm ci` when node_modules/.bin/buf is missing."""
+NPM_MARKERS = ("node_modules/.bin/buf", "node_modules/swagger-ui-dist/swagger-ui-bundle.js")
+
+
+def npm_packages() -> str | None:
+    """buf and swagger-ui-dist come from npm (package.json at the repo root): `npm ci` when one is missing."""
     if not (paths.REPO_ROOT / "package.json").exists():
         return "skipped (no package.json)"
-    if (paths.REPO_ROOT / "node_modules" / ".bin" / "buf").exists():
+    if all((paths.REPO_ROOT / marker).exists() for marker in NPM_MARKERS):
         return None
     npm = shutil.which("npm")
     if npm is None:
-        raise InstallError("buf: `npm` not found (apt-get install nodejs npm)")
+        raise InstallError("`npm` not found (apt-get install nodejs npm)")
     result = subprocess.run(
         [npm, "ci", "--no-audit", "--no-fund"],
         cwd=paths.REPO_ROOT,
@@ -237,7 +252,9 @@ def steps(component: str) -> list[Step]:
         "postgres": [Step("postgresql", ensure_postgres)],
         "tools": [
             *(Step(f"{name} {GO_TOOLS[name][1]}", go_tool(name)) for name in GO_TOOLS),
-            Step("buf (npm ci)", npm_buf),
+            Step("npm ci (buf, swagger-ui-dist)", npm_packages),
+            Step("wrk", debian_tool("wrk", "wrk")),
+            Step("chromium", debian_tool("chromium", "chromium")),
         ],
     }
     return table[component]
