@@ -1,0 +1,114 @@
+"""Run wrk (Debian's ``/usr/bin/wrk``) against one HTTP URL with a bearer token, and read its figures.
+
+A small Lua script adds the ``Authorization`` header (the token comes from the environment, not the
+command line, which other users can read) and prints one JSON line at the end with wrk's exact latency
+percentiles and error counts, so nothing depends on wrk's rounded human-readable text.
+Loopback URLs only, like ``bench.ghz``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from bench.ghz import BenchError, require_loopback
+
+WRK = Path("/usr/bin/wrk")
+MARKER = "PORTICO_WRK "
+TOKEN_ENV = "PORTICO_BENCH_TOKEN"  # noqa: S105 (the name of a variable, not a secret)
+
+# Names spelled as in MARKER and TOKEN_ENV above.
+LUA = r"""
+local token = os.getenv("PORTICO_BENCH_TOKEN")
+if token and token ~= "" then
+  wrk.headers["Authorization"] = "Bearer " .. token
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'PORTICO_WRK {"requests":%d,"duration_us":%d,"bytes":%d,"p50_us":%d,"p99_us":%d,"max_us":%d,'
+    .. '"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d}\n',
+    summary.requests, summary.duration, summary.bytes, latency:percentile(50), latency:percentile(99),
+    latency.max, e.connect, e.read, e.write, e.status, e.timeout))
+end
+"""
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    """One wrk run; latencies in milliseconds."""
+
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int  # wrk counts statuses above 399 (its "Non-2xx or 3xx responses")
+    socket_errors: int  # connect + read + write + timeout
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    @classmethod
+    def parse(cls, output: str) -> WrkResult:
+        """The figures from wrk's standard output (the JSON line our Lua ``done`` prints)."""
+        for line in output.splitlines():
+            if line.startswith(MARKER):
+                data = json.loads(line[len(MARKER) :])
+                return cls(
+                    requests=int(data["requests"]),
+                    seconds=int(data["duration_us"]) / 1e6,
+                    p50_ms=int(data["p50_us"]) / 1e3,
+                    p99_ms=int(data["p99_us"]) / 1e3,
+                    non_2xx=int(data["status"]),
+                    socket_errors=sum(int(data[k]) for k in ("connect", "read", "write", "timeout")),
+                )
+        raise BenchError(f"no {MARKER.strip()} line in wrk's output:\n{output[-2000:]}")
+
+
+def run_wrk(
+    url: str,
+    *,
+    token: str,
+    connections: int,
+    seconds: float,
+    threads: int = 1,
+    timeout: str = "5s",
+    wrk: Path = WRK,
+) -> WrkResult:
+    """One wrk run of ``seconds`` at ``connections`` keep-alive connections; killed if it overruns."""
+    require_loopback(urlsplit(url).netloc)
+    if not wrk.exists():
+        raise BenchError(f"{wrk} not found: `apt-get install wrk`")
+    with tempfile.TemporaryDirectory(prefix="portico-wrk-") as tmp:
+        script = Path(tmp, "auth.lua")
+        script.write_text(LUA)
+        argv = [
+            str(wrk),
+            f"--threads={min(threads, connections)}",
+            f"--connections={connections}",
+            f"--duration={max(1, round(seconds))}s",
+            f"--timeout={timeout}",
+            f"--script={script}",
+            url,
+        ]
+        try:
+            done = subprocess.run(
+                argv,
+                env={**os.environ, TOKEN_ENV: token},
+                capture_output=True,
+                text=True,
+                timeout=seconds + 30,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise BenchError(f"wrk still running {seconds + 30:g}s after start: stopped") from exc
+    if done.returncode != 0:
+        raise BenchError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
+    return WrkResult.parse(done.stdout)
