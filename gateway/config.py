@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
@@ -59,6 +61,24 @@ class GatewaySettings(TokenSettings):
     max_body_bytes: int = Field(
         default=1024 * 1024, gt=0, description="Largest request body accepted (413 beyond)"
     )
+
+    # TLS termination at the edge (PORTICO_GATEWAY_TLS_*): both files or neither; a client CA asks clients
+    # for certificates (mTLS).
+    tls_cert_file: Path | None = Field(default=None, description="PEM certificate: serve HTTPS when set")
+    tls_key_file: Path | None = Field(default=None, description="PEM private key for the certificate")
+    tls_client_ca_file: Path | None = Field(default=None, description="CA bundle: require client certs")
+    # TLS to the backends (PORTICO_GATEWAY_UPSTREAM_TLS_*), the client side of the backends' PORTICO_*_TLS_*.
+    upstream_tls_ca_file: Path | None = Field(
+        default=None, description="CA bundle that signed the backends' certificates: call them over TLS"
+    )
+    upstream_tls_cert_file: Path | None = Field(
+        default=None, description="PEM client certificate for backends that require mTLS"
+    )
+    upstream_tls_key_file: Path | None = Field(default=None, description="PEM key of the client certificate")
+    cors_origins: str = Field(
+        default="", description="Comma-separated origins allowed by CORS ('*' for any); empty turns CORS off"
+    )
+    cors_max_age: int = Field(default=600, ge=0, description="Seconds browsers may cache a preflight answer")
 
     def upstream_targets(self) -> dict[str, str]:
         """Backend name → gRPC target."""
