@@ -3,20 +3,52 @@
 from __future__ import annotations
 
 import logging
+import ssl
+from typing import Any
 
 import uvicorn
 
 from gateway.app import create_app
 from gateway.config import GatewaySettings
+from gateway.upstreams import channel_credentials
 from observability.telemetry import setup_telemetry
+
+
+def tls_options(settings: GatewaySettings) -> dict[str, Any]:
+    """uvicorn's ssl options: none for plain HTTP, HTTPS with a cert and key, client certs with a CA.
+
+    Checked before anything starts, so a half configuration stops the process with a clear message."""
+    cert, key, client_ca = settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
+    if cert is None and key is None:
+        if client_ca is not None:
+            raise SystemExit("PORTICO_GATEWAY_TLS_CLIENT_CA_FILE needs TLS: set the certificate and key too")
+        return {}
+    if cert is None or key is None:
+        raise SystemExit(
+            "TLS needs both PORTICO_GATEWAY_TLS_CERT_FILE and PORTICO_GATEWAY_TLS_KEY_FILE; only one is set"
+        )
+    for path in (cert, key, client_ca):
+        if path is not None and not path.is_file():
+            raise SystemExit(f"TLS file not found: {path}")
+    options: dict[str, Any] = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+    if client_ca is not None:
+        options |= {"ssl_ca_certs": str(client_ca), "ssl_cert_reqs": ssl.CERT_REQUIRED}
+    return options
 
 
 def main() -> None:
     settings = GatewaySettings()
+    try:  # a half-configured upstream mTLS stops the process here, not at the first request
+        channel_credentials(
+            settings.upstream_tls_ca_file, settings.upstream_tls_cert_file, settings.upstream_tls_key_file
+        )
+    except (ValueError, OSError) as exc:
+        raise SystemExit(f"Upstream TLS: {exc}") from None
     telemetry = setup_telemetry("portico-gateway")
     # The Kafka readiness probe reports an unreachable broker through /ready; aiokafka's own
     # connection errors would repeat that on every probe.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    tls = tls_options(settings)
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
@@ -27,6 +59,7 @@ def main() -> None:
         access_log=False,
         proxy_headers=False,  # X-Forwarded-For is trusted only from configured proxies, by the gateway
         timeout_graceful_shutdown=10,
+        **tls,
     )
     try:
         uvicorn.Server(config).run()

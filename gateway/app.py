@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypedDict
 
+from opentelemetry.sdk.trace import TracerProvider
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -16,6 +17,7 @@ from starlette.routing import Route, request_response
 from backends.kit.authn import token_checks
 from gateway.client_ip import Network, parse_networks
 from gateway.config import GatewaySettings
+from gateway.cors import cors_middleware
 from gateway.dispatch import dispatch
 from gateway.edge_auth import EdgeAuth
 from gateway.errors import http_exception_handler, unhandled_exception_handler
@@ -27,6 +29,7 @@ from gateway.ratelimit.limiter import RedisLimiter
 from gateway.request_id import RequestIdMiddleware
 from gateway.request_metrics import RequestMetricsMiddleware
 from gateway.routes import LiveRoutes
+from gateway.tracing import TracingMiddleware
 from gateway.upstreams import Upstreams
 
 
@@ -50,12 +53,14 @@ def build_edge_auth(
     return EdgeAuth(verifier, revocations)
 
 
-def create_app(settings: GatewaySettings | None = None) -> Starlette:
+def create_app(
+    settings: GatewaySettings | None = None, *, tracer_provider: TracerProvider | None = None
+) -> Starlette:
     settings = settings or GatewaySettings()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
-        upstreams = Upstreams(settings.upstream_targets())
+        upstreams = Upstreams.from_settings(settings)
         redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
         kafka = KafkaProbe(settings.kafka_bootstrap, settings.ready_timeout)
         probes: dict[str, Probe] = {
@@ -95,7 +100,13 @@ def create_app(settings: GatewaySettings | None = None) -> Starlette:
             Route("/ready", ready, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
-        middleware=[Middleware(RequestMetricsMiddleware), Middleware(RequestIdMiddleware)],
+        # Tracing outermost: its span is current for the metrics (exemplars) and the backend call.
+        middleware=[
+            Middleware(TracingMiddleware, tracer_provider=tracer_provider),
+            Middleware(RequestMetricsMiddleware),
+            Middleware(RequestIdMiddleware),
+            *cors_middleware(settings.cors_origins, settings.cors_max_age),  # preflights: no token, no limit
+        ],
         exception_handlers={HTTPException: http_exception_handler, Exception: unhandled_exception_handler},
         lifespan=lifespan,
     )

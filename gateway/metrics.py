@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -11,8 +10,8 @@ from prometheus_client import (
     Histogram,
     PlatformCollector,
     ProcessCollector,
-    generate_latest,
 )
+from prometheus_client.exposition import choose_encoder
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -53,5 +52,6 @@ class GatewayMetrics:
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    registry = request.state.metrics.registry
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    # OpenMetrics (with the latency exemplars) when the scraper asks for it, else the classic text format.
+    encode, content_type = choose_encoder(request.headers.get("accept", ""))
+    return Response(encode(request.state.metrics.registry), headers={"Content-Type": content_type})

@@ -1,12 +1,23 @@
 """RED metrics of the gateway's requests, labelled by route TEMPLATE (never the raw path or an id), so
 the number of series stays bounded whatever clients send. Pure ASGI, so it sees every response,
-including errors written by exception handlers."""
+including errors written by exception handlers. Inside the tracing middleware, so durations carry the
+request's trace id as an exemplar."""
 
 from __future__ import annotations
 
 import time
 
+from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+def trace_exemplar() -> dict[str, str] | None:
+    """The sampled current span's ids, so a slow bucket links to its trace (OpenMetrics exemplar)."""
+    context = trace.get_current_span().get_span_context()
+    if not (context.is_valid and context.trace_flags.sampled):
+        return None
+    return {"trace_id": format(context.trace_id, "032x"), "span_id": format(context.span_id, "016x")}
+
 
 _OPS = frozenset({"/health", "/ready", "/metrics"})
 
@@ -44,4 +55,4 @@ class RequestMetricsMiddleware:
             if metrics is not None:
                 labels = (scope["method"], route_label(scope))
                 metrics.requests.labels(*labels, str(status)).inc()
-                metrics.duration.labels(*labels).observe(time.perf_counter() - started)
+                metrics.duration.labels(*labels).observe(time.perf_counter() - started, trace_exemplar())
