@@ -23,6 +23,7 @@ from gateway.edge_auth import EdgeAuth
 from gateway.errors import http_exception_handler, unhandled_exception_handler
 from gateway.health import health, ready
 from gateway.metrics import GatewayMetrics, metrics_endpoint
+from gateway.openapi.endpoints import OpenApiDocs
 from gateway.probes import KafkaProbe, Probe, close_quietly, grpc_health_probe, redis_probe
 from gateway.ratelimit.edge import EdgeLimits
 from gateway.ratelimit.limiter import RedisLimiter
@@ -99,6 +100,7 @@ def create_app(
             Route("/health", health, methods=["GET"]),
             Route("/ready", ready, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
+            *OpenApiDocs(settings.docs_assets_dir).routes(),  # /openapi.json, /docs
         ],
         # Tracing outermost: its span is current for the metrics (exemplars) and the backend call.
         middleware=[

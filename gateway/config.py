@@ -79,6 +79,10 @@ class GatewaySettings(TokenSettings):
         default="", description="Comma-separated origins allowed by CORS ('*' for any); empty turns CORS off"
     )
     cors_max_age: int = Field(default=600, ge=0, description="Seconds browsers may cache a preflight answer")
+    docs_assets_dir: Path = Field(
+        default=Path(__file__).resolve().parents[1] / "node_modules" / "swagger-ui-dist",
+        description="swagger-ui-dist directory whose files /docs serves (no CDN)",
+    )
 
     def upstream_targets(self) -> dict[str, str]:
         """Backend name → gRPC target."""

@@ -19,7 +19,7 @@ def trace_exemplar() -> dict[str, str] | None:
     return {"trace_id": format(context.trace_id, "032x"), "span_id": format(context.span_id, "016x")}
 
 
-_OPS = frozenset({"/health", "/ready", "/metrics"})
+_OPS = frozenset({"/health", "/ready", "/metrics", "/openapi.json", "/docs"})
 
 
 def route_label(scope: Scope) -> str:
