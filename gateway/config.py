@@ -61,6 +61,18 @@ class GatewaySettings(TokenSettings):
     max_body_bytes: int = Field(
         default=1024 * 1024, gt=0, description="Largest request body accepted (413 beyond)"
     )
+    multipart_fields_bytes: int = Field(
+        default=64 * 1024, gt=0, description="Upload routes: the text fields of a multipart body together"
+    )
+    stream_keepalive_seconds: float = Field(
+        default=15.0, gt=0, description="SSE: seconds of silence before a `: keep-alive` comment"
+    )
+    retry_attempts: int = Field(
+        default=3, ge=1, description="Retryable reads: attempts in all (UNAVAILABLE only, within the deadline)"
+    )
+    retry_backoff_ms: float = Field(
+        default=50.0, ge=0, description="Retryable reads: first backoff cap; doubles per retry, full jitter"
+    )
 
     # TLS termination at the edge (PORTICO_GATEWAY_TLS_*): both files or neither; a client CA asks clients
     # for certificates (mTLS).

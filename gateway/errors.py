@@ -24,6 +24,11 @@ def error_response(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     """``{"error": {"code", "message", "status_code", "request_id"[, "details"]}}``."""
+    return JSONResponse(error_envelope(request, status, message, details), status_code=status, headers=headers)
+
+
+def error_envelope(request: Request, status: int, message: str, details: Any = None) -> dict[str, Any]:
+    """The envelope itself, also sent inside a stream that fails after it has started."""
     body: dict[str, Any] = {
         "code": CODES.get(status, "INTERNAL_ERROR" if status >= 500 else "BAD_REQUEST"),
         "message": message,
@@ -32,7 +37,7 @@ def error_response(
     }
     if details is not None:
         body["details"] = details
-    return JSONResponse({"error": body}, status_code=status, headers=headers)
+    return {"error": body}
 
 
 async def http_exception_handler(request: Request, exc: Exception) -> Response:

@@ -49,6 +49,12 @@ class GatewayMetrics:
             ["backend", "grpc_code"],
             registry=self.registry,
         )
+        self.upstream_retries = Counter(
+            "portico_gateway_upstream_retries_total",
+            "Retried backend calls (idempotent reads that met UNAVAILABLE) by backend service.",
+            ["backend"],
+            registry=self.registry,
+        )
 
 
 async def metrics_endpoint(request: Request) -> Response:

@@ -18,6 +18,10 @@ class EdgeLimits:
         self.user = parse_limit("user", settings.rate_limit_per_user)
         self.login = parse_limit("login", settings.rate_limit_login)
 
+    def for_unmatched(self, ip: str) -> Keyed:
+        """A 404/405 is charged to the client IP too: a scanner of unknown paths must meet a 429."""
+        return [(self.ip, f"ip:{ip}")]
+
     def for_request(
         self, policy: options_pb2.RoutePolicy, ip: str, principal: Principal | None, message: Message
     ) -> Keyed:
