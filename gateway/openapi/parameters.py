@@ -79,7 +79,7 @@ def query_parameters(route: Route, comments: Comments) -> list[dict[str, Any]]:
     if route.body:
         bound.append((route.body,))
     params = []
-    for names, field in _leaf_fields(route.input, (), frozenset()):
+    for names, field in _leaf_fields(route.input, ()):
         if any(names[: len(b)] == b or b[: len(names)] == names for b in bound):
             continue
         schema = text_schema(field)
@@ -127,11 +127,11 @@ _INT64_TYPES = frozenset(
 
 
 def _leaf_fields(
-    message: Descriptor, prefix: tuple[str, ...], seen: frozenset[str]
+    message: Descriptor, prefix: tuple[str, ...]
 ) -> Iterator[tuple[tuple[str, ...], FieldDescriptor]]:
     """Fields a URL parameter can set: scalars, enums, text well-known types and wrappers, nested
-    through singular plain messages (a recursive message is walked once per branch)."""
-    if len(prefix) >= _MAX_DEPTH or message.full_name in seen:
+    through singular plain messages down to a fixed depth (recursive messages would never end)."""
+    if len(prefix) >= _MAX_DEPTH:
         return
     for field in message.fields:
         names = (*prefix, field.name)
@@ -143,7 +143,7 @@ def _leaf_fields(
         elif nested.full_name in TEXT_WKTS or nested.full_name in WRAPPERS:
             yield names, field
         elif not nested.full_name.startswith(_WKT_PREFIX):
-            yield from _leaf_fields(nested, names, seen | {message.full_name})
+            yield from _leaf_fields(nested, names)
 
 
 def _field_at(message: Descriptor, field_path: str) -> FieldDescriptor | None:
