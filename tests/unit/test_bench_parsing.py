@@ -130,11 +130,17 @@ def test_ghz_report_parsed() -> None:
 
 
 def test_gateway_answers_must_all_be_200() -> None:
-    check_all_200({"200": 10.0}, {"200": 110.0}, 100, "run")
+    assert check_all_200({"200": 10.0}, {"200": 110.0}, 100, 16, "run") == 0
     with pytest.raises(BenchError, match="429"):
-        check_all_200({"200": 10.0}, {"200": 100.0, "429": 10.0}, 100, "run")
+        check_all_200({"200": 10.0}, {"200": 110.0, "429": 1.0}, 100, 16, "run")
     with pytest.raises(BenchError, match="90 x 200"):
-        check_all_200({}, {"200": 90.0}, 100, "run")
+        check_all_200({}, {"200": 90.0}, 100, 16, "run")
+
+
+def test_requests_abandoned_when_wrk_stops_are_tolerated_up_to_the_connections() -> None:
+    assert check_all_200({"200": 0.0}, {"200": 100.0, "500": 3.0}, 100, 16, "run") == 3
+    with pytest.raises(BenchError, match="500"):
+        check_all_200({"200": 0.0}, {"200": 100.0, "500": 17.0}, 100, 16, "run")
 
 
 def test_session_cpu_counts_this_process() -> None:
