@@ -33,6 +33,7 @@ check-protos: python-env
 bench: install
 	@$(VENV_PY) -m bench.users_get
 	@$(VENV_PY) -m bench.auth_login
+	@$(VENV_PY) -m bench.gateway_users
 
 lint: python-env
 	@$(VENV_PY) -m ruff check . && $(VENV_PY) -m ruff format --check . && $(VENV_PY) -m mypy
