@@ -1,90 +1,86 @@
-"""REST → gRPC for unary routes: match, transcode, call the backend with a deadline, shape the answer.
+"""REST → gRPC: match the route, check the token, build the request, charge the rate limits, then call
+the backend — unary (with retries for idempotent reads) or as a server stream (SSE/NDJSON).
 
 Every route comes from the live route table (built from the backends' descriptors); there is no code
-per route. The bearer token, request id, client address and W3C trace context travel as metadata; the
-backends verify the token themselves.
+per route. The steps before the call are the same for every kind of route, so they live here once.
+The bearer token, request id, client address and W3C trace context travel as metadata; the backends
+verify the token themselves.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import grpc
-from google.protobuf import message_factory
-from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
-from opentelemetry import propagate
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from backends.kit.tokens import Principal
+from gateway.calls import Metadata, call_metadata, upstream_failure
 from gateway.client_ip import client_ip
 from gateway.edge_auth import EdgeAuth, Refusal
-from gateway.errors import error_response
+from gateway.errors import error_envelope, error_response
+from gateway.inbound import Rejected, message_class, read_message
 from gateway.ratelimit.headers import rate_limit_headers
-from gateway.ratelimit.limiter import RedisLimiter
-from gateway.routes import LiveRoutes
+from gateway.ratelimit.limiter import Keyed, RedisLimiter
+from gateway.retry import RetryPolicy, with_retries
+from gateway.routing.rules import Route
 from gateway.routing.table import Match, MethodNotAllowed
-from gateway.transcode.errors import ErrorReply, from_rpc_error, from_transcode_error
-from gateway.transcode.request import build_request
+from gateway.streaming import STREAM_HEADERS, Framing, StreamResponse, frames, negotiate, opened
+from gateway.transcode.errors import ErrorReply
 from gateway.transcode.response import binary_reply, json_reply
-from gateway.transcode.violations import TranscodeError
-
-log = logging.getLogger(__name__)
 
 DEFAULT_DEADLINE_S = 10.0
-_JSON = "application/json"
+_SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
-class BodyTooLarge(Exception):
-    pass
+def _error(request: Request, reply: ErrorReply, headers: dict[str, str]) -> Response:
+    return error_response(request, reply.status, reply.message, details=reply.details, headers=headers)
 
 
-def _message_class(descriptor: Descriptor) -> type[Message]:
-    return message_factory.GetMessageClass(descriptor)
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refused once it passes ``limit`` bytes (counted while reading, not from a header)."""
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _metadata(request: Request, client_address: str) -> tuple[tuple[str, str], ...]:
-    carried: dict[str, str] = {}
-    propagate.inject(carried, context=propagate.extract(request.headers))  # continue the caller's trace
-    pairs = [(k, v) for k, v in carried.items()]
-    if authorization := request.headers.get("authorization"):
-        pairs.append(("authorization", authorization))
-    pairs.append(("x-request-id", request.state.request_id))
-    if client_address:
-        pairs.append(("x-client-ip", client_address))
-    return tuple(pairs)
-
-
-def _error(request: Request, reply: ErrorReply) -> Response:
-    return error_response(request, reply.status, reply.message, details=reply.details)
+async def _charge(request: Request, limits: Keyed) -> dict[str, str] | Response:
+    """The rate-limit headers, or the refusal (429, or 503 when limiting is down and fails closed)."""
+    limiter: RedisLimiter = request.state.limiter
+    decisions = await limiter.check(limits)
+    if decisions is None:
+        return error_response(request, 503, "Rate limiting is unavailable")
+    headers = rate_limit_headers(decisions)
+    if any(not d.allowed for d in decisions):
+        wait = headers["Retry-After"]
+        return error_response(
+            request, 429, f"Rate limit exceeded. Try again in {wait} seconds.", headers=headers
+        )
+    return headers
 
 
 async def dispatch(request: Request) -> Response:
-    routes: LiveRoutes = request.state.routes
+    routes = request.state.routes
     found = routes.table.match(
         request.method, request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
     )
-    if isinstance(found, MethodNotAllowed):
-        return error_response(request, 405, "Method not allowed", headers={"Allow": ", ".join(found.allowed)})
+    ip = client_ip(
+        request.client.host if request.client else None,
+        request.headers.get("x-forwarded-for"),
+        request.state.trusted_proxies,
+    )
     if not isinstance(found, Match):
-        return error_response(request, 404, "Route not found")
+        charged = await _charge(request, request.state.edge_limits.for_unmatched(ip))
+        if isinstance(charged, Response):
+            return charged
+        if isinstance(found, MethodNotAllowed):
+            return error_response(
+                request, 405, "Method not allowed", headers={**charged, "Allow": ", ".join(found.allowed)}
+            )
+        return error_response(request, 404, "Route not found", headers=charged)
     route = found.route
     request.state.route_template = route.template  # the metrics label: never the raw path
-    if route.server_streaming or route.client_streaming:
-        return error_response(request, 501, "This route streams; streaming is not served yet")
+    if route.client_streaming:
+        return error_response(request, 501, "Client-streaming routes are not served over REST")
+    media_type = negotiate(request.headers.get("accept")) if route.server_streaming else None
+    if route.server_streaming and media_type is None:
+        return error_response(request, 406, "This route streams text/event-stream or application/x-ndjson")
+
     edge: EdgeAuth = request.state.edge_auth
     verdict = await edge.check(
         route.policy, request.headers.get("authorization"), request.headers.get("x-tenant-id")
@@ -92,71 +88,51 @@ async def dispatch(request: Request) -> Response:
     if isinstance(verdict, Refusal):
         headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if verdict.status == 401 else None
         return error_response(request, verdict.status, verdict.message, headers=headers)
-
-    settings = request.state.settings
     try:
-        body = await _read_body(request, settings.max_body_bytes)
-    except BodyTooLarge:
-        return error_response(request, 413, f"The body is larger than {settings.max_body_bytes} bytes")
-    if body.strip() and route.body:
-        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if media_type != _JSON:
-            return error_response(request, 415, "The body must be application/json")
-    try:
-        message = build_request(
-            _message_class(route.input),
-            body_rule=route.body,
-            path=found.params,
-            query=request.query_params.multi_items(),
-            body=body,
-        )
-    except TranscodeError as exc:
-        return _error(request, from_transcode_error(exc))
+        message = await read_message(request, route, found.params)
+    except Rejected as rejected:
+        return error_response(request, rejected.status, rejected.message, details=rejected.details)
 
-    ip = client_ip(
-        request.client.host if request.client else None,
-        request.headers.get("x-forwarded-for"),
-        request.state.trusted_proxies,
-    )
     principal = verdict if isinstance(verdict, Principal) else None
-    limiter: RedisLimiter = request.state.limiter
-    decisions = await limiter.check(
-        request.state.edge_limits.for_request(route.policy, ip, principal, message)
+    charged = await _charge(
+        request, request.state.edge_limits.for_request(route.policy, ip, principal, message)
     )
-    if decisions is None:
-        return error_response(request, 503, "Rate limiting is unavailable")
-    limit_headers = rate_limit_headers(decisions)
-    refused = [d for d in decisions if not d.allowed]
-    if refused:
-        wait = limit_headers["Retry-After"]
-        return error_response(
-            request, 429, f"Rate limit exceeded. Try again in {wait} seconds.", headers=limit_headers
-        )
+    if isinstance(charged, Response):
+        return charged
+    metadata = call_metadata(request, ip)
+    if media_type is not None:
+        return await _stream(request, route, message, metadata, charged, media_type)
+    return await _unary(request, route, message, metadata, charged)
 
+
+async def _unary(
+    request: Request, route: Route, message: Message, metadata: Metadata, limit_headers: dict[str, str]
+) -> Response:
     channel: grpc.aio.Channel = request.state.upstreams.for_service(route.backend)
     call = channel.unary_unary(
         route.grpc_method,
         request_serializer=lambda m: m.SerializeToString(),
-        response_deserializer=_message_class(route.output).FromString,
+        response_deserializer=message_class(route.output).FromString,
     )
     deadline = route.policy.deadline_ms / 1000 if route.policy.deadline_ms else DEFAULT_DEADLINE_S
+    settings = request.state.settings
+    # Only an idempotent read is retried: the policy says the RPC is one, and the method says the
+    # client asked for one (a POST binding of the same RPC is not retried).
+    attempts = settings.retry_attempts if route.policy.retryable and request.method in _SAFE_METHODS else 1
+    retries = request.state.metrics.upstream_retries.labels(route.backend)
+
+    async def attempt(timeout: float) -> Any:
+        return await call(message, metadata=metadata, timeout=timeout)
+
     try:
-        reply: Any = await call(message, metadata=_metadata(request, ip), timeout=deadline)
+        reply: Any = await with_retries(
+            attempt,
+            deadline=deadline,
+            policy=RetryPolicy(attempts, settings.retry_backoff_ms / 1000),
+            on_retry=retries.inc,
+        )
     except grpc.aio.AioRpcError as exc:
-        request.state.metrics.upstream_errors.labels(route.backend, exc.code().name).inc()
-        error = from_rpc_error(exc)
-        if error.status >= 500:
-            log.warning(
-                "upstream call failed",
-                extra={
-                    "method": route.grpc_method,
-                    "code": exc.code().name,
-                    "request_id": request.state.request_id,
-                },
-            )
-        response = _error(request, error)
-        response.headers.update(limit_headers)
-        return response
+        return _error(request, upstream_failure(request, route, exc), limit_headers)
 
     shape = route.policy.response
     if shape.binary.data_field:
@@ -172,3 +148,39 @@ async def dispatch(request: Request) -> Response:
     shaped = json_reply(reply, response_body=route.response_body, shape=shape)
     headers = {**limit_headers, **({"Cache-Control": shape.cache_control} if shape.cache_control else {})}
     return JSONResponse(shaped.body, status_code=shaped.status, headers=headers)
+
+
+async def _stream(
+    request: Request,
+    route: Route,
+    message: Message,
+    metadata: Metadata,
+    limit_headers: dict[str, str],
+    media_type: str,
+) -> Response:
+    channel: grpc.aio.Channel = request.state.upstreams.for_service(route.backend)
+    call = channel.unary_stream(
+        route.grpc_method,
+        request_serializer=lambda m: m.SerializeToString(),
+        response_deserializer=message_class(route.output).FromString,
+    )(
+        message,
+        metadata=metadata,
+        timeout=route.policy.deadline_ms / 1000 if route.policy.deadline_ms else None,
+    )
+    first = await opened(call)
+    if first.done() and isinstance(failure := first.exception(), grpc.aio.AioRpcError):
+        return _error(request, upstream_failure(request, route, failure), limit_headers)
+
+    def in_stream_error(exc: grpc.aio.AioRpcError) -> dict[str, Any]:
+        reply = upstream_failure(request, route, exc)
+        return error_envelope(request, reply.status, reply.message, reply.details)
+
+    body = frames(
+        call,
+        first,
+        Framing(media_type, route.policy.response.sse_id_field),
+        request.state.settings.stream_keepalive_seconds,
+        in_stream_error,
+    )
+    return StreamResponse(body, media_type=media_type, headers={**limit_headers, **STREAM_HEADERS})

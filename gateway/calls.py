@@ -1,0 +1,46 @@
+"""What every backend call shares, unary or streaming: the metadata it carries and how a failure is
+counted, logged and turned into the client's error."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+from opentelemetry import propagate
+from starlette.requests import Request
+
+from gateway.routing.rules import Route
+from gateway.transcode.errors import ErrorReply, from_rpc_error
+
+log = logging.getLogger(__name__)
+
+Metadata = tuple[tuple[str, str], ...]
+
+
+def call_metadata(request: Request, client_address: str) -> Metadata:
+    """The bearer token, request id, client address and W3C trace context, as gRPC metadata."""
+    carried: dict[str, str] = {}
+    propagate.inject(carried, context=propagate.extract(request.headers))  # continue the caller's trace
+    pairs = [(k, v) for k, v in carried.items()]
+    if authorization := request.headers.get("authorization"):
+        pairs.append(("authorization", authorization))
+    pairs.append(("x-request-id", request.state.request_id))
+    if client_address:
+        pairs.append(("x-client-ip", client_address))
+    return tuple(pairs)
+
+
+def upstream_failure(request: Request, route: Route, exc: grpc.aio.AioRpcError) -> ErrorReply:
+    """Count the failed call by backend and code, log server-side failures, and map the status."""
+    request.state.metrics.upstream_errors.labels(route.backend, exc.code().name).inc()
+    error = from_rpc_error(exc)
+    if error.status >= 500:
+        log.warning(
+            "upstream call failed",
+            extra={
+                "method": route.grpc_method,
+                "code": exc.code().name,
+                "request_id": request.state.request_id,
+            },
+        )
+    return error
