@@ -14,6 +14,9 @@ from backends.kit.jwks import JwksClient
 
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 (a JWT "typ" value, not a secret)
 REQUIRED_CLAIMS = ("sub", "tenant_id", "roles", "jti", "iat", "exp", "iss", "aud")
+# Portico's access tokens are under 1 KB. A bigger one is refused before any decoding: it would cost
+# base64 and JSON work, and even when validly signed it could not travel on as gRPC metadata (16 KB cap).
+MAX_TOKEN_LENGTH = 8192
 
 
 class InvalidToken(Exception):
@@ -53,6 +56,8 @@ class TokenVerifier:
         self._leeway = leeway
 
     async def verify(self, token: str) -> Principal:
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise InvalidToken("token too large")
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
