@@ -12,7 +12,7 @@ from gateway.retry import RetryPolicy, with_retries
 
 
 def rpc_error(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
-    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details="x")
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), "x", "")
 
 
 class Upstream:
@@ -80,7 +80,7 @@ async def test_one_attempt_means_no_retry() -> None:
 
 def test_backoff_is_jittered_exponential_and_capped() -> None:
     policy = RetryPolicy(5, 0.05, max_delay=0.3)
-    rng = random.Random(7)
+    rng = random.Random(7)  # noqa: S311 - reproducible jitter, not cryptography
     for retry, cap in ((1, 0.05), (2, 0.1), (3, 0.2), (4, 0.3), (9, 0.3)):
         delays = [policy.delay(retry, rng) for _ in range(200)]
         assert all(0 <= d <= cap for d in delays)
