@@ -1,4 +1,4 @@
-"""``python -m gateway``: serve the gateway with uvicorn (uvloop + httptools)."""
+"""``python -m gateway``: serve the gateway with uvicorn (uvloop + httptools), over HTTPS when configured."""
 
 from __future__ import annotations
 
@@ -44,11 +44,11 @@ def main() -> None:
         )
     except (ValueError, OSError) as exc:
         raise SystemExit(f"Upstream TLS: {exc}") from None
+    tls = tls_options(settings)
     telemetry = setup_telemetry("portico-gateway")
     # The Kafka readiness probe reports an unreachable broker through /ready; aiokafka's own
     # connection errors would repeat that on every probe.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    tls = tls_options(settings)
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
