@@ -7,6 +7,9 @@ One user reads themself with one token on every call; the users cache and the ga
 cache are warm before any measurement. JWT edge validation and the Redis rate limit are on (limits set
 high enough never to refuse: every gateway answer must be a 200, or the run fails). Two loads: ``load``
 (``--connections`` concurrent requests) and ``c=1`` (one at a time, to see the latency the gateway adds).
+Both gateways run side by side; each row gets ``--seconds`` in all, split over ``--rounds`` interleaved
+rounds (order reversed every other round); latencies are merged (ghz: every call; wrk: 1000 quantiles
+per run).
 Columns: rps, p50, p99, and CPU-µs per request of the gateway's processes and of the users backend,
 from /proc utime+stime before and after each run. Prints a table and the goals (gateway rps >= 0.7 x
 direct, <= 0.3 ms p50 added at c=1), a server recommendation, and saves a PNG plot.
@@ -21,9 +24,9 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -32,7 +35,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.ghz import GHZ, BenchError, GhzResult, run_ghz
 from bench.plot import save_bars
-from bench.wrk import run_wrk
+from bench.wrk import WrkResult, run_wrk
 from stubs.auth.v1 import auth_pb2, auth_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -173,7 +176,6 @@ class Stack:
     env: dict[str, str]
     users_target: str
     users_pid: int
-    gateway_port: int
     log_dir: Path
     user_id: str
     token: str
@@ -183,8 +185,6 @@ class Stack:
 def own_stack() -> Iterator[Stack]:
     """Kafka, Redis, PostgreSQL and the four backends on free ports (the tests' mesh, its gateway stopped:
     each server below starts its own); a registered user and their token."""
-    from contextlib import ExitStack
-
     from tests.support.infra import start_infra
     from tests.support.mesh import start_mesh
 
@@ -213,7 +213,6 @@ def own_stack() -> Iterator[Stack]:
             env=mesh.env,
             users_target=mesh.target("users"),
             users_pid=mesh.procs["users"].popen.pid,
-            gateway_port=int(mesh.env["PORTICO_GATEWAY_PORT"]),
             log_dir=base / "logs",
             user_id=reply.user.id,
             token=reply.access_token,
@@ -221,16 +220,17 @@ def own_stack() -> Iterator[Stack]:
 
 
 @contextmanager
-def gateway(stack: Stack, server: str) -> Iterator[tuple[str, int]]:
-    """The gateway under ``server`` on the stack's gateway port, until /ready; yields (URL, pid)."""
+def gateway(stack: Stack, server: str, port: int) -> Iterator[tuple[str, int]]:
+    """The gateway under ``server`` on ``port``, until /ready; yields (URL, pid)."""
     from tests.support.mesh import gateway_ready
     from tests.support.processes import spawn, wait_until
 
     args = SERVERS[server]
     if server == "granian":
-        args = [*args, "--host", "127.0.0.1", "--port", str(stack.gateway_port)]
-    proc = spawn(f"gateway-{server}", args, stack.env, stack.log_dir)
-    url = f"http://127.0.0.1:{stack.gateway_port}"
+        args = [*args, "--host", "127.0.0.1", "--port", str(port)]
+    env = {**stack.env, "PORTICO_GATEWAY_PORT": str(port)}
+    proc = spawn(f"gateway-{server}", args, env, stack.log_dir)
+    url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: proc.popen.poll() is None and gateway_ready(url), 60, f"gateway ({server}) /ready")
         yield url, proc.popen.pid
@@ -243,82 +243,166 @@ def gateway(stack: Stack, server: str) -> Iterator[tuple[str, int]]:
 # --- the runs -------------------------------------------------------------------------------------------
 
 
-def per_request_us(seconds: float, requests: int) -> float:
-    return seconds / requests * 1e6 if requests else 0.0
+def percentile_ms(weights_us: Mapping[int, float], percent: float) -> float | None:
+    """The smallest latency at or below which ``percent`` % of the (weighted) requests finished."""
+    total = sum(weights_us.values())
+    if not total:
+        return None
+    seen = 0.0
+    for us in sorted(weights_us):
+        seen += weights_us[us]
+        if seen >= total * percent / 100 * (1 - 1e-9):
+            return us / 1e3
+    return max(weights_us) / 1e3
 
 
-def direct_row(stack: Stack, load: str, concurrency: int, seconds: float, ghz_path: Path) -> Row:
-    """GetUser over gRPC with ghz for about ``seconds``: the call count comes from a short warm-up."""
+def wrk_weights_us(result: WrkResult) -> dict[int, float]:
+    """wrk's evenly spaced quantiles, each standing for an equal share of the run's requests."""
+    weights: dict[int, float] = {}
+    for us in result.quantiles_us:
+        weights[us] = weights.get(us, 0.0) + result.requests / len(result.quantiles_us)
+    return weights
 
-    def ghz(requests: int) -> GhzResult:
-        return run_ghz(
-            target=stack.users_target,
+
+def ghz_weights_us(result: GhzResult) -> dict[int, float]:
+    """Every successful call's latency, from ghz's per-call details."""
+    weights: dict[int, float] = {}
+    for call in result.report.get("details") or []:
+        if call.get("status") == "OK":
+            us = round(int(call["latency"]) / 1e3)
+            weights[us] = weights.get(us, 0.0) + 1.0
+    return weights
+
+
+@dataclass
+class Tally:
+    """One row's measurements summed over the rounds: latencies merged exactly, CPU and time added up."""
+
+    requests: int = 0
+    seconds: float = 0.0
+    weights_us: dict[int, float] = field(default_factory=dict)  # latency in µs -> requests
+    gateway_cpu: float | None = None
+    users_cpu: float = 0.0
+
+    def add(
+        self, requests: int, seconds: float, weights_us: Mapping[int, float], used: dict[str, float]
+    ) -> None:
+        self.requests += requests
+        self.seconds += seconds
+        for us, weight in weights_us.items():
+            self.weights_us[us] = self.weights_us.get(us, 0.0) + weight
+        self.users_cpu += used["users"]
+        if "gateway" in used:
+            self.gateway_cpu = (self.gateway_cpu or 0.0) + used["gateway"]
+
+    def row(self, name: str, load: str) -> Row:
+        per_request = 1e6 / self.requests if self.requests else 0.0
+        return Row(
+            name,
+            load,
+            self.requests,
+            self.requests / self.seconds if self.seconds else 0.0,
+            percentile_ms(self.weights_us, 50),
+            percentile_ms(self.weights_us, 99),
+            None if self.gateway_cpu is None else self.gateway_cpu * per_request,
+            self.users_cpu * per_request,
+        )
+
+
+class Direct:
+    """GetUser over gRPC with ghz; each run's call count comes from the warm-up's rate, so that it lasts
+    about the wanted time (ghz can bound calls but not time, see bench/ghz.py)."""
+
+    def __init__(self, stack: Stack, concurrency: int, ghz_path: Path) -> None:
+        self.stack, self.concurrency, self.ghz_path = stack, concurrency, ghz_path
+        warm = self.ghz(max(200, 100 * concurrency), 120)
+        self.rps = warm.rps
+
+    def ghz(self, requests: int, max_seconds: float) -> GhzResult:
+        result = run_ghz(
+            target=self.stack.users_target,
             call=CALL,
-            metadata={"authorization": f"Bearer {stack.token}"},
-            data={"user_id": stack.user_id},
+            metadata={"authorization": f"Bearer {self.stack.token}"},
+            data={"user_id": self.stack.user_id},
             requests=requests,
-            concurrency=concurrency,
-            max_seconds=seconds * 4 + 60,
-            ghz=ghz_path,
+            concurrency=self.concurrency,
+            max_seconds=max_seconds,
+            ghz=self.ghz_path,
         )
+        if result.errors:
+            raise BenchError(f"direct gRPC: {result.status_codes} {next(iter(result.error_messages), '')}")
+        return result
 
-    warm = ghz(max(200, 100 * concurrency))
-    if warm.errors:
-        raise BenchError(f"direct warm-up: {warm.status_codes} {next(iter(warm.error_messages), '')}")
-    requests = max(200, int(warm.rps * seconds))
-    log(f"direct gRPC, {load}: {requests} calls at concurrency {concurrency}")
-    with cpu_meter({"users": stack.users_pid}) as used:
-        result = ghz(requests)
-    if result.errors:
-        raise BenchError(f"direct {load}: {result.status_codes} {next(iter(result.error_messages), '')}")
-    return Row(
-        "grpc direct (ghz)",
-        load,
-        result.count,
-        result.rps,
-        result.p50_ms,
-        result.p99_ms,
-        None,
-        per_request_us(used["users"], result.count),
-    )
+    def run(self, tally: Tally, seconds: float) -> None:
+        requests = max(100, int(self.rps * seconds))
+        log(f"direct gRPC: {requests} calls at concurrency {self.concurrency}")
+        with cpu_meter({"users": self.stack.users_pid}) as used:
+            result = self.ghz(requests, seconds * 4 + 60)
+        tally.add(result.count, int(result.report.get("total", 0)) / 1e9, ghz_weights_us(result), used)
 
 
-def gateway_row(
-    stack: Stack, server: str, url: str, pid: int, load: str, connections: int, seconds: float
-) -> Row:
-    target = f"{url}/api/v1/users/{stack.user_id}"
-    log(f"gateway ({server}), {load}: {seconds:g}s at {connections} connection(s)")
-    before = route_answers(url)
-    with cpu_meter({"gateway": pid, "users": stack.users_pid}) as used:
-        result = run_wrk(target, token=stack.token, connections=connections, seconds=seconds)
-    what = f"gateway ({server}), {load}"
-    abandoned = check_all_200(before, route_answers(url), result.requests, connections, what)
-    if abandoned:
-        log(f"{what}: {abandoned} request(s) cut off by wrk's stop, counted 500 (client disconnect)")
-    if result.non_2xx or result.socket_errors:
-        raise BenchError(
-            f"gateway ({server}), {load}: wrk saw {result.non_2xx} non-2xx answers and "
-            f"{result.socket_errors} socket errors"
-        )
-    return Row(
-        f"gateway {server} (wrk)",
-        load,
-        result.requests,
-        result.rps,
-        result.p50_ms,
-        result.p99_ms,
-        per_request_us(used["gateway"], result.requests),
-        per_request_us(used["users"], result.requests),
-    )
+@dataclass(frozen=True)
+class Gateway:
+    server: str
+    url: str
+    pid: int
+
+    def wrk(self, stack: Stack, connections: int, seconds: float) -> tuple[WrkResult, dict[str, float]]:
+        """One wrk run; fails unless every answer was a 200."""
+        what = f"gateway ({self.server}), {connections} connection(s)"
+        before = route_answers(self.url)
+        with cpu_meter({"gateway": self.pid, "users": stack.users_pid}) as used:
+            result = run_wrk(
+                f"{self.url}/api/v1/users/{stack.user_id}",
+                token=stack.token,
+                connections=connections,
+                seconds=seconds,
+            )
+        if result.non_2xx or result.socket_errors:
+            raise BenchError(
+                f"{what}: wrk saw {result.non_2xx} non-2xx answers and {result.socket_errors} socket errors"
+            )
+        abandoned = check_all_200(before, route_answers(self.url), result.requests, connections, what)
+        if abandoned:
+            log(f"{what}: {abandoned} request(s) cut off by wrk's stop, counted 500 (client disconnect)")
+        return result, used
+
+    def run(self, stack: Stack, tally: Tally, connections: int, seconds: float) -> None:
+        log(f"gateway ({self.server}): {seconds:g}s at {connections} connection(s)")
+        result, used = self.wrk(stack, connections, seconds)
+        tally.add(result.requests, result.seconds, wrk_weights_us(result), used)
 
 
-def warm_gateway(stack: Stack, url: str, connections: int) -> None:
-    """Fill the verified-token cache, open the upstream channel, let the interpreter settle."""
-    before = route_answers(url)
-    warm = run_wrk(
-        f"{url}/api/v1/users/{stack.user_id}", token=stack.token, connections=connections, seconds=2
-    )
-    check_all_200(before, route_answers(url), warm.requests, connections, "gateway warm-up")
+def measure(stack: Stack, args: argparse.Namespace) -> list[Row]:
+    """Both gateways run side by side on their own ports; every round runs each row for its share of
+    ``--seconds``, the order reversed every other round, so noise from the rest of the machine falls on
+    every row alike rather than on whichever ran during a burst."""
+    from infra.local import free_port
+
+    loads = {"load": args.connections, "c=1": 1}
+    names = ["grpc direct (ghz)", *(f"gateway {s} (wrk)" for s in args.servers)]
+    tallies = {(name, load): Tally() for name in names for load in loads}
+    slice_seconds = args.seconds / args.rounds
+    with ExitStack() as running:
+        gateways = {}
+        for server in args.servers:
+            log(f"starting the gateway under {server}")
+            url, pid = running.enter_context(gateway(stack, server, free_port()))
+            gateways[f"gateway {server} (wrk)"] = Gateway(server, url, pid)
+        log("warming up: the users cache, each gateway's token cache and upstream channel")
+        direct = {load: Direct(stack, c, args.ghz) for load, c in loads.items()}
+        for gw in gateways.values():
+            gw.wrk(stack, args.connections, 2)
+        for round_index in range(args.rounds):
+            order = names if round_index % 2 == 0 else names[::-1]
+            for load, connections in loads.items():
+                for name in order:
+                    tally = tallies[name, load]
+                    if name in gateways:
+                        gateways[name].run(stack, tally, connections, slice_seconds)
+                    else:
+                        direct[load].run(tally, slice_seconds)
+    return [tallies[name, load].row(name, load) for load in loads for name in names]
 
 
 # --- output ---------------------------------------------------------------------------------------------
@@ -413,7 +497,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of each measured run")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured time of each row, in all")
+    parser.add_argument("--rounds", type=int, default=2, help="rows interleaved in this many rounds")
     parser.add_argument("--connections", type=int, default=16, help="concurrent requests of the load rows")
     parser.add_argument("--servers", default="uvicorn,granian", help="comma-separated: uvicorn, granian")
     parser.add_argument("--plot", type=Path, default=ROOT / "bench" / "results" / "gateway_users.png")
@@ -423,8 +508,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     if not args.servers or set(args.servers) - set(SERVERS):
         parser.error(f"--servers: choose from {', '.join(SERVERS)}")
-    if args.seconds < 1 or args.connections < 1:
-        parser.error("--seconds must be >= 1 and --connections >= 1")
+    if args.rounds < 1 or args.connections < 1 or args.seconds < args.rounds:
+        parser.error("--rounds and --connections must be >= 1, --seconds at least one per round")
     return args
 
 
@@ -434,16 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = f"{os.cpu_count()} cores, {os.uname().machine}, Python {sys.version.split()[0]}"
     try:
         with own_stack() as stack:
-            rows = [
-                direct_row(stack, "load", args.connections, args.seconds, args.ghz),
-                direct_row(stack, "c=1", 1, args.seconds, args.ghz),
-            ]
-            for server in args.servers:
-                log(f"starting the gateway under {server}")
-                with gateway(stack, server) as (url, pid):
-                    warm_gateway(stack, url, args.connections)
-                    rows.append(gateway_row(stack, server, url, pid, "load", args.connections, args.seconds))
-                    rows.append(gateway_row(stack, server, url, pid, "c=1", 1, args.seconds))
+            rows = measure(stack, args)
     except (BenchError, grpc.RpcError, httpx.HTTPError) as exc:
         detail = exc.details() if isinstance(exc, grpc.Call) else str(exc)
         print(f"bench: {detail}", file=sys.stderr)
@@ -452,6 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     load_avg = f"1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
     note = f"one run on {machine} ({load_avg}); load generator, gateway, backends and Redis share the cores"
     print(f"machine: {machine}; {load_avg}. One run, load generator and servers sharing the cores: noisy.")
+    print(f"{args.rounds} rounds, rows interleaved; each row {args.seconds:g}s in all")
     print(
         f"load = {args.connections} concurrent requests (wrk: connections; ghz: streams on 1 connection), "
         f"{args.seconds:g}s each"

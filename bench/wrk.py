@@ -1,8 +1,10 @@
 """Run wrk (Debian's ``/usr/bin/wrk``) against one HTTP URL with a bearer token, and read its figures.
 
 A small Lua script adds the ``Authorization`` header (the token comes from the environment, not the
-command line, which other users can read) and prints one JSON line at the end with wrk's exact latency
-percentiles and error counts, so nothing depends on wrk's rounded human-readable text.
+command line, which other users can read) and prints, at the end, one JSON line with wrk's exact latency
+percentiles and error counts and one line with 1000 evenly spaced latency quantiles (so several runs can
+be merged);
+nothing depends on wrk's rounded human-readable text.
 Loopback URLs only, like ``bench.ghz``.
 """
 
@@ -20,9 +22,11 @@ from bench.ghz import BenchError, require_loopback
 
 WRK = Path("/usr/bin/wrk")
 MARKER = "PORTICO_WRK "
+QUANTILES_MARKER = "PORTICO_WRK_QUANTILES "
+QUANTILES = 1000  # the latency quantiles at (k + 0.5) / 10 %, k = 0..999
 TOKEN_ENV = "PORTICO_BENCH_TOKEN"  # noqa: S105 (the name of a variable, not a secret)
 
-# Names spelled as in MARKER and TOKEN_ENV above.
+# Names spelled as in MARKER, QUANTILES_MARKER and TOKEN_ENV above.
 LUA = r"""
 local token = os.getenv("PORTICO_BENCH_TOKEN")
 if token and token ~= "" then
@@ -36,6 +40,12 @@ function done(summary, latency, requests)
     .. '"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d}\n',
     summary.requests, summary.duration, summary.bytes, latency:percentile(50), latency:percentile(99),
     latency.max, e.connect, e.read, e.write, e.status, e.timeout))
+  -- The latency quantiles at (k + 0.5) / 10 %, k = 0..999, so several runs can be merged.
+  local parts = {}
+  for k = 0, 999 do
+    parts[#parts + 1] = latency:percentile((k + 0.5) / 10)
+  end
+  io.write("PORTICO_WRK_QUANTILES " .. table.concat(parts, ",") .. "\n")
 end
 """
 
@@ -50,6 +60,7 @@ class WrkResult:
     p99_ms: float
     non_2xx: int  # wrk counts statuses above 399 (its "Non-2xx or 3xx responses")
     socket_errors: int  # connect + read + write + timeout
+    quantiles_us: tuple[int, ...]  # QUANTILES latencies in µs, evenly spaced in rank
 
     @property
     def rps(self) -> float:
@@ -57,19 +68,25 @@ class WrkResult:
 
     @classmethod
     def parse(cls, output: str) -> WrkResult:
-        """The figures from wrk's standard output (the JSON line our Lua ``done`` prints)."""
-        for line in output.splitlines():
-            if line.startswith(MARKER):
-                data = json.loads(line[len(MARKER) :])
-                return cls(
-                    requests=int(data["requests"]),
-                    seconds=int(data["duration_us"]) / 1e6,
-                    p50_ms=int(data["p50_us"]) / 1e3,
-                    p99_ms=int(data["p99_us"]) / 1e3,
-                    non_2xx=int(data["status"]),
-                    socket_errors=sum(int(data[k]) for k in ("connect", "read", "write", "timeout")),
-                )
-        raise BenchError(f"no {MARKER.strip()} line in wrk's output:\n{output[-2000:]}")
+        """The figures from wrk's standard output (the two lines our Lua ``done`` prints)."""
+        lines = output.splitlines()
+        summary = next((line for line in lines if line.startswith(MARKER)), None)
+        quantiles = next((line for line in lines if line.startswith(QUANTILES_MARKER)), None)
+        if summary is None or quantiles is None:
+            raise BenchError(f"no {MARKER.strip()} lines in wrk's output:\n{output[-2000:]}")
+        data = json.loads(summary[len(MARKER) :])
+        values = tuple(int(float(v)) for v in quantiles[len(QUANTILES_MARKER) :].split(",") if v)
+        if len(values) != QUANTILES:
+            raise BenchError(f"wrk printed {len(values)} latency quantiles, not {QUANTILES}")
+        return cls(
+            requests=int(data["requests"]),
+            seconds=int(data["duration_us"]) / 1e6,
+            p50_ms=int(data["p50_us"]) / 1e3,
+            p99_ms=int(data["p99_us"]) / 1e3,
+            non_2xx=int(data["status"]),
+            socket_errors=sum(int(data[k]) for k in ("connect", "read", "write", "timeout")),
+            quantiles_us=values,
+        )
 
 
 def run_wrk(
