@@ -112,11 +112,11 @@ def test_session_cpu_counts_this_process() -> None:
     assert session_cpu_seconds(os.getsid(0)) > before
 
 
-def rows(gateway_rps: float, gateway_c1_p50: float) -> list[Row]:
+def rows(gateway_rps: float, gateway_c1_p50: float, gateway_p50: float = 12.0) -> list[Row]:
     return [
         Row("grpc direct (ghz)", "load", 1000, 1000.0, 10.0, 20.0, None, 900.0),
         Row("grpc direct (ghz)", "c=1", 500, 500.0, 1.0, 2.0, None, 900.0),
-        Row("gateway uvicorn (wrk)", "load", 800, gateway_rps, 12.0, 25.0, 600.0, 900.0),
+        Row("gateway uvicorn (wrk)", "load", 800, gateway_rps, gateway_p50, 25.0, 600.0, 900.0),
         Row("gateway uvicorn (wrk)", "c=1", 400, 400.0, gateway_c1_p50, 3.0, 700.0, 900.0),
         Row("gateway granian (wrk)", "load", 650, 650.0, 13.0, 24.0, 650.0, 900.0),
         Row("gateway granian (wrk)", "c=1", 400, 400.0, 1.6, 3.0, 700.0, 900.0),
@@ -133,4 +133,13 @@ def test_goals_compare_with_direct_grpc() -> None:
 
 
 def test_recommendation_goes_to_the_server_winning_more_measures() -> None:
-    assert recommend(rows(800.0, 1.2), ["uvicorn", "granian"]).startswith("server: uvicorn wins 3 of 4")
+    line = recommend(rows(800.0, 1.2), ["uvicorn", "granian"])
+    assert line.startswith("server: uvicorn wins 3 of 4")
+    assert "split" not in line  # uvicorn also uses less CPU per request
+
+
+def test_recommendation_says_when_the_leaner_server_loses_on_speed() -> None:
+    # granian: more rps, lower p50 and p99; uvicorn: less CPU per request
+    line = recommend(rows(600.0, 1.2, gateway_p50=14.0), ["uvicorn", "granian"])
+    assert line.startswith("server: granian wins 3 of 4")
+    assert "measures split: uvicorn uses less gateway CPU per request" in line
