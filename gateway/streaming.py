@@ -131,8 +131,14 @@ async def opened(call: grpc.aio.UnaryStreamCall[Any, Any], wait: float = OPEN_WA
         first.cancel()
         raise
     finally:
-        headers.cancel()
+        # Left to finish with the call (cancelling it could cancel the RPC); its outcome is not needed.
+        headers.add_done_callback(_ignore_outcome)
     return first
+
+
+def _ignore_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved, so asyncio does not log "exception was never retrieved"
 
 
 async def frames(
@@ -161,8 +167,8 @@ async def frames(
             yield framing.item(item)
             pending = asyncio.ensure_future(call.read())
     finally:
-        pending.cancel()
         call.cancel()  # a no-op after a clean end; stops the backend's work when the client left
+        pending.cancel()
 
 
 class StreamResponse(StreamingResponse):

@@ -10,9 +10,9 @@ PostService:
 MessageService.SubscribeToTopic by topic:
 - ``invalid`` → INVALID_ARGUMENT and ``down`` → UNAVAILABLE at once (before any message);
 - ``breaks`` → two messages, then UNAVAILABLE;
-- ``quiet`` → accepts and sends nothing;
+- ``quiet`` → accepts and sends nothing; ``silent`` the same without even its initial metadata;
 - anything else → three messages (offsets 0, 1, 2), then waits until the client goes away.
-Accepted streams send their initial metadata at once, as a real backend should.
+Accepted streams (but ``silent``) send their initial metadata at once, as a real backend should.
 """
 
 from __future__ import annotations
@@ -92,10 +92,11 @@ class Messages(broker_pb2_grpc.MessageServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "topic name is not valid")
         if request.topic == "down":
             await context.abort(grpc.StatusCode.UNAVAILABLE, "kafka unreachable")
-        await context.send_initial_metadata(())
+        if request.topic != "silent":  # "silent" accepts without saying so, like a careless backend
+            await context.send_initial_metadata(())
         self.record.active_streams += 1
         try:
-            count = 0 if request.topic == "quiet" else 2 if request.topic == "breaks" else 3
+            count = 0 if request.topic in ("quiet", "silent") else 2 if request.topic == "breaks" else 3
             for offset in range(count):
                 stamp = Timestamp()
                 stamp.FromSeconds(1_700_000_000 + offset)
