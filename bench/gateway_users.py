@@ -32,6 +32,7 @@ from pathlib import Path
 import grpc
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.applications import Starlette
 
 from bench.ghz import GHZ, BenchError, GhzResult, run_ghz
 from bench.plot import save_bars
@@ -57,7 +58,7 @@ def log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def granian_app() -> object:
+def granian_app() -> Starlette:
     """The gateway app for ``granian --factory``, set up as ``python -m gateway`` sets it up for uvicorn
     (telemetry and logging), so both servers run the same application."""
     import logging
