@@ -68,7 +68,9 @@ class GatewaySettings(TokenSettings):
         default=15.0, gt=0, description="SSE: seconds of silence before a `: keep-alive` comment"
     )
     retry_attempts: int = Field(
-        default=3, ge=1, description="Retryable reads: attempts in all (UNAVAILABLE only, within the deadline)"
+        default=3,
+        ge=1,
+        description="Retryable reads: attempts in all (UNAVAILABLE only, within the deadline)",
     )
     retry_backoff_ms: float = Field(
         default=50.0, ge=0, description="Retryable reads: first backoff cap; doubles per retry, full jitter"

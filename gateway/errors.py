@@ -24,7 +24,9 @@ def error_response(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     """``{"error": {"code", "message", "status_code", "request_id"[, "details"]}}``."""
-    return JSONResponse(error_envelope(request, status, message, details), status_code=status, headers=headers)
+    return JSONResponse(
+        error_envelope(request, status, message, details), status_code=status, headers=headers
+    )
 
 
 def error_envelope(request: Request, status: int, message: str, details: Any = None) -> dict[str, Any]:
