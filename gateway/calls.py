@@ -20,7 +20,9 @@ Metadata = tuple[tuple[str, str], ...]
 def call_metadata(request: Request, client_address: str) -> Metadata:
     """The bearer token, request id, client address and W3C trace context, as gRPC metadata."""
     carried: dict[str, str] = {}
-    propagate.inject(carried, context=propagate.extract(request.headers))  # continue the caller's trace
+    # The current context holds the gateway's SERVER span (tracing.py), itself the child of the caller's
+    # traceparent: injecting it makes the backend's span a child of the gateway's, one tree end to end.
+    propagate.inject(carried)
     pairs = [(k, v) for k, v in carried.items()]
     if authorization := request.headers.get("authorization"):
         pairs.append(("authorization", authorization))

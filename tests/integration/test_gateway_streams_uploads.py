@@ -14,6 +14,10 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from gateway.app import create_app
 from gateway.config import GatewaySettings
@@ -47,7 +51,9 @@ class Running:
         return {"Authorization": f"Bearer {self.token}", **extra}
 
 
-async def run_gateway(issuer: TokenIssuer, redis_url: str, **overrides: Any) -> AsyncIterator[Running]:
+async def run_gateway(
+    issuer: TokenIssuer, redis_url: str, tracer_provider: TracerProvider | None = None, **overrides: Any
+) -> AsyncIterator[Running]:
     upstream = await start_fake_upstreams()
     port = free_port()
     settings = GatewaySettings(
@@ -67,7 +73,7 @@ async def run_gateway(issuer: TokenIssuer, redis_url: str, **overrides: Any) -> 
             **overrides,
         },
     )
-    app = create_app(settings)
+    app = create_app(settings, tracer_provider=tracer_provider)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, ws="none")
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
@@ -125,6 +131,28 @@ async def test_multipart_create_binds_fields_and_the_file(gw: Running) -> None:
     )
     assert "x-ratelimit-remaining" in answer.headers
     assert gw.upstream.record.metadata[-1]["authorization"] == f"Bearer {gw.token}"
+
+
+async def test_the_backend_call_is_a_child_of_the_gateway_span(issuer: TokenIssuer, redis_url: str) -> None:
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    async for gw in run_gateway(issuer, redis_url, tracer_provider=provider):
+        async with httpx.AsyncClient(base_url=gw.url) as client:
+            answer = await client.post(
+                "/api/v1/posts",
+                json={"title": "Traced", "content": "one tree"},
+                headers=gw.auth(traceparent=f"00-{trace_id}-00f067aa0ba902b7-01"),
+            )
+        assert answer.status_code == 201, answer.text
+        sent = gw.upstream.record.metadata[-1]["traceparent"].split("-")
+    (server,) = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.SERVER]
+    assert server.context is not None and server.parent is not None
+    assert server.parent.span_id == int("00f067aa0ba902b7", 16)  # the caller's span
+    # The backend is told: same trace, and the gateway's span (not the caller's) as its parent.
+    assert sent[1] == trace_id == format(server.context.trace_id, "032x")
+    assert sent[2] == format(server.context.span_id, "016x")
 
 
 async def test_json_body_still_works_on_an_upload_route(gw: Running) -> None:
