@@ -83,10 +83,10 @@ async def dispatch(request: Request) -> Response:
 
     edge: EdgeAuth = request.state.edge_auth
     verdict = await edge.check(
-        route.policy, request.headers.get("authorization"), request.headers.get("x-tenant-id")
+        route.policy, request.headers.getlist("authorization"), request.headers.getlist("x-tenant-id")
     )
     if isinstance(verdict, Refusal):
-        headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if verdict.status == 401 else None
+        headers = {"WWW-Authenticate": verdict.challenge} if verdict.challenge else None
         return error_response(request, verdict.status, verdict.message, headers=headers)
     try:
         message = await read_message(request, route, found.params)

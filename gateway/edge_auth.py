@@ -19,10 +19,18 @@ from backends.kit.tokens import InvalidToken, Principal, TokenVerifier
 from stubs.portico.gateway.v1 import options_pb2
 
 
+# RFC 6750 §3: no error code when the request carried no credentials at all.
+NO_TOKEN_CHALLENGE = 'Bearer realm="portico"'
+INVALID_TOKEN_CHALLENGE = 'Bearer realm="portico", error="invalid_token"'
+INVALID_REQUEST_CHALLENGE = 'Bearer realm="portico", error="invalid_request"'
+INSUFFICIENT_SCOPE_CHALLENGE = 'Bearer realm="portico", error="insufficient_scope"'
+
+
 @dataclass(frozen=True)
 class Refusal:
-    status: int  # 401 or 403
+    status: int  # 400, 401 or 403
     message: str
+    challenge: str | None = INVALID_TOKEN_CHALLENGE  # the WWW-Authenticate value, if any
 
 
 class VerifiedTokenCache:
@@ -60,15 +68,25 @@ class EdgeAuth:
         self._cache = VerifiedTokenCache()
 
     async def check(
-        self, policy: options_pb2.RoutePolicy, authorization: str | None, tenant_header: str | None
+        self, policy: options_pb2.RoutePolicy, authorizations: list[str], tenant_headers: list[str]
     ) -> Principal | Refusal | None:
-        """None for a public route; the principal when allowed; otherwise why not."""
+        """None for a public route; the principal when allowed; otherwise why not.
+
+        Takes every Authorization and X-Tenant-ID header sent: two of either is ambiguous (a proxy or
+        the client may read the other one), so it is refused rather than one picked.
+        """
         if policy.access == options_pb2.ACCESS_PUBLIC:
             return None
-        scheme, _, token = (authorization or "").partition(" ")
+        if len(authorizations) > 1:
+            return Refusal(400, "Send exactly one Authorization header", INVALID_REQUEST_CHALLENGE)
+        if len(tenant_headers) > 1:
+            return Refusal(400, "Send at most one X-Tenant-ID header", None)
+        if not authorizations:
+            return Refusal(401, "Missing bearer token", NO_TOKEN_CHALLENGE)
+        scheme, _, token = authorizations[0].partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            return Refusal(401, "Missing bearer token")
+            return Refusal(401, "Missing bearer token", INVALID_REQUEST_CHALLENGE)
         principal = self._cache.get(token)
         if principal is None:
             try:
@@ -78,8 +96,8 @@ class EdgeAuth:
             self._cache.put(token, principal)
         if await self._revocations.is_revoked(principal):
             return Refusal(401, "Token has been revoked")
-        if tenant_header is not None and tenant_header != principal.tenant_id:
-            return Refusal(403, "X-Tenant-ID does not match the token")
+        if tenant_headers and tenant_headers[0] != principal.tenant_id:
+            return Refusal(403, "X-Tenant-ID does not match the token", None)
         if policy.required_roles and not principal.roles.intersection(policy.required_roles):
-            return Refusal(403, "Not allowed")
+            return Refusal(403, "Not allowed", INSUFFICIENT_SCOPE_CHALLENGE)
         return principal
