@@ -18,19 +18,18 @@ from backends.kit.authn import RevocationChecker
 from backends.kit.tokens import InvalidToken, Principal, TokenVerifier
 from stubs.portico.gateway.v1 import options_pb2
 
-
 # RFC 6750 §3: no error code when the request carried no credentials at all.
-NO_TOKEN_CHALLENGE = 'Bearer realm="portico"'
-INVALID_TOKEN_CHALLENGE = 'Bearer realm="portico", error="invalid_token"'
-INVALID_REQUEST_CHALLENGE = 'Bearer realm="portico", error="invalid_request"'
-INSUFFICIENT_SCOPE_CHALLENGE = 'Bearer realm="portico", error="insufficient_scope"'
+CHALLENGE_NO_CREDENTIALS = 'Bearer realm="portico"'
+CHALLENGE_INVALID = 'Bearer realm="portico", error="invalid_token"'
+CHALLENGE_BAD_REQUEST = 'Bearer realm="portico", error="invalid_request"'
+CHALLENGE_SCOPE = 'Bearer realm="portico", error="insufficient_scope"'
 
 
 @dataclass(frozen=True)
 class Refusal:
     status: int  # 400, 401 or 403
     message: str
-    challenge: str | None = INVALID_TOKEN_CHALLENGE  # the WWW-Authenticate value, if any
+    challenge: str | None = CHALLENGE_INVALID  # the WWW-Authenticate value, if any
 
 
 class VerifiedTokenCache:
@@ -78,15 +77,15 @@ class EdgeAuth:
         if policy.access == options_pb2.ACCESS_PUBLIC:
             return None
         if len(authorizations) > 1:
-            return Refusal(400, "Send exactly one Authorization header", INVALID_REQUEST_CHALLENGE)
+            return Refusal(400, "Send exactly one Authorization header", CHALLENGE_BAD_REQUEST)
         if len(tenant_headers) > 1:
             return Refusal(400, "Send at most one X-Tenant-ID header", None)
         if not authorizations:
-            return Refusal(401, "Missing bearer token", NO_TOKEN_CHALLENGE)
+            return Refusal(401, "Missing bearer token", CHALLENGE_NO_CREDENTIALS)
         scheme, _, token = authorizations[0].partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            return Refusal(401, "Missing bearer token", INVALID_REQUEST_CHALLENGE)
+            return Refusal(401, "Missing bearer token", CHALLENGE_BAD_REQUEST)
         principal = self._cache.get(token)
         if principal is None:
             try:
@@ -99,5 +98,5 @@ class EdgeAuth:
         if tenant_headers and tenant_headers[0] != principal.tenant_id:
             return Refusal(403, "X-Tenant-ID does not match the token", None)
         if policy.required_roles and not principal.roles.intersection(policy.required_roles):
-            return Refusal(403, "Not allowed", INSUFFICIENT_SCOPE_CHALLENGE)
+            return Refusal(403, "Not allowed", CHALLENGE_SCOPE)
         return principal

@@ -5,6 +5,10 @@ contract leaves at 500). A client sees the backend's message only for 4xx status
 write for clients; a 5xx message is generic, because the backend's text may name hosts, SQL or
 stack frames. Per-field ``details`` come from a ``google.rpc.BadRequest`` in the
 ``grpc-status-details-bin`` trailer, also only for 4xx.
+
+RESOURCE_EXHAUSTED is also what the gRPC library itself raises (a message or metadata over its limit),
+so its text is only shown when the backend sent a rich status; an ``ErrorInfo`` of the ``portico`` domain
+with reason ``PAYLOAD_TOO_LARGE`` / ``UNSUPPORTED_MEDIA_TYPE`` makes it a 413 / 415 (an image upload).
 """
 
 from __future__ import annotations
@@ -37,6 +41,11 @@ HTTP_STATUS: dict[grpc.StatusCode, int] = {
     _C.DEADLINE_EXCEEDED: 504,
 }
 
+# ErrorInfo reasons (domain "portico", see backends/kit/status.py) that pick a more precise status.
+ERROR_DOMAIN = "portico"
+PAYLOAD_REASONS = {"PAYLOAD_TOO_LARGE": 413, "UNSUPPORTED_MEDIA_TYPE": 415}
+PAYLOAD_CODES = (_C.RESOURCE_EXHAUSTED, _C.INVALID_ARGUMENT)
+
 # HTTP status → the contract's error code: one table for the whole gateway.
 ERROR_CODES = CODES
 
@@ -47,6 +56,8 @@ DEFAULT_MESSAGES: dict[int, str] = {
     403: "Forbidden",
     404: "Not found",
     409: "Conflict",
+    413: "Payload too large",
+    415: "Unsupported media type",
     429: "Rate limit exceeded",
     500: "Internal server error",
     503: "Service unavailable",
@@ -79,7 +90,12 @@ def from_status(code: grpc.StatusCode, details: str | None, trailing_metadata: M
     status = HTTP_STATUS.get(code, 500)
     if status >= 500:
         return ErrorReply(status, ERROR_CODES[status], DEFAULT_MESSAGES[status])
-    violations = field_violations(trailing_metadata)
+    rich = rich_details(trailing_metadata)
+    if rich is None and code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        details = None  # no rich status: perhaps the library's own text, which names internal limits
+    violations = rich.violations if rich else []
+    if rich and code in PAYLOAD_CODES:
+        status = PAYLOAD_REASONS.get(rich.reasons.get(ERROR_DOMAIN, ""), status)
     return ErrorReply(
         status,
         ERROR_CODES[status],
@@ -94,13 +110,18 @@ def from_transcode_error(error: TranscodeError) -> ErrorReply:
     return ErrorReply(400, ERROR_CODES[400], error.message, details or None)
 
 
-def field_violations(trailing_metadata: Metadata) -> list[tuple[str, str]]:
-    """The (field, description) pairs of every ``BadRequest`` in the rich status trailer.
+@dataclass(frozen=True)
+class RichDetails:
+    violations: list[tuple[str, str]]  # (field, description) of every BadRequest
+    reasons: dict[str, str]  # ErrorInfo domain → reason
 
-    A trailer that does not decode is ignored rather than failing the reply: the status code alone
-    still makes a correct error.
+
+def rich_details(trailing_metadata: Metadata) -> RichDetails | None:
+    """What the backend's rich status trailer says, or None when there is none.
+
+    A trailer that does not decode is treated as absent rather than failing the reply: the status code
+    alone still makes a correct error.
     """
-    found: list[tuple[str, str]] = []
     for key, value in trailing_metadata:
         if key != DETAILS_TRAILER or not isinstance(value, bytes):
             continue
@@ -108,8 +129,12 @@ def field_violations(trailing_metadata: Metadata) -> list[tuple[str, str]]:
             status = status_pb2.Status.FromString(value)
         except DecodeError:
             continue
+        found = RichDetails([], {})
         for detail in status.details:
-            bad = error_details_pb2.BadRequest()
+            bad, info = error_details_pb2.BadRequest(), error_details_pb2.ErrorInfo()
             if detail.Is(bad.DESCRIPTOR) and detail.Unpack(bad):
-                found.extend((v.field, v.description) for v in bad.field_violations)
-    return found
+                found.violations.extend((v.field, v.description) for v in bad.field_violations)
+            elif detail.Is(info.DESCRIPTOR) and detail.Unpack(info):
+                found.reasons[info.domain] = info.reason
+        return found
+    return None

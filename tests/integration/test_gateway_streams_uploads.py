@@ -148,7 +148,8 @@ async def test_the_backend_call_is_a_child_of_the_gateway_span(issuer: TokenIssu
         assert answer.status_code == 201, answer.text
         sent = gw.upstream.record.metadata[-1]["traceparent"].split("-")
     (server,) = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.SERVER]
-    assert server.context is not None and server.parent is not None
+    assert server.context is not None
+    assert server.parent is not None
     assert server.parent.span_id == int("00f067aa0ba902b7", 16)  # the caller's span
     # The backend is told: same trace, and the gateway's span (not the caller's) as its parent.
     assert sent[1] == trace_id == format(server.context.trace_id, "032x")

@@ -7,7 +7,14 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from backends.kit.status import abort_invalid, bad_request_status
+from backends.kit.status import (
+    PAYLOAD_TOO_LARGE,
+    UNSUPPORTED_MEDIA_TYPE,
+    abort_invalid,
+    abort_payload,
+    bad_request_status,
+    payload_status,
+)
 from gateway.errors import CODES
 from gateway.transcode.errors import (
     DETAILS_TRAILER,
@@ -38,7 +45,8 @@ def rpc_error(
         (C.NOT_FOUND, 404, "NOT_FOUND", BACKEND_TEXT),
         (C.ALREADY_EXISTS, 409, "CONFLICT", BACKEND_TEXT),
         (C.ABORTED, 409, "CONFLICT", BACKEND_TEXT),
-        (C.RESOURCE_EXHAUSTED, 429, "RATE_LIMIT_EXCEEDED", BACKEND_TEXT),
+        # Without a rich status RESOURCE_EXHAUSTED may be the gRPC library's own text: never shown.
+        (C.RESOURCE_EXHAUSTED, 429, "RATE_LIMIT_EXCEEDED", "Rate limit exceeded"),
         (C.UNAVAILABLE, 503, "UNAVAILABLE", "Service unavailable"),
         (C.DEADLINE_EXCEEDED, 504, "TIMEOUT", "Upstream timed out"),
         (C.INTERNAL, 500, "INTERNAL_ERROR", "Internal server error"),
@@ -53,7 +61,7 @@ def test_status_table(code: grpc.StatusCode, status: int, contract_code: str, me
     # 4xx messages are the backend's, written for clients; 5xx ones are generic and never carry it.
     reply = from_rpc_error(rpc_error(code, BACKEND_TEXT))
     assert reply == ErrorReply(status, contract_code, message, None)
-    if status >= 500:
+    if message != BACKEND_TEXT:
         assert "10.0.0.7" not in str(reply)
 
 
@@ -110,6 +118,27 @@ def test_undecodable_or_absent_trailers_are_ignored(trailers: list[tuple[str, st
     assert (reply.status, reply.details) == (400, None)
 
 
+@pytest.mark.parametrize(
+    ("reason", "status", "code"),
+    [(PAYLOAD_TOO_LARGE, 413, "PAYLOAD_TOO_LARGE"), (UNSUPPORTED_MEDIA_TYPE, 415, "UNSUPPORTED_MEDIA_TYPE")],
+)
+def test_upload_refusals_become_413_and_415(reason: str, status: int, code: str) -> None:
+    sent = payload_status(reason, ("image", "must be PNG, JPEG, GIF or WebP up to 5 MiB"), "Image refused")
+    reply = from_status(sent.code, sent.details, sent.trailing_metadata)
+    assert reply == ErrorReply(
+        status,
+        code,
+        "Image refused",
+        [{"field": "image", "description": "must be PNG, JPEG, GIF or WebP up to 5 MiB"}],
+    )
+
+
+def test_a_backend_quota_with_a_rich_status_keeps_its_message() -> None:
+    sent = bad_request_status([("topic", "too many subscriptions")], "Subscription limit reached")
+    reply = from_status(C.RESOURCE_EXHAUSTED, "Subscription limit reached", sent.trailing_metadata)
+    assert (reply.status, reply.message) == (429, "Subscription limit reached")
+
+
 SERVICE = "portico.test.Transcode"
 
 
@@ -122,16 +151,27 @@ async def crash(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes])
     return b""
 
 
+async def big(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+    return b"x" * 4096
+
+
+async def too_large(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+    await abort_payload(context, PAYLOAD_TOO_LARGE, ("image", "must be at most 5 MiB"), "Image too large")
+
+
 @pytest.fixture
 async def channel() -> AsyncIterator[grpc.aio.Channel]:
     server = grpc.aio.server()
     handlers = {
         name: grpc.unary_unary_rpc_method_handler(fn) for name, fn in (("Invalid", invalid), ("Crash", crash))
     }
+    handlers["Big"] = grpc.unary_unary_rpc_method_handler(big)
+    handlers["TooLarge"] = grpc.unary_unary_rpc_method_handler(too_large)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as opened:
+        opened.portico_target = f"127.0.0.1:{port}"  # type: ignore[attr-defined]
         yield opened
     await server.stop(None)
 
@@ -149,3 +189,27 @@ async def test_real_call_internal_hides_the_backend_message(channel: grpc.aio.Ch
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await channel.unary_unary(f"/{SERVICE}/Crash", None, None)(b"")
     assert from_rpc_error(caught.value) == ErrorReply(500, "INTERNAL_ERROR", "Internal server error")
+
+
+async def test_real_call_payload_too_large_is_a_413(channel: grpc.aio.Channel) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await channel.unary_unary(f"/{SERVICE}/TooLarge", None, None)(b"")
+    reply = from_rpc_error(caught.value)
+    assert (reply.status, reply.code, reply.message) == (413, "PAYLOAD_TOO_LARGE", "Image too large")
+
+
+async def test_the_librarys_own_resource_exhausted_text_never_reaches_the_client(
+    channel: grpc.aio.Channel,
+) -> None:
+    target = channel.portico_target  # type: ignore[attr-defined]
+    async with grpc.aio.insecure_channel(
+        target, options=[("grpc.max_receive_message_length", 1024)]
+    ) as small:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await small.unary_unary(f"/{SERVICE}/Big", None, None)(b"")
+    assert caught.value.code() is C.RESOURCE_EXHAUSTED
+    assert "1024" in (caught.value.details() or "")  # the library names its internal limit...
+    reply = from_rpc_error(caught.value)
+    assert reply == ErrorReply(
+        429, "RATE_LIMIT_EXCEEDED", "Rate limit exceeded"
+    )  # ...the client never sees it
