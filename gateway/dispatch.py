@@ -13,7 +13,7 @@ from typing import Any
 
 import grpc
 from google.protobuf.message import Message
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from backends.kit.tokens import Principal
@@ -33,6 +33,8 @@ from gateway.transcode.response import binary_reply, json_reply
 
 DEFAULT_DEADLINE_S = 10.0
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
+# nginx's "client closed request": counted apart from server errors; nobody is left to read it.
+CLIENT_CLOSED_REQUEST = 499
 
 
 def _error(request: Request, reply: ErrorReply, headers: dict[str, str]) -> Response:
@@ -90,6 +92,8 @@ async def dispatch(request: Request) -> Response:
         return error_response(request, verdict.status, verdict.message, headers=headers)
     try:
         message = await read_message(request, route, found.params)
+    except ClientDisconnect:
+        return Response(status_code=CLIENT_CLOSED_REQUEST)  # the client left mid-body: not our error
     except Rejected as rejected:
         return error_response(request, rejected.status, rejected.message, details=rejected.details)
 

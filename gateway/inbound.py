@@ -62,7 +62,8 @@ async def read_message(request: Request, route: Route, path: Mapping[str, str]) 
     boundary = boundary_of(content_type) if route.policy.uploads else None
     if boundary is not None:
         return await _read_multipart(request, route, path, boundary)
-    body = await _read_body(request, settings.max_body_bytes)
+    # A GET or HEAD has no body to bind (none of the rules names one): nothing is read for it.
+    body = b"" if request.method in ("GET", "HEAD") else await _read_body(request, settings.max_body_bytes)
     if body.strip() and route.body and content_type.split(";")[0].strip().lower() != _JSON:
         accepted = "application/json or multipart/form-data" if route.policy.uploads else _JSON
         raise Rejected(415, f"The body must be {accepted}")
