@@ -5,15 +5,42 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from backends.broker.config import BrokerSettings
+from backends.broker.directory import TopicDirectory
+from backends.broker.kafka_clients import KafkaClients
+from backends.broker.metrics import BrokerMetrics
 from backends.broker.service import MessageService
+from backends.broker.subscriptions import SubscriptionSlots
 from backends.kit.server import BackendSpec, Runtime, Service, run_backend
 from stubs.broker.v1 import broker_pb2, broker_pb2_grpc
 
+# Kafka's own request cap: the largest message plus key, headers and record-batch framing.
+REQUEST_OVERHEAD_BYTES = 64 * 1024
+
 
 def services(runtime: Runtime) -> Sequence[Service]:
-    # Until its issue lands most RPCs are inherited from the generated base (UNIMPLEMENTED), which the
-    # typed stubs declare abstract.
-    servicer = MessageService()  # type: ignore[abstract]
+    settings = runtime.settings
+    assert isinstance(settings, BrokerSettings)
+    metrics = BrokerMetrics(runtime.registry)
+    clients = KafkaClients(
+        settings.kafka_bootstrap,
+        client_id="portico-broker",
+        timeout=settings.kafka_timeout,
+        max_request_bytes=settings.max_message_bytes + REQUEST_OVERHEAD_BYTES,
+    )
+    runtime.run_in_background(clients.run)
+    directory = TopicDirectory(
+        clients,
+        metrics,
+        partitions=settings.topic_partitions,
+        replication_factor=settings.topic_replication_factor,
+        retention_ms=settings.topic_retention_ms,
+        poll_seconds=settings.topic_poll_seconds,
+        timeout=settings.kafka_timeout,
+    )
+    slots = SubscriptionSlots(
+        metrics, total=settings.max_subscriptions, per_tenant=settings.max_subscriptions_per_tenant
+    )
+    servicer = MessageService(settings, clients, directory, slots, metrics)
     return [
         Service.of(
             broker_pb2.DESCRIPTOR,

@@ -1,13 +1,204 @@
-"""gRPC handlers of ``broker.v1.MessageService``.
+"""gRPC handlers of ``broker.v1.MessageService``: publish to and stream from the caller's tenant's topics.
 
-The RPCs are specified in ``proto/broker/v1/broker.proto``; the ones not written yet are inherited from
-the generated base class, which answers ``UNIMPLEMENTED``.
+The caller is the verified token's principal (the kit's interceptor refuses calls without one); its
+tenant picks the Kafka topic (:mod:`backends.broker.topics`), so a tenant only ever reaches its own.
 """
 
 from __future__ import annotations
 
-from stubs.broker.v1 import broker_pb2_grpc
+import asyncio
+import logging
+import time
+from typing import Any, NoReturn
+
+import grpc
+from aiokafka import ConsumerRecord
+from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
+from opentelemetry.propagate import inject
+
+from backends.broker.config import BrokerSettings
+from backends.broker.directory import TopicDirectory
+from backends.broker.kafka_clients import KafkaClients, KafkaUnavailable
+from backends.broker.metrics import BrokerMetrics
+from backends.broker.subscriptions import ConsumerLimits, Subscription, SubscriptionSlots
+from backends.broker.topics import check_name, internal_topic
+from backends.kit.authn import current_principal
+from backends.kit.status import PAYLOAD_TOO_LARGE, FieldViolation, abort_invalid, abort_payload
+from backends.kit.tokens import Principal
+from stubs.broker.v1 import broker_pb2, broker_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+Context = grpc.aio.ServicerContext[Any, Any]
+LATEST, EARLIEST = "latest", "earliest"
+UNAVAILABLE_MESSAGE = "The message broker is unavailable, try again later"
+
+
+async def _abort(context: Context, code: grpc.StatusCode, message: str) -> NoReturn:
+    await context.abort(code, message)
+    raise AssertionError("unreachable: abort raises")
+
+
+def _text(raw: bytes | None) -> str:
+    # Records written by other Kafka clients need not be UTF-8; a proto string must be.
+    return raw.decode("utf-8", errors="replace") if raw else ""
+
+
+def _item(name: str, record: ConsumerRecord[bytes, bytes]) -> broker_pb2.SubscribeToTopicResponse:
+    item = broker_pb2.SubscribeToTopicResponse(
+        topic=name,
+        partition=record.partition,
+        offset=record.offset,
+        key=_text(record.key),
+        message=_text(record.value),
+    )
+    if record.timestamp >= 0:
+        item.timestamp.FromMilliseconds(record.timestamp)
+    return item
+
+
+def _headers() -> list[tuple[str, bytes]]:
+    carrier: dict[str, str] = {"content-type": "text/plain; charset=utf-8"}
+    inject(carrier)  # traceparent: a consumer's span can continue the publisher's trace
+    return [(key, value.encode()) for key, value in carrier.items()]
 
 
 class MessageService(broker_pb2_grpc.MessageServiceServicer):
-    """The broker backend's servicer."""
+    def __init__(
+        self,
+        settings: BrokerSettings,
+        clients: KafkaClients,
+        directory: TopicDirectory,
+        slots: SubscriptionSlots,
+        metrics: BrokerMetrics,
+    ) -> None:
+        self._settings = settings
+        self._clients = clients
+        self._directory = directory
+        self._slots = slots
+        self._metrics = metrics
+        self._limits = ConsumerLimits(
+            fetch_bytes=settings.subscription_fetch_bytes,
+            partition_fetch_bytes=settings.subscription_partition_fetch_bytes,
+            batch=settings.subscription_batch,
+            timeout=settings.kafka_timeout,
+        )
+        self._closing: set[asyncio.Task[None]] = set()
+
+    async def _topic(self, context: Context, principal: Principal, name: str) -> str:
+        try:
+            return internal_topic(principal.tenant_id, name)
+        except ValueError:  # the name was checked: the tenant id is one topics cannot carry
+            await _abort(context, grpc.StatusCode.PERMISSION_DENIED, "This tenant cannot use topics")
+
+    # -- PublishMessage ----------------------------------------------------------------------------
+
+    async def PublishMessage(
+        self, request: broker_pb2.PublishMessageRequest, context: Context
+    ) -> broker_pb2.PublishMessageResponse:
+        principal = current_principal()
+        violations: list[FieldViolation] = check_name(request.topic)
+        if not request.message:
+            violations.append(("message", "is required"))
+        if violations:
+            await abort_invalid(context, violations)
+        value, key = request.message.encode(), request.key.encode()
+        limit = self._settings.max_message_bytes
+        if len(value) + len(key) > limit:
+            await abort_payload(
+                context,
+                PAYLOAD_TOO_LARGE,
+                ("message", f"message and key together must be at most {limit} bytes"),
+                "Message too large",
+            )
+        topic = await self._topic(context, principal, request.topic)
+        remaining = context.time_remaining()
+        budget = min(self._settings.publish_timeout, remaining if remaining is not None else float("inf"))
+        try:
+            async with asyncio.timeout(budget):
+                await self._directory.ensure(topic)
+                producer = await self._clients.producer()
+                stored = await producer.send_and_wait(topic, value, key=key or None, headers=_headers())
+        except (KafkaUnavailable, KafkaError, TimeoutError) as exc:
+            if isinstance(exc, UnknownTopicOrPartitionError):
+                self._directory.forget(topic)
+            log.warning("publish failed", extra={"error": type(exc).__name__})
+            await _abort(context, grpc.StatusCode.UNAVAILABLE, UNAVAILABLE_MESSAGE)
+        self._metrics.published.inc()
+        return broker_pb2.PublishMessageResponse(
+            status="published", topic=request.topic, partition=stored.partition, offset=stored.offset
+        )
+
+    # -- SubscribeToTopic --------------------------------------------------------------------------
+
+    # Written with context.write rather than as a generator: a cancelled call then ends at the await
+    # in progress, at once, and a write the departed client failed can be told apart (see _follow).
+    async def SubscribeToTopic(  # type: ignore[override]
+        self, request: broker_pb2.SubscribeToTopicRequest, context: Context
+    ) -> None:
+        principal = current_principal()
+        start = getattr(request, "from") or LATEST
+        violations = check_name(request.topic)
+        if start not in (LATEST, EARLIEST):
+            violations.append(("from", "must be 'latest' or 'earliest'"))
+        if violations:
+            await abort_invalid(context, violations)
+        topic = await self._topic(context, principal, request.topic)
+        if (limit := self._slots.take(principal.tenant_id)) is not None:
+            what = "on this server" if limit == "process" else "for this tenant"
+            await _abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, f"Too many open subscriptions {what}")
+        subscription: Subscription | None = None
+        try:
+            subscription = Subscription(self._clients.bootstrap, topic, self._limits)
+            expiry = asyncio.timeout(self._lifetime(principal))
+            try:
+                async with expiry:
+                    await self._follow(context, subscription, request.topic, from_beginning=start == EARLIEST)
+            except TimeoutError:
+                if not expiry.expired():
+                    raise
+                await _abort(context, grpc.StatusCode.UNAUTHENTICATED, "The access token expired")
+            except KafkaUnavailable as exc:
+                log.warning("subscription failed", extra={"error": type(exc.__cause__ or exc).__name__})
+                await _abort(context, grpc.StatusCode.UNAVAILABLE, UNAVAILABLE_MESSAGE)
+        finally:
+            # Shielded: the call is usually ending because it was cancelled, and the slot and gauge
+            # must follow the consumer's real end even if this task is cancelled again.
+            closing = asyncio.ensure_future(self._close(subscription, principal.tenant_id))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+            await asyncio.shield(closing)
+
+    def _lifetime(self, principal: Principal) -> float | None:
+        """Seconds the stream may last: until the token expires (with the verifier's leeway)."""
+        if not self._settings.end_streams_at_token_expiry:
+            return None
+        return max(0.0, principal.expires_at + self._settings.jwt_leeway - time.time())
+
+    async def _follow(
+        self, context: Context, subscription: Subscription, name: str, *, from_beginning: bool
+    ) -> None:
+        partitions = await self._directory.partition_count(subscription.topic)
+        if partitions is None:
+            # Not created yet: the client is subscribed now, and all the topic will ever hold is new.
+            await context.send_initial_metadata(())
+            partitions = await self._directory.wait_for(subscription.topic)
+            await subscription.open(partitions, from_beginning=True)
+        else:
+            await subscription.open(partitions, from_beginning=from_beginning)
+            await context.send_initial_metadata(())
+        async for records in subscription.batches():
+            self._metrics.fetched.inc(len(records))
+            for record in records:
+                try:
+                    await context.write(_item(name, record))
+                except grpc.aio.InternalError:  # the client left while the write waited: the call is over
+                    return
+                self._metrics.delivered.inc()
+
+    async def _close(self, subscription: Subscription | None, tenant_id: str) -> None:
+        try:
+            if subscription is not None:
+                await subscription.close()
+        finally:
+            self._slots.give_back(tenant_id)
