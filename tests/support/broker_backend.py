@@ -113,8 +113,14 @@ async def read(
 
 
 def start_broker_backend(
-    infra: InfraEnv, issuer: TokenIssuer, log_dir: Path, extra_env: dict[str, str] | None = None
+    infra: InfraEnv,
+    issuer: TokenIssuer,
+    log_dir: Path,
+    extra_env: dict[str, str] | None = None,
+    *,
+    serving: bool = True,
 ) -> BrokerBackend:
+    """Start one; wait until it is SERVING (with ``serving=False``, until its health answers at all)."""
     port, metrics_port = free_port(), free_port()
     env = {
         **infra.env(),
@@ -126,13 +132,11 @@ def start_broker_backend(
     proc = spawn(f"broker-{port}", ["-m", "backends.broker"], env, log_dir)
     target = f"127.0.0.1:{port}"
     try:
+        wanted = {health_pb2.HealthCheckResponse.SERVING} if serving else set(range(4))
         wait_until(
-            lambda: (
-                health_status(target) == health_pb2.HealthCheckResponse.SERVING
-                or proc.popen.poll() is not None
-            ),
+            lambda: health_status(target) in wanted or proc.popen.poll() is not None,
             90,
-            "broker backend SERVING",
+            "broker backend health",
         )
         if proc.popen.poll() is not None:
             raise RuntimeError(f"broker backend exited:\n{proc.log()[-4000:]}")
