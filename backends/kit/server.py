@@ -38,6 +38,7 @@ from backends.kit.metrics import GrpcServerMetrics, MetricsInterceptor
 from backends.kit.migrations import upgrade
 from backends.kit.outbox import Outbox
 from backends.kit.relay import OutboxRelay
+from backends.kit.text_guard import TextGuardInterceptor
 from backends.kit.tls import server_credentials
 from observability.telemetry import Telemetry, setup_telemetry
 
@@ -143,6 +144,7 @@ class BackendServer:
                 aio_server_interceptor(tracer_provider=runtime.telemetry.tracer_provider),  # type: ignore[no-untyped-call]
                 MetricsInterceptor(GrpcServerMetrics(runtime.registry)),
                 authenticator,
+                TextGuardInterceptor(),
                 ErrorInterceptor(),
             ],
             options=[

@@ -176,3 +176,20 @@ def test_tokens_are_checked_at_the_edge(client: httpx.Client, tenant: str) -> No
     after = client.get(me, headers=auth)
     assert after.status_code == 401
     assert after.json()["error"]["message"] == "Token has been revoked"
+
+
+def test_nul_characters_are_a_400_naming_the_field(client: httpx.Client, tenant: str) -> None:
+    # PostgreSQL cannot store U+0000: without the backends' guard these were a 500 and a 503.
+    login = client.post(
+        "/api/v1/auth/login", json={"tenant_id": f"{tenant}\u0000", "username": "ana", "password": "x" * 12}
+    )
+    assert login.status_code == 400, login.text
+    assert {"field": "tenant_id", "description": "must not contain NUL characters"} in login.json()["error"][
+        "details"
+    ]
+    registered = client.post(
+        "/api/v1/auth/register",
+        json={"tenant_id": tenant, "username": "n\u0000l", "email": "nul@example.com", "password": "x" * 12},
+    )
+    assert registered.status_code == 400, registered.text
+    assert registered.json()["error"]["details"][0]["field"] == "username"
