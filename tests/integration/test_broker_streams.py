@@ -98,7 +98,7 @@ async def test_a_client_that_stops_reading_holds_the_backend_to_a_bounded_read_a
     broker: BrokerBackend, tenant: str
 ) -> None:
     auth = broker.auth(tenant)
-    total, size = 2000, 8000  # 16 MB: far more than gRPC's flow-control windows hold
+    total, size = 3000, 8000  # 24 MB: far more than gRPC's flow-control windows hold
     async with broker.stub() as stub:
         started = time.monotonic()
         for chunk in range(0, total, 200):
