@@ -10,19 +10,11 @@ from starlette.types import Message
 
 from gateway.app import create_app
 from gateway.config import GatewaySettings
-from infra.local import free_port
+from tests.support.offline_gateway import offline_settings
 
 
 def _settings() -> GatewaySettings:
-    dead = f"127.0.0.1:{free_port()}"
-    return GatewaySettings(
-        users_target=dead,
-        auth_target=dead,
-        posts_target=dead,
-        broker_target=dead,
-        kafka_bootstrap=dead,
-        redis_url=f"redis://{dead}/0",
-    )
+    return offline_settings()
 
 
 def test_a_client_gone_mid_body_gets_a_quiet_499(caplog: pytest.LogCaptureFixture) -> None:

@@ -8,22 +8,14 @@ import pytest
 from starlette.testclient import TestClient
 
 from gateway.app import create_app
-from gateway.config import GatewaySettings
-from infra.local import free_port
+from tests.support.offline_gateway import offline_settings
 
 ALLOWED = "https://app.example.com"
 PROTECTED = "/api/v1/users/me"  # needs a token; an unmatched OPTIONS would be a 405
 
 
 def _client(cors_origins: str, *, limiter_refuses_all: bool = True) -> TestClient:
-    dead = f"127.0.0.1:{free_port()}"
-    settings = GatewaySettings(
-        users_target=dead,
-        auth_target=dead,
-        posts_target=dead,
-        broker_target=dead,
-        kafka_bootstrap=dead,
-        redis_url=f"redis://{dead}/0",
+    settings = offline_settings(
         # A limiter that would refuse everything, and Redis down with no local fallback: a preflight
         # that reached the limiter could not succeed.
         rate_limit_per_ip="1/hour" if limiter_refuses_all else "100/minute",

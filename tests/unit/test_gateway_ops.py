@@ -8,20 +8,12 @@ import pytest
 from starlette.testclient import TestClient
 
 from gateway.app import create_app
-from gateway.config import GatewaySettings
-from infra.local import free_port
+from tests.support.offline_gateway import offline_settings
 
 
 @pytest.fixture
 def client() -> Iterator[TestClient]:
-    dead = f"127.0.0.1:{free_port()}"  # nothing listens here: every real probe fails fast
-    settings = GatewaySettings(
-        users_target=dead,
-        auth_target=dead,
-        posts_target=dead,
-        broker_target=dead,
-        kafka_bootstrap=dead,
-        redis_url=f"redis://{dead}/0",
+    settings = offline_settings(
         ready_timeout=0.5,
     )
     with TestClient(create_app(settings)) as test_client:

@@ -14,8 +14,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from starlette.testclient import TestClient
 
 from gateway.app import create_app
-from gateway.config import GatewaySettings
-from infra.local import free_port
+from tests.support.offline_gateway import offline_settings
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -34,14 +33,7 @@ class Traced:
 
 @pytest.fixture
 def traced() -> Iterator[Traced]:
-    dead = f"127.0.0.1:{free_port()}"  # nothing listens: /ready answers 503, protected routes 401
-    settings = GatewaySettings(
-        users_target=dead,
-        auth_target=dead,
-        posts_target=dead,
-        broker_target=dead,
-        kafka_bootstrap=dead,
-        redis_url=f"redis://{dead}/0",
+    settings = offline_settings(
         ready_timeout=0.3,
     )
     exporter = InMemorySpanExporter()
