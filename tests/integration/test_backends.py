@@ -24,7 +24,6 @@ SERVICES = {
 # One RPC per backend that a later issue implements; until then the contract says UNIMPLEMENTED.
 NOT_YET = {
     "posts": "posts.v1.PostService/ListPosts",
-    "broker": "broker.v1.MessageService/PublishMessage",
 }
 
 

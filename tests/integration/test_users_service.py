@@ -247,7 +247,6 @@ def test_list_pagination(
         "(((",
         "first_name:x",
         "😀😀",
-        "\x00ab",
         "^start",
         'a"b"c"',
         "AND AND",
@@ -261,6 +260,16 @@ def test_hostile_search_input_never_fails(
     _, admin_token = users_backend.admin(tenant)
     reply = call(users_backend, stub.SearchUsers, users_pb2.SearchUsersRequest(q=q), admin_token)
     assert reply.total >= 0
+
+
+def test_a_nul_in_the_search_is_invalid_not_a_failure(
+    users_backend: UsersBackend, stub: users_pb2_grpc.UserServiceStub, tenant: str
+) -> None:
+    _, admin_token = users_backend.admin(tenant)
+    with pytest.raises(grpc.RpcError) as caught:
+        call(users_backend, stub.SearchUsers, users_pb2.SearchUsersRequest(q="\x00ab"), admin_token)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert violations_of(caught.value) == [("q", "must not contain NUL characters")]
 
 
 def test_search_finds_by_name_with_stemming_and_phrases(
