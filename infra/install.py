@@ -21,6 +21,7 @@ from infra.procs import free_port, spawn, stop_group, wait_until
 GO_TOOLS = {
     "grpcurl": ("github.com/fullstorydev/grpcurl/cmd/grpcurl", "v1.9.3"),
     "ghz": ("github.com/bojand/ghz/cmd/ghz", "v0.120.0"),
+    "kustomize": ("sigs.k8s.io/kustomize/kustomize/v5", "v5.7.1"),  # renders deploy/k8s for its tests
 }
 JAVA_MIN_MAJOR = 17  # Kafka 4 brokers need Java 17+
 LIBS_COMPLETE = ".complete"  # written last, so a half-copied libs/ is never taken as present
@@ -255,6 +256,9 @@ def steps(component: str) -> list[Step]:
             Step("npm ci (buf, swagger-ui-dist)", npm_packages),
             Step("wrk", debian_tool("wrk", "wrk")),
             Step("chromium", debian_tool("chromium", "chromium")),
+            # Static checks of the deployment files: compose.yaml, observability/prometheus.
+            Step("docker-compose", debian_tool("docker-compose", "docker-compose")),
+            Step("promtool", debian_tool("promtool", "prometheus")),
         ],
     }
     return table[component]
