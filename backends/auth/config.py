@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from backends.kit.config import BackendSettings
-
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+from backends.kit.config import BackendSettings, run_dir
 
 
 def _default_keys_dir() -> Path:
-    return Path(os.environ.get("PORTICO_RUN_DIR", str(_REPO_ROOT / ".run"))) / "auth-keys"
+    return run_dir() / "auth-keys"
 
 
 class AuthSettings(BackendSettings):

@@ -6,12 +6,20 @@ listens; the shared services (Kafka, Redis, database) keep one name for the whol
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from observability.settings import TelemetrySettings
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_dir() -> Path:
+    """Where local state lives when no URL says otherwise (``PORTICO_RUN_DIR``, default ``.run/``)."""
+    return Path(os.environ.get("PORTICO_RUN_DIR", str(_REPO_ROOT / ".run")))
 
 
 class TokenSettings(BaseSettings):

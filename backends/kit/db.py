@@ -8,25 +8,24 @@ and, in WAL mode, never block. On PostgreSQL both are ordinary transactions.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+from backends.kit.config import run_dir
+
 _BEGIN_OPTION = "portico_sqlite_begin"
 
 
 def default_url(backend: str) -> str:
     """SQLite file of ``backend`` under the run directory (``PORTICO_RUN_DIR``, default ``.run/``)."""
-    run_dir = Path(os.environ.get("PORTICO_RUN_DIR", str(_REPO_ROOT / ".run")))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return f"sqlite+aiosqlite:///{run_dir / f'{backend}.db'}"
+    directory = run_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    return f"sqlite+aiosqlite:///{directory / f'{backend}.db'}"
 
 
 def is_sqlite(url: str) -> bool:

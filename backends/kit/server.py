@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,7 @@ class Runtime:
     dependencies: list[Dependency] = field(default_factory=list)
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     channels: list[grpc.aio.Channel] = field(default_factory=list)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def channel(self, target: str) -> grpc.aio.Channel:
         """A channel to another backend (round robin over the target's addresses), closed on shutdown."""
@@ -89,6 +90,10 @@ class Runtime:
         )
         self.channels.append(opened)
         return opened
+
+    def on_shutdown(self, close: Callable[[], Awaitable[None]]) -> None:
+        """Call ``close()`` after the server stopped serving (for clients the servicers own)."""
+        self.closers.append(close)
 
     def run_in_background(self, task: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run ``task()`` while the server runs (started after Kafka connects, cancelled on shutdown)."""
@@ -287,6 +292,8 @@ async def serve(spec: BackendSpec) -> None:
         await auth_channel.close(grace=None)
         for opened in runtime.channels:
             await opened.close(grace=None)
+        for close in runtime.closers:
+            await close()
         if db is not None:
             await db.dispose()
         metrics_httpd.shutdown()

@@ -8,10 +8,20 @@ from __future__ import annotations
 
 import re
 import unicodedata
-import uuid
 from urllib.parse import urlsplit
 
 from backends.kit.status import FieldViolation
+from backends.kit.validation import (
+    PAGE_SIZE_DEFAULT,
+    PAGE_SIZE_MAX,
+    check_page,
+    check_uuid,
+    normalise,
+    page_or_default,
+)
+
+# The shared checks are part of the users checks (the service and tests call them through ``v``).
+__all__ = ["PAGE_SIZE_DEFAULT", "PAGE_SIZE_MAX", "check_page", "normalise", "page_or_default"]
 
 EMAIL_MAX = 255
 TENANT = re.compile(r"^[A-Za-z0-9_-]{1,50}$")
@@ -26,13 +36,7 @@ EMAIL = re.compile(
 NAME_SEPARATORS = frozenset(" '-\u2019")
 ASSIGNABLE_ROLES = frozenset({"user", "admin"})
 AVATAR_URL_MAX = 2048
-PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX = 20, 100
 QUERY_MIN, QUERY_MAX = 2, 100
-
-
-def normalise(text: str) -> str:
-    """NFC and outer whitespace trimmed: what we store and compare."""
-    return unicodedata.normalize("NFC", text).strip()
 
 
 def check_email(value: str, field: str = "email") -> list[FieldViolation]:
@@ -94,25 +98,7 @@ def check_tenant(value: str, field: str = "tenant_id") -> list[FieldViolation]:
 
 
 def check_id(value: str, field: str = "user_id") -> list[FieldViolation]:
-    try:
-        parsed = uuid.UUID(value)
-    except (ValueError, AttributeError):
-        return [(field, "must be a user id (UUID)")]
-    return [] if str(parsed) == value.lower() else [(field, "must be a user id (UUID)")]
-
-
-def check_page(page: int, page_size: int) -> list[FieldViolation]:
-    """0 means "not given" (proto3 defaults): page 1 and the default size."""
-    problems: list[FieldViolation] = []
-    if page < 0:
-        problems.append(("page", "must be at least 1"))
-    if page_size < 0 or page_size > PAGE_SIZE_MAX:
-        problems.append(("page_size", f"must be between 1 and {PAGE_SIZE_MAX}"))
-    return problems
-
-
-def page_or_default(page: int, page_size: int) -> tuple[int, int]:
-    return page or 1, page_size or PAGE_SIZE_DEFAULT
+    return check_uuid(value, field, "a user id")
 
 
 def check_query(q: str) -> list[FieldViolation]:
