@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from backends.kit.tokens import Principal
 from gateway.calls import Metadata, call_metadata, upstream_failure
 from gateway.client_ip import client_ip
+from gateway.conditional import BINARY_SAFETY, not_modified
 from gateway.edge_auth import EdgeAuth, Refusal
 from gateway.errors import error_envelope, error_response
 from gateway.inbound import Rejected, message_class, read_message
@@ -141,10 +142,10 @@ async def _unary(
     shape = route.policy.response
     if shape.binary.data_field:
         binary = binary_reply(reply, shape)
-        headers = {**limit_headers, **({"ETag": f'"{binary.etag}"'} if binary.etag else {})}
+        headers = {**limit_headers, **BINARY_SAFETY, **({"ETag": f'"{binary.etag}"'} if binary.etag else {})}
         if shape.cache_control:
             headers["Cache-Control"] = shape.cache_control
-        if binary.etag and request.headers.get("if-none-match") == headers.get("ETag"):
+        if binary.etag and not_modified(request.headers.get("if-none-match", ""), headers["ETag"]):
             return Response(status_code=304, headers=headers)
         return Response(
             binary.data, status_code=binary.status, media_type=binary.content_type, headers=headers

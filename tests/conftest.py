@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.infra import InfraEnv, start_infra
 from tests.support.mesh import Mesh, start_mesh
+from tests.support.posts_backend import PostsBackend, posts_backend_fixture
 from tests.support.token_issuer import TokenIssuer
 from tests.support.users_fixtures import UsersBackend, users_backend_fixture
 
@@ -51,3 +52,11 @@ def users_backend(
 ) -> Iterator[UsersBackend]:
     """A users backend on SQLite (the default store) against the session's Kafka and Redis."""
     yield from users_backend_fixture(infra, issuer, tmp_path_factory.mktemp("users"))
+
+
+@pytest.fixture(scope="session")
+def posts_backend(
+    infra: InfraEnv, users_backend: UsersBackend, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PostsBackend]:
+    """A posts backend on SQLite with a local image directory, checking authors with ``users_backend``."""
+    yield from posts_backend_fixture(infra, users_backend, tmp_path_factory.mktemp("posts"))

@@ -3,26 +3,54 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
+from backends.kit.consumer import EventConsumer
+from backends.kit.events import USERS_TOPIC
+from backends.kit.health import Dependency
 from backends.kit.server import BackendSpec, Runtime, Service, run_backend
+from backends.posts import models
+from backends.posts.authors import AuthorCheck
+from backends.posts.blobs import open_blob_store
 from backends.posts.config import PostsSettings
 from backends.posts.service import PostService
+from backends.posts.store import PostStore
+from backends.posts.user_events import UserEventHandlers
 from stubs.posts.v1 import posts_pb2, posts_pb2_grpc
+from stubs.users.v1 import users_pb2_grpc
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+CONSUMER_GROUP = "portico-posts"
 
 
 def services(runtime: Runtime) -> Sequence[Service]:
-    # Until its issue lands most RPCs are inherited from the generated base (UNIMPLEMENTED), which the
-    # typed stubs declare abstract.
-    servicer = PostService()  # type: ignore[abstract]
+    settings = runtime.settings
+    assert isinstance(settings, PostsSettings)
+    assert runtime.db is not None
+    store = PostStore(runtime.db.dialect)
+    blobs = open_blob_store(settings.blob_store_url)
+    runtime.on_shutdown(blobs.close)
+    runtime.dependencies.append(Dependency("blob_store", blobs.check))
+    users = users_pb2_grpc.UserServiceStub(runtime.channel(settings.users_target))
+    servicer = PostService(
+        runtime.db,
+        store,
+        blobs,
+        runtime.outbox(models.outbox),
+        AuthorCheck(users, settings.users_timeout),
+        max_image_bytes=settings.max_image_bytes,
+        max_image_pixels=settings.max_image_pixels,
+    )
+    handlers = UserEventHandlers(store)
+    EventConsumer(runtime.db, models.processed_events, CONSUMER_GROUP, registry=runtime.registry).subscribe(
+        runtime.broker, USERS_TOPIC, {"user.deleted": handlers.on_user_deleted}
+    )
     return [
         Service.of(
-            posts_pb2.DESCRIPTOR,
-            "PostService",
-            servicer,
-            posts_pb2_grpc.add_PostServiceServicer_to_server,
-        ),
+            posts_pb2.DESCRIPTOR, "PostService", servicer, posts_pb2_grpc.add_PostServiceServicer_to_server
+        )
     ]
 
 
 if __name__ == "__main__":
-    run_backend(BackendSpec("posts", PostsSettings(), services))
+    run_backend(BackendSpec("posts", PostsSettings(), services, migrations=MIGRATIONS))

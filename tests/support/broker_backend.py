@@ -15,14 +15,12 @@ from typing import TYPE_CHECKING
 
 import grpc
 import httpx
-from grpc_health.v1 import health_pb2
 from prometheus_client.parser import text_string_to_metric_families
 
-from infra.local import free_port
 from stubs.broker.v1 import broker_pb2, broker_pb2_grpc
+from tests.support.backend_process import start_backend_process
 from tests.support.infra import InfraEnv
-from tests.support.mesh import health_status
-from tests.support.processes import Proc, spawn, wait_until
+from tests.support.processes import Proc, wait_until
 from tests.support.token_issuer import TokenIssuer
 
 if TYPE_CHECKING:
@@ -121,30 +119,9 @@ def start_broker_backend(
     serving: bool = True,
 ) -> BrokerBackend:
     """Start one; wait until it is SERVING (with ``serving=False``, until its health answers at all)."""
-    port, metrics_port = free_port(), free_port()
-    env = {
-        **infra.env(),
-        "PORTICO_JWKS_TARGET": issuer.target,
-        "PORTICO_BROKER_PORT": str(port),
-        "PORTICO_BROKER_METRICS_PORT": str(metrics_port),
-        **(extra_env or {}),
-    }
-    proc = spawn(f"broker-{port}", ["-m", "backends.broker"], env, log_dir)
-    target = f"127.0.0.1:{port}"
-    try:
-        wanted = {health_pb2.HealthCheckResponse.SERVING} if serving else set(range(4))
-        wait_until(
-            lambda: health_status(target) in wanted or proc.popen.poll() is not None,
-            90,
-            "broker backend health",
-        )
-        if proc.popen.poll() is not None:
-            raise RuntimeError(f"broker backend exited:\n{proc.log()[-4000:]}")
-    except BaseException:
-        proc.terminate()
-        print(proc.log()[-4000:])
-        raise
-    return BrokerBackend(target, metrics_port, issuer, proc)
+    env = {**infra.env(), "PORTICO_JWKS_TARGET": issuer.target, **(extra_env or {})}
+    started = start_backend_process("broker", env, log_dir, serving=serving)
+    return BrokerBackend(started.target, started.metrics_port, issuer, started.proc)
 
 
 def broker_backend_fixture(

@@ -69,6 +69,8 @@ def gateway_ready(url: str) -> bool:
 
 def start_mesh(infra_env: dict[str, str], log_dir: Path, timeout: float = 60) -> Mesh:
     env, ports, metrics_ports, gateway_port = mesh_env(infra_env)
+    # Local state (auth keys, post images) of this mesh only, not the checkout's .run/.
+    env.setdefault("PORTICO_RUN_DIR", str(log_dir / "run"))
     mesh = Mesh(ports, metrics_ports, f"http://127.0.0.1:{gateway_port}", env)
     try:
         for name in BACKENDS:

@@ -13,13 +13,11 @@ from typing import Any
 
 import grpc
 from google.protobuf import json_format
-from grpc_health.v1 import health_pb2
 
-from infra.local import free_port
 from stubs.users.v1 import users_pb2, users_pb2_grpc
+from tests.support.backend_process import start_backend_process
 from tests.support.infra import InfraEnv
-from tests.support.mesh import health_status
-from tests.support.processes import Proc, spawn, wait_until
+from tests.support.processes import Proc
 from tests.support.token_issuer import TokenIssuer
 
 
@@ -82,34 +80,15 @@ def start_users_backend(
     database_url: str | None = None,
     extra_env: dict[str, str] | None = None,
 ) -> UsersBackend:
-    port, metrics_port = free_port(), free_port()
     url = database_url or f"sqlite+aiosqlite:///{log_dir / 'users.db'}"
     env = {
         **infra.env(),
         "PORTICO_DATABASE_URL": url,
         "PORTICO_JWKS_TARGET": issuer.target,
-        "PORTICO_USERS_PORT": str(port),
-        "PORTICO_USERS_METRICS_PORT": str(metrics_port),
         **(extra_env or {}),
     }
-    proc = spawn(f"users-{port}", ["-m", "backends.users"], env, log_dir)
-    target = f"127.0.0.1:{port}"
-    try:
-        wait_until(
-            lambda: (
-                health_status(target) == health_pb2.HealthCheckResponse.SERVING
-                or proc.popen.poll() is not None
-            ),
-            90,
-            "users backend SERVING",
-        )
-        if proc.popen.poll() is not None:
-            raise RuntimeError(f"users backend exited:\n{proc.log()[-4000:]}")
-    except BaseException:
-        proc.terminate()
-        print(proc.log()[-4000:])
-        raise
-    return UsersBackend(target, metrics_port, issuer, proc, url)
+    started = start_backend_process("users", env, log_dir)
+    return UsersBackend(started.target, started.metrics_port, issuer, started.proc, url)
 
 
 def users_backend_fixture(
