@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import boto3
 import grpc
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -26,6 +27,7 @@ from tests.support.infra import InfraEnv
 from tests.support.kafka_read import read_topic
 from tests.support.posts_backend import PostsBackend, start_posts_backend
 from tests.support.processes import wait_until
+from tests.support.s3_server import s3_server
 from tests.support.sample_images import image_bytes, large_png
 from tests.support.users_fixtures import UsersBackend
 
@@ -402,3 +404,62 @@ def test_a_deleted_user_s_posts_disappear_once_and_stay_stored(
         "the redelivered user.deleted to count as a duplicate",
     )
     assert [p.id for p in listed(posts_backend, bob_token).posts] == [kept.id]
+
+
+# -- an S3-compatible image store ----------------------------------------------------------------------
+
+
+def test_images_in_an_s3_store_are_replaced_and_removed_and_an_outage_is_unavailable(
+    infra: InfraEnv, posts_backend: PostsBackend, tmp_path: Path, tenant: str
+) -> None:
+    """The backend process against a real S3-compatible HTTP server (moto's), by URL."""
+    credentials = {"AWS_ACCESS_KEY_ID": "portico-test", "AWS_SECRET_ACCESS_KEY": "portico-test-secret"}
+    _, token = member(posts_backend.users, tenant, "alice")
+    first, second = image_bytes("image/png", seed=51), image_bytes("image/jpeg", seed=52)
+    with s3_server() as endpoint:
+        bucket = boto3.session.Session(**_session(credentials)).client(
+            "s3", endpoint_url=endpoint, region_name="us-east-1"
+        )
+        bucket.create_bucket(Bucket="portico-images")
+
+        def objects() -> list[bytes]:
+            listed = bucket.list_objects_v2(Bucket="portico-images", Prefix="posts/").get("Contents", [])
+            return [bucket.get_object(Bucket="portico-images", Key=o["Key"])["Body"].read() for o in listed]
+
+        s3_posts = start_posts_backend(
+            infra,
+            posts_backend.users,
+            tmp_path,
+            blob_store_url=f"s3://portico-images/posts?endpoint_url={endpoint}&region=us-east-1",
+            extra_env=credentials,
+        )
+        try:
+            post = s3_posts.create(token, title="in s3", image=first)
+            assert objects() == [first]
+            assert image_of(s3_posts, token, post.id).data == first
+            s3_posts.call("UpdatePost", posts_pb2.UpdatePostRequest(post_id=post.id, image=second), token)
+            assert objects() == [second]  # the replaced image left the bucket
+            assert image_of(s3_posts, token, post.id).content_type == "image/jpeg"
+            s3_posts.call("DeletePost", posts_pb2.DeletePostRequest(post_id=post.id), token)
+            assert objects() == []
+            kept = s3_posts.create(token, title="before the outage", image=first)
+        except BaseException:
+            s3_posts.proc.terminate()
+            raise
+    try:  # the S3 server is gone
+        error = failure(s3_posts, "CreatePost", posts_pb2.CreatePostRequest(title="x", image=second), token)
+        assert (error.code(), error.details()) == (Code.UNAVAILABLE, "The image store is unavailable")
+        error = failure(s3_posts, "GetPostImage", posts_pb2.GetPostImageRequest(post_id=kept.id), token)
+        assert error.code() == Code.UNAVAILABLE
+        # Posts without images carry on.
+        assert s3_posts.create(token, title="text still works").title == "text still works"
+        assert listed(s3_posts, token).total >= 2
+    finally:
+        s3_posts.proc.terminate()
+
+
+def _session(credentials: dict[str, str]) -> dict[str, str]:
+    return {
+        "aws_access_key_id": credentials["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": credentials["AWS_SECRET_ACCESS_KEY"],
+    }
