@@ -296,3 +296,43 @@ def test_overlay_pins_the_image_and_isolates_the_namespace(directory: str) -> No
         repository, _, tag = image.rpartition(":")
         assert "/" in repository, f"{name}: {image} names no registry"
         assert re.fullmatch(r"\d+\.\d+\.\d+", tag), f"{name}: {image} is not a pinned release"
+
+
+def selects(selector: Json, labels: dict[str, str]) -> bool:
+    """Whether a label selector (matchLabels and In/NotIn expressions) matches ``labels``."""
+    if any(labels.get(key) != value for key, value in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        present = labels.get(expression["key"]) in expression.get("values", [])
+        if (expression["operator"] == "In") != present:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("directory", RENDERED)
+def test_backend_grpc_ports_answer_only_portico_pods(directory: str) -> None:
+    resources = render(directory)
+    policies = of_kind(resources, "NetworkPolicy").values()
+    deployments = of_kind(resources, "Deployment")
+    pod_labels = {name: d["spec"]["template"]["metadata"]["labels"] for name, d in deployments.items()}
+    outsider = {"app.kubernetes.io/name": "something-else"}
+    for name, settings in BACKENDS.items():
+        covering = [p for p in policies if selects(p["spec"]["podSelector"], pod_labels[name])]
+        assert covering, f"{name} has no NetworkPolicy: any pod in the cluster may call it"
+        grpc_port = settings.model_fields["port"].default
+        allowed = [
+            rule
+            for policy in covering
+            for rule in policy["spec"]["ingress"]
+            if not rule.get("ports") or any(p["port"] == grpc_port for p in rule["ports"])
+        ]
+        assert allowed, f"{name}: nothing may reach its gRPC port"
+        for rule in allowed:
+            sources = rule.get("from")
+            assert sources, f"{name}: its gRPC port is open to every pod"
+            assert not any(selects(s.get("podSelector", {}), outsider) for s in sources), name
+            for caller in PORTICO:
+                if caller != name:
+                    assert any(selects(s["podSelector"], pod_labels[caller]) for s in sources), (name, caller)
+    gateway = [p for p in policies if selects(p["spec"]["podSelector"], pod_labels["gateway"])]
+    assert gateway, "the gateway has no NetworkPolicy"
