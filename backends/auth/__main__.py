@@ -26,7 +26,6 @@ from stubs.auth.v1 import auth_pb2, auth_pb2_grpc
 from stubs.users.v1 import users_pb2_grpc
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-CONSUMER_GROUP = "portico-auth"
 
 
 def services(runtime: Runtime) -> Sequence[Service]:
@@ -68,7 +67,7 @@ def services(runtime: Runtime) -> Sequence[Service]:
     service = AuthService(deps)
     handlers = UserEventHandlers(credentials, refresh, runtime.redis)
     EventConsumer(
-        runtime.db, processed_events_table(tables, "auth"), CONSUMER_GROUP, registry=runtime.registry
+        runtime.db, processed_events_table(tables, "auth"), settings.consumer_group, registry=runtime.registry
     ).subscribe(
         runtime.broker,
         USERS_TOPIC,

@@ -25,6 +25,11 @@ class AuthSettings(BackendSettings):
         validation_alias=AliasChoices("PORTICO_USERS_TARGET"),
         description="users backend",
     )
+    consumer_group: str = Field(
+        default="portico-auth",
+        min_length=1,
+        description="Kafka consumer group of the auth backend's user-event consumer (one per deployment)",
+    )
     access_token_ttl: int = Field(
         default=600,
         ge=30,

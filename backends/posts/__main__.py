@@ -19,7 +19,6 @@ from stubs.posts.v1 import posts_pb2, posts_pb2_grpc
 from stubs.users.v1 import users_pb2_grpc
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-CONSUMER_GROUP = "portico-posts"
 
 
 def services(runtime: Runtime) -> Sequence[Service]:
@@ -42,9 +41,9 @@ def services(runtime: Runtime) -> Sequence[Service]:
         max_image_pixels=settings.max_image_pixels,
     )
     handlers = UserEventHandlers(store)
-    EventConsumer(runtime.db, models.processed_events, CONSUMER_GROUP, registry=runtime.registry).subscribe(
-        runtime.broker, USERS_TOPIC, {"user.deleted": handlers.on_user_deleted}
-    )
+    EventConsumer(
+        runtime.db, models.processed_events, settings.consumer_group, registry=runtime.registry
+    ).subscribe(runtime.broker, USERS_TOPIC, {"user.deleted": handlers.on_user_deleted})
     return [
         Service.of(
             posts_pb2.DESCRIPTOR, "PostService", servicer, posts_pb2_grpc.add_PostServiceServicer_to_server

@@ -23,6 +23,11 @@ class PostsSettings(BackendSettings):
         validation_alias=AliasChoices("PORTICO_USERS_TARGET"),
         description="users backend, which answers whether an author exists",
     )
+    consumer_group: str = Field(
+        default="portico-posts",
+        min_length=1,
+        description="Kafka consumer group of the posts backend's event consumer (one per deployment)",
+    )
     users_timeout: float = Field(
         default=2.0, gt=0, le=30, description="Deadline in seconds of the author check against users"
     )

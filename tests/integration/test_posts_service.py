@@ -392,7 +392,7 @@ def test_a_deleted_user_s_posts_disappear_once_and_stay_stored(
             want=1,
         )
     )
-    duplicates = {"group": "portico-posts", "topic": USERS_TOPIC, "outcome": "duplicate"}
+    duplicates = {"group": posts_backend.consumer_group, "topic": USERS_TOPIC, "outcome": "duplicate"}
     before_count = metric_value(posts_backend.metrics_port, "portico_events_consumed_total", duplicates)
     asyncio.run(publish_again(infra.kafka_bootstrap, USERS_TOPIC, alice["id"], deleted))
     wait_until(

@@ -71,6 +71,9 @@ def start_auth_stack(infra: InfraEnv, log_dir: Path, extra_env: dict[str, str] |
         "PORTICO_USERS_TARGET": f"127.0.0.1:{users_port}",
         "PORTICO_AUTH_TARGET": f"127.0.0.1:{auth_port}",
         "PORTICO_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        # Other auth backends of the test session (the mesh's) consume the same topic: a group of its
+        # own, or they would share its partitions and apply some of its events to their database.
+        "PORTICO_AUTH_CONSUMER_GROUP": f"portico-auth-{auth_port}",
         "PORTICO_LOG_LEVEL": "DEBUG",  # the secret-leak test reads everything the backends say
         **(extra_env or {}),
     }

@@ -3,6 +3,7 @@ tokens from the test issuer, images kept in a directory the test can inspect."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ class PostsBackend:
     proc: Proc
     blob_dir: Path
     users: UsersBackend
+    consumer_group: str
 
     def stub(self) -> tuple[grpc.Channel, posts_pb2_grpc.PostServiceStub]:
         channel = grpc.insecure_channel(self.target)
@@ -62,16 +64,19 @@ def start_posts_backend(
     extra_env: dict[str, str] | None = None,
 ) -> PostsBackend:
     blob_dir = log_dir / "blobs"
+    group = f"portico-posts-{uuid.uuid4().hex[:8]}"
     env = {
         **infra.env(),
         "PORTICO_DATABASE_URL": database_url or f"sqlite+aiosqlite:///{log_dir / 'posts.db'}",
         "PORTICO_JWKS_TARGET": users.issuer.target,
         "PORTICO_USERS_TARGET": users.target,
         "PORTICO_POSTS_BLOB_STORE_URL": blob_store_url or str(blob_dir),
+        # A group of its own: the mesh's posts backend consumes the same topic in the session.
+        "PORTICO_POSTS_CONSUMER_GROUP": group,
         **(extra_env or {}),
     }
     started = start_backend_process("posts", env, log_dir)
-    return PostsBackend(started.target, started.metrics_port, started.proc, blob_dir, users)
+    return PostsBackend(started.target, started.metrics_port, started.proc, blob_dir, users, group)
 
 
 def posts_backend_fixture(infra: InfraEnv, users: UsersBackend, log_dir: Path) -> Iterator[PostsBackend]:
