@@ -91,6 +91,12 @@ class BackendSettings(TokenSettings):
         validation_alias=AliasChoices("PORTICO_HEALTH_INTERVAL"),
         description="Seconds between dependency checks",
     )
+    consumer_lag_interval: float = Field(
+        default=10.0,
+        gt=0,
+        validation_alias=AliasChoices("PORTICO_CONSUMER_LAG_INTERVAL"),
+        description="Seconds between refreshes of the event consumers' Kafka lag gauge",
+    )
     tls_cert_file: Path | None = Field(default=None, description="PEM certificate: serve TLS when set")
     tls_key_file: Path | None = Field(default=None, description="PEM private key for the certificate")
     tls_client_ca_file: Path | None = Field(

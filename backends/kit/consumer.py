@@ -5,6 +5,9 @@ it). Applying it is ONE write transaction: insert ``(group, event_id)`` into the
 (an existing row means it was applied: skip), run the handler for its type, commit. The Kafka offset is
 committed only after that (``AckPolicy.NACK_ON_ERROR``: a failing handler seeks back and is retried).
 
+Traced: FastStream's CONSUMER span continues the producer's trace (its ``traceparent`` header), and
+applying the event is a child span that also links to that producing span.
+
 Forward compatible: a type without a handler is recorded and skipped. A payload that is not an event
 is logged with its offset, counted and skipped, so it cannot wedge its partition.
 """
@@ -23,6 +26,8 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.subscriber.usecase import DefaultSubscriber
 from google.protobuf.message import DecodeError
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Link
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
@@ -34,6 +39,7 @@ from stubs.events.v1 import events_pb2
 __all__ = ["EventConsumer", "Handler", "MalformedEvent", "Outcome", "parse_event"]
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer(__name__)  # a proxy: spans go to the provider the process installs
 
 Handler = Callable[[AsyncSession, events_pb2.Event], Awaitable[None]]
 
@@ -92,6 +98,7 @@ class EventConsumer:
         self.group_id = group_id
         self._consumed = _consumed_counter(registry)
         self._retry_delay = retry_delay
+        self.topics: list[str] = []  # subscribed so far; the lag monitor watches them
         insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
         self._insert = insert(processed_table).on_conflict_do_nothing()
 
@@ -103,6 +110,7 @@ class EventConsumer:
         Call it before ``broker.start()``; a subscriber added to a running broker must be started itself.
         """
         handlers = dict(handlers)
+        self.topics.append(topic)
 
         async def on_message(message: KafkaMessage) -> None:
             await self.on_record(topic, message, handlers)
@@ -135,8 +143,20 @@ class EventConsumer:
             )
             self._count(topic, Outcome.MALFORMED)
             return
+        producer = trace.get_current_span(propagate.extract(message.headers)).get_span_context()
         try:
-            outcome = await self.apply(event, handlers)
+            with _tracer.start_as_current_span(
+                f"apply {event.type}",
+                links=[Link(producer)] if producer.is_valid else None,
+                attributes={
+                    "messaging.consumer.group.name": self.group_id,
+                    "messaging.destination.name": topic,
+                    "messaging.message.id": event.event_id,
+                    "portico.event.type": event.type,
+                },
+            ) as span:
+                outcome = await self.apply(event, handlers)
+                span.set_attribute("portico.event.outcome", outcome.value)
         except Exception:
             log.exception(
                 "event handler failed; will be redelivered",

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from backends.kit.consumer import EventConsumer
+from backends.kit.consumer_lag import watch_consumer_lag
 from backends.kit.events import USERS_TOPIC
 from backends.kit.server import BackendSpec, Runtime, Service, run_backend
 from backends.posts import models
@@ -41,9 +42,11 @@ def services(runtime: Runtime) -> Sequence[Service]:
         max_image_pixels=settings.max_image_pixels,
     )
     handlers = UserEventHandlers(store)
-    EventConsumer(
+    consumer = EventConsumer(
         runtime.db, models.processed_events, settings.consumer_group, registry=runtime.registry
-    ).subscribe(runtime.broker, USERS_TOPIC, {"user.deleted": handlers.on_user_deleted})
+    )
+    consumer.subscribe(runtime.broker, USERS_TOPIC, {"user.deleted": handlers.on_user_deleted})
+    watch_consumer_lag(runtime, consumer)
     return [
         Service.of(
             posts_pb2.DESCRIPTOR, "PostService", servicer, posts_pb2_grpc.add_PostServiceServicer_to_server
