@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 from aiokafka import TopicPartition
@@ -60,6 +60,14 @@ def lag(registry: CollectorRegistry, group: str, partition: int) -> float | None
 
 def errors(registry: CollectorRegistry, group: str) -> float | None:
     return registry.get_sample_value("portico_kafka_consumer_lag_errors_total", {"group": group})
+
+
+async def eventually(check: Callable[[], bool], seconds: float = 5) -> None:
+    for _ in range(int(seconds / 0.01)):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met in time")
 
 
 def test_lag_is_end_minus_committed_counted_from_the_first_record_kept() -> None:
@@ -150,12 +158,9 @@ async def test_run_refreshes_every_interval_and_closes_when_cancelled() -> None:
     kafka.end = {P0: 2, P1: 2}
     monitor = ConsumerLagMonitor(kafka, "g", [T], registry=registry, interval=0.01)
     task = asyncio.create_task(monitor.run())
-    async with asyncio.timeout(5):
-        while kafka.calls < 4 * 3:  # three rounds of four calls
-            await asyncio.sleep(0.01)
-        kafka.commits["g"] = {P0: 1, P1: 2}
-        while lag(registry, "g", 0) != 1:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: kafka.calls >= 4 * 3)  # three rounds of four calls
+    kafka.commits["g"] = {P0: 1, P1: 2}
+    await eventually(lambda: lag(registry, "g", 0) == 1)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
