@@ -88,9 +88,12 @@ def register(client: httpx.Client, tenant: str) -> Account:
     return Account(data["user"]["id"], tenant, data["access_token"], data["refresh_token"])
 
 
-def _auth_key() -> tuple[Ed25519PrivateKey, str, str]:
-    """The mesh auth backend's current signing key (its key directory comes from the same environment)."""
-    settings = AuthSettings()
+def _auth_key(mesh: Mesh) -> tuple[Ed25519PrivateKey, str, str]:
+    """The mesh auth backend's current signing key, read with the settings of the mesh's environment."""
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in mesh.env.items():
+            env.setenv(name, value)
+        settings = AuthSettings()
     passphrase = settings.keys_passphrase.get_secret_value().encode() if settings.keys_passphrase else None
     signing = KeyRing.load(settings.keys_dir, passphrase).signing_key(datetime.now(UTC))
     return signing.private_key, signing.kid, signing.x
@@ -100,7 +103,7 @@ def _auth_key() -> tuple[Ed25519PrivateKey, str, str]:
 def edge(mesh: Mesh) -> Iterator[Edge]:
     with httpx.Client(base_url=mesh.gateway_url, timeout=15) as client:
         account = register(client, f"atk-{uuid.uuid4().hex[:8]}")
-        key, kid, x = _auth_key()
+        key, kid, x = _auth_key(mesh)
         served = client.get("/.well-known/jwks.json").json()
         assert kid in {k["kid"] for k in served["keys"]}, "the forging key must be the mesh's published key"
         assert jwt.get_unverified_header(account.access_token)["kid"] == kid
