@@ -6,7 +6,7 @@ UV := $(PYTHON) -m uv
 UV_VERSION := 0.13.9
 VENV_PY := .venv/bin/python
 
-.PHONY: up test install python-env protos lint check-protos clean-run bench asyncapi
+.PHONY: up test install python-env protos lint check-protos clean-run bench asyncapi dashboards
 
 up: export PORTICO_UP_STARTED := $(shell date +%s.%N)
 up: install
@@ -43,3 +43,6 @@ clean-run:
 
 asyncapi: python-env
 	@$(VENV_PY) scripts/gen_asyncapi.py
+
+dashboards: python-env
+	@$(VENV_PY) -m observability.dashboards
