@@ -23,6 +23,7 @@ from weakref import WeakKeyDictionary
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 if TYPE_CHECKING:
@@ -106,8 +107,18 @@ class KafkaOffsets:
 
     async def committed(self, group: str) -> dict[TopicPartition, int]:
         admin, _ = await self._clients()
-        offsets = await admin.list_consumer_group_offsets(group)
-        return {tp: meta.offset for tp, meta in offsets.items()}
+        for attempt in range(1, 6):
+            try:
+                offsets = await admin.list_consumer_group_offsets(group)
+            except KafkaError as exc:
+                # A fresh cluster creates its offsets topic on the first lookup and answers "coordinator not
+                # available" meanwhile; retriable errors are worth a short wait inside the round.
+                if not exc.retriable or attempt == 5:
+                    raise
+                await asyncio.sleep(0.2 * attempt)
+            else:
+                return {tp: meta.offset for tp, meta in offsets.items()}
+        raise AssertionError("unreachable")
 
     async def first_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         _, consumer = await self._clients()
