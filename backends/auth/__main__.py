@@ -13,12 +13,14 @@ from backends.auth.bootstrap import ensure_admin
 from backends.auth.config import AuthSettings
 from backends.auth.keys import KeyRing
 from backends.auth.lockout import LoginThrottle
+from backends.auth.metrics import AuthMetrics
 from backends.auth.passwords import Passwords
 from backends.auth.refresh_tokens import RefreshTokens
 from backends.auth.service import AuthDeps, AuthService
 from backends.auth.store import CredentialStore
 from backends.auth.user_events import UserEventHandlers
 from backends.kit.consumer import EventConsumer
+from backends.kit.consumer_lag import watch_consumer_lag
 from backends.kit.events import USERS_TOPIC
 from backends.kit.server import BackendSpec, Runtime, Service, run_backend
 from backends.kit.tables import outbox_table, processed_events_table
@@ -63,16 +65,19 @@ def services(runtime: Runtime) -> Sequence[Service]:
         outbox=runtime.outbox(outbox_table(tables, "auth")),
         redis=runtime.redis,
         users=users_pb2_grpc.UserServiceStub(runtime.channel(settings.users_target)),
+        metrics=AuthMetrics(runtime.registry),
     )
     service = AuthService(deps)
     handlers = UserEventHandlers(credentials, refresh, runtime.redis)
-    EventConsumer(
+    consumer = EventConsumer(
         runtime.db, processed_events_table(tables, "auth"), settings.consumer_group, registry=runtime.registry
-    ).subscribe(
+    )
+    consumer.subscribe(
         runtime.broker,
         USERS_TOPIC,
         {"user.updated": handlers.on_user_updated, "user.deleted": handlers.on_user_deleted},
     )
+    watch_consumer_lag(runtime, consumer)
     if settings.admin_password is not None:
         runtime.run_in_background(
             partial(ensure_admin, service, deps, settings.admin_password.get_secret_value())

@@ -9,7 +9,7 @@ the outbox in the same transaction as the change they describe.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
@@ -22,6 +22,7 @@ from backends.auth.audit import audit_event
 from backends.auth.config import AuthSettings
 from backends.auth.keys import KeyRing
 from backends.auth.lockout import LoginThrottle
+from backends.auth.metrics import AuthMetrics, LoginOutcome
 from backends.auth.passwords import Passwords, check_password
 from backends.auth.refresh_tokens import RefreshTokens
 from backends.auth.store import CredentialStore, DuplicateCredential
@@ -84,6 +85,7 @@ class AuthDeps:
     outbox: Outbox
     redis: Redis
     users: UserServiceAsyncStub
+    metrics: AuthMetrics = field(default_factory=AuthMetrics)
 
 
 class AuthService(auth_pb2_grpc.AuthServiceServicer):
@@ -234,6 +236,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         tenant_id = request.tenant_id or DEFAULT_TENANT
         identifier = (request.username or request.email).strip()
         if not identifier or not request.password:
+            self._d.metrics.login(LoginOutcome.INVALID_REQUEST)
             await abort_invalid(
                 context, [("username", "username or email is required"), ("password", "is required")]
             )
@@ -241,6 +244,8 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         d = self._d
 
         async def refuse(reason: str, account: str, user_id: str = "", *, count: bool = True) -> NoReturn:
+            # unknown_user and wrong_password are one outcome, as they are one answer
+            d.metrics.login(LoginOutcome.LOCKED if reason == "locked" else LoginOutcome.INVALID_CREDENTIALS)
             if count:  # a refused (locked) attempt is not a new failure: it would extend the lockout forever
                 await d.throttle.failed(tenant_id, account, ip)
             await self._audit(
@@ -290,6 +295,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                     session_id=family.family_id,
                 ),
             )
+        d.metrics.login(LoginOutcome.SUCCEEDED)
         access = self._access_token(
             sub=credential.user_id,
             tenant_id=tenant_id,
@@ -348,6 +354,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                     ),
                 )
         if outcome == "reuse":
+            d.metrics.refresh_reuse.inc()
             # The family is revoked in the database; its access tokens die everywhere at once too.
             await self._end_session(family_id)
         if outcome != "rotated" or credential is None or result.token is None:
