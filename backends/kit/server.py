@@ -20,7 +20,7 @@ from faststream.kafka import KafkaBroker
 from google.protobuf.descriptor import FileDescriptor
 from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from opentelemetry.instrumentation.grpc import aio_server_interceptor
+from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client import start_http_server as start_metrics_http_server
 from redis.asyncio import Redis
@@ -86,7 +86,11 @@ class Runtime:
     def channel(self, target: str) -> grpc.aio.Channel:
         """A channel to another backend (round robin over the target's addresses), closed on shutdown."""
         opened = grpc.aio.insecure_channel(
-            target, options=[("grpc.service_config", '{"loadBalancingConfig": [{"round_robin": {}}]}')]
+            target,
+            options=[("grpc.service_config", '{"loadBalancingConfig": [{"round_robin": {}}]}')],
+            # A CLIENT span per call whose context travels in the metadata: the called backend's span
+            # joins this request's trace.
+            interceptors=aio_client_interceptors(tracer_provider=self.telemetry.tracer_provider),  # type: ignore[no-untyped-call]
         )
         self.channels.append(opened)
         return opened
