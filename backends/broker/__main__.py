@@ -41,6 +41,7 @@ def services(runtime: Runtime) -> Sequence[Service]:
         metrics, total=settings.max_subscriptions, per_tenant=settings.max_subscriptions_per_tenant
     )
     servicer = MessageService(settings, clients, directory, slots, metrics)
+    runtime.on_drain(servicer.end_streams)
     return [
         Service.of(
             broker_pb2.DESCRIPTOR,

@@ -7,6 +7,7 @@ tenant picks the Kafka topic (:mod:`backends.broker.topics`), so a tenant only e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any, NoReturn
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
 LATEST, EARLIEST = "latest", "earliest"
 UNAVAILABLE_MESSAGE = "The message broker is unavailable, try again later"
+SHUTTING_DOWN_MESSAGE = "The server is shutting down, reconnect"
 
 
 async def _abort(context: Context, code: grpc.StatusCode, message: str) -> NoReturn:
@@ -84,6 +86,9 @@ class MessageService(broker_pb2_grpc.MessageServiceServicer):
             timeout=settings.kafka_timeout,
         )
         self._closing: set[asyncio.Task[None]] = set()
+        # Deadlines of the open streams: shutdown moves them to now, so every stream ends at once.
+        self._streams: set[asyncio.Timeout] = set()
+        self._draining = False
 
     async def _topic(self, context: Context, principal: Principal, name: str) -> str:
         try:
@@ -148,26 +153,39 @@ class MessageService(broker_pb2_grpc.MessageServiceServicer):
             what = "on this server" if limit == "process" else "for this tenant"
             await _abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, f"Too many open subscriptions {what}")
         subscription: Subscription | None = None
+        expiry = asyncio.timeout(0 if self._draining else self._lifetime(principal))
+        self._streams.add(expiry)
         try:
             subscription = Subscription(self._clients.bootstrap, topic, self._limits)
-            expiry = asyncio.timeout(self._lifetime(principal))
             try:
                 async with expiry:
                     await self._follow(context, subscription, request.topic, from_beginning=start == EARLIEST)
             except TimeoutError:
                 if not expiry.expired():
                     raise
+                if self._draining:
+                    await _abort(context, grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN_MESSAGE)
                 await _abort(context, grpc.StatusCode.UNAUTHENTICATED, "The access token expired")
             except KafkaUnavailable as exc:
                 log.warning("subscription failed", extra={"error": type(exc.__cause__ or exc).__name__})
                 await _abort(context, grpc.StatusCode.UNAVAILABLE, UNAVAILABLE_MESSAGE)
         finally:
+            self._streams.discard(expiry)
             # Shielded: the call is usually ending because it was cancelled, and the slot and gauge
             # must follow the consumer's real end even if this task is cancelled again.
             closing = asyncio.ensure_future(self._close(subscription, principal.tenant_id))
             self._closing.add(closing)
             closing.add_done_callback(self._closing.discard)
             await asyncio.shield(closing)
+
+    async def end_streams(self) -> None:
+        """Shutdown: end every open stream now with UNAVAILABLE, so clients reconnect to another replica
+        instead of holding this process for the whole grace period."""
+        self._draining = True
+        now = asyncio.get_running_loop().time()
+        for expiry in list(self._streams):
+            with contextlib.suppress(RuntimeError):  # the stream is already ending on its own
+                expiry.reschedule(now)
 
     def _lifetime(self, principal: Principal) -> float | None:
         """Seconds the stream may last: until the token expires (with the verifier's leeway)."""

@@ -82,6 +82,7 @@ class Runtime:
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     channels: list[grpc.aio.Channel] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    drains: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def channel(self, target: str) -> grpc.aio.Channel:
         """A channel to another backend (round robin over the target's addresses), closed on shutdown."""
@@ -94,6 +95,11 @@ class Runtime:
         )
         self.channels.append(opened)
         return opened
+
+    def on_drain(self, drain: Callable[[], Awaitable[None]]) -> None:
+        """Call ``drain()`` when shutdown begins, before in-flight calls get their grace: for calls that
+        would otherwise never end by themselves, such as live streams."""
+        self.drains.append(drain)
 
     def on_shutdown(self, close: Callable[[], Awaitable[None]]) -> None:
         """Call ``close()`` after the server stopped serving (for clients the servicers own)."""
@@ -206,6 +212,8 @@ class BackendServer:
         grace = self.runtime.settings.shutdown_grace
         log.info("shutting down", extra={"grace_s": grace})
         await self._health.enter_graceful_shutdown()
+        for drain in self.runtime.drains:
+            await drain()
         await self._server.stop(grace)
         for task in self._tasks:
             task.cancel()

@@ -5,9 +5,11 @@ read-ahead instead of the whole topic."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -18,6 +20,7 @@ from tests.support.broker_backend import (
     broker_backend_fixture,
     publish,
     read,
+    start_broker_backend,
     subscribe,
 )
 from tests.support.infra import InfraEnv
@@ -138,3 +141,26 @@ async def test_a_cancelled_call_on_a_quiet_topic_ends_at_once(broker: BrokerBack
             await call.read()
     assert time.monotonic() - started < 2
     assert await call.code() == grpc.StatusCode.CANCELLED
+
+
+async def test_shutdown_ends_open_streams_at_once_instead_of_waiting_out_the_grace(
+    infra: InfraEnv, issuer: TokenIssuer, tmp_path: Path, tenant: str
+) -> None:
+    """SIGTERM: live streams end with UNAVAILABLE (clients reconnect elsewhere) and the process exits
+    well inside PORTICO_SHUTDOWN_GRACE, which only the streams would otherwise have used up."""
+    own = start_broker_backend(infra, issuer, tmp_path, {"PORTICO_SHUTDOWN_GRACE": "20"})
+    try:
+        async with own.stub() as stub:
+            calls = [await subscribe(stub, own.auth(tenant), f"live-{n}") for n in range(3)]
+            await publish(stub, own.auth(tenant), "live-0", "before the end")
+            assert len(await read(calls[0], 1)) == 1
+            started = time.monotonic()
+            own.proc.popen.send_signal(signal.SIGTERM)
+            for call in calls:
+                assert await asyncio.wait_for(call.code(), 10) == grpc.StatusCode.UNAVAILABLE
+                assert await call.details() == "The server is shutting down, reconnect"
+            code = await asyncio.to_thread(own.proc.popen.wait, 15)
+        assert code == 0
+        assert time.monotonic() - started < 10  # the grace is 20 s
+    finally:
+        own.proc.terminate()
