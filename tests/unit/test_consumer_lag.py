@@ -8,8 +8,11 @@ from collections.abc import Callable, Sequence
 import pytest
 from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
 
+from backends.auth.config import AuthSettings
 from backends.kit.consumer_lag import ConsumerLagMonitor, compute_lag
+from backends.posts.config import PostsSettings
 
 T = "portico.users.v1"
 P0, P1, P2 = TopicPartition(T, 0), TopicPartition(T, 1), TopicPartition(T, 2)
@@ -174,3 +177,12 @@ async def test_groups_share_a_registry_with_their_own_series() -> None:
     for group in ("a", "b"):
         await ConsumerLagMonitor(kafka, group, [T], registry=registry).refresh()
     assert (lag(registry, "a", 0), lag(registry, "b", 0)) == (0, 5)
+
+
+def test_the_interval_is_one_setting_for_every_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert AuthSettings().consumer_lag_interval == 10.0
+    monkeypatch.setenv("PORTICO_CONSUMER_LAG_INTERVAL", "2.5")
+    assert PostsSettings().consumer_lag_interval == 2.5
+    monkeypatch.setenv("PORTICO_CONSUMER_LAG_INTERVAL", "0")
+    with pytest.raises(ValidationError):
+        AuthSettings()
