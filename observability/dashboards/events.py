@@ -92,6 +92,7 @@ def dashboard() -> Dashboard:
                     rate("portico_events_consumed_total", by="group, topic, outcome"),
                     "{{group}} {{topic}} {{outcome}}",
                 ),
+                width=24,
             )
         )
         .with_panel(
@@ -100,6 +101,14 @@ def dashboard() -> Dashboard:
                 "Records behind the end of each topic, by consumer group.",
                 "short",
                 query("sum by (group, topic) (portico_kafka_consumer_lag)", "{{group}} {{topic}}"),
+            )
+        )
+        .with_panel(
+            graph(
+                "Lag refresh errors",
+                "Rounds per second the lag could not be read from Kafka (the last values stay shown).",
+                "ops",
+                query(rate("portico_kafka_consumer_lag_errors_total", by="group"), "{{group}}"),
             )
         )
         .with_row(row("Kafka (FastStream)"))
