@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 
 from google.protobuf.message import Message
 
+from backends.kit.media import sniff_image
 from gateway.multipart import Part
 from gateway.transcode.request import bind_query
 from gateway.transcode.violations import FieldViolation, TranscodeError
@@ -25,20 +26,6 @@ _SNIFFED = ("image/png", "image/jpeg", "image/gif", "image/webp")
 
 class UnsupportedMedia(Exception):
     """A file part whose declared type or content is not accepted (a 415)."""
-
-
-def sniff(data: bytes | bytearray) -> str | None:
-    """The media type recognised from the first bytes, or None."""
-    head = bytes(data[:12])
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if head.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 def _skippable(part: Part) -> bool:
@@ -111,6 +98,6 @@ class UploadPolicy:
     def _check_content(upload: options_pb2.Upload, part: Part) -> None:
         # A declared type that can be recognised must be what the bytes are (a renamed .exe is not a PNG).
         if upload.content_types and part.content_type in _SNIFFED:
-            found = sniff(part.data)
+            found = sniff_image(part.data)
             if found is None or found not in upload.content_types:
                 raise UnsupportedMedia(f"The content of {part.name!r} is not {part.content_type}")

@@ -17,6 +17,8 @@ from typing import Literal
 
 from PIL import Image, ImageSequence
 
+from backends.kit.media import sniff_image
+
 Reason = Literal["PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE"]
 
 # Decoding an animation costs (canvas pixels x frames); a few MB of well-compressed frames can otherwise
@@ -63,19 +65,6 @@ class _Trailing(Exception):
     pass
 
 
-def sniff(data: bytes) -> str | None:
-    """The content type from the magic bytes alone, or None when it is none of the four accepted types."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if len(data) >= 12 and data.startswith(b"RIFF") and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
-
-
 def check_image(
     data: bytes, *, max_bytes: int = 5 * 1024 * 1024, max_pixels: int = 40_000_000
 ) -> CheckedImage:
@@ -84,7 +73,7 @@ def check_image(
         raise ImageRejected("UNSUPPORTED_MEDIA_TYPE", "The image is empty")
     if len(data) > max_bytes:
         raise ImageRejected("PAYLOAD_TOO_LARGE", f"The image is larger than {max_bytes} bytes")
-    content_type = sniff(data)
+    content_type = sniff_image(data)
     if content_type is None:
         raise ImageRejected("UNSUPPORTED_MEDIA_TYPE", _NOT_AN_IMAGE)
     # Pillow warns (and later errors) on its own, higher, limit; staying under it keeps its

@@ -95,6 +95,16 @@ class PostService(posts_pb2_grpc.PostServiceServicer):
             await abort_invalid(context, problems, "Invalid post ID format")
         return post_id.lower()
 
+    async def _visible_post(self, context: Context, raw_post_id: str) -> tuple[Principal, PostRecord]:
+        """The caller and the post they asked for, or NOT_FOUND (another tenant's posts included)."""
+        principal = current_principal()
+        post_id = await self._check_post_id(context, raw_post_id)
+        async with self._db.read() as session:
+            record = await self._store.get(session, principal.tenant_id, post_id)
+        if record is None:
+            await _not_found(context)
+        return principal, record
+
     async def _image(self, context: Context, data: bytes) -> CheckedImage:
         """The checked image, or the call ends with 413 / 415 material (``abort_payload``)."""
         try:
@@ -158,12 +168,7 @@ class PostService(posts_pb2_grpc.PostServiceServicer):
         return posts_pb2.CreatePostResponse(post=post_message(record))
 
     async def GetPost(self, request: posts_pb2.GetPostRequest, context: Context) -> posts_pb2.GetPostResponse:
-        principal = current_principal()
-        post_id = await self._check_post_id(context, request.post_id)
-        async with self._db.read() as session:
-            record = await self._store.get(session, principal.tenant_id, post_id)
-        if record is None:
-            await _not_found(context)
+        _, record = await self._visible_post(context, request.post_id)
         return posts_pb2.GetPostResponse(post=post_message(record))
 
     async def ListPosts(
@@ -191,12 +196,8 @@ class PostService(posts_pb2_grpc.PostServiceServicer):
     async def UpdatePost(
         self, request: posts_pb2.UpdatePostRequest, context: Context
     ) -> posts_pb2.UpdatePostResponse:
-        principal = current_principal()
-        post_id = await self._check_post_id(context, request.post_id)
-        async with self._db.read() as session:
-            current = await self._store.get(session, principal.tenant_id, post_id)
-        if current is None:
-            await _not_found(context)
+        principal, current = await self._visible_post(context, request.post_id)
+        post_id = current.id
         if not _may_change(principal, current):
             await _deny(context, "change")
         changes: dict[str, object] = {}
@@ -261,12 +262,7 @@ class PostService(posts_pb2_grpc.PostServiceServicer):
     async def GetPostImage(
         self, request: posts_pb2.GetPostImageRequest, context: Context
     ) -> posts_pb2.GetPostImageResponse:
-        principal = current_principal()
-        post_id = await self._check_post_id(context, request.post_id)
-        async with self._db.read() as session:
-            record = await self._store.get(session, principal.tenant_id, post_id)
-        if record is None:
-            await _not_found(context)
+        _, record = await self._visible_post(context, request.post_id)
         if not record.image_key or not record.image_type:
             await _abort(context, grpc.StatusCode.NOT_FOUND, "The post has no image")
         try:
@@ -274,7 +270,7 @@ class PostService(posts_pb2_grpc.PostServiceServicer):
         except BlobStoreError as error:
             await self._store_unavailable(context, error)
         if data is None:
-            log.error("referenced image missing from the store", extra={"post_id": post_id})
+            log.error("referenced image missing from the store", extra={"post_id": record.id})
             await _abort(context, grpc.StatusCode.NOT_FOUND, "The post has no image")
         return posts_pb2.GetPostImageResponse(
             data=data, content_type=record.image_type, etag=image_etag(record.image_key)

@@ -14,10 +14,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.gateway_accounts import bearer, register_async
 from tests.support.mesh import Mesh
 
 pytestmark = pytest.mark.infra
-PASSWORD = "copper-Lantern-58"  # noqa: S105 (a test password)
 OPEN_GAUGE = "portico_broker_subscriptions_open"
 SSE = {"Accept": "text/event-stream"}
 NDJSON = {"Accept": "application/x-ndjson"}
@@ -31,19 +31,7 @@ async def client(mesh: Mesh) -> AsyncIterator[httpx.AsyncClient]:
 
 async def login(client: httpx.AsyncClient, tenant: str | None = None) -> dict[str, str]:
     """Register a user in a fresh tenant; the Authorization header of its access token."""
-    tenant = tenant or f"msg-{uuid.uuid4().hex[:8]}"
-    username = f"u{uuid.uuid4().hex[:8]}"
-    response = await client.post(
-        "/api/v1/auth/register",
-        json={
-            "tenant_id": tenant,
-            "username": username,
-            "email": f"{username}@example.com",
-            "password": PASSWORD,
-        },
-    )
-    assert response.status_code == 201, response.text
-    return {"Authorization": f"Bearer {response.json()['data']['access_token']}"}
+    return bearer(await register_async(client, tenant or f"msg-{uuid.uuid4().hex[:8]}"))
 
 
 async def post(client: httpx.AsyncClient, auth: dict[str, str], topic: str, **body: str) -> httpx.Response:

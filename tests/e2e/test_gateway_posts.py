@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.gateway_accounts import bearer, register_async
 from tests.support.mesh import Mesh
 from tests.support.sample_images import image_bytes, large_png
 
 pytestmark = pytest.mark.infra
-PASSWORD = "copper-Lantern-58"  # noqa: S105 (a test password)
 MiB = 1024 * 1024
 
 
@@ -28,19 +28,8 @@ async def client(mesh: Mesh) -> AsyncIterator[httpx.AsyncClient]:
 
 async def register(client: httpx.AsyncClient, tenant: str) -> tuple[dict[str, Any], dict[str, str]]:
     """A new user of ``tenant`` and the Authorization header of its access token."""
-    username = f"u{uuid.uuid4().hex[:8]}"
-    response = await client.post(
-        "/api/v1/auth/register",
-        json={
-            "tenant_id": tenant,
-            "username": username,
-            "email": f"{username}@example.com",
-            "password": PASSWORD,
-        },
-    )
-    assert response.status_code == 201, response.text
-    data = response.json()["data"]
-    return data["user"], {"Authorization": f"Bearer {data['access_token']}"}
+    data = await register_async(client, tenant)
+    return data["user"], bearer(data)
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.support.gateway_accounts import PASSWORD, register
 from tests.support.mesh import Mesh
 
 pytestmark = pytest.mark.infra
-PASSWORD = "copper-Lantern-58"  # noqa: S105 (a test password)
 
 
 @pytest.fixture
@@ -23,20 +23,6 @@ def client(mesh: Mesh) -> Iterator[httpx.Client]:
 @pytest.fixture
 def tenant() -> str:
     return f"rest-{uuid.uuid4().hex[:8]}"
-
-
-def register(client: httpx.Client, tenant: str, username: str) -> dict[str, object]:
-    response = client.post(
-        "/api/v1/auth/register",
-        json={
-            "tenant_id": tenant,
-            "username": username,
-            "email": f"{username}@example.com",
-            "password": PASSWORD,
-        },
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["data"]  # type: ignore[no-any-return]
 
 
 def test_register_login_and_me(client: httpx.Client, tenant: str) -> None:

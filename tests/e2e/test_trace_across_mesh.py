@@ -11,13 +11,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.support.gateway_accounts import registered, registration
 from tests.support.infra import InfraEnv
 from tests.support.mesh import Mesh, start_mesh
 from tests.support.otlp_collector import ReceivedSpan, Receiver, otlp_receiver
 from tests.support.processes import json_lines
 
 pytestmark = pytest.mark.infra
-PASSWORD = "copper-Lantern-58"  # noqa: S105 (a test password)
 SERVER, CLIENT, PRODUCER, CONSUMER = 2, 3, 4, 5  # opentelemetry.proto.trace.v1.Span.SpanKind
 
 
@@ -81,22 +81,13 @@ def test_one_trace_runs_from_the_rest_call_through_kafka_into_other_backends(
     traced: tuple[Mesh, Receiver],
 ) -> None:
     mesh, receiver = traced
-    tenant, username = f"trace-{uuid.uuid4().hex[:8]}", f"u{uuid.uuid4().hex[:8]}"
+    tenant = f"trace-{uuid.uuid4().hex[:8]}"
     with httpx.Client(base_url=mesh.gateway_url, timeout=30) as client:
         register_trace, header = traceparent()
-        registered = client.post(
-            "/api/v1/auth/register",
-            json={
-                "tenant_id": tenant,
-                "username": username,
-                "email": f"{username}@example.com",
-                "password": PASSWORD,
-            },
-            headers={"traceparent": header},
+        data = registered(
+            client.post("/api/v1/auth/register", json=registration(tenant), headers={"traceparent": header})
         )
-        assert registered.status_code == 201, registered.text
-        user_id = registered.json()["data"]["user"]["id"]
-        token = registered.json()["data"]["access_token"]
+        user_id, token = data["user"]["id"], data["access_token"]
 
         delete_trace, header = traceparent()
         deleted = client.delete(

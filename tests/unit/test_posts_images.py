@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from backends.posts.images import FRAME_BUDGET_FACTOR, CheckedImage, ImageRejected, check_image, sniff
+from backends.kit.media import sniff_image as sniff
+from backends.posts.images import FRAME_BUDGET_FACTOR, CheckedImage, ImageRejected, check_image
 
 
 def _picture(size: tuple[int, int] = (64, 48), shade: int = 0) -> Image.Image:
