@@ -20,7 +20,7 @@ UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
 JWT = re.compile(r"eyJ[\w-]+\.[\w-]+")
 # Operations endpoints and unknown paths are labelled by name; everything else by its route template.
-OPS_ROUTES = {"/health", "/ready", "/metrics", "/openapi.json", "/docs", "unmatched"}
+OPS_ROUTES = {"/health", "/ready", "/metrics", "/openapi.json", "/docs", "/docs/assets/{name}", "unmatched"}
 
 
 @dataclass(frozen=True)
