@@ -13,6 +13,13 @@ from observability.settings import TelemetrySettings
 
 def configure_tracing(service: str, version: str, settings: TelemetrySettings) -> TracerProvider:
     """Install and return the global tracer provider for this process."""
+    provider = build_tracer_provider(service, version, settings)
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def build_tracer_provider(service: str, version: str, settings: TelemetrySettings) -> TracerProvider:
+    """The tracer provider ``settings`` describe, not yet installed."""
     provider = TracerProvider(
         resource=Resource.create({SERVICE_NAME: service, SERVICE_VERSION: version}),
         sampler=ParentBased(TraceIdRatioBased(settings.trace_sample_ratio)),
@@ -22,5 +29,4 @@ def configure_tracing(service: str, version: str, settings: TelemetrySettings) -
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.otlp_endpoint)))
-    trace.set_tracer_provider(provider)
     return provider
