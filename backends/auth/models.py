@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    true,
 )
 
 from backends.kit.sqltypes import UTCDateTime
@@ -57,6 +59,13 @@ credentials = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("disabled_at", UTCDateTime, nullable=True, comment="NULL: may log in. Set when deleted."),
+    Column(
+        "active",
+        Boolean,
+        nullable=False,
+        server_default=true(),
+        comment="The profile's is_active (user.updated): an inactive user may not log in or refresh.",
+    ),
 )
 
 _enabled = credentials.c.disabled_at.is_(None)

@@ -275,6 +275,9 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         verdict = await d.passwords.verify(credential.password_hash, request.password)
         if not verdict.ok:
             await refuse("wrong_password", account, credential.user_id)
+        if not credential.active:
+            # The same answer as any failure; the right password of a deactivated account is no attack.
+            await refuse("user_inactive", account, credential.user_id, count=False)
         await d.throttle.succeeded(tenant_id, account)
         new_hash = await d.passwords.hash(request.password) if verdict.needs_rehash else None
         async with d.db.write() as session:
@@ -325,7 +328,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                 result.family_id or "",
             )
             credential = await d.credentials.get(session, user_id) if outcome == "rotated" else None
-            if outcome == "rotated" and (credential is None or credential.disabled):
+            if outcome == "rotated" and (credential is None or credential.disabled or not credential.active):
                 await d.refresh.revoke_family(session, family_id, "user_disabled", _now())
                 outcome = "invalid"
             if outcome == "reuse":

@@ -32,7 +32,16 @@ __all__ = [
 ]
 
 _c = credentials.c
-_COLUMNS = (_c.user_id, _c.tenant_id, _c.username, _c.email, _c.password_hash, _c.roles, _c.disabled_at)
+_COLUMNS = (
+    _c.user_id,
+    _c.tenant_id,
+    _c.username,
+    _c.email,
+    _c.password_hash,
+    _c.roles,
+    _c.disabled_at,
+    _c.active,
+)
 _ENABLED = _c.disabled_at.is_(None)
 _AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 
@@ -52,7 +61,8 @@ class Credential:
     email: str
     password_hash: str = field(repr=False)  # kept out of logs and tracebacks
     roles: tuple[str, ...]
-    disabled: bool
+    disabled: bool  # the user was deleted
+    active: bool = True  # the profile's is_active; an inactive user is kept but may not log in
 
 
 class DuplicateCredential(Exception):
@@ -77,6 +87,7 @@ def _credential(row: _AnyRow) -> Credential:
         password_hash=row.password_hash,
         roles=tuple(row.roles),
         disabled=row.disabled_at is not None,
+        active=bool(row.active),
     )
 
 
@@ -184,6 +195,7 @@ class CredentialStore:
         username: str | None = None,
         email: str | None = None,
         roles: Sequence[str] | None = None,
+        active: bool | None = None,
     ) -> None:
         """Copy a profile change (a ``user.updated`` event); None leaves a field as it is.
 
@@ -197,6 +209,8 @@ class CredentialStore:
             values.update(email=email, email_key=login_key(email))
         if roles is not None:
             values["roles"] = _roles(roles)
+        if active is not None:
+            values["active"] = active
         if not values:
             return
         values["updated_at"] = datetime.now(UTC)

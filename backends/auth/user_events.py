@@ -1,6 +1,7 @@
 """Keeps auth in step with the users backend by consuming ``portico.users.v1``.
 
-- ``user.updated``: the login index follows username, email and roles changes.
+- ``user.updated``: the login index follows username, email, roles and ``is_active`` changes (an
+  inactive user may not log in or refresh; the users backend ends their access tokens itself).
 - ``user.deleted``: login is disabled (username and email become free again), every refresh-token family
   is revoked, and the user's access tokens are ended in every backend through the "valid after" mark.
 Each handler runs inside the consumer's transaction, so an event is applied exactly once.
@@ -33,7 +34,12 @@ class UserEventHandlers:
         user = event.user
         try:
             await self._credentials.update_profile(
-                session, user.id, username=user.username, email=user.email, roles=tuple(user.roles)
+                session,
+                user.id,
+                username=user.username,
+                email=user.email,
+                roles=tuple(user.roles),
+                active=user.is_active,
             )
         except DuplicateCredential as exc:
             # Another user's rename has not reached us yet (events of different users are not ordered

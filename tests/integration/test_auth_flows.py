@@ -241,6 +241,36 @@ def test_a_username_change_reaches_the_login_index(stack: AuthStack, tenant: str
     wait_until(new_name_works, 30, "the user.updated event to reach auth")
 
 
+def test_a_deactivated_user_cannot_log_in_or_refresh_until_reactivated(stack: AuthStack) -> None:
+    # The bootstrap admin's tenant: only an admin changes is_active.
+    tenant, name = "default", f"nia-{uuid.uuid4().hex[:6]}"
+    login = stack.register(tenant, name, PASSWORD)
+    admin_token = bootstrap_admin_token(stack)
+    channel, users = stack.users()
+
+    def set_active(active: bool) -> None:
+        users.UpdateUser(
+            users_pb2.UpdateUserRequest(user_id=login.user.id, is_active=active),
+            metadata=(("authorization", f"Bearer {admin_token}"),),
+            timeout=10,
+        )
+
+    def login_answer() -> tuple[Code, str]:
+        try:
+            stack.login(tenant, name, PASSWORD)
+        except grpc.RpcError as exc:
+            return exc.code(), exc.details()  # type: ignore[no-any-return]
+        return Code.OK, ""
+
+    refused = (Code.UNAUTHENTICATED, "Invalid username or password")  # one answer for every failure
+    with channel:
+        set_active(False)
+        wait_until(lambda: login_answer() == refused, 30, "the user.updated event to stop logins")
+        assert rpc_error(lambda: refresh(stack, login.refresh_token)).code() == Code.UNAUTHENTICATED
+        set_active(True)
+        wait_until(lambda: login_answer()[0] == Code.OK, 30, "the user.updated event to allow logins again")
+
+
 def test_lockout_answers_exactly_like_a_wrong_password_and_expires(stack: AuthStack, tenant: str) -> None:
     stack.register(tenant, "lee", PASSWORD)
     for _ in range(3):
@@ -261,7 +291,9 @@ def _logs_in(stack: AuthStack, tenant: str, username: str) -> bool:
         return False
 
 
-def test_bootstrap_admin_logs_in_with_the_configured_password(stack: AuthStack) -> None:
+def bootstrap_admin_token(stack: AuthStack) -> str:
+    """The bootstrap admin's access token, once the auth backend has created the admin (in the background)."""
+
     def admin_ready() -> bool:
         try:
             return bool(stack.login("default", "admin", ADMIN_PASSWORD).access_token)
@@ -269,7 +301,11 @@ def test_bootstrap_admin_logs_in_with_the_configured_password(stack: AuthStack) 
             return False
 
     wait_until(admin_ready, 30, "the bootstrap admin")
-    token = stack.login("default", "admin", ADMIN_PASSWORD).access_token
+    return stack.login("default", "admin", ADMIN_PASSWORD).access_token
+
+
+def test_bootstrap_admin_logs_in_with_the_configured_password(stack: AuthStack) -> None:
+    token = bootstrap_admin_token(stack)
     assert "admin" in jwt.decode(token, options={"verify_signature": False})["roles"]
 
 

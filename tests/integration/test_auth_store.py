@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from backends.auth.models import metadata
 from backends.auth.store import Credential, CredentialStore, DuplicateCredential
 from backends.kit.db import Database
 from tests.support.auth_store_db import DIALECTS, TABLES, VERSION_TABLE, auth_database, migrate
+from tests.support.backend_db import schema_differences
 
 HIDDEN_HASH = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGlkZGVu"
 REHASHED = "$argon2id$v=19$m=46080,t=1,p=1$c2FsdHNhbHQ$cmVoYXNoZWQ"
@@ -68,7 +70,11 @@ async def test_upgrading_again_changes_nothing(db: Database) -> None:
         versions = (await session.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))).scalars().all()  # noqa: S608
         for table in TABLES:
             await session.execute(text(f"SELECT count(*) FROM {table}"))  # noqa: S608
-    assert versions == ["0001"]
+    assert versions == ["0002"]
+
+
+async def test_the_migrations_create_exactly_the_tables_the_code_uses(db: Database) -> None:
+    assert await schema_differences(db, metadata, VERSION_TABLE) == []
 
 
 def test_an_unknown_dialect_is_refused() -> None:
@@ -278,6 +284,20 @@ async def test_update_profile_changes_only_what_is_given(db: Database, store: Cr
         ("user", "admin"),
     )
     assert updated.password_hash == user.password_hash
+
+
+async def test_update_profile_follows_is_active(db: Database, store: CredentialStore) -> None:
+    tenant = new_tenant()
+    user = await add(db, store, tenant, "sleeper")
+    assert user.active
+    async with db.write() as session:
+        await store.update_profile(session, user.user_id, active=False)
+    paused = await login(db, store, tenant, "sleeper")
+    assert paused is not None  # still found (the service refuses it), unlike a deleted user
+    assert not paused.active
+    async with db.write() as session:
+        await store.update_profile(session, user.user_id, username="sleeper", active=True)
+    assert (await get(db, store, user.user_id)) == user
 
 
 async def test_update_profile_refuses_a_login_held_by_another(db: Database, store: CredentialStore) -> None:

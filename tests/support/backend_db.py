@@ -13,7 +13,10 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import MetaData
+from sqlalchemy.engine import Connection, make_url
 
 from backends.kit.db import Database
 from backends.kit.migrations import upgrade
@@ -73,3 +76,19 @@ async def backend_database(
     finally:
         if request.param == "postgresql":
             await drop_postgres_database(url)
+
+
+async def schema_differences(db: Database, metadata: MetaData, version_table: str) -> list[object]:
+    """What Alembic's autogenerate would change to make the migrated database match ``metadata``
+    (the models); column comments left out, as they document the models only."""
+
+    def ours(name: str | None, type_: str, parent: object) -> bool:
+        return not (type_ == "table" and name == version_table)
+
+    def diff(connection: Connection) -> list[object]:
+        context = MigrationContext.configure(connection, opts={"include_name": ours})
+        return list(compare_metadata(context, metadata))
+
+    async with db.engine.connect() as connection:
+        differences = await connection.run_sync(diff)
+    return [d for d in differences if "comment" not in str(d)]
