@@ -19,7 +19,6 @@ from backends.auth.refresh_tokens import RefreshTokens
 from backends.auth.service import AuthDeps, AuthService
 from backends.auth.store import CredentialStore
 from backends.auth.user_events import UserEventHandlers
-from backends.kit.consumer import EventConsumer
 from backends.kit.consumer_lag import watch_consumer_lag
 from backends.kit.events import USERS_TOPIC
 from backends.kit.server import BackendSpec, Runtime, Service, run_backend
@@ -69,9 +68,7 @@ def services(runtime: Runtime) -> Sequence[Service]:
     )
     service = AuthService(deps)
     handlers = UserEventHandlers(credentials, refresh, runtime.redis)
-    consumer = EventConsumer(
-        runtime.db, processed_events_table(tables, "auth"), settings.consumer_group, registry=runtime.registry
-    )
+    consumer = runtime.event_consumer(processed_events_table(tables, "auth"), settings.consumer_group)
     consumer.subscribe(
         runtime.broker,
         USERS_TOPIC,

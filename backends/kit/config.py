@@ -91,6 +91,18 @@ class BackendSettings(TokenSettings):
         validation_alias=AliasChoices("PORTICO_HEALTH_INTERVAL"),
         description="Seconds between dependency checks",
     )
+    outbox_retention_hours: float = Field(
+        default=168.0,
+        gt=0,
+        validation_alias=AliasChoices("PORTICO_OUTBOX_RETENTION_HOURS"),
+        description="Hours a published outbox row is kept (pending rows are kept until published)",
+    )
+    processed_events_retention_hours: float = Field(
+        default=336.0,
+        gt=0,
+        validation_alias=AliasChoices("PORTICO_PROCESSED_EVENTS_RETENTION_HOURS"),
+        description="Hours an applied event id is remembered; keep it above the topics' retention",
+    )
     consumer_lag_interval: float = Field(
         default=10.0,
         gt=0,

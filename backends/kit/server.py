@@ -12,6 +12,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from backends.kit.authn import AuthInterceptor, public_methods, token_checks
 from backends.kit.config import BackendSettings
+from backends.kit.consumer import EventConsumer
 from backends.kit.db import Database, default_url
 from backends.kit.dependencies import kafka_dependency, redis_dependency
 from backends.kit.errors import ErrorInterceptor
@@ -38,6 +40,7 @@ from backends.kit.metrics import GrpcServerMetrics, MetricsInterceptor
 from backends.kit.migrations import upgrade
 from backends.kit.outbox import Outbox
 from backends.kit.relay import OutboxRelay
+from backends.kit.retention import Retention
 from backends.kit.text_guard import TextGuardInterceptor
 from backends.kit.tls import server_credentials
 from observability.telemetry import Telemetry, setup_telemetry
@@ -109,9 +112,24 @@ class Runtime:
         """Run ``task()`` while the server runs (started after Kafka connects, cancelled on shutdown)."""
         self.background.append(task)
 
+    def expire(self, table: Table, column: str, hours: float) -> None:
+        """Remove rows of ``table`` whose timestamp ``column`` is older than ``hours``, in the background."""
+        assert self.db is not None, "retention needs the backend's database (BackendSpec.migrations)"
+        retention = Retention(self.db, table, column, timedelta(hours=hours), self.registry)
+        self.run_in_background(retention.run)
+
+    def event_consumer(self, processed: Table, group_id: str) -> EventConsumer:
+        """An idempotent consumer recording applied events in ``processed``, which is kept for
+        ``processed_events_retention_hours``."""
+        assert self.db is not None, "a consumer needs the backend's database (BackendSpec.migrations)"
+        self.expire(processed, "processed_at", self.settings.processed_events_retention_hours)
+        return EventConsumer(self.db, processed, group_id, registry=self.registry)
+
     def outbox(self, table: Table) -> Outbox:
-        """The backend's outbox on ``table``, with its relay publishing to Kafka in the background."""
+        """The backend's outbox on ``table``, with its relay publishing to Kafka in the background and its
+        published rows kept for ``outbox_retention_hours``."""
         assert self.db is not None, "an outbox needs the backend's database (BackendSpec.migrations)"
+        self.expire(table, "published_at", self.settings.outbox_retention_hours)
         relay = OutboxRelay(
             self.db,
             self.broker,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from backends.kit.consumer import EventConsumer
 from backends.kit.consumer_lag import watch_consumer_lag
 from backends.kit.events import USERS_TOPIC
 from backends.kit.server import BackendSpec, Runtime, Service, run_backend
@@ -42,9 +41,7 @@ def services(runtime: Runtime) -> Sequence[Service]:
         max_image_pixels=settings.max_image_pixels,
     )
     handlers = UserEventHandlers(store)
-    consumer = EventConsumer(
-        runtime.db, models.processed_events, settings.consumer_group, registry=runtime.registry
-    )
+    consumer = runtime.event_consumer(models.processed_events, settings.consumer_group)
     consumer.subscribe(runtime.broker, USERS_TOPIC, {"user.deleted": handlers.on_user_deleted})
     watch_consumer_lag(runtime, consumer)
     return [
