@@ -68,7 +68,7 @@ async def dispatch(request: Request) -> Response:
         request.state.trusted_proxies,
     )
     if not isinstance(found, Match):
-        charged = await _charge(request, request.state.edge_limits.for_unmatched(ip))
+        charged = await _charge(request, request.state.edge_limits.for_refusal(ip))
         if isinstance(charged, Response):
             return charged
         if isinstance(found, MethodNotAllowed):
@@ -89,14 +89,22 @@ async def dispatch(request: Request) -> Response:
         route.policy, request.headers.getlist("authorization"), request.headers.getlist("x-tenant-id")
     )
     if isinstance(verdict, Refusal):
-        headers = {"WWW-Authenticate": verdict.challenge} if verdict.challenge else None
-        return error_response(request, verdict.status, verdict.message, headers=headers)
+        charged = await _charge(request, request.state.edge_limits.for_refusal(ip))
+        if isinstance(charged, Response):
+            return charged
+        challenge = {"WWW-Authenticate": verdict.challenge} if verdict.challenge else {}
+        return error_response(request, verdict.status, verdict.message, headers={**charged, **challenge})
     try:
         message = await read_message(request, route, found.params)
     except ClientDisconnect:
         return Response(status_code=CLIENT_CLOSED_REQUEST)  # the client left mid-body: not our error
     except Rejected as rejected:
-        return error_response(request, rejected.status, rejected.message, details=rejected.details)
+        charged = await _charge(request, request.state.edge_limits.for_refusal(ip))
+        if isinstance(charged, Response):
+            return charged
+        return error_response(
+            request, rejected.status, rejected.message, details=rejected.details, headers=charged
+        )
 
     principal = verdict if isinstance(verdict, Principal) else None
     charged = await _charge(

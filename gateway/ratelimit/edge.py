@@ -18,8 +18,10 @@ class EdgeLimits:
         self.user = parse_limit("user", settings.rate_limit_per_user)
         self.login = parse_limit("login", settings.rate_limit_login)
 
-    def for_unmatched(self, ip: str) -> Keyed:
-        """A 404/405 is charged to the client IP too: a scanner of unknown paths must meet a 429."""
+    def for_refusal(self, ip: str) -> Keyed:
+        """A request refused before any backend sees it (404/405, a missing, bad or revoked token, a bad
+        body) is charged to the client IP too: a scanner of paths or a sprayer of forged tokens must meet
+        a 429 rather than cost the gateway a signature check each time for free."""
         return [(self.ip, f"ip:{ip}")]
 
     def for_request(

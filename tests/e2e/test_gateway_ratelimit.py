@@ -59,3 +59,21 @@ def test_login_class_is_limited_per_account_with_the_contract_headers(strict_gat
     assert refused.json()["error"]["code"] == "RATE_LIMIT_EXCEEDED"
     assert '"login";q=3;w=60' in refused.headers["ratelimit-policy"]
     assert '"ip";q=30;w=60' in refused.headers["ratelimit-policy"]
+
+
+def test_refused_tokens_and_bodies_are_charged_to_the_client_ip(strict_gateway: str) -> None:
+    """A sprayer of forged tokens meets a 429 like any other client, instead of costing the gateway a
+    signature check per request for free."""
+    forged = {"Authorization": "Bearer eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"}
+    with httpx.Client(base_url=strict_gateway, timeout=15) as client:
+        answers = [client.get("/api/v1/users/me", headers=forged) for _ in range(31)]
+        bad_body = client.post(
+            "/api/v1/auth/login", content=b"{not json", headers={"Content-Type": "application/json"}
+        )
+    statuses = [a.status_code for a in answers]
+    assert statuses[0] == 401
+    assert "x-ratelimit-remaining" in answers[0].headers
+    assert answers[0].headers["www-authenticate"].startswith("Bearer")
+    assert statuses[-1] == 429  # 30 per minute per IP, and earlier tests of this module spent some
+    assert set(statuses) == {401, 429}
+    assert bad_body.status_code == 429  # the IP's budget is spent: a refused body is charged too
