@@ -40,7 +40,7 @@ def services(runtime: Runtime) -> Sequence[Service]:
     slots = SubscriptionSlots(
         metrics, total=settings.max_subscriptions, per_tenant=settings.max_subscriptions_per_tenant
     )
-    servicer = MessageService(settings, clients, directory, slots, metrics)
+    servicer = MessageService(settings, clients, directory, slots, metrics, runtime.revocations)
     runtime.on_drain(servicer.end_streams)
     return [
         Service.of(

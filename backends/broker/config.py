@@ -62,6 +62,11 @@ class BrokerSettings(BackendSettings):
     end_streams_at_token_expiry: bool = Field(
         default=True, description="End a subscription with UNAUTHENTICATED when its access token expires"
     )
+    stream_revocation_check_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="How often an open subscription asks whether its token was revoked (logout)",
+    )
     kafka_timeout: float = Field(
         default=10.0, gt=0, description="Seconds to open a consumer or create a topic before UNAVAILABLE"
     )

@@ -23,7 +23,7 @@ from backends.broker.kafka_clients import KafkaClients, KafkaUnavailable
 from backends.broker.metrics import BrokerMetrics
 from backends.broker.subscriptions import ConsumerLimits, Subscription, SubscriptionSlots
 from backends.broker.topics import check_name, internal_topic
-from backends.kit.authn import current_principal
+from backends.kit.authn import RevocationChecker, current_principal
 from backends.kit.status import PAYLOAD_TOO_LARGE, FieldViolation, abort_invalid, abort_payload
 from backends.kit.tokens import Principal
 from stubs.broker.v1 import broker_pb2, broker_pb2_grpc
@@ -73,8 +73,10 @@ class MessageService(broker_pb2_grpc.MessageServiceServicer):
         directory: TopicDirectory,
         slots: SubscriptionSlots,
         metrics: BrokerMetrics,
+        revocations: RevocationChecker | None = None,
     ) -> None:
         self._settings = settings
+        self._revocations = revocations
         self._clients = clients
         self._directory = directory
         self._slots = slots
@@ -88,6 +90,7 @@ class MessageService(broker_pb2_grpc.MessageServiceServicer):
         self._closing: set[asyncio.Task[None]] = set()
         # Deadlines of the open streams: shutdown moves them to now, so every stream ends at once.
         self._streams: set[asyncio.Timeout] = set()
+        self._revoked: set[asyncio.Timeout] = set()  # streams whose token was revoked while open
         self._draining = False
 
     async def _topic(self, context: Context, principal: Principal, name: str) -> str:
@@ -155,6 +158,7 @@ class MessageService(broker_pb2_grpc.MessageServiceServicer):
         subscription: Subscription | None = None
         expiry = asyncio.timeout(0 if self._draining else self._lifetime(principal))
         self._streams.add(expiry)
+        watcher = asyncio.create_task(self._watch_revocation(principal, expiry))
         try:
             subscription = Subscription(self._clients.bootstrap, topic, self._limits)
             try:
@@ -165,12 +169,16 @@ class MessageService(broker_pb2_grpc.MessageServiceServicer):
                     raise
                 if self._draining:
                     await _abort(context, grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN_MESSAGE)
+                if expiry in self._revoked:
+                    await _abort(context, grpc.StatusCode.UNAUTHENTICATED, "Token has been revoked")
                 await _abort(context, grpc.StatusCode.UNAUTHENTICATED, "The access token expired")
             except KafkaUnavailable as exc:
                 log.warning("subscription failed", extra={"error": type(exc.__cause__ or exc).__name__})
                 await _abort(context, grpc.StatusCode.UNAVAILABLE, UNAVAILABLE_MESSAGE)
         finally:
+            watcher.cancel()
             self._streams.discard(expiry)
+            self._revoked.discard(expiry)
             # Shielded: the call is usually ending because it was cancelled, and the slot and gauge
             # must follow the consumer's real end even if this task is cancelled again.
             closing = asyncio.ensure_future(self._close(subscription, principal.tenant_id))
@@ -186,6 +194,19 @@ class MessageService(broker_pb2_grpc.MessageServiceServicer):
         for expiry in list(self._streams):
             with contextlib.suppress(RuntimeError):  # the stream is already ending on its own
                 expiry.reschedule(now)
+
+    async def _watch_revocation(self, principal: Principal, expiry: asyncio.Timeout) -> None:
+        """End the stream when its token is revoked (logout, ended sessions), checked every
+        ``stream_revocation_check_seconds``: the call was authenticated once, at its start."""
+        if self._revocations is None:
+            return
+        while True:
+            await asyncio.sleep(self._settings.stream_revocation_check_seconds)
+            if await self._revocations.is_revoked(principal):
+                self._revoked.add(expiry)
+                with contextlib.suppress(RuntimeError):  # already ending on its own
+                    expiry.reschedule(asyncio.get_running_loop().time())
+                return
 
     def _lifetime(self, principal: Principal) -> float | None:
         """Seconds the stream may last: until the token expires (with the verifier's leeway)."""

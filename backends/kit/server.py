@@ -28,7 +28,7 @@ from redis.asyncio import Redis
 from sqlalchemy import Table
 from sqlalchemy.exc import SQLAlchemyError
 
-from backends.kit.authn import AuthInterceptor, public_methods, token_checks
+from backends.kit.authn import AuthInterceptor, RevocationChecker, public_methods, token_checks
 from backends.kit.config import BackendSettings
 from backends.kit.consumer import EventConsumer
 from backends.kit.db import Database, default_url
@@ -80,6 +80,7 @@ class Runtime:
     registry: CollectorRegistry
     broker: KafkaBroker
     redis: Redis
+    revocations: RevocationChecker  # the same checks the authenticator runs, for long-lived calls
     db: Database | None = None
     dependencies: list[Dependency] = field(default_factory=list)
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
@@ -248,15 +249,6 @@ async def _connect_kafka(server: BackendServer, runtime: Runtime) -> None:
         server.spawn(task(), getattr(task, "__name__", "background"))
 
 
-def build_authenticator(
-    runtime: Runtime, services: Sequence[Service], auth_channel: grpc.aio.Channel
-) -> AuthInterceptor:
-    verifier, revocations = token_checks(auth_channel, runtime.redis, runtime.registry, runtime.settings)
-    return AuthInterceptor(
-        verifier, revocations, public_methods(s.full_name for s in services), runtime.registry
-    )
-
-
 async def open_database(spec: BackendSpec, attempts: int = 30) -> Database:
     """Migrate to head (retrying while the database is not reachable yet) and open the engine."""
     assert spec.migrations is not None
@@ -300,13 +292,17 @@ async def serve(spec: BackendSpec) -> None:
     redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
     auth_channel = grpc.aio.insecure_channel(settings.jwks_target or settings.auth_target)
     db = await open_database(spec) if spec.migrations is not None else None
-    runtime = Runtime(name, settings, telemetry, registry, broker, redis, db)
+    verifier, revocations = token_checks(auth_channel, redis, registry, settings)
+    runtime = Runtime(name, settings, telemetry, registry, broker, redis, revocations, db)
     runtime.dependencies.extend([kafka_dependency(broker), redis_dependency(redis)])
     if db is not None:
         runtime.dependencies.append(Dependency("database", db.ping))
 
     services = spec.services(runtime)
-    server = BackendServer(runtime, services, build_authenticator(runtime, services, auth_channel))
+    authenticator = AuthInterceptor(
+        verifier, revocations, public_methods(s.full_name for s in services), registry
+    )
+    server = BackendServer(runtime, services, authenticator)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

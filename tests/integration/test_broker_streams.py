@@ -12,8 +12,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
+import jwt
 import pytest
+from redis.asyncio import Redis
 
+from backends.kit.revocation import revoke_jti
 from tests.support.broker_backend import (
     OPEN_GAUGE,
     BrokerBackend,
@@ -162,5 +165,33 @@ async def test_shutdown_ends_open_streams_at_once_instead_of_waiting_out_the_gra
             code = await asyncio.to_thread(own.proc.popen.wait, 15)
         assert code == 0
         assert time.monotonic() - started < 10  # the grace is 20 s
+    finally:
+        own.proc.terminate()
+
+
+async def test_a_revoked_token_ends_its_open_stream(
+    infra: InfraEnv, issuer: TokenIssuer, tmp_path: Path, tenant: str
+) -> None:
+    """Logout (the token's jti revoked in Redis) reaches a subscription that is already open."""
+    own = start_broker_backend(
+        infra, issuer, tmp_path, {"PORTICO_BROKER_STREAM_REVOCATION_CHECK_SECONDS": "0.3"}
+    )
+    try:
+        token = own.token(tenant)
+        auth = (("authorization", f"Bearer {token}"),)
+        async with own.stub() as stub:
+            kept = await subscribe(stub, own.auth(tenant), "watched")  # another token: it stays open
+            call = await subscribe(stub, auth, "watched")
+            claims = jwt.decode(token, options={"verify_signature": False})
+            redis = Redis.from_url(infra.redis_url)
+            try:
+                await revoke_jti(redis, claims["jti"], claims["exp"])
+            finally:
+                await redis.aclose()
+            assert await asyncio.wait_for(call.code(), 10) == grpc.StatusCode.UNAUTHENTICATED
+            assert await call.details() == "Token has been revoked"
+            await publish(stub, own.auth(tenant), "watched", "still flowing")
+            assert [item.message for item in await read(kept, 1)] == ["still flowing"]
+            kept.cancel()
     finally:
         own.proc.terminate()
