@@ -8,8 +8,11 @@ committed only after that (``AckPolicy.NACK_ON_ERROR``: a failing handler seeks 
 Traced: FastStream's CONSUMER span continues the producer's trace (its ``traceparent`` header), and
 applying the event is a child span that also links to that producing span.
 
-Forward compatible: a type without a handler is recorded and skipped. A payload that is not an event
-is logged with its offset, counted and skipped, so it cannot wedge its partition.
+Forward compatible: a type without a handler is recorded and skipped. Nothing wedges a partition and
+nothing is lost: a payload that is not an event, and an event whose handler failed ``max_attempts``
+times in a row, are copied to the group's dead-letter topic ``portico.dlq.<group>`` (with where they
+came from and the error's type in headers), counted and logged, then the partition moves on. If even
+that publish fails, the record is redelivered as any failure.
 """
 
 from __future__ import annotations
@@ -48,8 +51,9 @@ class Outcome(StrEnum):
     APPLIED = "applied"
     DUPLICATE = "duplicate"  # applied before: at-least-once delivery brought it again
     UNKNOWN_TYPE = "unknown_type"  # recorded, no handler (a newer producer)
-    MALFORMED = "malformed"
+    MALFORMED = "malformed"  # not an event: dead-lettered
     FAILED = "failed"  # the handler raised; redelivered
+    DEAD_LETTERED = "dead_lettered"  # the handler failed max_attempts times: dead-lettered
 
 
 class MalformedEvent(ValueError):
@@ -92,12 +96,17 @@ class EventConsumer:
         *,
         registry: CollectorRegistry,
         retry_delay: float = 1.0,
+        max_attempts: int = 5,
     ) -> None:
         self._db = db
         self._table = processed_table
         self.group_id = group_id
         self._consumed = _consumed_counter(registry)
         self._retry_delay = retry_delay
+        self._max_attempts = max_attempts
+        # Failed deliveries of the record each partition is stuck on (one per partition at most).
+        self._attempts: dict[tuple[str, int, int], int] = {}
+        self._broker: KafkaBroker | None = None
         self.topics: list[str] = []  # subscribed so far; the lag monitor watches them
         insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
         self._insert = insert(processed_table).on_conflict_do_nothing()
@@ -111,6 +120,7 @@ class EventConsumer:
         """
         handlers = dict(handlers)
         self.topics.append(topic)
+        self._broker = broker
 
         async def on_message(message: KafkaMessage) -> None:
             await self.on_record(topic, message, handlers)
@@ -127,18 +137,21 @@ class EventConsumer:
 
     async def on_record(self, topic: str, message: KafkaMessage, handlers: Mapping[str, Handler]) -> None:
         """Handle one Kafka record (the subscriber's body; public for tests)."""
+        record = message.raw_message
+        where = (topic, int(getattr(record, "partition", -1)), int(getattr(record, "offset", -1)))
         try:
             event = parse_event(message.body)
         except MalformedEvent as exc:
-            record = message.raw_message
+            await self._dead_letter(message, where, exc)
             log.error(
                 "skipping malformed event",
                 extra={
                     "group": self.group_id,
                     "topic": topic,
-                    "partition": getattr(record, "partition", None),
-                    "offset": getattr(record, "offset", None),
+                    "partition": where[1],
+                    "offset": where[2],
                     "error": str(exc),
+                    "dead_letter_topic": self.dead_letter_topic,
                 },
             )
             self._count(topic, Outcome.MALFORMED)
@@ -157,15 +170,51 @@ class EventConsumer:
             ) as span:
                 outcome = await self.apply(event, handlers)
                 span.set_attribute("portico.event.outcome", outcome.value)
-        except Exception:
+        except Exception as exc:
+            attempts = self._attempts.get(where, 0) + 1
+            context = {"group": self.group_id, "event_id": event.event_id, "event_type": event.type}
+            if attempts >= self._max_attempts:
+                await self._dead_letter(message, where, exc)
+                self._attempts.pop(where, None)
+                log.exception(
+                    "event handler failed too often; dead-lettered",
+                    extra={**context, "attempts": attempts, "dead_letter_topic": self.dead_letter_topic},
+                )
+                self._count(topic, Outcome.DEAD_LETTERED)
+                return
+            self._attempts[where] = attempts
             log.exception(
-                "event handler failed; will be redelivered",
-                extra={"group": self.group_id, "event_id": event.event_id, "event_type": event.type},
+                "event handler failed; will be redelivered", extra={**context, "attempts": attempts}
             )
             self._count(topic, Outcome.FAILED)
             await asyncio.sleep(self._retry_delay)  # don't spin on a failing dependency
             raise
+        self._attempts.pop(where, None)
         self._count(topic, outcome)
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return f"portico.dlq.{self.group_id}"
+
+    async def _dead_letter(
+        self, message: KafkaMessage, where: tuple[str, int, int], error: Exception
+    ) -> None:
+        """Copy the record to the dead-letter topic; raises (so it is redelivered) if that fails."""
+        if self._broker is None:
+            raise RuntimeError("no broker to dead-letter to: subscribe() was not called") from error
+        topic, partition, offset = where
+        headers = {
+            **{k: v for k, v in message.headers.items() if isinstance(v, str)},
+            "x-dlq-group": self.group_id,
+            "x-dlq-topic": topic,
+            "x-dlq-partition": str(partition),
+            "x-dlq-offset": str(offset),
+            # The type only: an exception's text may quote the data it choked on.
+            "x-dlq-error": type(error).__name__,
+        }
+        record = message.raw_message
+        key = getattr(record, "key", None)
+        await self._broker.publish(message.body, self.dead_letter_topic, key=key, headers=headers)
 
     async def apply(self, event: events_pb2.Event, handlers: Mapping[str, Handler]) -> Outcome:
         """Apply ``event`` unless this group already did, in one transaction with the processed row."""

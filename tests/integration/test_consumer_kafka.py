@@ -20,7 +20,7 @@ from backends.kit.relay import OutboxRelay
 from stubs.events.v1 import events_pb2
 from tests.support.events_db import database_url, events_db
 from tests.support.events_flow import running, started_broker, user_event
-from tests.support.events_kafka import create_topic
+from tests.support.events_kafka import create_topic, event_of, read_records
 from tests.support.events_wait import eventually
 from tests.support.infra import InfraEnv
 
@@ -124,3 +124,44 @@ async def test_a_failing_handler_is_redelivered_and_a_malformed_record_skipped(
     assert count(Outcome.FAILED) == 2
     assert count(Outcome.MALFORMED) == 1
     assert count(Outcome.DUPLICATE) == 0
+
+
+async def test_a_poison_event_is_dead_lettered_and_the_partition_moves_on(
+    infra: InfraEnv, tmp_path: Path
+) -> None:
+    topic = await create_topic(infra.kafka_bootstrap, partitions=1)
+    poison, after = user_event("u-1", 1), user_event("u-1", 2)
+    applied: list[str] = []
+
+    async def on_updated(session: AsyncSession, event: events_pb2.Event) -> None:
+        if event.event_id == poison.event_id:
+            raise ValueError("this event can never be applied")
+        applied.append(event.event_id)
+
+    async def after_applied() -> bool:
+        return applied == [after.event_id]
+
+    async with events_db(database_url("sqlite", tmp_path, infra.database_url), tmp_path) as edb:
+        group = f"test-{edb.prefix}"
+        consumer = EventConsumer(
+            edb.db, edb.processed, group, registry=CollectorRegistry(), retry_delay=0.05, max_attempts=3
+        )
+        handlers = {"user.updated": on_updated}
+        async with (
+            started_broker(infra.kafka_bootstrap, service="writer") as broker,
+            started_broker(
+                infra.kafka_bootstrap,
+                service="reader",
+                subscribe=lambda b: consumer.subscribe(b, topic, handlers),
+            ),
+        ):
+            for event in (poison, after):
+                await broker.publish(event.SerializeToString(), topic, key=b"u-1", headers=HEADERS)
+            await eventually(after_applied, timeout=60, what="the event after the poison one")
+        (parked,) = await read_records(infra.kafka_bootstrap, consumer.dead_letter_topic, until_distinct=1)
+
+    assert event_of(parked).event_id == poison.event_id
+    assert parked.key == b"u-1"
+    headers = {key: value.decode() for key, value in parked.headers}
+    assert (headers["x-dlq-topic"], headers["x-dlq-partition"], headers["x-dlq-offset"]) == (topic, "0", "0")
+    assert headers["x-dlq-error"] == "ValueError"

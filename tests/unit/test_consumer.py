@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
+from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Column, Integer, MetaData, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -143,3 +144,48 @@ async def test_a_failing_handler_rolls_back_so_the_redelivery_applies_it(setup: 
 
     assert await consumer.apply(event, {"user.updated": setup.handler()}) is Outcome.APPLIED
     assert await setup.effects_of() == [event.event_id]
+
+
+async def test_a_malformed_payload_goes_to_the_dead_letter_topic(setup: Setup) -> None:
+    broker = KafkaBroker()
+    consumer = setup.consumer()
+    consumer.subscribe(broker, TOPIC, {"user.updated": setup.handler()})
+    parked: list[tuple[bytes, dict[str, str]]] = []
+
+    @broker.subscriber(consumer.dead_letter_topic)
+    async def on_parked(message: KafkaMessage) -> None:
+        parked.append((message.body, dict(message.headers)))
+
+    async with TestKafkaBroker(broker) as test_broker:
+        await test_broker.publish(b"\xff\xfe not protobuf", TOPIC, key=b"k-1", headers=HEADERS)
+    assert consumer.dead_letter_topic == "portico.dlq.g1"
+    ((body, headers),) = parked
+    assert body == b"\xff\xfe not protobuf"  # kept as it came: nothing is lost
+    assert headers["x-dlq-group"] == "g1"
+    assert headers["x-dlq-topic"] == TOPIC
+    assert headers["x-dlq-error"] == "MalformedEvent"
+    assert headers["content-type"] == HEADERS["content-type"]
+
+
+async def test_an_event_that_keeps_failing_is_dead_lettered_after_max_attempts(setup: Setup) -> None:
+    event = user_event()
+    consumer = EventConsumer(
+        setup.db, setup.processed, "g1", registry=setup.registry, retry_delay=0, max_attempts=3
+    )
+    broker = KafkaBroker()
+    consumer.subscribe(broker, TOPIC, {"user.updated": setup.handler(fail={event.event_id})})
+    parked: list[str] = []
+
+    @broker.subscriber(consumer.dead_letter_topic)
+    async def on_parked(message: KafkaMessage) -> None:
+        parked.append(dict(message.headers)["x-dlq-error"])
+
+    async with TestKafkaBroker(broker) as test_broker:
+        for _ in range(2):  # the redeliveries of one record (same partition and offset)
+            with pytest.raises(RuntimeError, match="downstream failed"):
+                await test_broker.publish(event.SerializeToString(), TOPIC, headers=HEADERS)
+        await test_broker.publish(event.SerializeToString(), TOPIC, headers=HEADERS)  # third: parked
+    assert parked == ["RuntimeError"]
+    assert setup.count(Outcome.FAILED) == 2
+    assert setup.count(Outcome.DEAD_LETTERED) == 1
+    assert await setup.processed_ids() == []  # never applied: the dead-letter topic holds it
