@@ -22,7 +22,6 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from weakref import WeakKeyDictionary
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -37,6 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backends.kit.db import Database
+from backends.kit.registries import per_registry
 from stubs.events.v1 import events_pb2
 
 __all__ = ["EventConsumer", "Handler", "MalformedEvent", "Outcome", "parse_event"]
@@ -71,18 +71,14 @@ def parse_event(payload: bytes) -> events_pb2.Event:
     return event
 
 
-_COUNTERS: WeakKeyDictionary[CollectorRegistry, Counter] = WeakKeyDictionary()
-
-
+@per_registry
 def _consumed_counter(registry: CollectorRegistry) -> Counter:
-    if registry not in _COUNTERS:
-        _COUNTERS[registry] = Counter(
-            "portico_events_consumed_total",
-            "Events a consumer group received, by outcome.",
-            ("group", "topic", "outcome"),
-            registry=registry,
-        )
-    return _COUNTERS[registry]
+    return Counter(
+        "portico_events_consumed_total",
+        "Events a consumer group received, by outcome.",
+        ("group", "topic", "outcome"),
+        registry=registry,
+    )
 
 
 class EventConsumer:

@@ -19,12 +19,13 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
-from weakref import WeakKeyDictionary
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from backends.kit.registries import per_registry
 
 if TYPE_CHECKING:
     from backends.kit.consumer import EventConsumer
@@ -144,26 +145,22 @@ class _Families:
     errors: Counter
 
 
-_FAMILIES: WeakKeyDictionary[CollectorRegistry, _Families] = WeakKeyDictionary()
-
-
+@per_registry
 def _families(registry: CollectorRegistry) -> _Families:
-    if registry not in _FAMILIES:
-        _FAMILIES[registry] = _Families(
-            lag=Gauge(
-                "portico_kafka_consumer_lag",
-                "Records a consumer group has still to read: partition end offset minus committed offset.",
-                ("group", "topic", "partition"),
-                registry=registry,
-            ),
-            errors=Counter(
-                "portico_kafka_consumer_lag_errors_total",
-                "Lag refreshes that failed (Kafka unreachable or slow); the last values stay exported.",
-                ("group",),
-                registry=registry,
-            ),
-        )
-    return _FAMILIES[registry]
+    return _Families(
+        lag=Gauge(
+            "portico_kafka_consumer_lag",
+            "Records a consumer group has still to read: partition end offset minus committed offset.",
+            ("group", "topic", "partition"),
+            registry=registry,
+        ),
+        errors=Counter(
+            "portico_kafka_consumer_lag_errors_total",
+            "Lag refreshes that failed (Kafka unreachable or slow); the last values stay exported.",
+            ("group",),
+            registry=registry,
+        ),
+    )
 
 
 class ConsumerLagMonitor:

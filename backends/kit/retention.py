@@ -16,27 +16,24 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from weakref import WeakKeyDictionary
 
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import Column, Table, delete, select, tuple_
 
 from backends.kit.db import Database
+from backends.kit.registries import per_registry
 
 log = logging.getLogger(__name__)
 
-_COUNTERS: WeakKeyDictionary[CollectorRegistry, Counter] = WeakKeyDictionary()
 
-
+@per_registry
 def _purged_counter(registry: CollectorRegistry) -> Counter:
-    if registry not in _COUNTERS:
-        _COUNTERS[registry] = Counter(
-            "portico_rows_purged_total",
-            "Rows of the event backbone's tables removed after their retention.",
-            ("table",),
-            registry=registry,
-        )
-    return _COUNTERS[registry]
+    return Counter(
+        "portico_rows_purged_total",
+        "Rows of the event backbone's tables removed after their retention.",
+        ("table",),
+        registry=registry,
+    )
 
 
 @dataclass
