@@ -22,6 +22,7 @@ from backends.kit.config import BackendSettings
 from backends.posts.config import PostsSettings
 from backends.users.config import UsersSettings
 from gateway.config import GatewaySettings
+from tests.support.procfile import procfile_modules
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose.yaml"
@@ -117,16 +118,6 @@ def host_port(url: str) -> tuple[str, int]:
     assert parts.hostname is not None, url
     assert parts.port is not None, url
     return parts.hostname, parts.port
-
-
-def procfile_modules() -> dict[str, str]:
-    modules = {}
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        name, _, command = line.partition(":")
-        match = re.fullmatch(r"\s*exec python -m ((?:backends\.)?\w+)\s*", command)
-        if match and match.group(1).split(".")[0] in ("backends", "gateway"):
-            modules[name.strip()] = match.group(1)
-    return modules
 
 
 # --- the real validator ------------------------------------------------------------------------------

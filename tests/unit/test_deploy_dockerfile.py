@@ -12,6 +12,7 @@ from functools import cache
 from pathlib import Path, PurePosixPath
 
 from gateway.config import GatewaySettings
+from tests.support.procfile import procfile_modules
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKDIR = PurePosixPath("/app")
@@ -59,15 +60,6 @@ def copies(stage: Stage) -> list[tuple[list[str], str, str | None]]:
     return result
 
 
-def procfile_modules() -> list[str]:
-    modules = []
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        match = re.fullmatch(r"\s*\w+:\s*exec python -m ((?:backends\.)?\w+)\s*", line)
-        if match and match.group(1).split(".")[0] in ("backends", "gateway"):
-            modules.append(match.group(1))
-    return modules
-
-
 def first_party(name: str) -> bool:
     return (ROOT / name / "__init__.py").is_file() or (ROOT / f"{name}.py").is_file()
 
@@ -89,7 +81,7 @@ def imported_packages(package: str) -> set[str]:
 
 def runtime_packages() -> set[str]:
     """The closure of first-party packages reachable from the Procfile's Portico modules."""
-    todo = {module.split(".")[0] for module in procfile_modules()}
+    todo = {module.split(".")[0] for module in list(procfile_modules().values())}
     seen: set[str] = set()
     while todo:
         package = todo.pop()

@@ -23,6 +23,7 @@ from backends.kit.config import BackendSettings
 from backends.posts.config import PostsSettings
 from backends.users.config import UsersSettings
 from gateway.config import GatewaySettings
+from tests.support.procfile import procfile_modules
 
 ROOT = Path(__file__).resolve().parents[2]
 KUSTOMIZE = ROOT / ".cache" / "bin" / "kustomize"
@@ -81,16 +82,6 @@ def config_map(resources: tuple[Json, ...]) -> dict[str, str]:
     maps = [m for name, m in of_kind(resources, "ConfigMap").items() if name.startswith("portico-config")]
     (only,) = maps
     return cast(dict[str, str], only["data"])
-
-
-def procfile_modules() -> dict[str, str]:
-    modules = {}
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        name, _, command = line.partition(":")
-        match = re.fullmatch(r"\s*exec python -m ((?:backends\.)?\w+)\s*", command)
-        if match and match.group(1).split(".")[0] in ("backends", "gateway"):
-            modules[name.strip()] = match.group(1)
-    return modules
 
 
 RENDERED = (BASE, *OVERLAYS)
