@@ -12,13 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 import uvicorn
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from redis.asyncio import Redis
 
+from backends.kit.revocation import revoke_jti
 from gateway.app import create_app
 from gateway.config import GatewaySettings
 from infra.local import LocalRedis, free_port
@@ -432,3 +435,19 @@ async def test_method_not_allowed_carries_limit_headers(gw: Running) -> None:
     assert answer.status_code == 405
     assert "GET" in answer.headers["allow"]
     assert "x-ratelimit-remaining" in answer.headers
+
+
+async def test_a_revoked_token_never_reaches_the_backend(gw: Running, redis_url: str) -> None:
+    """A logged-out token is refused at the edge (and charged to the IP), before any backend call."""
+    claims = jwt.decode(gw.token, options={"verify_signature": False})
+    redis = Redis.from_url(redis_url)
+    try:
+        await revoke_jti(redis, claims["jti"], claims["exp"])
+    finally:
+        await redis.aclose()
+    async with httpx.AsyncClient(base_url=gw.url) as client:
+        answer = await client.post("/api/v1/posts", json={"title": "after logout"}, headers=gw.auth())
+    assert answer.status_code == 401
+    assert answer.json()["error"]["message"] == "Token has been revoked"
+    assert "x-ratelimit-remaining" in answer.headers
+    assert gw.upstream.record.created == []
