@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from backends.kit.consumer_lag import watch_consumer_lag
@@ -12,6 +13,8 @@ from backends.posts import models
 from backends.posts.authors import AuthorCheck
 from backends.posts.blobs import open_blob_store
 from backends.posts.config import PostsSettings
+from backends.posts.image_refs import ImageRefs
+from backends.posts.orphans import OrphanSweeper
 from backends.posts.service import PostService
 from backends.posts.store import PostStore
 from backends.posts.user_events import UserEventHandlers
@@ -40,6 +43,14 @@ def services(runtime: Runtime) -> Sequence[Service]:
         max_image_bytes=settings.max_image_bytes,
         max_image_pixels=settings.max_image_pixels,
     )
+    sweeper = OrphanSweeper(
+        blobs,
+        ImageRefs(runtime.db, blobs),
+        runtime.registry,
+        grace=timedelta(seconds=settings.orphan_grace_seconds),
+        interval=settings.orphan_sweep_seconds,
+    )
+    runtime.run_in_background(sweeper.run)
     handlers = UserEventHandlers(store)
     consumer = runtime.event_consumer(models.processed_events, settings.consumer_group)
     consumer.subscribe(runtime.broker, USERS_TOPIC, {"user.deleted": handlers.on_user_deleted})

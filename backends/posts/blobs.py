@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -42,6 +43,9 @@ class BlobStore(Protocol):
         """Remove the blob; an absent blob is not an error."""
 
     async def exists(self, key: str) -> bool: ...
+
+    async def keys(self, modified_before: datetime) -> list[str]:
+        """Every blob key last written before ``modified_before`` (for the orphan sweep)."""
 
     async def check(self) -> bool:
         """Whether the store is reachable and writable right now; never raises."""
@@ -128,6 +132,21 @@ class LocalBlobStore:
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self._path(key).is_file)
 
+    async def keys(self, modified_before: datetime) -> list[str]:
+        return await asyncio.to_thread(self._keys, modified_before.timestamp())
+
+    def _keys(self, before: float) -> list[str]:
+        found = []
+        try:
+            for path in self.root.glob("*/*"):
+                key = f"{path.parent.name}/{path.name}"
+                # Temporary files of a write in progress never match a key.
+                if _KEY.fullmatch(key) and path.stat().st_mtime < before:
+                    found.append(key)
+        except OSError as error:
+            raise _failed("listing", error) from error
+        return found
+
     async def check(self) -> bool:
         return await asyncio.to_thread(self._check)
 
@@ -210,6 +229,21 @@ class S3BlobStore:
                 return False
             raise
         return True
+
+    async def keys(self, modified_before: datetime) -> list[str]:
+        found: list[str] = []
+        token: str | None = None
+        while True:
+            page = await self._call(
+                "list_objects_v2", Prefix=self.prefix, **({"ContinuationToken": token} if token else {})
+            )
+            for item in page.get("Contents", []):
+                key = str(item["Key"])[len(self.prefix) :]
+                if _KEY.fullmatch(key) and item["LastModified"] < modified_before:
+                    found.append(key)
+            if not page.get("IsTruncated"):
+                return found
+            token = page["NextContinuationToken"]
 
     async def check(self) -> bool:
         try:

@@ -38,6 +38,10 @@ class PostsSettings(BackendSettings):
             "s3://bucket/prefix?endpoint_url=…&region=… for an S3-compatible store"
         ),
     )
+    orphan_grace_seconds: float = Field(
+        default=3600.0, gt=0, description="Age before an unreferenced image blob may be swept"
+    )
+    orphan_sweep_seconds: float = Field(default=3600.0, gt=0, description="Seconds between orphan sweeps")
     max_image_bytes: int = Field(
         default=5 * 1024 * 1024, ge=1, le=6 * 1024 * 1024, description="Largest image accepted"
     )

@@ -78,8 +78,9 @@ class ImageRefs:
         await session.execute(delete(post_images).where(post_images.c.key == key))
         return True
 
-    async def collect(self, key: str) -> None:
-        """After the commit that dropped the last reference: remove the blob unless a post took it again."""
+    async def collect(self, key: str) -> bool:
+        """After the commit that dropped the last reference (or for a blob no row knows): remove the blob
+        unless a post took it again; True when it was removed."""
         try:
             async with self._db.write() as session:
                 await self._lock(session, key)
@@ -88,6 +89,18 @@ class ImageRefs:
                 ).first()
                 if taken is None:
                     await self._blobs.delete(key)
+                    return True
         except Exception:
-            # The post change is committed; an unreferenced blob only costs space.
+            # The post change is committed; an unreferenced blob only costs space (the sweep retries).
             log.exception("could not remove an unreferenced image", extra={"image_key": key})
+        return False
+
+    async def unreferenced(self, keys: list[str]) -> list[str]:
+        """Those of ``keys`` that no ``post_images`` row names (read without locks: a candidate list)."""
+        known: set[str] = set()
+        async with self._db.read() as session:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                rows = await session.execute(select(post_images.c.key).where(post_images.c.key.in_(chunk)))
+                known.update(rows.scalars())
+        return [key for key in keys if key not in known]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +106,16 @@ async def test_check_follows_the_server(aws_env: None) -> None:
     with pytest.raises(BlobStoreError):
         await store.put(KEY, DATA, "image/png")
     await store.close()
+
+
+async def test_keys_lists_the_blobs_under_the_prefix_by_age(store: S3BlobStore, endpoint: str) -> None:
+    others = [blob_key("tenant-b", bytes([n])) for n in range(3)]
+    for key in (KEY, *others):
+        await store.put(key, DATA, "image/png")
+    # Not a blob of this store: another prefix, and a name that is no key.
+    raw = _raw_client(endpoint)
+    raw.put_object(Bucket=BUCKET, Key=f"elsewhere/{KEY}", Body=b"x")
+    raw.put_object(Bucket=BUCKET, Key=f"{store.prefix}notes.txt", Body=b"x")
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    assert sorted(await store.keys(later)) == sorted([KEY, *others])
+    assert await store.keys(datetime.now(UTC) - timedelta(hours=1)) == []

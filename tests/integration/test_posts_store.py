@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import secrets
+import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 
 from backends.kit.db import Database
-from backends.posts.blobs import BlobStore, blob_key, open_blob_store
+from backends.posts.blobs import BlobStore, LocalBlobStore, blob_key, open_blob_store
 from backends.posts.image_refs import ImageRefs
 from backends.posts.models import metadata, post_images
+from backends.posts.orphans import OrphanSweeper
 from backends.posts.store import PostRecord, PostStore
 from tests.support.backend_db import DIALECTS, backend_database, schema_differences
 
@@ -228,3 +233,24 @@ async def test_concurrent_references_never_leave_a_referenced_blob_missing(
         held = await _refs(db, key)
         assert held == 2, (n, held)  # workers n and n+3 each hold one
         assert await blobs.get(key) == images[n]
+
+
+async def test_the_sweep_removes_old_unreferenced_blobs_only(db: Database, blobs: BlobStore) -> None:
+    refs = ImageRefs(db, blobs)
+    tenant = new_tenant()
+    orphan, young_orphan, referenced = (secrets.token_bytes(24) for _ in range(3))
+    for data in (orphan, young_orphan):  # written, then their transaction failed: no row
+        await blobs.put(blob_key(tenant, data), data, "image/png")
+    async with db.write() as session:
+        await refs.attach(session, blob_key(tenant, referenced), referenced, "image/png")
+    registry = CollectorRegistry()
+    sweeper = OrphanSweeper(blobs, refs, registry, grace=timedelta(minutes=10))
+    assert isinstance(blobs, LocalBlobStore)
+    hour_ago = time.time() - 3600
+    for data in (orphan, referenced):
+        os.utime(blobs.root / blob_key(tenant, data), (hour_ago, hour_ago))
+    assert await sweeper.sweep_once() == 1
+    assert not await blobs.exists(blob_key(tenant, orphan))
+    assert await blobs.get(blob_key(tenant, young_orphan)) == young_orphan  # within the grace period
+    assert await blobs.get(blob_key(tenant, referenced)) == referenced
+    assert registry.get_sample_value("portico_posts_orphan_blobs_removed_total") == 1

@@ -6,6 +6,8 @@ import asyncio
 import hashlib
 import os
 import re
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -173,3 +175,15 @@ def test_bad_urls_are_refused_clearly_without_echoing_them(url: str, message: st
     with pytest.raises(ValueError, match=message) as caught:
         open_blob_store(url)
     assert "secret" not in str(caught.value)
+
+
+async def test_keys_lists_the_blobs_written_before_a_time(store: LocalBlobStore) -> None:
+    old, new = blob_key("t", b"old"), blob_key("t", b"new")
+    await store.put(old, b"old", "image/png")
+    await store.put(new, b"new", "image/png")
+    hour_ago = time.time() - 3600
+    os.utime(store.root / old, (hour_ago, hour_ago))
+    (store.root / old.split("/")[0] / ".tmp-left-by-a-crash").write_bytes(b"x")  # never a key
+    cutoff = datetime.now(UTC) - timedelta(minutes=30)
+    assert await store.keys(cutoff) == [old]
+    assert sorted(await store.keys(datetime.now(UTC) + timedelta(seconds=5))) == sorted([old, new])
