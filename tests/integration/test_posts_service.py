@@ -420,17 +420,19 @@ def test_images_in_an_s3_store_are_replaced_and_removed_and_an_outage_is_unavail
         bucket = boto3.session.Session(**_session(credentials)).client(
             "s3", endpoint_url=endpoint, region_name="us-east-1"
         )
-        bucket.create_bucket(Bucket="portico-images")
+        # moto keeps its buckets per process, not per server: a bucket of this test's own.
+        name = f"portico-images-{uuid.uuid4().hex[:8]}"
+        bucket.create_bucket(Bucket=name)
 
         def objects() -> list[bytes]:
-            listed = bucket.list_objects_v2(Bucket="portico-images", Prefix="posts/").get("Contents", [])
-            return [bucket.get_object(Bucket="portico-images", Key=o["Key"])["Body"].read() for o in listed]
+            listed = bucket.list_objects_v2(Bucket=name, Prefix="posts/").get("Contents", [])
+            return [bucket.get_object(Bucket=name, Key=o["Key"])["Body"].read() for o in listed]
 
         s3_posts = start_posts_backend(
             infra,
             posts_backend.users,
             tmp_path,
-            blob_store_url=f"s3://portico-images/posts?endpoint_url={endpoint}&region=us-east-1",
+            blob_store_url=f"s3://{name}/posts?endpoint_url={endpoint}&region=us-east-1",
             extra_env=credentials,
         )
         try:
