@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backends.auth.models import EMAIL_INDEX, USERNAME_INDEX, credentials
 from backends.auth.refresh_tokens import Issued, Outcome, RefreshTokens, RotateResult
+from backends.kit.db import supported_dialect
 
 __all__ = [
     "Credential",
@@ -113,9 +114,7 @@ class CredentialStore:
     """
 
     def __init__(self, dialect: str | None = None) -> None:
-        if dialect not in (None, "sqlite", "postgresql"):
-            raise ValueError(f"unsupported dialect {dialect!r}")
-        self.dialect = dialect
+        self.dialect = None if dialect is None else supported_dialect(dialect)
 
     async def add(
         self,

@@ -32,10 +32,9 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import Link
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backends.kit.db import Database
+from backends.kit.db import Database, dialect_insert
 from backends.kit.registries import per_registry
 from stubs.events.v1 import events_pb2
 
@@ -104,8 +103,7 @@ class EventConsumer:
         self._attempts: dict[tuple[str, int, int], int] = {}
         self._broker: KafkaBroker | None = None
         self.topics: list[str] = []  # subscribed so far; the lag monitor watches them
-        insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
-        self._insert = insert(processed_table).on_conflict_do_nothing()
+        self._insert = dialect_insert(db.dialect, processed_table).on_conflict_do_nothing()
 
     def subscribe(
         self, broker: KafkaBroker, topic: str, handlers: Mapping[str, Handler]

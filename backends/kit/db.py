@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Table, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -26,6 +27,21 @@ def default_url(backend: str) -> str:
     directory = run_dir()
     directory.mkdir(parents=True, exist_ok=True)
     return f"sqlite+aiosqlite:///{directory / f'{backend}.db'}"
+
+
+DIALECTS = ("sqlite", "postgresql")
+
+
+def supported_dialect(dialect: str) -> str:
+    """``dialect`` when the stores support it (``Database.dialect`` values), else ValueError."""
+    if dialect not in DIALECTS:
+        raise ValueError(f"unsupported dialect {dialect!r}")
+    return dialect
+
+
+def dialect_insert(dialect: str, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT with ``on_conflict_do_*``: both dialects have it, each in its own construct."""
+    return postgresql.insert(table) if supported_dialect(dialect) == "postgresql" else sqlite.insert(table)
 
 
 def is_sqlite(url: str) -> bool:

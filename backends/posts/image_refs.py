@@ -20,10 +20,9 @@ import logging
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backends.kit.db import Database
+from backends.kit.db import Database, dialect_insert
 from backends.posts.blobs import BlobStore
 from backends.posts.models import post_images
 
@@ -46,9 +45,8 @@ class ImageRefs:
     async def attach(self, session: AsyncSession, key: str, data: bytes, content_type: str) -> None:
         """One more post refers to ``key``; stores ``data`` under it unless the blob is already there."""
         await self._lock(session, key)
-        dialect_insert = postgresql.insert if self._db.dialect == "postgresql" else sqlite.insert
         statement = (
-            dialect_insert(post_images)
+            dialect_insert(self._db.dialect, post_images)
             .values(key=key, refs=1, content_type=content_type, size=len(data), created_at=datetime.now(UTC))
             .on_conflict_do_update(index_elements=[post_images.c.key], set_={"refs": post_images.c.refs + 1})
             .returning(post_images.c.refs)

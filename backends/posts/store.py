@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 from sqlalchemy import ColumnElement, Row, and_, exists, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backends.kit.db import dialect_insert, supported_dialect
 from backends.posts.models import deleted_authors, posts
 
 __all__ = ["UPDATABLE", "PostRecord", "PostStore"]
@@ -58,9 +58,7 @@ class PostStore:
     """Posts of all tenants in one database (``dialect``: ``sqlite`` or ``postgresql``)."""
 
     def __init__(self, dialect: str) -> None:
-        if dialect not in ("sqlite", "postgresql"):
-            raise ValueError(f"unsupported dialect {dialect!r}")
-        self.dialect = dialect
+        self.dialect = supported_dialect(dialect)
 
     async def create(
         self,
@@ -147,9 +145,8 @@ class PostStore:
 
     async def hide_author(self, session: AsyncSession, tenant_id: str, author_id: str) -> bool:
         """Leave the author's posts out of every read from now on; False when that was already so."""
-        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         result = await session.execute(
-            dialect_insert(deleted_authors)
+            dialect_insert(self.dialect, deleted_authors)
             .values(tenant_id=tenant_id, author_id=author_id, deleted_at=datetime.now(UTC))
             .on_conflict_do_nothing()
             .returning(deleted_authors.c.author_id)

@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, Row, Select, and_, exists, func, select, u
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backends.kit.db import supported_dialect
 from backends.users import search
 from backends.users.models import EMAIL_INDEX, USERNAME_INDEX, users
 
@@ -110,9 +111,7 @@ class UserStore:
     """Users of all tenants in one database (``dialect``: ``sqlite`` or ``postgresql``)."""
 
     def __init__(self, dialect: str) -> None:
-        if dialect not in ("sqlite", "postgresql"):
-            raise ValueError(f"unsupported dialect {dialect!r}")
-        self.dialect = dialect
+        self.dialect = supported_dialect(dialect)
 
     async def create(
         self,
