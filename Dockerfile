@@ -21,11 +21,12 @@ RUN uv sync --frozen --no-dev
 # (stubs/portico.binpb), and the container health check.
 COPY stubs ./stubs
 COPY observability ./observability
+COPY meshkit ./meshkit
 COPY backends ./backends
 COPY gateway ./gateway
 COPY deploy/healthcheck.py ./deploy/healthcheck.py
 COPY --from=assets /assets/node_modules/swagger-ui-dist ./node_modules/swagger-ui-dist
-RUN python -m compileall -q stubs observability backends gateway deploy
+RUN python -m compileall -q stubs observability meshkit backends gateway deploy
 
 FROM python:3.11-slim
 RUN groupadd --system --gid 10001 portico \

@@ -186,8 +186,8 @@ class Stack:
 def own_stack() -> Iterator[Stack]:
     """Kafka, Redis, PostgreSQL and the four backends on free ports (the tests' mesh, its gateway stopped:
     each server below starts its own); a registered user and their token."""
-    from tests.support.infra import start_infra
-    from tests.support.mesh import start_mesh
+    from harness.infra import start_infra
+    from harness.mesh import start_mesh
 
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="portico-bench-gw-") as tmp:
         base = Path(tmp)
@@ -223,8 +223,8 @@ def own_stack() -> Iterator[Stack]:
 @contextmanager
 def gateway(stack: Stack, server: str, port: int) -> Iterator[tuple[str, int]]:
     """The gateway under ``server`` on ``port``, until /ready; yields (URL, pid)."""
-    from tests.support.mesh import gateway_ready
-    from tests.support.processes import spawn, wait_until
+    from harness.mesh import gateway_ready
+    from harness.processes import spawn, wait_until
 
     args = SERVERS[server]
     if server == "granian":

@@ -184,9 +184,9 @@ def table(scenarios: list[Scenario]) -> str:
 def own_backend(args: argparse.Namespace) -> Iterator[tuple[str, Callable[[str], str], str, str]]:
     """Start Kafka/Redis/PostgreSQL (or use PORTICO_*), a token issuer and a users backend, like the
     tests do. Yields (target, token-for-user-id, admin token, metrics URL); all stopped on exit."""
-    from tests.support.infra import start_infra
-    from tests.support.token_issuer import TokenIssuer
-    from tests.support.users_fixtures import start_users_backend
+    from harness.infra import start_infra
+    from harness.token_issuer import TokenIssuer
+    from harness.users_fixtures import start_users_backend
 
     with ExitStack() as stack:
         base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="portico-bench-")))

@@ -14,7 +14,6 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Route, request_response
 
-from backends.kit.authn import token_checks
 from gateway.client_ip import Network, parse_networks
 from gateway.config import GatewaySettings
 from gateway.cors import cors_middleware
@@ -29,9 +28,10 @@ from gateway.ratelimit.edge import EdgeLimits
 from gateway.ratelimit.limiter import RedisLimiter
 from gateway.request_id import RequestIdMiddleware
 from gateway.request_metrics import RequestMetricsMiddleware
-from gateway.routes import LiveRoutes
+from gateway.routing.live import LiveRoutes
 from gateway.tracing import TracingMiddleware
 from gateway.upstreams import Upstreams
+from meshkit.auth.interceptor import token_checks
 
 
 class State(TypedDict):

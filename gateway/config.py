@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
-from backends.kit.config import TokenSettings
+from meshkit.config.settings import TokenSettings
 
 
 def _target(name: str, port: int) -> str:

@@ -16,7 +16,6 @@ from google.protobuf.message import Message
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from backends.kit.tokens import Principal
 from gateway.calls import Metadata, call_metadata, upstream_failure
 from gateway.client_ip import client_ip
 from gateway.conditional import BINARY_SAFETY, not_modified
@@ -31,6 +30,7 @@ from gateway.routing.table import Match, MethodNotAllowed
 from gateway.streaming import STREAM_HEADERS, Framing, StreamResponse, frames, negotiate, opened
 from gateway.transcode.errors import ErrorReply
 from gateway.transcode.response import binary_reply, json_reply
+from meshkit.auth.tokens import Principal
 
 DEFAULT_DEADLINE_S = 10.0
 _SAFE_METHODS = frozenset({"GET", "HEAD"})

@@ -14,8 +14,8 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from backends.kit.authn import RevocationChecker
-from backends.kit.tokens import InvalidToken, Principal, TokenVerifier
+from meshkit.auth.revocation import RevocationChecker
+from meshkit.auth.tokens import InvalidToken, Principal, TokenVerifier
 from stubs.portico.gateway.v1 import options_pb2
 
 # RFC 6750 §3: no error code when the request carried no credentials at all.

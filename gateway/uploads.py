@@ -12,10 +12,10 @@ from collections.abc import Iterable, Mapping
 
 from google.protobuf.message import Message
 
-from backends.kit.media import sniff_image
 from gateway.multipart import Part
 from gateway.transcode.request import bind_query
 from gateway.transcode.violations import FieldViolation, TranscodeError
+from meshkit.media import sniff_image
 from stubs.portico.gateway.v1 import options_pb2
 
 INVALID_FORM = "Invalid form fields"

@@ -24,7 +24,7 @@ def channel_credentials(
 ) -> grpc.ChannelCredentials | None:
     """None for plaintext; TLS trusting ``ca_file``; plus a client certificate when both files are set.
 
-    The client side of ``backends.kit.tls.server_credentials`` (the backends' ``PORTICO_*_TLS_*``)."""
+    The client side of ``meshkit.rpc.tls.server_credentials`` (the backends' ``PORTICO_*_TLS_*``)."""
     if (cert_file is None) != (key_file is None):
         raise ValueError("Upstream mTLS needs both a client certificate and its private key file")
     if ca_file is None:

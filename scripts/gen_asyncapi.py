@@ -3,8 +3,8 @@
     .venv/bin/python scripts/gen_asyncapi.py           # (re)write docs/asyncapi/asyncapi.json
     .venv/bin/python scripts/gen_asyncapi.py --check   # exit 1 when the committed file is stale (CI)
 
-The document comes from the code: the channel registry in ``backends/kit/events.py`` and the
-``events.v1.Event`` descriptor (see ``backends/kit/asyncapi.py``).
+The document comes from the code: the channel registry in ``meshkit/events/envelope.py`` and the
+``events.v1.Event`` descriptor (see ``meshkit/events/asyncapi.py``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
-from backends.kit.asyncapi import asyncapi_document, render  # noqa: E402
+from meshkit.events.asyncapi import asyncapi_document, render  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "asyncapi" / "asyncapi.json"
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.infra import InfraEnv, start_infra
-from tests.support.mesh import Mesh, start_mesh
-from tests.support.posts_backend import PostsBackend, posts_backend_fixture
-from tests.support.token_issuer import TokenIssuer
-from tests.support.users_fixtures import UsersBackend, users_backend_fixture
+from harness.infra import InfraEnv, start_infra
+from harness.mesh import Mesh, start_mesh
+from harness.posts_backend import PostsBackend, posts_backend_fixture
+from harness.token_issuer import TokenIssuer
+from harness.users_fixtures import UsersBackend, users_backend_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,10 +19,10 @@ from backends.auth.refresh_tokens import RefreshTokens
 from backends.auth.service import AuthDeps, AuthService
 from backends.auth.store import CredentialStore
 from backends.auth.user_events import UserEventHandlers
-from backends.kit.consumer_lag import watch_consumer_lag
-from backends.kit.events import USERS_TOPIC
-from backends.kit.server import BackendSpec, Runtime, Service, run_backend
-from backends.kit.tables import outbox_table, processed_events_table
+from meshkit.events.envelope import USERS_TOPIC
+from meshkit.events.lag import watch_consumer_lag
+from meshkit.events.tables import outbox_table, processed_events_table
+from meshkit.rpc.server import BackendSpec, Runtime, Service, run_backend
 from stubs.auth.v1 import auth_pb2, auth_pb2_grpc
 from stubs.users.v1 import users_pb2_grpc
 

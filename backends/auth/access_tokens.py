@@ -1,6 +1,6 @@
 """Issuing access tokens: RFC 9068 JWTs (``typ: at+jwt``) signed by the ring's current key.
 
-The claims are the ones ``backends.kit.tokens.TokenVerifier`` requires, plus ``email`` and ``nbf``, plus
+The claims are the ones ``meshkit.auth.tokens.TokenVerifier`` requires, plus ``email`` and ``nbf``, plus
 ``sid`` when the token belongs to a login (the kit revokes a whole login by it). Nothing else: a claim
 is a promise to every verifier.
 """
@@ -17,7 +17,7 @@ import jwt
 
 from backends.auth.keys import SigningKey
 from backends.auth.keys.state import as_utc
-from backends.kit.tokens import ACCESS_TOKEN_TYPE
+from meshkit.auth.tokens import ACCESS_TOKEN_TYPE
 
 SERVICE_SUBJECT = "service:auth"
 SERVICE_ROLE = "service"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 
-from backends.kit.events import new_event
+from meshkit.events.envelope import new_event
 from stubs.events.v1 import events_pb2
 
 

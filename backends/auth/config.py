@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from backends.kit.config import BackendSettings, run_dir
+from meshkit.config.settings import BackendSettings, run_dir
 
 
 def _default_keys_dir() -> Path:

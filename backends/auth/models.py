@@ -20,8 +20,8 @@ from sqlalchemy import (
     true,
 )
 
-from backends.kit.sqltypes import UTCDateTime
-from backends.kit.tables import outbox_table, processed_events_table
+from meshkit.db.sqltypes import UTCDateTime
+from meshkit.events.tables import outbox_table, processed_events_table
 
 __all__ = [
     "EMAIL_INDEX",

@@ -29,7 +29,7 @@ from typing import TypeVar
 from argon2 import PasswordHasher, Type, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from backends.kit.status import FieldViolation
+from meshkit.rpc.status import FieldViolation
 
 log = logging.getLogger(__name__)
 

@@ -26,13 +26,13 @@ from backends.auth.metrics import AuthMetrics, LoginOutcome
 from backends.auth.passwords import Passwords, check_password
 from backends.auth.refresh_tokens import RefreshTokens
 from backends.auth.store import CredentialStore, DuplicateCredential
-from backends.kit.authn import current_principal
-from backends.kit.db import Database
-from backends.kit.events import AUTH_TOPIC
-from backends.kit.interceptors import metadata_value
-from backends.kit.outbox import Outbox
-from backends.kit.revocation import revoke_jti, revoke_session
-from backends.kit.status import abort_invalid
+from meshkit.auth.interceptor import current_principal
+from meshkit.auth.revocation import revoke_jti, revoke_session
+from meshkit.db.database import Database
+from meshkit.events.envelope import AUTH_TOPIC
+from meshkit.events.outbox import Outbox
+from meshkit.rpc.interceptors.base import metadata_value
+from meshkit.rpc.status import abort_invalid
 from stubs.auth.v1 import auth_pb2, auth_pb2_grpc
 from stubs.events.v1 import events_pb2
 from stubs.users.v1 import users_pb2

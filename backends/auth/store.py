@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backends.auth.models import EMAIL_INDEX, USERNAME_INDEX, credentials
 from backends.auth.refresh_tokens import Issued, Outcome, RefreshTokens, RotateResult
-from backends.kit.db import supported_dialect
+from meshkit.db.database import supported_dialect
 
 __all__ = [
     "Credential",

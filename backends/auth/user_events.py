@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backends.auth.refresh_tokens import RefreshTokens
 from backends.auth.store import CredentialStore, DuplicateCredential
-from backends.kit.revocation import end_sessions
+from meshkit.auth.revocation import end_sessions
 from stubs.events.v1 import events_pb2
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from backends.broker.kafka_clients import KafkaClients
 from backends.broker.metrics import BrokerMetrics
 from backends.broker.service import MessageService
 from backends.broker.subscriptions import SubscriptionSlots
-from backends.kit.server import BackendSpec, Runtime, Service, run_backend
+from meshkit.rpc.server import BackendSpec, Runtime, Service, run_backend
 from stubs.broker.v1 import broker_pb2, broker_pb2_grpc
 
 # Kafka's own request cap: the largest message plus key, headers and record-batch framing.

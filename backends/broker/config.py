@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from backends.kit.config import BackendSettings
+from meshkit.config.settings import BackendSettings
 
 
 class BrokerSettings(BackendSettings):

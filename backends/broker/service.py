@@ -23,9 +23,10 @@ from backends.broker.kafka_clients import KafkaClients, KafkaUnavailable
 from backends.broker.metrics import BrokerMetrics
 from backends.broker.subscriptions import ConsumerLimits, Subscription, SubscriptionSlots
 from backends.broker.topics import check_name, internal_topic
-from backends.kit.authn import RevocationChecker, current_principal
-from backends.kit.status import PAYLOAD_TOO_LARGE, FieldViolation, abort_invalid, abort_payload
-from backends.kit.tokens import Principal
+from meshkit.auth.interceptor import current_principal
+from meshkit.auth.revocation import RevocationChecker
+from meshkit.auth.tokens import Principal
+from meshkit.rpc.status import PAYLOAD_TOO_LARGE, FieldViolation, abort_invalid, abort_payload
 from stubs.broker.v1 import broker_pb2, broker_pb2_grpc
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 import string
 
-from backends.kit.status import FieldViolation
+from meshkit.rpc.status import FieldViolation
 
 NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
 TENANT = re.compile(r"[A-Za-z0-9._-]{1,100}")

@@ -6,9 +6,6 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from backends.kit.consumer_lag import watch_consumer_lag
-from backends.kit.events import USERS_TOPIC
-from backends.kit.server import BackendSpec, Runtime, Service, run_backend
 from backends.posts import models
 from backends.posts.authors import AuthorCheck
 from backends.posts.blobs import open_blob_store
@@ -18,6 +15,9 @@ from backends.posts.orphans import OrphanSweeper
 from backends.posts.service import PostService
 from backends.posts.store import PostStore
 from backends.posts.user_events import UserEventHandlers
+from meshkit.events.envelope import USERS_TOPIC
+from meshkit.events.lag import watch_consumer_lag
+from meshkit.rpc.server import BackendSpec, Runtime, Service, run_backend
 from stubs.posts.v1 import posts_pb2, posts_pb2_grpc
 from stubs.users.v1 import users_pb2_grpc
 

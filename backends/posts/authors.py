@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from backends.kit.interceptors import metadata_value
-from backends.kit.tokens import Principal
+from meshkit.auth.tokens import Principal
+from meshkit.rpc.interceptors.base import metadata_value
 from stubs.users.v1 import users_pb2
 
 if TYPE_CHECKING:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
-from backends.kit.config import BackendSettings, run_dir
+from meshkit.config.settings import BackendSettings, run_dir
 
 
 def _default_blob_store() -> str:

@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backends.kit.db import Database, dialect_insert
 from backends.posts.blobs import BlobStore
 from backends.posts.models import post_images
+from meshkit.db.database import Database, dialect_insert
 
 log = logging.getLogger(__name__)
 

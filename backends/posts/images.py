@@ -17,7 +17,7 @@ from typing import Literal
 
 from PIL import Image, ImageSequence
 
-from backends.kit.media import sniff_image
+from meshkit.media import sniff_image
 
 Reason = Literal["PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE"]
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, PrimaryKeyConstraint, String, Table, Text
 
-from backends.kit.sqltypes import UTCDateTime
-from backends.kit.tables import outbox_table, processed_events_table
+from meshkit.db.sqltypes import UTCDateTime
+from meshkit.events.tables import outbox_table, processed_events_table
 
 __all__ = ["deleted_authors", "metadata", "outbox", "post_images", "posts", "processed_events"]
 

@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Counter
 
-from backends.kit.registries import per_registry
 from backends.posts.blobs import BlobStore
 from backends.posts.image_refs import ImageRefs
+from meshkit.registries import per_registry
 
 log = logging.getLogger(__name__)
 

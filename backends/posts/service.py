@@ -18,14 +18,6 @@ from typing import Any, NoReturn
 import grpc
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backends.kit.authn import current_principal
-from backends.kit.db import Database
-from backends.kit.events import POSTS_TOPIC, new_event
-from backends.kit.interceptors import metadata_value
-from backends.kit.outbox import Outbox
-from backends.kit.status import FieldViolation, abort_invalid, abort_payload
-from backends.kit.tokens import Principal
-from backends.kit.validation import check_page, normalise, page_or_default
 from backends.posts import validation as v
 from backends.posts.authors import AuthorCheck, Verdict
 from backends.posts.blobs import BlobStore, BlobStoreError, blob_key
@@ -33,6 +25,14 @@ from backends.posts.convert import image_etag, post_message
 from backends.posts.image_refs import ImageRefs
 from backends.posts.images import CheckedImage, ImageRejected, check_image
 from backends.posts.store import PostRecord, PostStore
+from meshkit.auth.interceptor import current_principal
+from meshkit.auth.tokens import Principal
+from meshkit.db.database import Database
+from meshkit.events.envelope import POSTS_TOPIC, new_event
+from meshkit.events.outbox import Outbox
+from meshkit.rpc.interceptors.base import metadata_value
+from meshkit.rpc.status import FieldViolation, abort_invalid, abort_payload
+from meshkit.validation import check_page, normalise, page_or_default
 from stubs.events.v1 import events_pb2
 from stubs.posts.v1 import posts_pb2, posts_pb2_grpc
 

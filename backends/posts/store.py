@@ -17,8 +17,8 @@ from typing import Any, TypeAlias
 from sqlalchemy import ColumnElement, Row, and_, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backends.kit.db import dialect_insert, supported_dialect
 from backends.posts.models import deleted_authors, posts
+from meshkit.db.database import dialect_insert, supported_dialect
 
 __all__ = ["UPDATABLE", "PostRecord", "PostStore"]
 

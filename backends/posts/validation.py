@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import unicodedata
 
-from backends.kit.status import FieldViolation
-from backends.kit.validation import check_uuid
+from meshkit.rpc.status import FieldViolation
+from meshkit.validation import check_uuid
 
 TITLE_MAX = 200
 CONTENT_MAX = 10_000

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from sqlalchemy import MetaData
 
-from backends.kit.server import BackendSpec, Runtime, Service, run_backend
-from backends.kit.tables import outbox_table
 from backends.users.cache import UserCache
 from backends.users.config import UsersSettings
 from backends.users.service import UserService
 from backends.users.store import UserStore
+from meshkit.events.tables import outbox_table
+from meshkit.rpc.server import BackendSpec, Runtime, Service, run_backend
 from stubs.users.v1 import users_pb2, users_pb2_grpc
 
 MIGRATIONS = Path(__file__).with_name("migrations")

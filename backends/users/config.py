@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic_settings import SettingsConfigDict
 
-from backends.kit.config import BackendSettings
+from meshkit.config.settings import BackendSettings
 
 
 class UsersSettings(BackendSettings):

@@ -19,8 +19,8 @@ from sqlalchemy import (
     func,
 )
 
-from backends.kit.sqltypes import UTCDateTime
-from backends.kit.tables import outbox_table, processed_events_table
+from meshkit.db.sqltypes import UTCDateTime
+from meshkit.events.tables import outbox_table, processed_events_table
 
 __all__ = ["EMAIL_INDEX", "USERNAME_INDEX", "UTCDateTime", "metadata", "outbox", "processed_events", "users"]
 

@@ -19,18 +19,18 @@ import grpc
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from backends.kit.authn import current_principal
-from backends.kit.db import Database
-from backends.kit.events import USERS_TOPIC, new_event
-from backends.kit.interceptors import metadata_value
-from backends.kit.outbox import Outbox
-from backends.kit.revocation import end_sessions
-from backends.kit.status import FieldViolation, abort_invalid
-from backends.kit.tokens import Principal
 from backends.users import validation as v
 from backends.users.cache import UserCache
 from backends.users.convert import user_message
 from backends.users.store import DuplicateError, UserRecord, UserStore
+from meshkit.auth.interceptor import current_principal
+from meshkit.auth.revocation import end_sessions
+from meshkit.auth.tokens import Principal
+from meshkit.db.database import Database
+from meshkit.events.envelope import USERS_TOPIC, new_event
+from meshkit.events.outbox import Outbox
+from meshkit.rpc.interceptors.base import metadata_value
+from meshkit.rpc.status import FieldViolation, abort_invalid
 from stubs.events.v1 import events_pb2
 from stubs.users.v1 import users_pb2, users_pb2_grpc
 

@@ -18,9 +18,9 @@ from sqlalchemy import ColumnElement, Row, Select, and_, exists, func, select, u
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backends.kit.db import supported_dialect
 from backends.users import search
 from backends.users.models import EMAIL_INDEX, USERNAME_INDEX, users
+from meshkit.db.database import supported_dialect
 
 __all__ = ["UPDATABLE", "DuplicateError", "UserRecord", "UserStore", "search_columns"]
 

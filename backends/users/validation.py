@@ -10,8 +10,8 @@ import re
 import unicodedata
 from urllib.parse import urlsplit
 
-from backends.kit.status import FieldViolation
-from backends.kit.validation import (
+from meshkit.rpc.status import FieldViolation
+from meshkit.validation import (
     PAGE_SIZE_DEFAULT,
     PAGE_SIZE_MAX,
     check_page,

@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 from gateway.errors import error_response
 from gateway.openapi.comments import Comments, load_comments
 from gateway.openapi.document import build_document
-from gateway.routes import DESCRIPTOR_SET, LiveRoutes
+from gateway.routing.live import DESCRIPTOR_SET, LiveRoutes
 from gateway.routing.table import RouteTable
 
 ASSETS_PATH = "/docs/assets"

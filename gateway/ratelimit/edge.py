@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from google.protobuf.message import Message
 
-from backends.kit.tokens import Principal
 from gateway.config import GatewaySettings
 from gateway.ratelimit.limiter import Keyed
 from gateway.ratelimit.limits import Limit, parse_limit
+from meshkit.auth.tokens import Principal
 from stubs.portico.gateway.v1 import options_pb2
 
 

@@ -41,7 +41,7 @@ HTTP_STATUS: dict[grpc.StatusCode, int] = {
     _C.DEADLINE_EXCEEDED: 504,
 }
 
-# ErrorInfo reasons (domain "portico", see backends/kit/status.py) that pick a more precise status.
+# ErrorInfo reasons (domain "portico", see meshkit/rpc/status.py) that pick a more precise status.
 ERROR_DOMAIN = "portico"
 PAYLOAD_REASONS = {"PAYLOAD_TOO_LARGE": 413, "UNSUPPORTED_MEDIA_TYPE": 415}
 PAYLOAD_CODES = (_C.RESOURCE_EXHAUSTED, _C.INVALID_ARGUMENT)

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.gateway_accounts import bearer, register_async
-from tests.support.mesh import Mesh
+from harness.gateway_accounts import bearer, register_async
+from harness.mesh import Mesh
 
 pytestmark = pytest.mark.infra
 OPEN_GAUGE = "portico_broker_subscriptions_open"

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.mesh import Mesh
+from harness.mesh import Mesh
 
 pytestmark = pytest.mark.infra
 CHROMIUM = "/usr/bin/chromium"

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from backends.auth.config import AuthSettings
 from backends.auth.keys import KeyRing
-from tests.support.mesh import Mesh
+from harness.mesh import Mesh
 
 pytestmark = pytest.mark.infra
 PASSWORD = "amber-Kettle-93"  # noqa: S105 (a test password)

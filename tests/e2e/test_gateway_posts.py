@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.gateway_accounts import bearer, register_async
-from tests.support.mesh import Mesh
-from tests.support.sample_images import image_bytes, large_png
+from harness.gateway_accounts import bearer, register_async
+from harness.mesh import Mesh
+from harness.sample_images import image_bytes, large_png
 
 pytestmark = pytest.mark.infra
 MiB = 1024 * 1024

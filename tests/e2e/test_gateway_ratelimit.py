@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.mesh import Mesh, gateway_ready
+from harness.processes import spawn, wait_until
 from infra.local import free_port
-from tests.support.mesh import Mesh, gateway_ready
-from tests.support.processes import spawn, wait_until
 
 pytestmark = pytest.mark.infra
 

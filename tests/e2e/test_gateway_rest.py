@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.gateway_accounts import PASSWORD, register
-from tests.support.mesh import Mesh
+from harness.gateway_accounts import PASSWORD, register
+from harness.mesh import Mesh
 
 pytestmark = pytest.mark.infra
 

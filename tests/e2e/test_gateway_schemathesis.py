@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.support.mesh import Mesh
+from harness.mesh import Mesh
 
 pytestmark = pytest.mark.infra
 PASSWORD = "fuzz-Harbor-73"  # noqa: S105 (a test password)
@@ -47,7 +47,7 @@ def account(mesh: Mesh) -> dict[str, str]:
 def api_schema(mesh: Mesh) -> BaseSchema:
     schema = schemathesis.openapi.from_url(f"{mesh.gateway_url}/openapi.json")
     # NUL characters stay in the generated strings: every backend refuses them as INVALID_ARGUMENT
-    # (backends/kit/text_guard.py) before they could reach PostgreSQL.
+    # (meshkit/rpc/interceptors/text_guard.py) before they could reach PostgreSQL.
     # A subscription is a live stream that ends only when the client leaves, which a generated request
     # never does: it is tested end to end in test_gateway_broker.py instead.
     return schema.exclude(method="GET", path="/api/v1/topics/{topic}/messages")

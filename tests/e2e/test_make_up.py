@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.processes import ROOT, wait_until
 from infra.local import free_port
-from tests.support.processes import ROOT, wait_until
 
 pytestmark = pytest.mark.infra
 

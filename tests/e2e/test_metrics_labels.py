@@ -11,8 +11,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.mesh import BACKENDS, Mesh
-from tests.support.processes import wait_until
+from harness.mesh import BACKENDS, Mesh
+from harness.processes import wait_until
 
 pytestmark = pytest.mark.infra
 PASSWORD = "juniper-Signal-64"  # noqa: S105 (a test password)

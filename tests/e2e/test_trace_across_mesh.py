@@ -11,11 +11,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.gateway_accounts import registered, registration
-from tests.support.infra import InfraEnv
-from tests.support.mesh import Mesh, start_mesh
-from tests.support.otlp_collector import ReceivedSpan, Receiver, otlp_receiver
-from tests.support.processes import json_lines
+from harness.gateway_accounts import registered, registration
+from harness.infra import InfraEnv
+from harness.mesh import Mesh, start_mesh
+from harness.otlp_collector import ReceivedSpan, Receiver, otlp_receiver
+from harness.processes import json_lines
 
 pytestmark = pytest.mark.infra
 SERVER, CLIENT, PRODUCER, CONSUMER = 2, 3, 4, 5  # opentelemetry.proto.trace.v1.Span.SpanKind

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from backends.kit.asyncapi import asyncapi_document
-from backends.kit.events import CHANNELS
+from meshkit.events.asyncapi import asyncapi_document
+from meshkit.events.envelope import CHANNELS
 from stubs.events.v1 import events_pb2
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,13 +17,13 @@ import grpc
 import jwt
 import pytest
 
-from backends.kit.status import violations_of
+from harness.auth_stack import ADMIN_PASSWORD, AuthStack, auth_stack_fixture
+from harness.infra import InfraEnv
+from harness.kafka_read import read_topic
+from harness.processes import wait_until
+from meshkit.rpc.status import violations_of
 from stubs.auth.v1 import auth_pb2
 from stubs.users.v1 import users_pb2
-from tests.support.auth_stack import ADMIN_PASSWORD, AuthStack, auth_stack_fixture
-from tests.support.infra import InfraEnv
-from tests.support.kafka_read import read_topic
-from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.infra
 Code = grpc.StatusCode

@@ -13,8 +13,8 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from backends.auth.lockout import LoginThrottle
+from harness.infra import InfraEnv
 from infra.local import LocalRedis, free_port
-from tests.support.infra import InfraEnv
 
 pytestmark = pytest.mark.infra
 

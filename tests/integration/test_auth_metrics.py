@@ -12,12 +12,12 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.auth_stack import AuthStack, auth_stack_fixture
+from harness.backend_process import metric_value
+from harness.infra import InfraEnv
+from harness.processes import wait_until
 from infra.local import free_port
 from stubs.auth.v1 import auth_pb2
-from tests.support.auth_stack import AuthStack, auth_stack_fixture
-from tests.support.backend_process import metric_value
-from tests.support.infra import InfraEnv
-from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.infra
 PASSWORD = "saffron-Harbor-19"  # noqa: S105 (a test password)

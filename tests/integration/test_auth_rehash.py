@@ -17,12 +17,12 @@ from backends.auth.passwords import Passwords
 from backends.auth.refresh_tokens import RefreshTokens
 from backends.auth.service import AuthDeps, AuthService
 from backends.auth.store import CredentialStore
-from backends.kit.db import Database
-from backends.kit.migrations import upgrade
-from backends.kit.outbox import Outbox
-from backends.kit.tables import outbox_table
+from harness.infra import InfraEnv
+from meshkit.db.database import Database
+from meshkit.db.migrations import upgrade
+from meshkit.events.outbox import Outbox
+from meshkit.events.tables import outbox_table
 from stubs.auth.v1 import auth_pb2
-from tests.support.infra import InfraEnv
 
 pytestmark = pytest.mark.infra
 MIGRATIONS = Path(__file__).resolve().parents[2] / "backends" / "auth" / "migrations"

@@ -13,9 +13,9 @@ from sqlalchemy import text
 
 from backends.auth.models import metadata
 from backends.auth.store import Credential, CredentialStore, DuplicateCredential
-from backends.kit.db import Database
-from tests.support.auth_store_db import DIALECTS, TABLES, VERSION_TABLE, auth_database, migrate
-from tests.support.backend_db import schema_differences
+from harness.auth_store_db import DIALECTS, TABLES, VERSION_TABLE, auth_database, migrate
+from harness.backend_db import schema_differences
+from meshkit.db.database import Database
 
 HIDDEN_HASH = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGlkZGVu"
 REHASHED = "$argon2id$v=19$m=46080,t=1,p=1$c2FsdHNhbHQ$cmVoYXNoZWQ"

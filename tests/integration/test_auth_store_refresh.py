@@ -13,8 +13,8 @@ from sqlalchemy import Row, func, select
 
 from backends.auth.models import refresh_families, refresh_tokens
 from backends.auth.refresh_tokens import Issued, RefreshTokens, RotateResult, hash_token
-from backends.kit.db import Database
-from tests.support.auth_store_db import DIALECTS, auth_database
+from harness.auth_store_db import DIALECTS, auth_database
+from meshkit.db.database import Database
 
 IDLE = timedelta(hours=1)
 ABSOLUTE = timedelta(hours=3)

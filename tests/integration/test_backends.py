@@ -10,8 +10,8 @@ import grpc
 import httpx
 import pytest
 
+from harness.mesh import BACKENDS, Mesh
 from stubs.auth.v1 import auth_pb2, auth_pb2_grpc
-from tests.support.mesh import BACKENDS, Mesh
 
 pytestmark = pytest.mark.infra
 

@@ -12,9 +12,7 @@ from typing import TYPE_CHECKING
 import grpc
 import pytest
 
-from infra.local import free_port
-from stubs.broker.v1 import broker_pb2
-from tests.support.broker_backend import (
+from harness.broker_backend import (
     OPEN_GAUGE,
     BrokerBackend,
     broker_backend_fixture,
@@ -23,8 +21,10 @@ from tests.support.broker_backend import (
     start_broker_backend,
     subscribe,
 )
-from tests.support.infra import InfraEnv
-from tests.support.token_issuer import TokenIssuer
+from harness.infra import InfraEnv
+from harness.token_issuer import TokenIssuer
+from infra.local import free_port
+from stubs.broker.v1 import broker_pb2
 
 if TYPE_CHECKING:
     from stubs.broker.v1.broker_pb2_grpc import MessageServiceAsyncStub

@@ -14,9 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from backends.broker.topics import internal_topic
-from backends.kit.status import violations_of
-from stubs.broker.v1 import broker_pb2
-from tests.support.broker_backend import (
+from harness.broker_backend import (
     BrokerBackend,
     broker_backend_fixture,
     publish,
@@ -24,8 +22,10 @@ from tests.support.broker_backend import (
     subscribe,
     unique,
 )
-from tests.support.infra import InfraEnv
-from tests.support.token_issuer import TokenIssuer
+from harness.infra import InfraEnv
+from harness.token_issuer import TokenIssuer
+from meshkit.rpc.status import violations_of
+from stubs.broker.v1 import broker_pb2
 
 pytestmark = pytest.mark.infra
 Code = grpc.StatusCode

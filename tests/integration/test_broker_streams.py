@@ -16,8 +16,7 @@ import jwt
 import pytest
 from redis.asyncio import Redis
 
-from backends.kit.revocation import revoke_jti
-from tests.support.broker_backend import (
+from harness.broker_backend import (
     OPEN_GAUGE,
     BrokerBackend,
     broker_backend_fixture,
@@ -26,8 +25,9 @@ from tests.support.broker_backend import (
     start_broker_backend,
     subscribe,
 )
-from tests.support.infra import InfraEnv
-from tests.support.token_issuer import TokenIssuer
+from harness.infra import InfraEnv
+from harness.token_issuer import TokenIssuer
+from meshkit.auth.revocation import revoke_jti
 
 pytestmark = pytest.mark.infra
 BATCH = 50

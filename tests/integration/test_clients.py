@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.clients_run import NAMES, Clients, build_clients, run_clients
-from tests.support.users_fixtures import UsersBackend
+from harness.clients_run import NAMES, Clients, build_clients, run_clients
+from harness.users_fixtures import UsersBackend
 
 pytestmark = pytest.mark.infra
 

@@ -15,8 +15,8 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from bench.ghz import GHZ, BenchError, host_of, require_loopback
+from harness.clients_scripted_users import ScriptedUsers, scripted_users, serve
 from stubs.users.v1 import users_pb2
-from tests.support.clients_scripted_users import ScriptedUsers, scripted_users, serve
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "bench-token"  # noqa: S105 - not a secret: the scripted server's expected bearer value

@@ -14,15 +14,15 @@ from opentelemetry.trace import SpanContext, SpanKind
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backends.kit.consumer import EventConsumer, Outcome
-from backends.kit.outbox import Outbox
-from backends.kit.relay import OutboxRelay
+from harness.events_db import database_url, events_db
+from harness.events_flow import running, started_broker, user_event
+from harness.events_kafka import create_topic, event_of, read_records
+from harness.events_wait import eventually
+from harness.infra import InfraEnv
+from meshkit.events.consumers import EventConsumer, Outcome
+from meshkit.events.outbox import Outbox
+from meshkit.events.relay import OutboxRelay
 from stubs.events.v1 import events_pb2
-from tests.support.events_db import database_url, events_db
-from tests.support.events_flow import running, started_broker, user_event
-from tests.support.events_kafka import create_topic, event_of, read_records
-from tests.support.events_wait import eventually
-from tests.support.infra import InfraEnv
 
 pytestmark = [pytest.mark.infra, pytest.mark.timeout(180)]
 

@@ -12,15 +12,15 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backends.kit.consumer import EventConsumer
-from backends.kit.consumer_lag import ConsumerLagMonitor, KafkaOffsets
+from harness.events_db import events_db
+from harness.events_flow import started_broker, user_event
+from harness.events_kafka import create_topic
+from harness.events_wait import eventually
+from harness.infra import InfraEnv
 from infra.local import free_port
+from meshkit.events.consumers import EventConsumer
+from meshkit.events.lag import ConsumerLagMonitor, KafkaOffsets
 from stubs.events.v1 import events_pb2
-from tests.support.events_db import events_db
-from tests.support.events_flow import started_broker, user_event
-from tests.support.events_kafka import create_topic
-from tests.support.events_wait import eventually
-from tests.support.infra import InfraEnv
 
 pytestmark = [pytest.mark.infra, pytest.mark.timeout(180)]
 

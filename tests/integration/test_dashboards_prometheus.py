@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
+from harness.dashboard_traffic import drive
+from harness.mesh import Mesh
+from harness.prometheus_server import Prometheus, mesh_config, running_prometheus, wait_for_scrapes
 from observability.dashboards.render import OUTPUT
-from tests.support.dashboard_traffic import drive
-from tests.support.mesh import Mesh
-from tests.support.prometheus_server import Prometheus, mesh_config, running_prometheus, wait_for_scrapes
 
 pytestmark = pytest.mark.infra
 

@@ -12,8 +12,8 @@ from redis.asyncio import Redis
 
 from gateway.ratelimit.limiter import RedisLimiter
 from gateway.ratelimit.limits import Limit
+from harness.infra import InfraEnv
 from infra.local import LocalRedis, free_port
-from tests.support.infra import InfraEnv
 
 pytestmark = pytest.mark.infra
 

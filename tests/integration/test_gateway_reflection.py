@@ -10,7 +10,7 @@ from google.protobuf.descriptor import ServiceDescriptor
 
 from gateway.routing.sources import fetch_services, load_descriptor_set
 from gateway.routing.table import build_table
-from tests.support.mesh import BACKENDS, Mesh
+from harness.mesh import BACKENDS, Mesh
 
 pytestmark = pytest.mark.infra
 

@@ -1,5 +1,5 @@
 """The gateway's non-unary paths for real: uvicorn serving the app on a free port, a real Redis for the
-limits, the test JWKS issuer, and the purpose-built posts/broker upstream of tests/support."""
+limits, the test JWKS issuer, and the purpose-built posts/broker upstream of harness/."""
 
 from __future__ import annotations
 
@@ -21,12 +21,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from redis.asyncio import Redis
 
-from backends.kit.revocation import revoke_jti
 from gateway.app import create_app
 from gateway.config import GatewaySettings
+from harness.fake_upstreams import FakeUpstreams, start_fake_upstreams
+from harness.token_issuer import TokenIssuer
 from infra.local import LocalRedis, free_port
-from tests.support.fake_upstreams import FakeUpstreams, start_fake_upstreams
-from tests.support.token_issuer import TokenIssuer
+from meshkit.auth.revocation import revoke_jti
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 MIB = 1024 * 1024

@@ -11,11 +11,11 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 
+from harness.infra import InfraEnv
+from harness.mesh import health_status
+from harness.processes import spawn, wait_until
+from harness.token_issuer import TokenIssuer
 from infra.local import free_port
-from tests.support.infra import InfraEnv
-from tests.support.mesh import health_status
-from tests.support.processes import spawn, wait_until
-from tests.support.token_issuer import TokenIssuer
 
 pytestmark = pytest.mark.infra
 
@@ -30,7 +30,7 @@ def test_sigterm_lets_the_in_flight_call_finish(infra: InfraEnv, issuer: TokenIs
         "PORTICO_JWKS_TARGET": issuer.target,
     }
     auth = (("authorization", f"Bearer {issuer.token('user-1')}"),)
-    proc = spawn("slow", ["-m", "tests.support.slow_backend"], env, tmp_path)
+    proc = spawn("slow", ["-m", "harness.slow_backend"], env, tmp_path)
     target = f"127.0.0.1:{port}"
     try:
         wait_until(

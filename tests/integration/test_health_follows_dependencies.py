@@ -9,10 +9,10 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2
 
+from harness.infra import InfraEnv
+from harness.mesh import health_status
+from harness.processes import spawn, wait_until
 from infra.local import LocalRedis, free_port
-from tests.support.infra import InfraEnv
-from tests.support.mesh import health_status
-from tests.support.processes import spawn, wait_until
 
 pytestmark = pytest.mark.infra
 

@@ -9,18 +9,16 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
-from backends.kit.kafka import build_broker, start_with_retry
-from tests.support.infra import InfraEnv
-from tests.support.processes import json_lines, spawn, wait_until
+from harness.infra import InfraEnv
+from harness.processes import json_lines, spawn, wait_until
+from meshkit.events.broker import build_broker, start_with_retry
 
 pytestmark = pytest.mark.infra
 
 
 async def test_publish_reaches_a_subscriber_in_another_process(infra: InfraEnv, tmp_path: Path) -> None:
     topic, group = f"portico.test.{uuid.uuid4().hex}", f"test-{uuid.uuid4().hex}"
-    peer = spawn(
-        "peer", ["-m", "tests.support.kafka_peer", infra.kafka_bootstrap, topic, group], {}, tmp_path
-    )
+    peer = spawn("peer", ["-m", "harness.kafka_peer", infra.kafka_bootstrap, topic, group], {}, tmp_path)
     broker = build_broker(
         infra.kafka_bootstrap, service="test", tracer_provider=TracerProvider(), registry=CollectorRegistry()
     )

@@ -13,15 +13,15 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backends.kit.consumer import EventConsumer, Outcome
-from backends.kit.relay import OutboxRelay
+from harness.events_db import EventsDb, database_url, events_db
+from harness.events_flow import all_published, outbox_state, running, started_broker, write_events
+from harness.events_kafka import create_topic, event_of, first_occurrences, ids_by_key, read_records
+from harness.events_wait import eventually
+from harness.infra import InfraEnv
 from infra.local import LocalKafka, free_port
+from meshkit.events.consumers import EventConsumer, Outcome
+from meshkit.events.relay import OutboxRelay
 from stubs.events.v1 import events_pb2
-from tests.support.events_db import EventsDb, database_url, events_db
-from tests.support.events_flow import all_published, outbox_state, running, started_broker, write_events
-from tests.support.events_kafka import create_topic, event_of, first_occurrences, ids_by_key, read_records
-from tests.support.events_wait import eventually
-from tests.support.infra import InfraEnv
 
 pytestmark = [pytest.mark.infra, pytest.mark.timeout(300)]
 

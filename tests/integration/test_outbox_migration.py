@@ -10,9 +10,9 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from tests.support.events_db import database_url, events_db
-from tests.support.events_flow import user_event
-from tests.support.infra import InfraEnv
+from harness.events_db import database_url, events_db
+from harness.events_flow import user_event
+from harness.infra import InfraEnv
 
 pytestmark = [pytest.mark.infra, pytest.mark.timeout(60)]
 

@@ -11,10 +11,8 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
-from backends.kit.outbox import Outbox
-from backends.kit.relay import OutboxRelay
-from tests.support.events_db import EventsDb, database_url, events_db
-from tests.support.events_flow import (
+from harness.events_db import EventsDb, database_url, events_db
+from harness.events_flow import (
     all_published,
     outbox_state,
     running,
@@ -22,9 +20,11 @@ from tests.support.events_flow import (
     user_event,
     write_events,
 )
-from tests.support.events_kafka import create_topic, event_of, ids_by_key, read_records
-from tests.support.events_wait import eventually
-from tests.support.infra import InfraEnv
+from harness.events_kafka import create_topic, event_of, ids_by_key, read_records
+from harness.events_wait import eventually
+from harness.infra import InfraEnv
+from meshkit.events.outbox import Outbox
+from meshkit.events.relay import OutboxRelay
 
 pytestmark = [pytest.mark.infra, pytest.mark.timeout(180)]
 

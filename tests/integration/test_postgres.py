@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from tests.support.infra import InfraEnv
+from harness.infra import InfraEnv
 
 pytestmark = pytest.mark.infra
 

@@ -17,19 +17,19 @@ from aiokafka import AIOKafkaProducer
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from backends.kit.events import CONTENT_TYPE, POSTS_TOPIC, USERS_TOPIC
-from backends.kit.status import violations_of
+from harness.backend_process import metric_value
+from harness.infra import InfraEnv
+from harness.kafka_read import read_topic
+from harness.posts_backend import PostsBackend, start_posts_backend
+from harness.processes import wait_until
+from harness.s3_server import s3_server
+from harness.sample_images import image_bytes, large_png
+from harness.users_fixtures import UsersBackend
+from meshkit.events.envelope import CONTENT_TYPE, POSTS_TOPIC, USERS_TOPIC
+from meshkit.rpc.status import violations_of
 from stubs.events.v1 import events_pb2
 from stubs.posts.v1 import posts_pb2
 from stubs.users.v1 import users_pb2
-from tests.support.backend_process import metric_value
-from tests.support.infra import InfraEnv
-from tests.support.kafka_read import read_topic
-from tests.support.posts_backend import PostsBackend, start_posts_backend
-from tests.support.processes import wait_until
-from tests.support.s3_server import s3_server
-from tests.support.sample_images import image_bytes, large_png
-from tests.support.users_fixtures import UsersBackend
 
 pytestmark = pytest.mark.infra
 Code = grpc.StatusCode

@@ -16,13 +16,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 
-from backends.kit.db import Database
 from backends.posts.blobs import BlobStore, LocalBlobStore, blob_key, open_blob_store
 from backends.posts.image_refs import ImageRefs
 from backends.posts.models import metadata, post_images
 from backends.posts.orphans import OrphanSweeper
 from backends.posts.store import PostRecord, PostStore
-from tests.support.backend_db import DIALECTS, backend_database, schema_differences
+from harness.backend_db import DIALECTS, backend_database, schema_differences
+from meshkit.db.database import Database
 
 
 @pytest.fixture(scope="module", params=DIALECTS)

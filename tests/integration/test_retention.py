@@ -11,10 +11,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import func, select
 
-from backends.kit.db import Database
-from backends.kit.retention import Retention
 from backends.posts.models import outbox, processed_events
-from tests.support.backend_db import DIALECTS, backend_database
+from harness.backend_db import DIALECTS, backend_database
+from meshkit.db.database import Database
+from meshkit.events.retention import Retention
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 

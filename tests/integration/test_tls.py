@@ -8,10 +8,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from harness.certs import Pem, make_pki
+from harness.infra import InfraEnv
+from harness.processes import Proc, spawn, wait_until
 from infra.local import free_port
-from tests.support.certs import Pem, make_pki
-from tests.support.infra import InfraEnv
-from tests.support.processes import Proc, spawn, wait_until
 
 pytestmark = pytest.mark.infra
 
@@ -47,7 +47,7 @@ def _start(infra: InfraEnv, tmp_path: Path, name: str, tls: dict[str, str]) -> t
         "PORTICO_SLOW_METRICS_PORT": str(free_port()),
         **{f"PORTICO_SLOW_{key}": value for key, value in tls.items()},
     }
-    return spawn(name, ["-m", "tests.support.slow_backend"], env, tmp_path), f"127.0.0.1:{port}"
+    return spawn(name, ["-m", "harness.slow_backend"], env, tmp_path), f"127.0.0.1:{port}"
 
 
 def test_tls_serves_only_tls(infra: InfraEnv, tmp_path: Path) -> None:

@@ -12,9 +12,9 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from backends.users.cache import UserCache
+from harness.infra import InfraEnv
 from infra.local import LocalRedis, free_port
 from stubs.users.v1 import users_pb2
-from tests.support.infra import InfraEnv
 
 pytestmark = pytest.mark.infra
 

@@ -8,11 +8,11 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from backends.kit.events import USERS_TOPIC
+from harness.infra import InfraEnv
+from harness.users_fixtures import UsersBackend
+from meshkit.events.envelope import USERS_TOPIC
 from stubs.events.v1 import events_pb2
 from stubs.users.v1 import users_pb2
-from tests.support.infra import InfraEnv
-from tests.support.users_fixtures import UsersBackend
 
 pytestmark = pytest.mark.infra
 

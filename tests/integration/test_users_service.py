@@ -13,11 +13,11 @@ import jwt
 import pytest
 from redis.asyncio import Redis
 
-from backends.kit.revocation import revoke_jti
-from backends.kit.status import violations_of
+from harness.infra import InfraEnv
+from harness.users_fixtures import UsersBackend
+from meshkit.auth.revocation import revoke_jti
+from meshkit.rpc.status import violations_of
 from stubs.users.v1 import users_pb2, users_pb2_grpc
-from tests.support.infra import InfraEnv
-from tests.support.users_fixtures import UsersBackend
 
 pytestmark = pytest.mark.infra
 Code = grpc.StatusCode

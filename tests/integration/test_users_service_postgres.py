@@ -9,10 +9,10 @@ from pathlib import Path
 import grpc
 import pytest
 
+from harness.infra import InfraEnv
+from harness.token_issuer import TokenIssuer
+from harness.users_fixtures import UsersBackend, users_backend_fixture
 from stubs.users.v1 import users_pb2
-from tests.support.infra import InfraEnv
-from tests.support.token_issuer import TokenIssuer
-from tests.support.users_fixtures import UsersBackend, users_backend_fixture
 
 pytestmark = pytest.mark.infra
 

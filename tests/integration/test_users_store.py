@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from backends.kit.db import Database
 from backends.users.store import DuplicateError, UserRecord, UserStore
-from tests.support.users_store_db import DIALECTS, VERSION_TABLE, migrate, users_database
-from tests.support.users_store_inputs import HOSTILE_QUERIES
+from harness.users_store_db import DIALECTS, VERSION_TABLE, migrate, users_database
+from harness.users_store_inputs import HOSTILE_QUERIES
+from meshkit.db.database import Database
 
 
 @pytest.fixture(scope="module", params=DIALECTS)

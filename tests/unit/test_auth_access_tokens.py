@@ -13,8 +13,8 @@ import pytest
 
 from backends.auth.access_tokens import IssuedToken, issue_access_token, issue_service_token
 from backends.auth.keys import KeyRing
-from backends.kit.jwks import JwksClient
-from backends.kit.tokens import Principal, TokenVerifier
+from meshkit.auth.keys import JwksClient
+from meshkit.auth.tokens import Principal, TokenVerifier
 from stubs.auth.v1 import auth_pb2
 
 ISSUER, AUDIENCE = "portico-auth", "portico"

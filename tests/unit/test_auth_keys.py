@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from backends.auth.keys import KeyRing, KeyStoreError, rotate, store
-from backends.kit.tokens import jwk_thumbprint
+from meshkit.auth.tokens import jwk_thumbprint
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 PASSPHRASE = b"correct horse battery staple"

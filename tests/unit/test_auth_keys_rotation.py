@@ -17,8 +17,8 @@ import pytest
 
 from backends.auth.access_tokens import IssuedToken, issue_access_token
 from backends.auth.keys import DEFAULT_PUBLISH_AHEAD, KeyRing, SigningKey, default_keep_after, rotate
-from backends.kit.jwks import JwksClient
-from backends.kit.tokens import InvalidToken, TokenVerifier
+from meshkit.auth.keys import JwksClient
+from meshkit.auth.tokens import InvalidToken, TokenVerifier
 from stubs.auth.v1 import auth_pb2, auth_pb2_grpc
 
 ISSUER, AUDIENCE = "portico-auth", "portico"

@@ -19,7 +19,7 @@ from backends.broker.config import BrokerSettings
 from backends.broker.metrics import BrokerMetrics
 from backends.broker.service import MessageService
 from backends.broker.subscriptions import PROCESS_LIMIT, TENANT_LIMIT, SubscriptionSlots
-from backends.kit.tokens import Principal
+from meshkit.auth.tokens import Principal
 from stubs.broker.v1 import broker_pb2
 
 LIMIT = 64

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from backends.kit.config import BackendSettings
-from backends.kit.tls import server_credentials
 from backends.users.config import UsersSettings
 from gateway.config import GatewaySettings
+from meshkit.config.settings import BackendSettings
+from meshkit.rpc.tls import server_credentials
 
 
 def test_backend_defaults_match_the_contract_ports() -> None:

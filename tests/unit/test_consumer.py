@@ -15,10 +15,10 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Column, Integer, MetaData, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backends.kit.consumer import EventConsumer, Handler, Outcome
-from backends.kit.db import Database
-from backends.kit.events import new_event
-from backends.kit.tables import processed_events_table
+from meshkit.db.database import Database
+from meshkit.events.consumers import EventConsumer, Handler, Outcome
+from meshkit.events.envelope import new_event
+from meshkit.events.tables import processed_events_table
 from stubs.events.v1 import events_pb2
 from stubs.users.v1 import users_pb2
 

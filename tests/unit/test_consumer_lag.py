@@ -11,8 +11,8 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from backends.auth.config import AuthSettings
-from backends.kit.consumer_lag import ConsumerLagMonitor, compute_lag
 from backends.posts.config import PostsSettings
+from meshkit.events.lag import ConsumerLagMonitor, compute_lag
 
 T = "portico.users.v1"
 P0, P1, P2 = TopicPartition(T, 0), TopicPartition(T, 1), TopicPartition(T, 2)

@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path, PurePosixPath
 
 from gateway.config import GatewaySettings
-from tests.support.procfile import procfile_modules
+from harness.procfile import procfile_modules
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKDIR = PurePosixPath("/app")
@@ -129,7 +129,7 @@ def test_the_final_stage_runs_as_a_numeric_non_root_user() -> None:
 
 def test_every_package_the_processes_import_is_copied() -> None:
     packages = runtime_packages()
-    assert {"gateway", "backends", "observability", "stubs"} <= packages
+    assert {"gateway", "meshkit", "backends", "observability", "stubs"} <= packages
     copied = copied_into_app(build_stage())
     for package in sorted(packages):
         assert WORKDIR / package in copied, f"{package} is imported at run time but not copied"

@@ -19,11 +19,11 @@ import yaml
 
 from backends.auth.config import AuthSettings
 from backends.broker.config import BrokerSettings
-from backends.kit.config import BackendSettings
 from backends.posts.config import PostsSettings
 from backends.users.config import UsersSettings
 from gateway.config import GatewaySettings
-from tests.support.procfile import procfile_modules
+from harness.procfile import procfile_modules
+from meshkit.config.settings import BackendSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 KUSTOMIZE = ROOT / ".cache" / "bin" / "kustomize"

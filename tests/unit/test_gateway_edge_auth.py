@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from backends.kit.tokens import Principal
 from gateway.edge_auth import VerifiedTokenCache
+from meshkit.auth.tokens import Principal
 
 
 def _principal(sub: str, expires_in: float) -> Principal:

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from backends.kit.media import sniff_image as sniff
 from gateway.multipart import FormReader, MultipartError, Part, PartTooLarge, boundary_of, read_form
 from gateway.transcode.violations import TranscodeError
 from gateway.uploads import UnsupportedMedia, UploadPolicy
+from meshkit.media import sniff_image as sniff
 from stubs.portico.gateway.v1 import options_pb2
 from stubs.posts.v1 import posts_pb2
 

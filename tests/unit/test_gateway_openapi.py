@@ -27,7 +27,7 @@ from gateway.openapi.comments import load_comments
 from gateway.openapi.document import build_document
 from gateway.openapi.endpoints import OpenApiDocs
 from gateway.request_id import RequestIdMiddleware
-from gateway.routes import DESCRIPTOR_SET, LiveRoutes
+from gateway.routing.live import DESCRIPTOR_SET, LiveRoutes
 from gateway.routing.sources import load_descriptor_set, services_from_files
 from gateway.routing.table import RouteTable, build_table
 from gateway.transcode.request import build_request

@@ -7,14 +7,6 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from backends.kit.status import (
-    PAYLOAD_TOO_LARGE,
-    UNSUPPORTED_MEDIA_TYPE,
-    abort_invalid,
-    abort_payload,
-    bad_request_status,
-    payload_status,
-)
 from gateway.errors import CODES
 from gateway.transcode.errors import (
     DETAILS_TRAILER,
@@ -22,6 +14,14 @@ from gateway.transcode.errors import (
     ErrorReply,
     from_rpc_error,
     from_status,
+)
+from meshkit.rpc.status import (
+    PAYLOAD_TOO_LARGE,
+    UNSUPPORTED_MEDIA_TYPE,
+    abort_invalid,
+    abort_payload,
+    bad_request_status,
+    payload_status,
 )
 
 C = grpc.StatusCode

@@ -6,7 +6,7 @@ import asyncio
 
 from grpc_health.v1 import health, health_pb2
 
-from backends.kit.health import Dependency, HealthMonitor
+from meshkit.rpc.health import Dependency, HealthMonitor
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING

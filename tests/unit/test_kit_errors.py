@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from backends.kit.errors import ErrorInterceptor
+from meshkit.rpc.interceptors.internal_errors import ErrorInterceptor
 
 SERVICE = "portico.test.Errors"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter
 
-from backends.kit.registries import per_registry
+from meshkit.registries import per_registry
 
 built: list[CollectorRegistry] = []
 

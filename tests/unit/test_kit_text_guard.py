@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from backends.kit.status import violations_of
-from backends.kit.text_guard import TextGuardInterceptor, nul_violations
+from meshkit.rpc.interceptors.text_guard import TextGuardInterceptor, nul_violations
+from meshkit.rpc.status import violations_of
 from stubs.users.v1 import users_pb2
 
 NUL_RULE = "must not contain NUL characters"

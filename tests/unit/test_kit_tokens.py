@@ -12,9 +12,9 @@ import grpc
 import jwt
 import pytest
 
-from backends.kit.jwks import JwksClient
-from backends.kit.tokens import InvalidToken, TokenVerifier, jwk_thumbprint
-from tests.support.token_issuer import AUDIENCE, ISSUER, TokenIssuer
+from harness.token_issuer import AUDIENCE, ISSUER, TokenIssuer
+from meshkit.auth.keys import JwksClient
+from meshkit.auth.tokens import InvalidToken, TokenVerifier, jwk_thumbprint
 
 
 @pytest.fixture(scope="module")

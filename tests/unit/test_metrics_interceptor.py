@@ -8,7 +8,7 @@ import grpc
 import pytest
 from prometheus_client import CollectorRegistry
 
-from backends.kit.metrics import GrpcServerMetrics, MetricsInterceptor
+from meshkit.rpc.interceptors.metrics import GrpcServerMetrics, MetricsInterceptor
 
 SERVICE = "portico.test.Echo"
 

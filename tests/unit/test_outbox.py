@@ -12,10 +12,10 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import MetaData, Table, select
 
-from backends.kit.db import Database
-from backends.kit.events import CHANNELS, USERS_TOPIC, channel_of, new_event
-from backends.kit.outbox import Outbox
-from backends.kit.tables import outbox_table
+from meshkit.db.database import Database
+from meshkit.events.envelope import CHANNELS, USERS_TOPIC, channel_of, new_event
+from meshkit.events.outbox import Outbox
+from meshkit.events.tables import outbox_table
 from stubs.events.v1 import events_pb2
 from stubs.posts.v1 import posts_pb2
 from stubs.users.v1 import users_pb2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from backends.kit.delivery import deliver
+from meshkit.events.delivery import deliver
 
 
 class Sends:

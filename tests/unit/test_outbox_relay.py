@@ -19,14 +19,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import CollectorRegistry
 from sqlalchemy import MetaData, Table, select
 
-from backends.kit.db import Database
-from backends.kit.events import new_event
-from backends.kit.outbox import Outbox
-from backends.kit.relay import OutboxRelay, PublishError
-from backends.kit.tables import outbox_table
+from harness.events_wait import eventually
+from meshkit.db.database import Database
+from meshkit.events.envelope import new_event
+from meshkit.events.outbox import Outbox
+from meshkit.events.relay import OutboxRelay, PublishError
+from meshkit.events.tables import outbox_table
 from stubs.events.v1 import events_pb2
 from stubs.users.v1 import users_pb2
-from tests.support.events_wait import eventually
 
 TOPIC = "portico.users.v1"
 

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from backends.kit.media import sniff_image as sniff
 from backends.posts.images import FRAME_BUDGET_FACTOR, CheckedImage, ImageRejected, check_image
+from meshkit.media import sniff_image as sniff
 
 
 def _picture(size: tuple[int, int] = (64, 48), shade: int = 0) -> Image.Image:

@@ -18,10 +18,10 @@ import yaml
 
 from backends.auth.config import AuthSettings
 from backends.broker.config import BrokerSettings
-from backends.kit.config import BackendSettings
 from backends.posts.config import PostsSettings
 from backends.users.config import UsersSettings
 from gateway.config import GatewaySettings
+from meshkit.config.settings import BackendSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "observability" / "prometheus"
@@ -65,7 +65,7 @@ def rules() -> list[Json]:
 def registered_metrics() -> set[str]:
     """Exposed series names of every Counter/Gauge/Histogram the Python code registers."""
     names: set[str] = set()
-    for package in ("backends", "gateway", "observability"):
+    for package in ("meshkit", "backends", "gateway", "observability"):
         for source in (ROOT / package).rglob("*.py"):
             for node in ast.walk(ast.parse(source.read_text(), str(source))):
                 if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args):

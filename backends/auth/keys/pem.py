@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from backends.auth.keys.errors import KeyStoreError
-from backends.kit.tokens import jwk_thumbprint
+from meshkit.auth.tokens import jwk_thumbprint
 
 log = logging.getLogger(__name__)
 

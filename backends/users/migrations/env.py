@@ -1,10 +1,10 @@
-"""Alembic environment of the users backend: ``backends.kit.migrations.upgrade`` runs it."""
+"""Alembic environment of the users backend: ``meshkit.db.migrations.upgrade`` runs it."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from backends.kit.migrations import run_env
 from backends.users.models import metadata
+from meshkit.db.migrations import run_env
 
 run_env(context.config, metadata)

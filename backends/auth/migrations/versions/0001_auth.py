@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from backends.kit.tables import create_kit_tables, drop_kit_tables
+from meshkit.events.tables import create_kit_tables, drop_kit_tables
 
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from backends.kit.tables import create_kit_tables, drop_kit_tables
+from meshkit.events.tables import create_kit_tables, drop_kit_tables
 
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None

@@ -1,0 +1,73 @@
+"""The live route table: from the descriptor set at start (so the gateway serves at once, even offline),
+then from the backends by server reflection, refreshed on an interval.
+
+A refresh replaces the table only when every backend answered and the new table has no problems; a
+backend that gains an RPC gains its REST route at the next refresh, with no gateway change. Conflicts or
+an unreachable backend leave the previous table in force (and are logged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+import grpc
+
+from gateway.routing.sources import fetch_services, load_descriptor_set
+from gateway.routing.table import RouteTable, build_table
+
+log = logging.getLogger(__name__)
+
+DESCRIPTOR_SET = Path(__file__).resolve().parents[2] / "stubs" / "portico.binpb"
+
+
+class LiveRoutes:
+    def __init__(
+        self, channels: Mapping[str, grpc.aio.Channel], descriptor_set: Path = DESCRIPTOR_SET
+    ) -> None:
+        self._channels = channels
+        built = build_table(load_descriptor_set(descriptor_set), version=0)
+        if built.table is None:
+            raise RuntimeError(f"the descriptor set's routes are inconsistent: {built.problems}")
+        self.table: RouteTable = built.table
+        self.source = "descriptor set"
+        self._version = 0
+
+    async def refresh(self, timeout: float = 3.0) -> bool:
+        """Rebuild from reflection; True when the table was replaced."""
+        fetched = await asyncio.gather(
+            *(fetch_services(channel, timeout=timeout) for channel in self._channels.values()),
+            return_exceptions=True,
+        )
+        failed = [
+            name for name, got in zip(self._channels, fetched, strict=True) if isinstance(got, BaseException)
+        ]
+        if failed:
+            log.info("route refresh skipped: backends not answering reflection", extra={"backends": failed})
+            return False
+        services = [service for got in fetched if not isinstance(got, BaseException) for service in got]
+        built = build_table(services, version=self._version + 1)
+        if built.table is None:
+            log.error(
+                "route refresh rejected; the previous table stays",
+                extra={"problems": [str(p) for p in built.problems]},
+            )
+            return False
+        added, removed = built.table.keys() - self.table.keys(), self.table.keys() - built.table.keys()
+        if added or removed or self.source != "reflection":
+            log.info(
+                "routes updated", extra={"added": len(added), "removed": len(removed), "source": "reflection"}
+            )
+        self._version += 1
+        self.table, self.source = built.table, "reflection"
+        return True
+
+    async def refresh_forever(self, interval: float) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except Exception:  # a refresh must never take the gateway down
+                log.exception("route refresh failed")
+            await asyncio.sleep(interval)

@@ -1,0 +1,109 @@
+"""The users and auth backends together, every token verified against the real auth backend's keys."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2
+
+from harness.infra import InfraEnv
+from harness.mesh import health_status
+from harness.processes import Proc, spawn, wait_until
+from infra.local import free_port
+from stubs.auth.v1 import auth_pb2, auth_pb2_grpc
+from stubs.users.v1 import users_pb2_grpc
+
+ADMIN_PASSWORD = "bootstrap-Admin-pass-42"  # noqa: S105 (a test password)
+
+
+@dataclass
+class AuthStack:
+    auth_target: str
+    users_target: str
+    procs: dict[str, Proc]
+
+    def auth(self) -> tuple[grpc.Channel, auth_pb2_grpc.AuthServiceStub]:
+        channel = grpc.insecure_channel(self.auth_target)
+        return channel, auth_pb2_grpc.AuthServiceStub(channel)
+
+    def users(self) -> tuple[grpc.Channel, users_pb2_grpc.UserServiceStub]:
+        channel = grpc.insecure_channel(self.users_target)
+        return channel, users_pb2_grpc.UserServiceStub(channel)
+
+    def register(self, tenant: str, username: str, password: str, **fields: Any) -> auth_pb2.RegisterResponse:
+        channel, stub = self.auth()
+        with channel:
+            email = fields.pop("email", f"{username}@example.com")
+            return stub.Register(
+                auth_pb2.RegisterRequest(
+                    tenant_id=tenant, username=username, email=email, password=password, **fields
+                ),
+                timeout=15,
+            )
+
+    def login(self, tenant: str, identifier: str, password: str, **metadata: str) -> auth_pb2.LoginResponse:
+        channel, stub = self.auth()
+        with channel:
+            return stub.Login(
+                auth_pb2.LoginRequest(tenant_id=tenant, username=identifier, password=password),
+                metadata=tuple(metadata.items()),
+                timeout=15,
+            )
+
+    def logs(self) -> str:
+        return "\n".join(proc.log() for proc in self.procs.values())
+
+
+def start_auth_stack(infra: InfraEnv, log_dir: Path, extra_env: dict[str, str] | None = None) -> AuthStack:
+    users_port, auth_port = free_port(), free_port()
+    env = {
+        **infra.env(),
+        "PORTICO_DATABASE_URL": "",  # each backend its own SQLite file under the run dir
+        "PORTICO_RUN_DIR": str(log_dir / "run"),
+        "PORTICO_USERS_PORT": str(users_port),
+        "PORTICO_USERS_METRICS_PORT": str(free_port()),
+        "PORTICO_AUTH_PORT": str(auth_port),
+        "PORTICO_AUTH_METRICS_PORT": str(free_port()),
+        "PORTICO_USERS_TARGET": f"127.0.0.1:{users_port}",
+        "PORTICO_AUTH_TARGET": f"127.0.0.1:{auth_port}",
+        "PORTICO_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        # Other auth backends of the test session (the mesh's) consume the same topic: a group of its
+        # own, or they would share its partitions and apply some of its events to their database.
+        "PORTICO_AUTH_CONSUMER_GROUP": f"portico-auth-{auth_port}",
+        "PORTICO_LOG_LEVEL": "DEBUG",  # the secret-leak test reads everything the backends say
+        **(extra_env or {}),
+    }
+    procs = {
+        "users": spawn(f"users-{users_port}", ["-m", "backends.users"], env, log_dir),
+        "auth": spawn(f"auth-{auth_port}", ["-m", "backends.auth"], env, log_dir),
+    }
+    stack = AuthStack(f"127.0.0.1:{auth_port}", f"127.0.0.1:{users_port}", procs)
+    try:
+        for target in (stack.auth_target, stack.users_target):
+
+            def serving(target: str = target) -> bool:
+                return bool(health_status(target) == health_pb2.HealthCheckResponse.SERVING)
+
+            wait_until(serving, 90, target)
+    except BaseException:
+        stop_auth_stack(stack)
+        print(stack.logs()[-6000:])
+        raise
+    return stack
+
+
+def stop_auth_stack(stack: AuthStack) -> None:
+    for proc in stack.procs.values():
+        proc.terminate()
+
+
+def auth_stack_fixture(
+    infra: InfraEnv, log_dir: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[AuthStack]:
+    stack = start_auth_stack(infra, log_dir, extra_env)
+    yield stack
+    stop_auth_stack(stack)

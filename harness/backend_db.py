@@ -1,0 +1,94 @@
+"""A migrated backend database for store tests: a SQLite file, or a fresh database on the session's server.
+
+Each test module gets its own PostgreSQL database (the server is shared with other tests), dropped at
+the end.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import MetaData
+from sqlalchemy.engine import Connection, make_url
+
+from meshkit.db.database import Database
+from meshkit.db.migrations import upgrade
+
+ROOT = Path(__file__).resolve().parents[1]
+DIALECTS = [pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.infra)]
+
+
+def _admin_dsn(url: str) -> str:
+    """asyncpg's DSN for the server's maintenance database ``postgres``."""
+    return (
+        make_url(url).set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    )
+
+
+async def create_postgres_database(server_url: str, prefix: str) -> str:
+    """A new empty database on the server of ``server_url``; its SQLAlchemy URL."""
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    connection = await asyncpg.connect(_admin_dsn(server_url))
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_postgres_database(url: str) -> None:
+    connection = await asyncpg.connect(_admin_dsn(url))
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+async def migrate_backend(backend: str, url: str) -> None:
+    await upgrade(url, ROOT / "backends" / backend / "migrations", f"{backend}_alembic_version")
+
+
+@asynccontextmanager
+async def backend_database(
+    backend: str, request: pytest.FixtureRequest, tmp: Path
+) -> AsyncIterator[Database]:
+    """``backend``'s migrated :class:`Database` of the dialect ``request.param`` (sqlite or postgresql)."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp / f'{backend}.db'}"
+    else:
+        url = await create_postgres_database(
+            request.getfixturevalue("infra").database_url, f"{backend}_store"
+        )
+    try:
+        await migrate_backend(backend, url)
+        database = Database(url)
+        try:
+            yield database
+        finally:
+            await database.dispose()
+    finally:
+        if request.param == "postgresql":
+            await drop_postgres_database(url)
+
+
+async def schema_differences(db: Database, metadata: MetaData, version_table: str) -> list[object]:
+    """What Alembic's autogenerate would change to make the migrated database match ``metadata``
+    (the models); column comments left out, as they document the models only."""
+
+    def ours(name: str | None, type_: str, parent: object) -> bool:
+        return not (type_ == "table" and name == version_table)
+
+    def diff(connection: Connection) -> list[object]:
+        context = MigrationContext.configure(connection, opts={"include_name": ours})
+        return list(compare_metadata(context, metadata))
+
+    async with db.engine.connect() as connection:
+        differences = await connection.run_sync(diff)
+    return [d for d in differences if "comment" not in str(d)]

@@ -1,0 +1,92 @@
+"""The four backends and the gateway on free ports, against the session's real infrastructure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from harness.processes import Proc, spawn, wait_until
+from infra.local import free_port
+
+BACKENDS = ("users", "auth", "posts", "broker")
+
+
+@dataclass
+class Mesh:
+    ports: dict[str, int]
+    metrics_ports: dict[str, int]
+    gateway_url: str
+    env: dict[str, str]
+    procs: dict[str, Proc] = field(default_factory=dict)
+
+    def target(self, backend: str) -> str:
+        return f"127.0.0.1:{self.ports[backend]}"
+
+    def stop(self) -> dict[str, int]:
+        return {name: proc.terminate() for name, proc in reversed(self.procs.items())}
+
+
+def mesh_env(infra_env: dict[str, str]) -> tuple[dict[str, str], dict[str, int], dict[str, int], int]:
+    ports = {name: free_port() for name in BACKENDS}
+    metrics_ports = {name: free_port() for name in BACKENDS}
+    gateway_port = free_port()
+    env = dict(infra_env)
+    for name in BACKENDS:
+        env[f"PORTICO_{name.upper()}_PORT"] = str(ports[name])
+        env[f"PORTICO_{name.upper()}_METRICS_PORT"] = str(metrics_ports[name])
+        env[f"PORTICO_{name.upper()}_TARGET"] = f"127.0.0.1:{ports[name]}"
+    env["PORTICO_GATEWAY_PORT"] = str(gateway_port)
+    # Every test calls from 127.0.0.1: the shared gateway must not throttle the suite (the rate-limit
+    # tests start their own gateway with small limits).
+    env.setdefault("PORTICO_RATE_LIMIT_PER_IP", "100000/minute")
+    env.setdefault("PORTICO_RATE_LIMIT_PER_USER", "100000/hour")
+    env.setdefault("PORTICO_RATE_LIMIT_LOGIN", "10000/minute")
+    return env, ports, metrics_ports, gateway_port
+
+
+def health_status(target: str, service: str = "") -> int | None:
+    """The backend's health status, or None when it does not answer."""
+    try:
+        with grpc.insecure_channel(target) as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=1
+            )
+            return int(reply.status)
+    except grpc.RpcError:
+        return None
+
+
+def gateway_ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/ready", timeout=3).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def start_mesh(infra_env: dict[str, str], log_dir: Path, timeout: float = 60) -> Mesh:
+    env, ports, metrics_ports, gateway_port = mesh_env(infra_env)
+    # Local state (auth keys, post images) of this mesh only, not the checkout's .run/.
+    env.setdefault("PORTICO_RUN_DIR", str(log_dir / "run"))
+    mesh = Mesh(ports, metrics_ports, f"http://127.0.0.1:{gateway_port}", env)
+    try:
+        for name in BACKENDS:
+            mesh.procs[name] = spawn(name, ["-m", f"backends.{name}"], env, log_dir)
+        mesh.procs["gateway"] = spawn("gateway", ["-m", "gateway"], env, log_dir)
+        for name in BACKENDS:
+            target = mesh.target(name)
+
+            def serving(target: str = target) -> bool:
+                return bool(health_status(target) == health_pb2.HealthCheckResponse.SERVING)
+
+            wait_until(serving, timeout, f"{name} backend SERVING")
+        wait_until(lambda: gateway_ready(mesh.gateway_url), timeout, "gateway /ready")
+    except BaseException:
+        mesh.stop()
+        for proc in mesh.procs.values():
+            print(f"----- {proc.name} log -----\n{proc.log()[-4000:]}")
+        raise
+    return mesh

@@ -1,0 +1,158 @@
+"""Authentication of every gRPC call: a bearer access token in metadata, verified before the handler.
+
+Public methods are not hard-coded here: a method whose ``(portico.gateway.v1.route)`` option says
+``ACCESS_PUBLIC`` is public on gRPC too, so the proto stays the one place that says who may call what.
+Health and reflection are always open (orchestrators and grpcurl need them).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable
+from contextvars import ContextVar
+from typing import Any
+
+import grpc
+from google.protobuf import descriptor_pool
+from prometheus_client import CollectorRegistry, Counter
+from redis.asyncio import Redis
+
+from meshkit.auth.keys import JwksClient
+from meshkit.auth.revocation import RevocationChecker
+from meshkit.auth.tokens import InvalidToken, Principal, TokenVerifier
+from meshkit.config.settings import TokenSettings
+from meshkit.rpc.interceptors.base import Context, Stream, Unary, WrappingInterceptor
+from stubs.portico.gateway.v1 import options_pb2
+
+log = logging.getLogger(__name__)
+
+_current: ContextVar[Principal | None] = ContextVar("portico_principal", default=None)
+_ALWAYS_OPEN = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
+def current_principal() -> Principal:
+    """The verified caller of the RPC being handled (only valid inside an authenticated handler)."""
+    principal = _current.get()
+    if principal is None:
+        raise RuntimeError("no authenticated principal: the method is public or outside an RPC")
+    return principal
+
+
+def public_methods(service_names: Iterable[str]) -> frozenset[str]:
+    """``/pkg.Service/Method`` of every method marked ``ACCESS_PUBLIC`` in its route policy."""
+    pool = descriptor_pool.Default()
+    found = set()
+    for name in service_names:
+        try:
+            service = pool.FindServiceByName(name)
+        except KeyError:
+            continue  # not a proto-described service (e.g. a test service): everything authenticated
+        for method in service.methods:
+            policy = method.GetOptions().Extensions[options_pb2.route]
+            if policy.access == options_pb2.ACCESS_PUBLIC:
+                found.add(f"/{name}/{method.name}")
+    return frozenset(found)
+
+
+def bearer_token(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:
+    for key, value in metadata or ():
+        if key == "authorization" and isinstance(value, str):
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+    return None
+
+
+class AuthInterceptor(WrappingInterceptor):
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        revocations: RevocationChecker,
+        public: frozenset[str],
+        registry: CollectorRegistry,
+    ) -> None:
+        self._verifier = verifier
+        self._revocations = revocations
+        self._public = public
+        self._rejections = Counter(
+            "portico_grpc_auth_rejections_total",
+            "Calls refused as UNAUTHENTICATED, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+
+    def applies(self, details: grpc.HandlerCallDetails) -> bool:
+        return not (details.method in self._public or details.method.startswith(_ALWAYS_OPEN))
+
+    async def _authenticate(self, token: str | None, context: Context) -> Principal:
+        if token is None:
+            self._rejections.labels("missing").inc()
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing bearer token")
+        assert token is not None
+        try:
+            principal = await self._verifier.verify(token)
+        except InvalidToken as exc:
+            self._rejections.labels("invalid").inc()
+            log.info("token rejected", extra={"reason": str(exc)})
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid or expired token")
+            raise  # abort raises; this line only satisfies the type checker
+        if await self._revocations.is_revoked(principal):
+            self._rejections.labels("revoked").inc()
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "token has been revoked")
+        return principal
+
+    def wrap_unary(self, behavior: Unary, details: grpc.HandlerCallDetails) -> Unary:
+        token = bearer_token(details.invocation_metadata)
+
+        async def unary(request: Any, context: Context) -> Any:
+            reset = _current.set(await self._authenticate(token, context))
+            try:
+                return await behavior(request, context)
+            finally:
+                _current.reset(reset)
+
+        return unary
+
+    def wrap_stream(self, behavior: Stream, details: grpc.HandlerCallDetails) -> Stream:
+        token = bearer_token(details.invocation_metadata)
+
+        async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
+            reset = _current.set(await self._authenticate(token, context))
+            try:
+                async for item in behavior(request, context):
+                    yield item
+            finally:
+                _current.reset(reset)
+
+        return stream
+
+    def other(
+        self, handler: grpc.RpcMethodHandler[Any, Any], details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        # No Portico RPC streams from the client; should one appear, refuse it rather than let it in
+        # unauthenticated (None answers UNIMPLEMENTED).
+        log.error(
+            "refusing a client-streaming method the authenticator does not wrap",
+            extra={"method": details.method},
+        )
+        return None
+
+
+def token_checks(
+    jwks_channel: grpc.aio.Channel, redis: Redis, registry: CollectorRegistry, settings: TokenSettings
+) -> tuple[TokenVerifier, RevocationChecker]:
+    """The verifier and revocation checker every token-checking process builds from its settings."""
+    jwks = JwksClient(
+        jwks_channel,
+        cache_seconds=settings.jwks_cache_seconds,
+        refetch_cooldown=settings.jwks_refetch_cooldown,
+    )
+    verifier = TokenVerifier(
+        jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience, leeway=settings.jwt_leeway
+    )
+    errors = Counter(
+        "portico_revocation_check_errors_total",
+        "Revocation checks that could not reach Redis (accepted when fail-open).",
+        registry=registry,
+    )
+    return verifier, RevocationChecker(redis, fail_open=settings.revocation_fail_open, errors=errors)

@@ -1,0 +1,76 @@
+"""Revocations in Redis: the keys written by the auth and users backends, and the checker every verifier runs.
+
+- ``portico:revoked:jti:<jti>`` exists while a logged-out access token would still be unexpired.
+- ``portico:valid_after:<tenant>:<sub>`` holds an epoch time; tokens of that user issued before it are
+  dead (a deleted user, or "log out everywhere").
+- ``portico:revoked:sid:<sid>`` exists when the login (refresh-token family) named by a token's ``sid``
+  claim was ended: logout, or a refresh token presented twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from prometheus_client import Counter
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from meshkit.auth.tokens import Principal
+
+log = logging.getLogger(__name__)
+
+# Longest access-token lifetime we ever need to remember a "valid after" mark for.
+VALID_AFTER_TTL_SECONDS = 7 * 24 * 3600
+
+
+def revoked_jti_key(jti: str) -> str:
+    return f"portico:revoked:jti:{jti}"
+
+
+def revoked_sid_key(sid: str) -> str:
+    return f"portico:revoked:sid:{sid}"
+
+
+def valid_after_key(tenant_id: str, sub: str) -> str:
+    return f"portico:valid_after:{tenant_id}:{sub}"
+
+
+async def revoke_jti(redis: Redis, jti: str, expires_at: float) -> None:
+    """Deny one access token until it would have expired anyway."""
+    ttl = max(1, int(expires_at - time.time()) + 1)
+    await redis.set(revoked_jti_key(jti), "1", ex=ttl)
+
+
+async def end_sessions(redis: Redis, tenant_id: str, sub: str, at: float | None = None) -> None:
+    """Every token of the user issued up to now stops working."""
+    await redis.set(valid_after_key(tenant_id, sub), str(at or time.time()), ex=VALID_AFTER_TTL_SECONDS)
+
+
+async def revoke_session(redis: Redis, sid: str, ttl_seconds: int) -> None:
+    """Every access token of one login stops working (kept as long as such a token can live)."""
+    await redis.set(revoked_sid_key(sid), "1", ex=max(1, ttl_seconds))
+
+
+class RevocationChecker:
+    """Logged-out tokens and users whose sessions were ended, in one Redis round trip."""
+
+    def __init__(self, redis: Redis, *, fail_open: bool, errors: Counter) -> None:
+        self._redis = redis
+        self._fail_open = fail_open
+        self._errors = errors
+
+    async def is_revoked(self, principal: Principal) -> bool:
+        try:
+            revoked, valid_after, session_ended = await self._redis.mget(
+                revoked_jti_key(principal.jti),
+                valid_after_key(principal.tenant_id, principal.sub),
+                revoked_sid_key(principal.session_id or "-"),
+            )
+        except RedisError:
+            self._errors.inc()
+            log.warning("revocation check unavailable", extra={"fail_open": self._fail_open})
+            return not self._fail_open
+        if revoked is not None or (principal.session_id and session_ended is not None):
+            return True
+        return valid_after is not None and principal.issued_at <= float(valid_after)

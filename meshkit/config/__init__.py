@@ -1,0 +1,1 @@
+"""Settings every process of the mesh shares, read from ``PORTICO_`` environment variables."""

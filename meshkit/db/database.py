@@ -1,0 +1,108 @@
+"""Database access for backends: SQLAlchemy 2 async, SQLite by default, PostgreSQL by URL.
+
+Writers and readers get different sessions because SQLite needs it: a deferred transaction that later
+writes can fail with "database is locked" when another writer committed in between, so write
+transactions start with ``BEGIN IMMEDIATE`` (take the write lock up front) while reads stay deferred
+and, in WAL mode, never block. On PostgreSQL both are ordinary transactions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import Table, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from meshkit.config.settings import run_dir
+
+_BEGIN_OPTION = "portico_sqlite_begin"
+
+
+def default_url(backend: str) -> str:
+    """SQLite file of ``backend`` under the run directory (``PORTICO_RUN_DIR``, default ``.run/``)."""
+    directory = run_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    return f"sqlite+aiosqlite:///{directory / f'{backend}.db'}"
+
+
+DIALECTS = ("sqlite", "postgresql")
+
+
+def supported_dialect(dialect: str) -> str:
+    """``dialect`` when the stores support it (``Database.dialect`` values), else ValueError."""
+    if dialect not in DIALECTS:
+        raise ValueError(f"unsupported dialect {dialect!r}")
+    return dialect
+
+
+def dialect_insert(dialect: str, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT with ``on_conflict_do_*``: both dialects have it, each in its own construct."""
+    return postgresql.insert(table) if supported_dialect(dialect) == "postgresql" else sqlite.insert(table)
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def _make_sqlite_transactional(engine: AsyncEngine) -> None:
+    """pysqlite's own BEGIN handling breaks savepoints and locking; emit BEGIN ourselves (SQLAlchemy docs)."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in ("journal_mode=WAL", "foreign_keys=ON", "busy_timeout=10000", "synchronous=NORMAL"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        mode = connection.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Database:
+    """The engine of one backend and its reader/writer session factories."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        if is_sqlite(url):
+            self.engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+            _make_sqlite_transactional(self.engine)
+            writer_engine = self.engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+        else:
+            self.engine = create_async_engine(
+                url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True
+            )
+            writer_engine = self.engine
+        self._readers = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._writers = async_sessionmaker(writer_engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """A session in a write transaction, committed on success and rolled back on error."""
+        async with self._writers() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads (its transaction is rolled back at the end)."""
+        async with self._readers() as session:
+            yield session
+
+    async def ping(self) -> bool:
+        async with self.read() as session:
+            await session.connection()
+            return True
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

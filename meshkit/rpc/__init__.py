@@ -1,0 +1,1 @@
+"""gRPC: the backend server and its runtime, health, TLS, status helpers and interceptors."""

@@ -1,0 +1,55 @@
+"""Unexpected exceptions become a plain INTERNAL "Internal error" for the caller, and a logged traceback
+for us. gRPC's default would send ``Unexpected <class 'X'>: <message>``, leaking internals to clients."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from meshkit.rpc.interceptors.base import Context, Stream, Unary, WrappingInterceptor, metadata_value
+
+log = logging.getLogger(__name__)
+
+
+async def _hide(exc: Exception, context: Context, method: str) -> None:
+    if isinstance(exc, grpc.aio.AbortError):
+        raise exc  # a status the handler chose with abort() stands
+    code = context.code()
+    if isinstance(code, grpc.StatusCode) and code != grpc.StatusCode.OK:
+        # set_code() then raise (what generated base classes do): end with that status and its details
+        # rather than gRPC's "Unexpected <class ...>" text.
+        await context.abort(code, context.details() or "")
+    log.exception(
+        "unhandled error in an RPC",
+        extra={"method": method, "request_id": metadata_value(context, "x-request-id")[:128]},
+    )
+    await context.abort(grpc.StatusCode.INTERNAL, "Internal error")
+
+
+class ErrorInterceptor(WrappingInterceptor):
+    def wrap_unary(self, behavior: Unary, details: grpc.HandlerCallDetails) -> Unary:
+        async def unary(request: Any, context: Context) -> Any:
+            try:
+                return await behavior(request, context)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await _hide(exc, context, details.method)
+
+        return unary
+
+    def wrap_stream(self, behavior: Stream, details: grpc.HandlerCallDetails) -> Stream:
+        async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
+            try:
+                async for item in behavior(request, context):
+                    yield item
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await _hide(exc, context, details.method)
+
+        return stream
