@@ -14,9 +14,9 @@ from opentelemetry.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 from sqlalchemy import func, select
 
+from backends.users.events import USERS
 from harness.events_db import EventsDb
 from meshkit.events.broker import build_broker, start_with_retry
-from meshkit.events.envelope import new_event
 from meshkit.events.outbox import Outbox
 from meshkit.events.relay import OutboxRelay
 from stubs.events.v1 import events_pb2
@@ -24,8 +24,8 @@ from stubs.users.v1 import users_pb2
 
 
 def user_event(key: str, seq: int) -> events_pb2.Event:
-    return new_event(
-        "user.updated", "acme", key, actor=None, user=users_pb2.User(id=key, first_name=f"v{seq}")
+    return USERS.event(
+        "user.updated", "acme", key, actor=None, entity=users_pb2.User(id=key, first_name=f"v{seq}")
     )
 
 

@@ -3,7 +3,8 @@
     .venv/bin/python scripts/gen_asyncapi.py           # (re)write docs/asyncapi/asyncapi.json
     .venv/bin/python scripts/gen_asyncapi.py --check   # exit 1 when the committed file is stale (CI)
 
-The document comes from the code: the channel registry in ``meshkit/events/envelope.py`` and the
+The document comes from the code: the channels each backend declares (gathered in
+``backends/channels.py``) and the
 ``events.v1.Event`` descriptor (see ``meshkit/events/asyncapi.py``).
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
+from backends.channels import CHANNELS  # noqa: E402
 from meshkit.events.asyncapi import asyncapi_document, render  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "asyncapi" / "asyncapi.json"
@@ -26,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail if the committed document is stale")
     args = parser.parse_args(argv)
 
-    text = render(asyncapi_document())
+    text = render(asyncapi_document(CHANNELS))
     current = OUTPUT.read_text(encoding="utf-8") if OUTPUT.is_file() else None
     name = OUTPUT.relative_to(ROOT).as_posix()
     if args.check:

@@ -11,6 +11,7 @@ from sqlalchemy import MetaData
 
 from backends.auth.bootstrap import ensure_admin
 from backends.auth.config import AuthSettings
+from backends.auth.events import USERS_TOPIC
 from backends.auth.keys import KeyRing
 from backends.auth.lockout import LoginThrottle
 from backends.auth.metrics import AuthMetrics
@@ -19,7 +20,6 @@ from backends.auth.refresh_tokens import RefreshTokens
 from backends.auth.service import AuthDeps, AuthService
 from backends.auth.store import CredentialStore
 from backends.auth.user_events import UserEventHandlers
-from meshkit.events.envelope import USERS_TOPIC
 from meshkit.events.lag import watch_consumer_lag
 from meshkit.events.tables import outbox_table, processed_events_table
 from meshkit.rpc.server import BackendSpec, Runtime, Service, run_backend

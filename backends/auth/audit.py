@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 
-from meshkit.events.envelope import new_event
+from backends.auth.events import AUTH
 from stubs.events.v1 import events_pb2
 
 
@@ -27,4 +27,4 @@ def audit_event(
     audit = events_pb2.AuthAudit(
         user_id=user_id, identifier=identifier[:256], session_id=session_id, reason=reason
     )
-    return new_event(type, tenant_id, key, actor=actor, auth=audit)
+    return AUTH.event(type, tenant_id, key, actor=actor, entity=audit)

@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from backends.auth.access_tokens import IssuedToken, issue_access_token, issue_service_token
 from backends.auth.audit import audit_event
 from backends.auth.config import AuthSettings
+from backends.auth.events import AUTH
 from backends.auth.keys import KeyRing
 from backends.auth.lockout import LoginThrottle
 from backends.auth.metrics import AuthMetrics, LoginOutcome
@@ -29,7 +30,6 @@ from backends.auth.store import CredentialStore, DuplicateCredential
 from meshkit.auth.interceptor import current_principal
 from meshkit.auth.revocation import revoke_jti, revoke_session
 from meshkit.db.database import Database
-from meshkit.events.envelope import AUTH_TOPIC
 from meshkit.events.outbox import Outbox
 from meshkit.rpc.interceptors.base import metadata_value
 from meshkit.rpc.status import abort_invalid
@@ -144,7 +144,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
 
     async def _audit(self, event: events_pb2.Event) -> None:
         async with self._d.db.write() as session:
-            await self._d.outbox.add(session, AUTH_TOPIC, event)
+            await self._d.outbox.add(session, AUTH.topic, event)
 
     # -- RPCs --------------------------------------------------------------------------------------
 
@@ -188,7 +188,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                 )
                 await self._d.outbox.add(
                     session,
-                    AUTH_TOPIC,
+                    AUTH.topic,
                     audit_event(
                         "login.succeeded",
                         tenant_id,
@@ -288,7 +288,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             )
             await d.outbox.add(
                 session,
-                AUTH_TOPIC,
+                AUTH.topic,
                 audit_event(
                     "login.succeeded",
                     tenant_id,
@@ -334,7 +334,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             if outcome == "reuse":
                 await d.outbox.add(
                     session,
-                    AUTH_TOPIC,
+                    AUTH.topic,
                     audit_event(
                         "token.reuse_detected",
                         tenant_id,
@@ -347,7 +347,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             elif outcome == "rotated":
                 await d.outbox.add(
                     session,
-                    AUTH_TOPIC,
+                    AUTH.topic,
                     audit_event(
                         "token.refreshed",
                         tenant_id,
@@ -406,7 +406,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                     families.add(family_id)
             await d.outbox.add(
                 session,
-                AUTH_TOPIC,
+                AUTH.topic,
                 audit_event(
                     "logout",
                     principal.tenant_id,

@@ -10,12 +10,12 @@ from backends.posts import models
 from backends.posts.authors import AuthorCheck
 from backends.posts.blobs import open_blob_store
 from backends.posts.config import PostsSettings
+from backends.posts.events import USERS_TOPIC
 from backends.posts.image_refs import ImageRefs
 from backends.posts.orphans import OrphanSweeper
 from backends.posts.service import PostService
 from backends.posts.store import PostStore
 from backends.posts.user_events import UserEventHandlers
-from meshkit.events.envelope import USERS_TOPIC
 from meshkit.events.lag import watch_consumer_lag
 from meshkit.rpc.server import BackendSpec, Runtime, Service, run_backend
 from stubs.posts.v1 import posts_pb2, posts_pb2_grpc

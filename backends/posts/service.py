@@ -22,13 +22,13 @@ from backends.posts import validation as v
 from backends.posts.authors import AuthorCheck, Verdict
 from backends.posts.blobs import BlobStore, BlobStoreError, blob_key
 from backends.posts.convert import image_etag, post_message
+from backends.posts.events import POSTS
 from backends.posts.image_refs import ImageRefs
 from backends.posts.images import CheckedImage, ImageRejected, check_image
 from backends.posts.store import PostRecord, PostStore
 from meshkit.auth.interceptor import current_principal
 from meshkit.auth.tokens import Principal
 from meshkit.db.database import Database
-from meshkit.events.envelope import POSTS_TOPIC, new_event
 from meshkit.events.outbox import Outbox
 from meshkit.rpc.interceptors.base import metadata_value
 from meshkit.rpc.status import FieldViolation, abort_invalid, abort_payload
@@ -131,10 +131,10 @@ class PostService(posts_pb2_grpc.PostServiceServicer):
     async def _record(
         self, session: AsyncSession, kind: str, context: Context, principal: Principal, record: PostRecord
     ) -> None:
-        event = new_event(
-            kind, record.tenant_id, record.id, actor=_actor(context, principal), post=post_message(record)
+        event = POSTS.event(
+            kind, record.tenant_id, record.id, actor=_actor(context, principal), entity=post_message(record)
         )
-        await self._outbox.add(session, POSTS_TOPIC, event)
+        await self._outbox.add(session, POSTS.topic, event)
 
     # -- RPCs ------------------------------------------------------------------------------------
 

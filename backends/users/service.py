@@ -22,12 +22,12 @@ from redis.exceptions import RedisError
 from backends.users import validation as v
 from backends.users.cache import UserCache
 from backends.users.convert import user_message
+from backends.users.events import USERS
 from backends.users.store import DuplicateError, UserRecord, UserStore
 from meshkit.auth.interceptor import current_principal
 from meshkit.auth.revocation import end_sessions
 from meshkit.auth.tokens import Principal
 from meshkit.db.database import Database
-from meshkit.events.envelope import USERS_TOPIC, new_event
 from meshkit.events.outbox import Outbox
 from meshkit.rpc.interceptors.base import metadata_value
 from meshkit.rpc.status import FieldViolation, abort_invalid
@@ -160,14 +160,14 @@ class UserService(users_pb2_grpc.UserServiceServicer):
     ) -> UserRecord:
         async with self._db.write() as session:
             record = await self._store.create(session, tenant_id=tenant_id, roles=roles, **fields)
-            event = new_event(
+            event = USERS.event(
                 "user.created",
                 tenant_id,
                 record.id,
                 actor=_actor(context, principal),
-                user=user_message(record),
+                entity=user_message(record),
             )
-            await self._outbox.add(session, USERS_TOPIC, event)
+            await self._outbox.add(session, USERS.topic, event)
         return record
 
     async def GetUser(self, request: users_pb2.GetUserRequest, context: Context) -> users_pb2.GetUserResponse:
@@ -242,14 +242,14 @@ class UserService(users_pb2_grpc.UserServiceServicer):
                 record = await self._store.update(session, tenant_id, user_id, changes)
                 if record is None:
                     await _not_found(context)
-                event = new_event(
+                event = USERS.event(
                     "user.updated",
                     tenant_id,
                     user_id,
                     actor=_actor(context, principal),
-                    user=user_message(record),
+                    entity=user_message(record),
                 )
-                await self._outbox.add(session, USERS_TOPIC, event)
+                await self._outbox.add(session, USERS.topic, event)
         except DuplicateError as exc:
             await context.abort(
                 grpc.StatusCode.ALREADY_EXISTS, f"A user with this {exc.field} already exists"
@@ -273,14 +273,14 @@ class UserService(users_pb2_grpc.UserServiceServicer):
             record = await self._store.soft_delete(session, tenant_id, user_id)
             if record is None:
                 await _not_found(context)
-            event = new_event(
+            event = USERS.event(
                 "user.deleted",
                 tenant_id,
                 user_id,
                 actor=_actor(context, principal),
-                user=user_message(record),
+                entity=user_message(record),
             )
-            await self._outbox.add(session, USERS_TOPIC, event)
+            await self._outbox.add(session, USERS.topic, event)
         await self._committed_change(tenant_id, user_id)
         await self._end_sessions(tenant_id, user_id)
         return users_pb2.DeleteUserResponse(message="User deleted successfully")

@@ -1,15 +1,16 @@
 """The AsyncAPI document of Portico's events, generated from the code that publishes them.
 
-Each channel of :data:`meshkit.events.envelope.CHANNELS` becomes a FastStream publisher whose payload schema
-is the ``events.v1.Event`` descriptor narrowed to that channel (its event types, its entity); FastStream
-renders the document, and the Kafka headers and record key the outbox writes are added to each message
-(FastStream's message model has no headers).
+Each :class:`~meshkit.events.envelope.Channel` a backend declares becomes a FastStream publisher whose
+payload schema is the ``events.v1.Event`` descriptor narrowed to that channel (its types, its entity);
+FastStream renders the document, and the Kafka headers and record key the outbox writes are added to
+each message (FastStream's message model has no headers).
 """
 
 from __future__ import annotations
 
 import json
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from faststream.specification import AsyncAPI
 from pydantic import BaseModel
 
 from meshkit.config.settings import BackendSettings
-from meshkit.events.envelope import CHANNELS, CONTENT_TYPE, Channel
+from meshkit.events.envelope import CONTENT_TYPE, Channel
 from meshkit.events.protoschema import MessageModels
 from stubs.events.v1 import events_pb2
 
@@ -39,12 +40,12 @@ def event_model(models: MessageModels, channel: Channel) -> type[BaseModel]:
     )
 
 
-def spec_broker() -> KafkaBroker:
+def spec_broker(channels: Sequence[Channel]) -> KafkaBroker:
     """A broker (never connected) with one publisher per channel, for FastStream to document."""
     bootstrap = BackendSettings.model_fields["kafka_bootstrap"].default
     broker = KafkaBroker(bootstrap, description="Portico's Kafka (the local default address).")
     models = MessageModels()
-    for channel in CHANNELS:
+    for channel in channels:
         broker.publisher(
             channel.topic,
             title=channel.topic,
@@ -78,10 +79,10 @@ def _project_version() -> str:
         return str(tomllib.load(file)["project"]["version"])
 
 
-def asyncapi_document() -> dict[str, Any]:
-    """The AsyncAPI 3.0 document as JSON-compatible data."""
+def asyncapi_document(channels: Sequence[Channel]) -> dict[str, Any]:
+    """The AsyncAPI 3.0 document of ``channels`` as JSON-compatible data."""
     spec = AsyncAPI(
-        spec_broker(),
+        spec_broker(channels),
         title="Portico events",
         version=_project_version(),
         description=(
@@ -93,8 +94,8 @@ def asyncapi_document() -> dict[str, Any]:
     )
     document: dict[str, Any] = spec.to_specification().to_jsonable()
     document["defaultContentType"] = CONTENT_TYPE
-    _sort(document)
-    by_topic = {channel.topic: channel for channel in CHANNELS}
+    _sort(document, channels)
+    by_topic = {channel.topic: channel for channel in channels}
     for name, message in document["components"]["messages"].items():
         channel = by_topic[name.removesuffix(":Message")]
         message["contentType"] = CONTENT_TYPE
@@ -108,9 +109,9 @@ def asyncapi_document() -> dict[str, Any]:
     return document
 
 
-def _sort(document: dict[str, Any]) -> None:
+def _sort(document: dict[str, Any], channels: Sequence[Channel]) -> None:
     """FastStream's order varies between runs; the committed file must not."""
-    rank = {channel.topic: i for i, channel in enumerate(CHANNELS)}
+    rank = {channel.topic: i for i, channel in enumerate(channels)}
     for section in (document, document["components"]):
         for name in ("channels", "operations", "messages", "schemas"):
             if name in section:

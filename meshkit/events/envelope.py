@@ -1,7 +1,9 @@
-"""The event envelope and the registry of what each backend publishes where.
+"""The event envelope (``events.v1.Event``) and the :class:`Channel` a backend declares for each topic.
 
-:data:`CHANNELS` is the one declaration of the topics, their event types and the entity each event
-carries: :func:`new_event` checks events against it, and the AsyncAPI document is generated from it.
+The kit knows no particular backend: a backend declares its channel (topic, event types, the envelope
+field its events carry) in its own ``events.py`` and builds every event through it, so an event that its
+channel does not declare cannot be written. The AsyncAPI document is generated from the same
+declarations (``scripts/gen_asyncapi.py`` collects them).
 """
 
 from __future__ import annotations
@@ -10,24 +12,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from google.protobuf.message import Message
+
 from stubs.events.v1 import events_pb2
-from stubs.posts.v1 import posts_pb2
-from stubs.users.v1 import users_pb2
 
-__all__ = [
-    "AUTH_TOPIC",
-    "CHANNELS",
-    "CONTENT_TYPE",
-    "POSTS_TOPIC",
-    "USERS_TOPIC",
-    "Channel",
-    "channel_of",
-    "new_event",
-]
-
-USERS_TOPIC = "portico.users.v1"
-POSTS_TOPIC = "portico.posts.v1"
-AUTH_TOPIC = "portico.auth.v1"
+__all__ = ["CONTENT_TYPE", "Channel"]
 
 # The record value is a serialized events.v1.Event.
 CONTENT_TYPE = "application/x-protobuf"
@@ -35,7 +24,7 @@ CONTENT_TYPE = "application/x-protobuf"
 
 @dataclass(frozen=True)
 class Channel:
-    """One topic: who publishes it, the event types on it, and the ``Event.entity`` field they carry."""
+    """One topic: who publishes it, the event types on it, and the ``Event`` field their entity sits in."""
 
     topic: str
     publisher: str
@@ -43,61 +32,24 @@ class Channel:
     types: tuple[str, ...]
     description: str
 
+    def __post_init__(self) -> None:
+        field = events_pb2.Event.DESCRIPTOR.fields_by_name.get(self.entity)
+        if field is None or field.message_type is None:
+            raise ValueError(f"events.v1.Event has no message field {self.entity!r}")
 
-CHANNELS: tuple[Channel, ...] = (
-    Channel(
-        USERS_TOPIC,
-        publisher="users",
-        entity="user",
-        types=("user.created", "user.updated", "user.deleted"),
-        description="Changes to user profiles.",
-    ),
-    Channel(
-        POSTS_TOPIC,
-        publisher="posts",
-        entity="post",
-        types=("post.created", "post.updated", "post.deleted"),
-        description="Changes to posts.",
-    ),
-    Channel(
-        AUTH_TOPIC,
-        publisher="auth",
-        entity="auth_audit",
-        types=("login.succeeded", "login.failed", "token.refreshed", "token.reuse_detected", "logout"),
-        description="Audit trail of logins and tokens.",
-    ),
-)
-
-_BY_TYPE = {event_type: channel for channel in CHANNELS for event_type in channel.types}
-
-
-def channel_of(event_type: str) -> Channel:
-    """The channel an event type is published on; ``ValueError`` for a type nobody declared."""
-    try:
-        return _BY_TYPE[event_type]
-    except KeyError:
-        raise ValueError(f"unknown event type {event_type!r}; declare it in CHANNELS") from None
-
-
-def new_event(
-    type: str,
-    tenant_id: str,
-    entity_id: str,
-    *,
-    actor: events_pb2.Actor | None,
-    user: users_pb2.User | None = None,
-    post: posts_pb2.Post | None = None,
-    auth: events_pb2.AuthAudit | None = None,
-) -> events_pb2.Event:
-    """A new envelope with a fresh ``event_id`` and ``occurred_at`` now, carrying its channel's entity."""
-    channel = channel_of(type)
-    entities = {"user": user, "post": post, "auth_audit": auth}
-    given = [name for name, value in entities.items() if value is not None]
-    if given != [channel.entity]:
-        raise ValueError(f"{type} events carry exactly the {channel.entity!r} entity, got {given}")
-    event = events_pb2.Event(
-        event_id=str(uuid.uuid4()), type=type, tenant_id=tenant_id, entity_id=entity_id, actor=actor
-    )
-    getattr(event, channel.entity).CopyFrom(entities[channel.entity])
-    event.occurred_at.FromDatetime(datetime.now(UTC))
-    return event
+    def event(
+        self, type: str, tenant_id: str, entity_id: str, *, actor: events_pb2.Actor | None, entity: Message
+    ) -> events_pb2.Event:
+        """A new envelope with a fresh ``event_id`` and ``occurred_at`` now, carrying ``entity``."""
+        if type not in self.types:
+            raise ValueError(f"{type!r} is not an event type of {self.topic} (declared: {self.types})")
+        expected = events_pb2.Event.DESCRIPTOR.fields_by_name[self.entity].message_type
+        if expected is None or entity.DESCRIPTOR is not expected:
+            want = expected.full_name if expected else self.entity
+            raise ValueError(f"{type} events carry a {want}, got {entity.DESCRIPTOR.full_name}")
+        event = events_pb2.Event(
+            event_id=str(uuid.uuid4()), type=type, tenant_id=tenant_id, entity_id=entity_id, actor=actor
+        )
+        getattr(event, self.entity).CopyFrom(entity)
+        event.occurred_at.FromDatetime(datetime.now(UTC))
+        return event

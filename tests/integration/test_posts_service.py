@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaProducer
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from backends.posts.events import POSTS, USERS_TOPIC
 from harness.backend_process import metric_value
 from harness.infra import InfraEnv
 from harness.kafka_read import read_topic
@@ -25,7 +26,7 @@ from harness.processes import wait_until
 from harness.s3_server import s3_server
 from harness.sample_images import image_bytes, large_png
 from harness.users_fixtures import UsersBackend
-from meshkit.events.envelope import CONTENT_TYPE, POSTS_TOPIC, USERS_TOPIC
+from meshkit.events.envelope import CONTENT_TYPE
 from meshkit.rpc.status import violations_of
 from stubs.events.v1 import events_pb2
 from stubs.posts.v1 import posts_pb2
@@ -346,7 +347,7 @@ def test_every_change_is_an_event_on_the_posts_topic(
     posts_backend.call("UpdatePost", posts_pb2.UpdatePostRequest(post_id=post.id, title="renamed"), token)
     posts_backend.call("DeletePost", posts_pb2.DeletePostRequest(post_id=post.id), token)
     events: list[events_pb2.Event] = asyncio.run(
-        read_topic(infra.kafka_bootstrap, POSTS_TOPIC, lambda e: e.entity_id == post.id, want=3)
+        read_topic(infra.kafka_bootstrap, POSTS.topic, lambda e: e.entity_id == post.id, want=3)
     )
     assert [e.type for e in events] == ["post.created", "post.updated", "post.deleted"]
     assert {e.tenant_id for e in events} == {tenant}

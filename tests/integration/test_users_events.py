@@ -8,9 +8,9 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from backends.users.events import USERS
 from harness.infra import InfraEnv
 from harness.users_fixtures import UsersBackend
-from meshkit.events.envelope import USERS_TOPIC
 from stubs.events.v1 import events_pb2
 from stubs.users.v1 import users_pb2
 
@@ -21,7 +21,7 @@ async def _events_for(
     bootstrap: str, user_id: str, want: int, timeout: float = 30
 ) -> list[tuple[bytes, dict[str, bytes], events_pb2.Event]]:
     consumer = AIOKafkaConsumer(
-        USERS_TOPIC,
+        USERS.topic,
         bootstrap_servers=bootstrap,
         group_id=f"test-{uuid.uuid4().hex}",
         auto_offset_reset="earliest",

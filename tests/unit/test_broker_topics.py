@@ -17,7 +17,7 @@ from backends.broker.topics import (
     internal_topic,
     parse_internal,
 )
-from meshkit.events.envelope import CHANNELS
+from backends.channels import CHANNELS
 
 ALPHABET = "abcXYZ019._-"
 names = st.text(alphabet=ALPHABET, min_size=1, max_size=100)

@@ -15,9 +15,9 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Column, Integer, MetaData, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backends.users.events import USERS
 from meshkit.db.database import Database
 from meshkit.events.consumers import EventConsumer, Handler, Outcome
-from meshkit.events.envelope import new_event
 from meshkit.events.tables import processed_events_table
 from stubs.events.v1 import events_pb2
 from stubs.users.v1 import users_pb2
@@ -76,7 +76,7 @@ async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
 
 
 def user_event(type: str = "user.updated") -> events_pb2.Event:
-    return new_event(type, "acme", "u-1", actor=None, user=users_pb2.User(id="u-1"))
+    return USERS.event(type, "acme", "u-1", actor=None, entity=users_pb2.User(id="u-1"))
 
 
 async def test_an_event_delivered_twice_is_applied_once(setup: Setup) -> None:

@@ -1,5 +1,5 @@
 """The outbox writes an event in the caller's transaction, with its headers and the writer's trace context;
-``new_event`` builds envelopes that match the channel registry."""
+a channel builds envelopes that match its declaration."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import MetaData, Table, select
 
+from backends.channels import CHANNELS
+from backends.users.events import USERS
 from meshkit.db.database import Database
-from meshkit.events.envelope import CHANNELS, USERS_TOPIC, channel_of, new_event
+from meshkit.events.envelope import Channel
 from meshkit.events.outbox import Outbox
 from meshkit.events.tables import outbox_table
 from stubs.events.v1 import events_pb2
@@ -33,12 +35,12 @@ async def outbox_db(tmp_path: Path) -> AsyncIterator[tuple[Database, Table]]:
 
 
 def user_event(user_id: str = "u-1") -> events_pb2.Event:
-    return new_event(
+    return USERS.event(
         "user.updated",
         "acme",
         user_id,
         actor=events_pb2.Actor(user_id="admin", request_id="req-1"),
-        user=users_pb2.User(id=user_id, tenant_id="acme", username="ada"),
+        entity=users_pb2.User(id=user_id, tenant_id="acme", username="ada"),
     )
 
 
@@ -53,7 +55,7 @@ async def test_add_writes_the_row_with_headers_and_the_trace_context(
 
     with tracer.start_as_current_span("request") as span:
         async with db.write() as session:
-            await outbox.add(session, USERS_TOPIC, event)
+            await outbox.add(session, USERS.topic, event)
             assert wakes == []  # not before the commit: the relay would find nothing yet
     assert wakes == [None]
 
@@ -61,7 +63,7 @@ async def test_add_writes_the_row_with_headers_and_the_trace_context(
         row = (await session.execute(select(table))).mappings().one()
     context = span.get_span_context()
     assert row["event_id"] == event.event_id
-    assert row["topic"] == USERS_TOPIC
+    assert row["topic"] == USERS.topic
     assert row["key"] == "u-1"
     assert row["event_type"] == "user.updated"
     assert events_pb2.Event.FromString(row["payload"]) == event
@@ -80,7 +82,7 @@ async def test_add_writes_the_row_with_headers_and_the_trace_context(
 async def test_without_a_trace_the_headers_carry_no_context(outbox_db: tuple[Database, Table]) -> None:
     db, table = outbox_db
     async with db.write() as session:
-        await Outbox(table).add(session, USERS_TOPIC, user_event())
+        await Outbox(table).add(session, USERS.topic, user_event())
     async with db.read() as session:
         headers = (await session.execute(select(table.c.headers))).scalar_one()
     assert headers == {"content-type": "application/x-protobuf", "event-type": "user.updated"}
@@ -92,7 +94,7 @@ async def test_one_wake_per_commit_however_many_events(outbox_db: tuple[Database
     outbox = Outbox(table, wake=lambda: wakes.append(None))
     async with db.write() as session:
         for i in range(3):
-            await outbox.add(session, USERS_TOPIC, user_event(f"u-{i}"))
+            await outbox.add(session, USERS.topic, user_event(f"u-{i}"))
     assert wakes == [None]
 
 
@@ -105,7 +107,7 @@ async def test_a_rolled_back_transaction_writes_no_row_and_wakes_nobody(
 
     async def failing_change() -> None:
         async with db.write() as session:
-            await outbox.add(session, USERS_TOPIC, user_event())
+            await outbox.add(session, USERS.topic, user_event())
             raise RuntimeError("change failed")
 
     with pytest.raises(RuntimeError, match="change failed"):
@@ -115,7 +117,7 @@ async def test_a_rolled_back_transaction_writes_no_row_and_wakes_nobody(
     assert wakes == []
 
 
-def test_new_event_fills_the_envelope() -> None:
+def test_a_channel_fills_the_envelope() -> None:
     before = datetime.now(UTC)
     event = user_event("u-9")
     assert uuid.UUID(event.event_id).version == 4
@@ -129,21 +131,20 @@ def test_new_event_fills_the_envelope() -> None:
     assert user_event().event_id != user_event().event_id
 
 
-def test_new_event_refuses_unknown_types_and_the_wrong_entity() -> None:
-    with pytest.raises(ValueError, match="unknown event type"):
-        new_event("user.renamed", "acme", "u-1", actor=None, user=users_pb2.User())
-    with pytest.raises(ValueError, match="carry exactly the 'user' entity"):
-        new_event("user.created", "acme", "u-1", actor=None, post=posts_pb2.Post())
-    with pytest.raises(ValueError, match="carry exactly the 'post' entity"):
-        new_event("post.deleted", "acme", "p-1", actor=None)
-    event = new_event("login.failed", "acme", "ada", actor=None, auth=events_pb2.AuthAudit(reason="x"))
+def test_a_channel_refuses_types_it_does_not_declare_and_the_wrong_entity() -> None:
+    with pytest.raises(ValueError, match=r"not an event type of portico\.users\.v1"):
+        USERS.event("user.renamed", "acme", "u-1", actor=None, entity=users_pb2.User())
+    with pytest.raises(ValueError, match=r"carry a users\.v1\.User, got posts\.v1\.Post"):
+        USERS.event("user.created", "acme", "u-1", actor=None, entity=posts_pb2.Post())
+    with pytest.raises(ValueError, match="no message field 'nope'"):
+        Channel("t", publisher="x", entity="nope", types=("x.y",), description="")
+    audit = Channel("t", publisher="x", entity="auth_audit", types=("login.failed",), description="")
+    event = audit.event("login.failed", "acme", "ada", actor=None, entity=events_pb2.AuthAudit(reason="x"))
     assert event.WhichOneof("entity") == "auth_audit"
 
 
-def test_the_registry_names_each_type_once_on_its_topic() -> None:
+def test_the_mesh_names_each_type_once_on_its_topic() -> None:
     assert [c.topic for c in CHANNELS] == ["portico.users.v1", "portico.posts.v1", "portico.auth.v1"]
-    assert channel_of("post.updated").topic == "portico.posts.v1"
-    assert channel_of("token.reuse_detected").entity == "auth_audit"
     types = [t for c in CHANNELS for t in c.types]
     assert len(types) == len(set(types)) == 11
     oneof = {f.name for f in events_pb2.Event.DESCRIPTOR.oneofs_by_name["entity"].fields}

@@ -19,9 +19,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import CollectorRegistry
 from sqlalchemy import MetaData, Table, select
 
+from backends.users.events import USERS
 from harness.events_wait import eventually
 from meshkit.db.database import Database
-from meshkit.events.envelope import new_event
 from meshkit.events.outbox import Outbox
 from meshkit.events.relay import OutboxRelay, PublishError
 from meshkit.events.tables import outbox_table
@@ -96,7 +96,7 @@ async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
 
 
 def event(key: str) -> events_pb2.Event:
-    return new_event("user.updated", "acme", key, actor=None, user=users_pb2.User(id=key))
+    return USERS.event("user.updated", "acme", key, actor=None, entity=users_pb2.User(id=key))
 
 
 async def write(setup: Setup, keys: list[str], outbox: Outbox | None = None) -> list[str]:
