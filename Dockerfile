@@ -15,7 +15,8 @@ COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /usr/local/bin/uv
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
 WORKDIR /app
 COPY pyproject.toml uv.lock ./
-RUN uv sync --frozen --no-dev
+# The dependencies only: the code runs from /app (PYTHONPATH), the packages listed in pyproject.toml.
+RUN uv sync --frozen --no-dev --no-install-project
 # Everything `python -m gateway` and `python -m backends.<name>` read at run time: the packages (with the
 # migrations folders and data files inside backends/), the generated stubs and their descriptor set
 # (stubs/portico.binpb), and the container health check.

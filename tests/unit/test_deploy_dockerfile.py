@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import fnmatch
 import re
+import tomllib
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path, PurePosixPath
@@ -180,3 +181,9 @@ def test_the_build_context_keeps_what_is_copied_and_drops_local_state() -> None:
                     assert not ignored(source), f".dockerignore drops {source}, which the Dockerfile copies"
     for local in (".git", ".venv", ".run", ".cache", "node_modules", "tests"):
         assert ignored(local), f"{local} would be sent to the builder"
+
+
+def test_the_installable_package_is_what_the_processes_import() -> None:
+    with (ROOT / "pyproject.toml").open("rb") as file:
+        wheel = tomllib.load(file)["tool"]["hatch"]["build"]["targets"]["wheel"]
+    assert set(wheel["packages"]) == runtime_packages()
