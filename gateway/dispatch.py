@@ -27,6 +27,7 @@ from gateway.ratelimit.limiter import Keyed, RedisLimiter
 from gateway.retry import RetryPolicy, with_retries
 from gateway.routing.rules import Route
 from gateway.routing.table import Match, MethodNotAllowed
+from gateway.status_table import METHOD_NOT_ALLOWED, ROUTE_NOT_FOUND
 from gateway.streaming import STREAM_HEADERS, Framing, StreamResponse, frames, negotiate, opened
 from gateway.transcode.errors import ErrorReply
 from gateway.transcode.response import binary_reply, json_reply
@@ -73,9 +74,9 @@ async def dispatch(request: Request) -> Response:
             return charged
         if isinstance(found, MethodNotAllowed):
             return error_response(
-                request, 405, "Method not allowed", headers={**charged, "Allow": ", ".join(found.allowed)}
+                request, 405, METHOD_NOT_ALLOWED, headers={**charged, "Allow": ", ".join(found.allowed)}
             )
-        return error_response(request, 404, "Route not found", headers=charged)
+        return error_response(request, 404, ROUTE_NOT_FOUND, headers=charged)
     route = found.route
     request.state.route_template = route.template  # the metrics label: never the raw path
     if route.client_streaming:

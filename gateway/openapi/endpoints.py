@@ -22,6 +22,7 @@ from gateway.openapi.comments import Comments, load_comments
 from gateway.openapi.document import build_document
 from gateway.routing.live import DESCRIPTOR_SET, LiveRoutes
 from gateway.routing.table import RouteTable
+from gateway.status_table import ROUTE_NOT_FOUND
 
 ASSETS_PATH = "/docs/assets"
 # The swagger-ui-dist files the page loads; nothing else under the directory is reachable.
@@ -99,7 +100,7 @@ class OpenApiDocs:
             return Response(_INIT_JS, media_type="text/javascript", headers={"Cache-Control": _ASSET_CACHE})
         path = self.assets_dir / name
         if name not in SWAGGER_FILES or not path.is_file():
-            return error_response(request, 404, "Route not found")
+            return error_response(request, 404, ROUTE_NOT_FOUND)
         return FileResponse(path, headers={"Cache-Control": _ASSET_CACHE})
 
     def routes(self) -> list[BaseRoute]:
