@@ -10,7 +10,7 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.config import GatewaySettings
-from gateway.upstreams import channel_credentials
+from meshkit.rpc.channels import channel_credentials
 from observability.telemetry import setup_telemetry
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TypedDict
 
 from opentelemetry.sdk.trace import TracerProvider
 from redis.asyncio import Redis
@@ -14,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Route, request_response
 
-from gateway.client_ip import Network, parse_networks
+from gateway.client_ip import parse_networks
 from gateway.config import GatewaySettings
 from gateway.cors import cors_middleware
 from gateway.dispatch import dispatch
@@ -29,22 +28,10 @@ from gateway.ratelimit.limiter import RedisLimiter
 from gateway.request_id import RequestIdMiddleware
 from gateway.request_metrics import RequestMetricsMiddleware
 from gateway.routing.live import LiveRoutes
+from gateway.state import State
 from gateway.tracing import TracingMiddleware
 from gateway.upstreams import Upstreams
 from meshkit.auth.interceptor import token_checks
-
-
-class State(TypedDict):
-    settings: GatewaySettings
-    metrics: GatewayMetrics
-    upstreams: Upstreams
-    redis: Redis
-    probes: dict[str, Probe]
-    routes: LiveRoutes
-    edge_auth: EdgeAuth
-    limiter: RedisLimiter
-    edge_limits: EdgeLimits
-    trusted_proxies: tuple[Network, ...]
 
 
 def build_edge_auth(

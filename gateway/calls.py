@@ -9,7 +9,9 @@ import grpc
 from opentelemetry import propagate
 from starlette.requests import Request
 
+from gateway.request_id import request_id_of
 from gateway.routing.rules import Route
+from gateway.state import state_of
 from gateway.transcode.errors import ErrorReply, from_rpc_error
 
 log = logging.getLogger(__name__)
@@ -26,7 +28,7 @@ def call_metadata(request: Request, client_address: str) -> Metadata:
     pairs = [(k, v) for k, v in carried.items()]
     if authorization := request.headers.get("authorization"):
         pairs.append(("authorization", authorization))
-    pairs.append(("x-request-id", request.state.request_id))
+    pairs.append(("x-request-id", request_id_of(request.scope)))
     if client_address:
         pairs.append(("x-client-ip", client_address))
     return tuple(pairs)
@@ -34,7 +36,7 @@ def call_metadata(request: Request, client_address: str) -> Metadata:
 
 def upstream_failure(request: Request, route: Route, exc: grpc.aio.AioRpcError) -> ErrorReply:
     """Count the failed call by backend and code, log server-side failures, and map the status."""
-    request.state.metrics.upstream_errors.labels(route.backend, exc.code().name).inc()
+    state_of(request)["metrics"].upstream_errors.labels(route.backend, exc.code().name).inc()
     error = from_rpc_error(exc)
     if error.status >= 500:
         log.warning(
@@ -42,7 +44,7 @@ def upstream_failure(request: Request, route: Route, exc: grpc.aio.AioRpcError) 
             extra={
                 "method": route.grpc_method,
                 "code": exc.code().name,
-                "request_id": request.state.request_id,
+                "request_id": request_id_of(request.scope),
             },
         )
     return error

@@ -19,14 +19,16 @@ from starlette.responses import JSONResponse, Response
 from gateway.calls import Metadata, call_metadata, upstream_failure
 from gateway.client_ip import client_ip
 from gateway.conditional import BINARY_SAFETY, not_modified
-from gateway.edge_auth import EdgeAuth, Refusal
+from gateway.edge_auth import Refusal
 from gateway.errors import error_envelope, error_response
 from gateway.inbound import Rejected, message_class, read_message
 from gateway.ratelimit.headers import rate_limit_headers
-from gateway.ratelimit.limiter import Keyed, RedisLimiter
+from gateway.ratelimit.limiter import Keyed
 from gateway.retry import RetryPolicy, with_retries
 from gateway.routing.rules import Route
 from gateway.routing.table import Match, MethodNotAllowed
+from gateway.state import state_of
+from gateway.status_table import METHOD_NOT_ALLOWED, ROUTE_NOT_FOUND
 from gateway.streaming import STREAM_HEADERS, Framing, StreamResponse, frames, negotiate, opened
 from gateway.transcode.errors import ErrorReply
 from gateway.transcode.response import binary_reply, json_reply
@@ -44,8 +46,7 @@ def _error(request: Request, reply: ErrorReply, headers: dict[str, str]) -> Resp
 
 async def _charge(request: Request, limits: Keyed) -> dict[str, str] | Response:
     """The rate-limit headers, or the refusal (429, or 503 when limiting is down and fails closed)."""
-    limiter: RedisLimiter = request.state.limiter
-    decisions = await limiter.check(limits)
+    decisions = await state_of(request)["limiter"].check(limits)
     if decisions is None:
         return error_response(request, 503, "Rate limiting is unavailable")
     headers = rate_limit_headers(decisions)
@@ -58,38 +59,37 @@ async def _charge(request: Request, limits: Keyed) -> dict[str, str] | Response:
 
 
 async def dispatch(request: Request) -> Response:
-    routes = request.state.routes
-    found = routes.table.match(
+    state = state_of(request)
+    found = state["routes"].table.match(
         request.method, request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
     )
     ip = client_ip(
         request.client.host if request.client else None,
         request.headers.get("x-forwarded-for"),
-        request.state.trusted_proxies,
+        state["trusted_proxies"],
     )
     if not isinstance(found, Match):
-        charged = await _charge(request, request.state.edge_limits.for_refusal(ip))
+        charged = await _charge(request, state["edge_limits"].for_refusal(ip))
         if isinstance(charged, Response):
             return charged
         if isinstance(found, MethodNotAllowed):
             return error_response(
-                request, 405, "Method not allowed", headers={**charged, "Allow": ", ".join(found.allowed)}
+                request, 405, METHOD_NOT_ALLOWED, headers={**charged, "Allow": ", ".join(found.allowed)}
             )
-        return error_response(request, 404, "Route not found", headers=charged)
+        return error_response(request, 404, ROUTE_NOT_FOUND, headers=charged)
     route = found.route
-    request.state.route_template = route.template  # the metrics label: never the raw path
+    state["route_template"] = route.template  # the metrics label: never the raw path
     if route.client_streaming:
         return error_response(request, 501, "Client-streaming routes are not served over REST")
     media_type = negotiate(request.headers.get("accept")) if route.server_streaming else None
     if route.server_streaming and media_type is None:
         return error_response(request, 406, "This route streams text/event-stream or application/x-ndjson")
 
-    edge: EdgeAuth = request.state.edge_auth
-    verdict = await edge.check(
+    verdict = await state["edge_auth"].check(
         route.policy, request.headers.getlist("authorization"), request.headers.getlist("x-tenant-id")
     )
     if isinstance(verdict, Refusal):
-        charged = await _charge(request, request.state.edge_limits.for_refusal(ip))
+        charged = await _charge(request, state["edge_limits"].for_refusal(ip))
         if isinstance(charged, Response):
             return charged
         challenge = {"WWW-Authenticate": verdict.challenge} if verdict.challenge else {}
@@ -99,7 +99,7 @@ async def dispatch(request: Request) -> Response:
     except ClientDisconnect:
         return Response(status_code=CLIENT_CLOSED_REQUEST)  # the client left mid-body: not our error
     except Rejected as rejected:
-        charged = await _charge(request, request.state.edge_limits.for_refusal(ip))
+        charged = await _charge(request, state["edge_limits"].for_refusal(ip))
         if isinstance(charged, Response):
             return charged
         return error_response(
@@ -107,9 +107,7 @@ async def dispatch(request: Request) -> Response:
         )
 
     principal = verdict if isinstance(verdict, Principal) else None
-    charged = await _charge(
-        request, request.state.edge_limits.for_request(route.policy, ip, principal, message)
-    )
+    charged = await _charge(request, state["edge_limits"].for_request(route.policy, ip, principal, message))
     if isinstance(charged, Response):
         return charged
     metadata = call_metadata(request, ip)
@@ -121,18 +119,19 @@ async def dispatch(request: Request) -> Response:
 async def _unary(
     request: Request, route: Route, message: Message, metadata: Metadata, limit_headers: dict[str, str]
 ) -> Response:
-    channel: grpc.aio.Channel = request.state.upstreams.for_service(route.backend)
+    state = state_of(request)
+    channel = state["upstreams"].for_service(route.backend)
     call = channel.unary_unary(
         route.grpc_method,
         request_serializer=lambda m: m.SerializeToString(),
         response_deserializer=message_class(route.output).FromString,
     )
     deadline = route.policy.deadline_ms / 1000 if route.policy.deadline_ms else DEFAULT_DEADLINE_S
-    settings = request.state.settings
+    settings = state["settings"]
     # Only an idempotent read is retried: the policy says the RPC is one, and the method says the
     # client asked for one (a POST binding of the same RPC is not retried).
     attempts = settings.retry_attempts if route.policy.retryable and request.method in _SAFE_METHODS else 1
-    retries = request.state.metrics.upstream_retries.labels(route.backend)
+    retries = state["metrics"].upstream_retries.labels(route.backend)
 
     async def attempt(timeout: float) -> Any:
         return await call(message, metadata=metadata, timeout=timeout)
@@ -171,7 +170,8 @@ async def _stream(
     limit_headers: dict[str, str],
     media_type: str,
 ) -> Response:
-    channel: grpc.aio.Channel = request.state.upstreams.for_service(route.backend)
+    state = state_of(request)
+    channel = state["upstreams"].for_service(route.backend)
     call = channel.unary_stream(
         route.grpc_method,
         request_serializer=lambda m: m.SerializeToString(),
@@ -193,7 +193,7 @@ async def _stream(
         call,
         first,
         Framing(media_type, route.policy.response.sse_id_field),
-        request.state.settings.stream_keepalive_seconds,
+        state["settings"].stream_keepalive_seconds,
         in_stream_error,
     )
     return StreamResponse(body, media_type=media_type, headers={**limit_headers, **STREAM_HEADERS})

@@ -9,8 +9,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway.codes import CODES
 from gateway.request_id import request_id_of
+from gateway.status_table import BY_STATUS, ROUTING_MESSAGES, code_for
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def error_response(
 def error_envelope(request: Request, status: int, message: str, details: Any = None) -> dict[str, Any]:
     """The envelope itself, also sent inside a stream that fails after it has started."""
     body: dict[str, Any] = {
-        "code": CODES.get(status, "INTERNAL_ERROR" if status >= 500 else "BAD_REQUEST"),
+        "code": code_for(status),
         "message": message,
         "status_code": status,
         "request_id": request_id_of(request.scope),
@@ -44,11 +44,10 @@ def error_envelope(request: Request, status: int, message: str, details: Any = N
 
 async def http_exception_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    messages = {404: "Route not found", 405: "Method not allowed"}
     return error_response(
         request,
         exc.status_code,
-        messages.get(exc.status_code, str(exc.detail)),
+        ROUTING_MESSAGES.get(exc.status_code, str(exc.detail)),
         headers=dict(exc.headers) if exc.headers else None,
     )
 
@@ -56,4 +55,4 @@ async def http_exception_handler(request: Request, exc: Exception) -> Response:
 async def unhandled_exception_handler(request: Request, exc: Exception) -> Response:
     # The client gets a generic message; the details stay in the log, next to the request id.
     log.exception("unhandled error", extra={"request_id": request_id_of(request.scope)})
-    return error_response(request, 500, "Internal server error")
+    return error_response(request, 500, BY_STATUS[500].message)

@@ -7,6 +7,7 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.errors import error_response
 from gateway.probes import check_all
+from gateway.state import state_of
 
 
 async def health(request: Request) -> Response:
@@ -14,10 +15,10 @@ async def health(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    state = request.state
-    results = await check_all(state.probes, state.settings.ready_timeout)
+    state = state_of(request)
+    results = await check_all(state["probes"], state["settings"].ready_timeout)
     for name, ok in results.items():
-        state.metrics.dependency_up.labels(name).set(1 if ok else 0)
+        state["metrics"].dependency_up.labels(name).set(1 if ok else 0)
     checks = {name: "up" if ok else "down" for name, ok in results.items()}
     down = [name for name, ok in results.items() if not ok]
     if down:

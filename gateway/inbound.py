@@ -8,7 +8,6 @@ limit (the file's ``max_bytes``, the text fields together ``multipart_fields_byt
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor
@@ -17,6 +16,7 @@ from starlette.requests import Request
 
 from gateway.multipart import MultipartError, PartTooLarge, boundary_of, read_form
 from gateway.routing.rules import Route
+from gateway.state import state_of
 from gateway.transcode.errors import from_transcode_error
 from gateway.transcode.request import build_request
 from gateway.transcode.violations import TranscodeError
@@ -57,7 +57,7 @@ def _rejected(error: TranscodeError) -> Rejected:
 
 async def read_message(request: Request, route: Route, path: Mapping[str, str]) -> Message:
     """The route's request message; raises Rejected with the client's error."""
-    settings: Any = request.state.settings
+    settings = state_of(request)["settings"]
     content_type = request.headers.get("content-type", "")
     boundary = boundary_of(content_type) if route.policy.uploads else None
     if boundary is not None:
@@ -82,7 +82,7 @@ async def read_message(request: Request, route: Route, path: Mapping[str, str]) 
 async def _read_multipart(
     request: Request, route: Route, path: Mapping[str, str], boundary: bytes
 ) -> Message:
-    settings: Any = request.state.settings
+    settings = state_of(request)["settings"]
     policy = UploadPolicy(route.policy.uploads, settings.max_body_bytes, settings.multipart_fields_bytes)
     try:
         parts = await read_form(request.stream(), boundary, policy.limit_for, policy.fields_limit)

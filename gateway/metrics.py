@@ -15,6 +15,8 @@ from prometheus_client.exposition import choose_encoder
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.state import state_of
+
 
 class GatewayMetrics:
     """Metric families of the gateway process (request metrics join them with routing)."""
@@ -60,4 +62,4 @@ class GatewayMetrics:
 async def metrics_endpoint(request: Request) -> Response:
     # OpenMetrics (with the latency exemplars) when the scraper asks for it, else the classic text format.
     encode, content_type = choose_encoder(request.headers.get("accept", ""))
-    return Response(encode(request.state.metrics.registry), headers={"Content-Type": content_type})
+    return Response(encode(state_of(request)["metrics"].registry), headers={"Content-Type": content_type})

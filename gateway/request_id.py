@@ -8,6 +8,8 @@ import uuid
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.state import scope_state
+
 HEADER = "x-request-id"
 # Request ids end up in logs and metadata: accept only short, printable, unambiguous values.
 _VALID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -15,7 +17,7 @@ _VALID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 def request_id_of(scope: Scope) -> str:
     """The request id chosen for this request (set by the middleware)."""
-    return str(scope.get("state", {}).get("request_id", ""))
+    return scope_state(scope).get("request_id", "")
 
 
 class RequestIdMiddleware:
@@ -28,7 +30,7 @@ class RequestIdMiddleware:
             return
         incoming = next((v.decode("latin-1") for k, v in scope["headers"] if k == HEADER.encode()), "")
         request_id = incoming if _VALID.match(incoming) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        scope_state(scope)["request_id"] = request_id
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

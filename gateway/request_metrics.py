@@ -10,6 +10,8 @@ import time
 from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.state import scope_state
+
 
 def trace_exemplar() -> dict[str, str] | None:
     """The sampled current span's ids, so a slow bucket links to its trace (OpenMetrics exemplar)."""
@@ -24,8 +26,8 @@ _OPS = frozenset({"/health", "/ready", "/metrics", "/openapi.json", "/docs"})
 
 def route_label(scope: Scope) -> str:
     """The matched route's template (set by the dispatcher), an operations path, or "unmatched"."""
-    template = scope.get("state", {}).get("route_template")
-    if isinstance(template, str):
+    template = scope_state(scope).get("route_template")
+    if template is not None:
         return template
     path = scope.get("path", "")
     return path if path in _OPS else "unmatched"
@@ -51,7 +53,7 @@ class RequestMetricsMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
-            metrics = scope.get("state", {}).get("metrics")
+            metrics = scope_state(scope).get("metrics")
             if metrics is not None:
                 labels = (scope["method"], route_label(scope))
                 metrics.requests.labels(*labels, str(status)).inc()

@@ -22,6 +22,8 @@ from gateway.openapi.comments import Comments, load_comments
 from gateway.openapi.document import build_document
 from gateway.routing.live import DESCRIPTOR_SET, LiveRoutes
 from gateway.routing.table import RouteTable
+from gateway.state import state_of
+from gateway.status_table import ROUTE_NOT_FOUND
 
 ASSETS_PATH = "/docs/assets"
 # The swagger-ui-dist files the page loads; nothing else under the directory is reachable.
@@ -87,19 +89,19 @@ class OpenApiDocs:
         return self._cached[1]
 
     async def openapi(self, request: Request) -> Response:
-        return Response(self.document_bytes(request.state.routes), media_type="application/json")
+        return Response(self.document_bytes(state_of(request)["routes"]), media_type="application/json")
 
     async def docs(self, request: Request) -> Response:
         return HTMLResponse(_PAGE, headers={"Content-Security-Policy": _CSP})
 
     async def asset(self, request: Request) -> Response:
-        request.state.route_template = f"{ASSETS_PATH}/{{name}}"  # the metrics label, not the raw path
+        state_of(request)["route_template"] = f"{ASSETS_PATH}/{{name}}"  # the metrics label, not the raw path
         name = request.path_params["name"]
         if name == INIT_SCRIPT:
             return Response(_INIT_JS, media_type="text/javascript", headers={"Cache-Control": _ASSET_CACHE})
         path = self.assets_dir / name
         if name not in SWAGGER_FILES or not path.is_file():
-            return error_response(request, 404, "Route not found")
+            return error_response(request, 404, ROUTE_NOT_FOUND)
         return FileResponse(path, headers={"Cache-Control": _ASSET_CACHE})
 
     def routes(self) -> list[BaseRoute]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
-from gateway.codes import CODES
 from gateway.routing.rules import Route
+from gateway.status_table import ERROR_CODES, HTTP_ERRORS
 from stubs.portico.gateway.v1 import options_pb2
 
 ERROR_SCHEMA: dict[str, Any] = {
@@ -15,7 +16,7 @@ ERROR_SCHEMA: dict[str, Any] = {
         "error": {
             "type": "object",
             "properties": {
-                "code": {"type": "string", "enum": sorted(set(CODES.values()))},
+                "code": {"type": "string", "enum": list(ERROR_CODES)},
                 "message": {"type": "string"},
                 "status_code": {"type": "integer", "minimum": 400, "maximum": 599},
                 "request_id": {"type": "string"},
@@ -42,21 +43,15 @@ RATE_LIMIT_HEADERS: dict[str, Any] = {
     "RateLimit": {"description": "IETF draft-09: the state of every limit applied.", "schema": _STRING},
 }
 
-# (status, component name, description)
-_ERRORS: tuple[tuple[int, str, str], ...] = (
-    (400, "BadRequest", "Invalid request: bad parameter, body or field (see `details`)."),
-    (401, "Unauthorized", "No valid access token."),
-    (403, "Forbidden", "The token's tenant or roles do not allow this."),
-    (404, "NotFound", "No such resource (also another tenant's)."),
-    (409, "Conflict", "Conflicts with the current state (e.g. a duplicate)."),
-    (413, "PayloadTooLarge", "The body or an uploaded part is larger than allowed."),
-    (415, "UnsupportedMediaType", "The body is not JSON (or an uploaded file not of an accepted type)."),
-    (429, "TooManyRequests", "A rate limit refused the request; see `Retry-After`."),
-    (500, "InternalError", "An unexpected error; no internal detail is given."),
-    (501, "NotImplemented", "The backend does not implement this call (yet)."),
-    (503, "Unavailable", "A backend or the rate limiter is unavailable."),
-    (504, "Timeout", "The backend did not answer within the route's deadline."),
-)
+
+def _documented() -> Iterator[tuple[int, str, str]]:
+    """(status, component name, description) of every error a route can document, in status order."""
+    for error in HTTP_ERRORS:
+        if error.response is not None:
+            yield error.status, error.response, error.description
+
+
+_ERRORS: tuple[tuple[int, str, str], ...] = tuple(_documented())
 
 
 def headers_ref() -> dict[str, Any]:

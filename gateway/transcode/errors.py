@@ -1,14 +1,9 @@
 """Mapping failed backend calls and unbuildable requests to the contract's error responses.
 
-The status table is the contract's (grpc-gateway's, except UNIMPLEMENTED and CANCELLED, which the
-contract leaves at 500). A client sees the backend's message only for 4xx statuses, which backends
-write for clients; a 5xx message is generic, because the backend's text may name hosts, SQL or
-stack frames. Per-field ``details`` come from a ``google.rpc.BadRequest`` in the
-``grpc-status-details-bin`` trailer, also only for 4xx.
-
-RESOURCE_EXHAUSTED is also what the gRPC library itself raises (a message or metadata over its limit),
-so its text is only shown when the backend sent a rich status; an ``ErrorInfo`` of the ``portico`` domain
-with reason ``PAYLOAD_TOO_LARGE`` / ``UNSUPPORTED_MEDIA_TYPE`` makes it a 413 / 415 (an image upload).
+Which HTTP status, code and default message a gRPC status gets is in ``gateway.status_table``. A client
+sees the backend's message only for 4xx statuses, which backends write for clients; a 5xx message is
+generic, because the backend's text may name hosts, SQL or stack frames. Per-field ``details`` come from
+a ``google.rpc.BadRequest`` in the ``grpc-status-details-bin`` trailer, also only for 4xx.
 """
 
 from __future__ import annotations
@@ -20,49 +15,11 @@ import grpc
 from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
-from gateway.codes import CODES
+from gateway.status_table import BY_REASON, BY_STATUS, FROM_GRPC
 from gateway.transcode.violations import TranscodeError
+from meshkit.rpc.status import ERROR_DOMAIN
 
 DETAILS_TRAILER = "grpc-status-details-bin"
-
-_C = grpc.StatusCode
-# gRPC status → HTTP status, per the contract; anything not listed is 500.
-HTTP_STATUS: dict[grpc.StatusCode, int] = {
-    _C.INVALID_ARGUMENT: 400,
-    _C.OUT_OF_RANGE: 400,
-    _C.FAILED_PRECONDITION: 400,
-    _C.UNAUTHENTICATED: 401,
-    _C.PERMISSION_DENIED: 403,
-    _C.NOT_FOUND: 404,
-    _C.ALREADY_EXISTS: 409,
-    _C.ABORTED: 409,
-    _C.RESOURCE_EXHAUSTED: 429,
-    _C.UNAVAILABLE: 503,
-    _C.DEADLINE_EXCEEDED: 504,
-}
-
-# ErrorInfo reasons (domain "portico", see meshkit/rpc/status.py) that pick a more precise status.
-ERROR_DOMAIN = "portico"
-PAYLOAD_REASONS = {"PAYLOAD_TOO_LARGE": 413, "UNSUPPORTED_MEDIA_TYPE": 415}
-PAYLOAD_CODES = (_C.RESOURCE_EXHAUSTED, _C.INVALID_ARGUMENT)
-
-# HTTP status → the contract's error code: one table for the whole gateway.
-ERROR_CODES = CODES
-
-# Used for every 5xx, and for a 4xx whose backend sent no message.
-DEFAULT_MESSAGES: dict[int, str] = {
-    400: "Invalid request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not found",
-    409: "Conflict",
-    413: "Payload too large",
-    415: "Unsupported media type",
-    429: "Rate limit exceeded",
-    500: "Internal server error",
-    503: "Service unavailable",
-    504: "Upstream timed out",
-}
 
 Metadata = Iterable[tuple[str, str | bytes]]
 
@@ -87,19 +44,21 @@ def from_rpc_error(error: grpc.RpcError) -> ErrorReply:
 
 def from_status(code: grpc.StatusCode, details: str | None, trailing_metadata: Metadata = ()) -> ErrorReply:
     """The reply for a status code, its message and the call's trailing metadata."""
-    status = HTTP_STATUS.get(code, 500)
+    mapping = FROM_GRPC[code]
+    status = mapping.status
     if status >= 500:
-        return ErrorReply(status, ERROR_CODES[status], DEFAULT_MESSAGES[status])
+        return ErrorReply(status, BY_STATUS[status].code, BY_STATUS[status].message)
     rich = rich_details(trailing_metadata)
-    if rich is None and code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+    if rich is None and not mapping.backend_text:
         details = None  # no rich status: perhaps the library's own text, which names internal limits
     violations = rich.violations if rich else []
-    if rich and code in PAYLOAD_CODES:
-        status = PAYLOAD_REASONS.get(rich.reasons.get(ERROR_DOMAIN, ""), status)
+    if rich and mapping.refined_by_reason:
+        status = BY_REASON.get(rich.reasons.get(ERROR_DOMAIN, ""), status)
+    error = BY_STATUS[status]
     return ErrorReply(
         status,
-        ERROR_CODES[status],
-        details or DEFAULT_MESSAGES[status],
+        error.code,
+        details or error.message,
         [{"field": f, "description": d} for f, d in violations] or None,
     )
 
@@ -107,7 +66,7 @@ def from_status(code: grpc.StatusCode, details: str | None, trailing_metadata: M
 def from_transcode_error(error: TranscodeError) -> ErrorReply:
     """The 400 for a request that could not become a request message."""
     details = [{"field": f, "description": d} for f, d in error.violations]
-    return ErrorReply(400, ERROR_CODES[400], error.message, details or None)
+    return ErrorReply(400, BY_STATUS[400].code, error.message, details or None)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from meshkit.events.consumers import EventConsumer
 from meshkit.events.outbox import Outbox
 from meshkit.events.relay import OutboxRelay
 from meshkit.events.retention import Retention
+from meshkit.rpc.channels import ROUND_ROBIN, open_channel
 from meshkit.rpc.health import AsyncHealthServicer, Dependency, HealthMonitor
 from meshkit.rpc.interceptors.internal_errors import ErrorInterceptor
 from meshkit.rpc.interceptors.metrics import GrpcServerMetrics, MetricsInterceptor
@@ -89,11 +90,13 @@ class Runtime:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     drains: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
-    def channel(self, target: str) -> grpc.aio.Channel:
-        """A channel to another backend (round robin over the target's addresses), closed on shutdown."""
-        opened = grpc.aio.insecure_channel(
+    def channel(self, target: str, credentials: grpc.ChannelCredentials | None = None) -> grpc.aio.Channel:
+        """A channel to another backend (round robin over the target's addresses), closed on shutdown;
+        plaintext unless ``credentials`` are given."""
+        opened = open_channel(
             target,
-            options=[("grpc.service_config", '{"loadBalancingConfig": [{"round_robin": {}}]}')],
+            credentials=credentials,
+            options=(ROUND_ROBIN,),
             # A CLIENT span per call whose context travels in the metadata: the called backend's span
             # joins this request's trace.
             interceptors=aio_client_interceptors(tracer_provider=self.telemetry.tracer_provider),  # type: ignore[no-untyped-call]
@@ -291,7 +294,7 @@ async def serve(spec: BackendSpec) -> None:
         graceful_timeout=settings.shutdown_grace,
     )
     redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
-    auth_channel = grpc.aio.insecure_channel(settings.jwks_target or settings.auth_target)
+    auth_channel = open_channel(settings.jwks_target or settings.auth_target)
     db = await open_database(spec) if spec.migrations is not None else None
     verifier, revocations = token_checks(auth_channel, redis, registry, settings)
     runtime = Runtime(name, settings, telemetry, registry, broker, redis, revocations, db)

@@ -15,12 +15,12 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gateway.upstreams import channel_credentials
 from harness.certs import Pem, make_pki
 from harness.infra import InfraEnv
 from harness.processes import Proc, spawn, wait_until
 from harness.token_issuer import TokenIssuer
 from infra.local import free_port
+from meshkit.rpc.channels import channel_credentials
 from stubs.auth.v1 import auth_pb2, auth_pb2_grpc
 from stubs.users.v1 import users_pb2, users_pb2_grpc
 

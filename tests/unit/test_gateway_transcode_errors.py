@@ -7,10 +7,8 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from gateway.errors import CODES
 from gateway.transcode.errors import (
     DETAILS_TRAILER,
-    ERROR_CODES,
     ErrorReply,
     from_rpc_error,
     from_status,
@@ -72,11 +70,6 @@ def test_status_table(code: grpc.StatusCode, status: int, contract_code: str, me
 def test_4xx_without_a_message_gets_a_default(code: grpc.StatusCode, message: str) -> None:
     assert from_status(code, "").message == message
     assert from_status(code, None).message == message
-
-
-def test_codes_agree_with_the_gateway_envelope() -> None:
-    for status, code in ERROR_CODES.items():
-        assert CODES[status] == code
 
 
 def test_bad_request_details_from_trailers() -> None:

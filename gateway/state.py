@@ -1,0 +1,59 @@
+"""The gateway's request state, typed, and the one way to read it.
+
+Starlette copies the mapping the lifespan yields into every request's ``scope["state"]``; middleware and
+dispatch add per-request values to the same dict. ``request.state.x`` reads it by attribute, so mypy
+sees ``Any``; ``state_of`` returns the same dict as a TypedDict, so every read is type-checked.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, TypedDict, cast
+
+from starlette.requests import Request
+from starlette.types import Scope
+
+if TYPE_CHECKING:  # only names for the checker: these modules import the ones that read the state
+    from redis.asyncio import Redis
+
+    from gateway.client_ip import Network
+    from gateway.config import GatewaySettings
+    from gateway.edge_auth import EdgeAuth
+    from gateway.metrics import GatewayMetrics
+    from gateway.probes import Probe
+    from gateway.ratelimit.edge import EdgeLimits
+    from gateway.ratelimit.limiter import RedisLimiter
+    from gateway.routing.live import LiveRoutes
+    from gateway.upstreams import Upstreams
+
+
+class State(TypedDict):
+    """What the lifespan yields: the clients and tables every request shares."""
+
+    settings: GatewaySettings
+    metrics: GatewayMetrics
+    upstreams: Upstreams
+    redis: Redis
+    probes: dict[str, Probe]
+    routes: LiveRoutes
+    edge_auth: EdgeAuth
+    limiter: RedisLimiter
+    edge_limits: EdgeLimits
+    trusted_proxies: tuple[Network, ...]
+
+
+class RequestState(State, total=False):
+    """The shared state plus what this request's middleware and route added."""
+
+    request_id: str  # set by the request-id middleware, before any route runs
+    route_template: str  # the metrics label, set once a route is matched: never the raw path
+
+
+def scope_state(scope: Scope) -> RequestState:
+    """The state of the request ``scope`` belongs to (created empty if nothing set it yet, as Starlette
+    does)."""
+    return cast("RequestState", scope.setdefault("state", {}))
+
+
+def state_of(request: Request) -> RequestState:
+    """The state of ``request``: the same dict ``request.state`` reads, typed."""
+    return scope_state(request.scope)
