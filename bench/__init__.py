@@ -1,1 +1,1 @@
-"""Benchmarks of Portico run with ghz against local processes; see bench/README.md."""
+"""Benchmarks of Portico run with ghz against local processes; see docs/benchmarks.md."""

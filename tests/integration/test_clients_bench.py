@@ -1,6 +1,6 @@
 """bench.users_get end to end with the real ghz, against the scripted UserService (small and fast).
 
-The benchmark of the real backend is run by hand (bench/README.md); this checks the harness itself:
+The benchmark of the real backend is run by hand (docs/benchmarks.md); this checks the harness itself:
 ghz's JSON report is read, the miss pool is sent one id per call, and more than 1 % errors fail.
 """
 
