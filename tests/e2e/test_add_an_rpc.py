@@ -119,7 +119,7 @@ def _spawn(copy: Path, name: str, module: str, env: Mapping[str, str], log_dir: 
 
 
 def test_the_page_test_passes(copy: Path, infra: InfraEnv) -> None:
-    """Step 4: the page's pytest command, run in the copy against this session's services."""
+    """Step 4: the page's pytest command, run in the copy against this run's services."""
     command = shlex.split(snippets()["run-test"])
     assert command[:3] == [".venv/bin/python", "-m", "pytest"], command
     env = {**os.environ, **infra.env(), "PYTHONPATH": str(copy)}
