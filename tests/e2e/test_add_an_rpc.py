@@ -93,6 +93,11 @@ def copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_test = shlex.split(page["run-test"])
     (copy / run_test[3]).write_text(page["test"])
 
+    # The contract checks of `make test` (buf lint with comment rules, buf format) accept the page's proto.
+    buf = ROOT / "node_modules" / ".bin" / "buf"
+    subprocess.run([buf, "lint"], cwd=copy, check=True, timeout=120)
+    subprocess.run([buf, "format", "--diff", "--exit-code"], cwd=copy, check=True, timeout=120)
+
     # `make protos` is scripts/gen_protos.py (and the Go example client, which this copy leaves out).
     assert page["regenerate"].strip() == "make protos"
     command = _make_target_command("protos")
