@@ -38,10 +38,16 @@ def broker_deps(runtime: Runtime[BrokerSettings]) -> BrokerDeps:
         poll_seconds=settings.topic_poll_seconds,
         timeout=settings.kafka_timeout,
     )
-    slots = SubscriptionSlots(
-        metrics, total=settings.max_subscriptions, per_tenant=settings.max_subscriptions_per_tenant
+    return BrokerDeps(
+        settings=settings,
+        clients=clients,
+        directory=directory,
+        slots=SubscriptionSlots(
+            metrics, total=settings.max_subscriptions, per_tenant=settings.max_subscriptions_per_tenant
+        ),
+        metrics=metrics,
+        revocations=runtime.revocations,
     )
-    return BrokerDeps(settings, clients, directory, slots, metrics, runtime.revocations)
 
 
 def services(runtime: Runtime[BrokerSettings]) -> Sequence[Service]:
