@@ -21,17 +21,15 @@ import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_reflection.v1alpha import reflection
 
 from infra.local import free_port
+from meshkit.rpc.context import Context
 from stubs.broker.v1 import broker_pb2, broker_pb2_grpc
 from stubs.posts.v1 import posts_pb2, posts_pb2_grpc
-
-Context = grpc.aio.ServicerContext[Any, Any]
 
 
 @dataclass

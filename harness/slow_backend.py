@@ -13,7 +13,9 @@ import grpc
 from pydantic_settings import SettingsConfigDict
 
 from meshkit.config.settings import BackendSettings
-from meshkit.rpc.server import BackendSpec, Runtime, Service, run_backend
+from meshkit.rpc.context import Context
+from meshkit.rpc.runtime import BackendSpec, Runtime, Service
+from meshkit.rpc.server import run_backend
 
 SERVICE = "portico.test.Slow"
 
@@ -21,13 +23,17 @@ SERVICE = "portico.test.Slow"
 class SlowSettings(BackendSettings):
     model_config = SettingsConfigDict(env_prefix="PORTICO_SLOW_", extra="ignore", populate_by_name=True)
 
+    # Tests pass free ports; 0 lets the system pick one when they do not.
+    port: int = 0
+    metrics_port: int = 0
 
-async def sleep(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+
+async def sleep(request: bytes, context: Context) -> bytes:
     await asyncio.sleep(int(request) / 1000)
     return b"done"
 
 
-def services(runtime: Runtime) -> Sequence[Service]:
+def services(runtime: Runtime[SlowSettings]) -> Sequence[Service]:
     handler = grpc.method_handlers_generic_handler(
         SERVICE,
         {"Sleep": grpc.unary_unary_rpc_method_handler(sleep)},
@@ -36,4 +42,4 @@ def services(runtime: Runtime) -> Sequence[Service]:
 
 
 if __name__ == "__main__":
-    run_backend(BackendSpec("slow", SlowSettings(), services))  # type: ignore[call-arg]
+    run_backend(BackendSpec("slow", SlowSettings, services))

@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
-from sqlalchemy import MetaData
-
+from backends.auth import models
 from backends.auth.bootstrap import ensure_admin
 from backends.auth.config import AuthSettings
 from backends.auth.events import USERS_TOPIC
@@ -20,32 +19,32 @@ from backends.auth.refresh_tokens import RefreshTokens
 from backends.auth.service import AuthDeps, AuthService
 from backends.auth.store import CredentialStore
 from backends.auth.user_events import UserEventHandlers
-from meshkit.events.lag import watch_consumer_lag
-from meshkit.events.tables import outbox_table, processed_events_table
-from meshkit.rpc.server import BackendSpec, Runtime, Service, run_backend
+from meshkit.rpc.runtime import BackendSpec, EventSubscription, Runtime, Service
+from meshkit.rpc.server import run_backend
 from stubs.auth.v1 import auth_pb2, auth_pb2_grpc
 from stubs.users.v1 import users_pb2_grpc
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def services(runtime: Runtime) -> Sequence[Service]:
-    settings = runtime.settings
-    assert isinstance(settings, AuthSettings)
-    assert runtime.db is not None
-    passphrase = settings.keys_passphrase.get_secret_value().encode() if settings.keys_passphrase else None
-    tables = MetaData()
-    refresh = RefreshTokens(
+def refresh_tokens(settings: AuthSettings) -> RefreshTokens:
+    """The refresh-token lifetimes the settings name."""
+    return RefreshTokens(
         idle=timedelta(seconds=settings.refresh_idle_seconds),
         absolute=timedelta(seconds=settings.refresh_absolute_seconds),
         reuse_grace=timedelta(seconds=settings.refresh_reuse_grace_seconds),
     )
-    credentials = CredentialStore(runtime.db.dialect)
-    deps = AuthDeps(
+
+
+def auth_deps(runtime: Runtime[AuthSettings]) -> AuthDeps:
+    """What the servicer works with, opened on the runtime's shared resources."""
+    settings, db = runtime.settings, runtime.database
+    passphrase = settings.keys_passphrase.get_secret_value().encode() if settings.keys_passphrase else None
+    return AuthDeps(
         settings=settings,
-        db=runtime.db,
-        credentials=credentials,
-        refresh=refresh,
+        db=db,
+        credentials=CredentialStore(db.dialect),
+        refresh=refresh_tokens(settings),
         passwords=Passwords(
             memory_cost=settings.argon2_memory_kib,
             time_cost=settings.argon2_time_cost,
@@ -61,30 +60,42 @@ def services(runtime: Runtime) -> Sequence[Service]:
             registry=runtime.registry,
         ),
         keys=KeyRing.load_or_create(settings.keys_dir, passphrase, datetime.now(UTC)),
-        outbox=runtime.outbox(outbox_table(tables, "auth")),
+        outbox=runtime.outbox(models.outbox),
         redis=runtime.redis,
         users=users_pb2_grpc.UserServiceStub(runtime.channel(settings.users_target)),
         metrics=AuthMetrics(runtime.registry),
     )
-    service = AuthService(deps)
-    handlers = UserEventHandlers(credentials, refresh, runtime.redis)
-    consumer = runtime.event_consumer(processed_events_table(tables, "auth"), settings.consumer_group)
-    consumer.subscribe(
-        runtime.broker,
-        USERS_TOPIC,
-        {"user.updated": handlers.on_user_updated, "user.deleted": handlers.on_user_deleted},
-    )
-    watch_consumer_lag(runtime, consumer)
-    if settings.admin_password is not None:
-        runtime.run_in_background(
-            partial(ensure_admin, service, deps, settings.admin_password.get_secret_value())
-        )
+
+
+def services(runtime: Runtime[AuthSettings]) -> Sequence[Service]:
+    deps = auth_deps(runtime)
+    servicer = AuthService(deps)
+    admin_password = runtime.settings.admin_password
+    if admin_password is not None:
+        runtime.run_in_background(partial(ensure_admin, servicer, deps, admin_password.get_secret_value()))
     return [
         Service.of(
-            auth_pb2.DESCRIPTOR, "AuthService", service, auth_pb2_grpc.add_AuthServiceServicer_to_server
+            auth_pb2.DESCRIPTOR, "AuthService", servicer, auth_pb2_grpc.add_AuthServiceServicer_to_server
         )
     ]
 
 
+def consumers(runtime: Runtime[AuthSettings]) -> Sequence[EventSubscription]:
+    settings = runtime.settings
+    handlers = UserEventHandlers(
+        CredentialStore(runtime.database.dialect), refresh_tokens(settings), runtime.redis
+    )
+    return [
+        EventSubscription(
+            USERS_TOPIC,
+            {"user.updated": handlers.on_user_updated, "user.deleted": handlers.on_user_deleted},
+            models.processed_events,
+            settings.consumer_group,
+        )
+    ]
+
+
+SPEC = BackendSpec("auth", AuthSettings, services, consumers, migrations=MIGRATIONS)
+
 if __name__ == "__main__":
-    run_backend(BackendSpec("auth", AuthSettings(), services, migrations=MIGRATIONS))
+    run_backend(SPEC)

@@ -31,8 +31,8 @@ from meshkit.auth.interceptor import current_principal
 from meshkit.auth.revocation import revoke_jti, revoke_session
 from meshkit.db.database import Database
 from meshkit.events.outbox import Outbox
-from meshkit.rpc.interceptors.base import metadata_value
-from meshkit.rpc.status import abort_invalid
+from meshkit.rpc.context import Context, actor, client_ip, metadata_value
+from meshkit.rpc.status import INVALID_REQUEST, abort
 from stubs.auth.v1 import auth_pb2, auth_pb2_grpc
 from stubs.events.v1 import events_pb2
 from stubs.users.v1 import users_pb2
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Context = grpc.aio.ServicerContext[Any, Any]
 DEFAULT_TENANT = "default"
 TOKEN_TYPE = "bearer"  # noqa: S105 (the OAuth token_type value, not a secret)
 LOGIN_FAILED = "Invalid username or password"
@@ -55,26 +54,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def client_ip(context: Context) -> str:
-    """The gateway passes the client address as ``x-client-ip``; direct callers are their peer."""
-    forwarded = metadata_value(context, "x-client-ip")
-    if forwarded:
-        return forwarded[:64]
-    peer = context.peer() or ""  # "ipv4:127.0.0.1:5555" / "ipv6:[::1]:5555"
-    host = peer.partition(":")[2].rpartition(":")[0]
-    return host.strip("[]")[:64]
-
-
-def _actor(context: Context, user_id: str = "") -> events_pb2.Actor:
-    return events_pb2.Actor(
-        user_id=user_id,
-        request_id=metadata_value(context, "x-request-id")[:128],
-        client_ip=client_ip(context),
-    )
-
-
-@dataclass
+@dataclass(frozen=True)
 class AuthDeps:
+    """Everything :class:`AuthService` works with, built once by the backend's entry point."""
+
     settings: AuthSettings
     db: Database
     credentials: CredentialStore
@@ -137,10 +120,9 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             if exc.code() in _PASS_THROUGH:
                 # Pass the status on with its details (the BadRequest field violations travel in trailers).
                 trailers = tuple(cast(Any, exc.trailing_metadata()) or ())
-                await context.abort(exc.code(), exc.details() or "", trailers)
+                await abort(context, exc.code(), exc.details() or "", trailers=trailers)
             log.error("users backend call failed", extra={"code": exc.code().name})
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "The user service is unavailable")
-            raise AssertionError("unreachable") from exc
+            await abort(context, grpc.StatusCode.UNAVAILABLE, "The user service is unavailable")
 
     async def _audit(self, event: events_pb2.Event) -> None:
         async with self._d.db.write() as session:
@@ -156,7 +138,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         if not request.username:
             problems.append(("username", "is required"))
         if problems:
-            await abort_invalid(context, problems)
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, INVALID_REQUEST, violations=problems)
         password_hash = await self._d.passwords.hash(request.password)
         created = await self._users_call(
             context,
@@ -192,7 +174,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                     audit_event(
                         "login.succeeded",
                         tenant_id,
-                        actor=_actor(context, user.id),
+                        actor=actor(context, user.id),
                         user_id=user.id,
                         identifier=user.username,
                         session_id=family.family_id,
@@ -203,8 +185,8 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             # No half-registered user: take the profile back before answering.
             await self._compensate(context, user, tenant_id)
             if isinstance(exc, DuplicateCredential):
-                await context.abort(
-                    grpc.StatusCode.ALREADY_EXISTS, f"A user with this {exc.field} already exists"
+                await abort(
+                    context, grpc.StatusCode.ALREADY_EXISTS, f"A user with this {exc.field} already exists"
                 )
             raise
         access = self._access_token(
@@ -237,8 +219,11 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         identifier = (request.username or request.email).strip()
         if not identifier or not request.password:
             self._d.metrics.login(LoginOutcome.INVALID_REQUEST)
-            await abort_invalid(
-                context, [("username", "username or email is required"), ("password", "is required")]
+            await abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                INVALID_REQUEST,
+                violations=[("username", "username or email is required"), ("password", "is required")],
             )
         ip = client_ip(context)
         d = self._d
@@ -252,14 +237,13 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                 audit_event(
                     "login.failed",
                     tenant_id,
-                    actor=_actor(context),
+                    actor=actor(context),
                     user_id=user_id,
                     identifier=identifier,
                     reason=reason,
                 )
             )
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, LOGIN_FAILED)
-            raise AssertionError("unreachable")
+            await abort(context, grpc.StatusCode.UNAUTHENTICATED, LOGIN_FAILED)
 
         async with d.db.read() as session:
             credential = await d.credentials.find_for_login(session, tenant_id, identifier)
@@ -292,7 +276,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                 audit_event(
                     "login.succeeded",
                     tenant_id,
-                    actor=_actor(context, credential.user_id),
+                    actor=actor(context, credential.user_id),
                     user_id=credential.user_id,
                     identifier=identifier,
                     session_id=family.family_id,
@@ -316,7 +300,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
     async def Refresh(self, request: auth_pb2.RefreshRequest, context: Context) -> auth_pb2.RefreshResponse:
         presented = request.refresh_token or request.old_refresh_token  # seed 001 names it old_refresh_token
         if not presented or len(presented) > 512:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, REFRESH_FAILED)
+            await abort(context, grpc.StatusCode.UNAUTHENTICATED, REFRESH_FAILED)
         d = self._d
         async with d.db.write() as session:
             result = await d.refresh.rotate(session, presented, _now())
@@ -338,7 +322,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                     audit_event(
                         "token.reuse_detected",
                         tenant_id,
-                        actor=_actor(context),
+                        actor=actor(context),
                         user_id=user_id,
                         session_id=family_id,
                         reason="refresh_token_reused",
@@ -351,7 +335,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                     audit_event(
                         "token.refreshed",
                         tenant_id,
-                        actor=_actor(context, user_id),
+                        actor=actor(context, user_id),
                         user_id=user_id,
                         session_id=family_id,
                     ),
@@ -361,8 +345,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             # The family is revoked in the database; its access tokens die everywhere at once too.
             await self._end_session(family_id)
         if outcome != "rotated" or credential is None or result.token is None:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, REFRESH_FAILED)
-            raise AssertionError("unreachable")
+            await abort(context, grpc.StatusCode.UNAUTHENTICATED, REFRESH_FAILED)
         access = self._access_token(
             sub=credential.user_id,
             tenant_id=credential.tenant_id,
@@ -392,7 +375,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             await revoke_jti(d.redis, principal.jti, principal.expires_at + self._s.jwt_leeway)
         except RedisError:
             # Answering "logged out" while the token still works would be a lie.
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "Logout is unavailable, please retry")
+            await abort(context, grpc.StatusCode.UNAVAILABLE, "Logout is unavailable, please retry")
         families: set[str] = set()
         async with d.db.write() as session:
             if principal.session_id:
@@ -410,7 +393,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                 audit_event(
                     "logout",
                     principal.tenant_id,
-                    actor=_actor(context, principal.sub),
+                    actor=actor(context, principal.sub),
                     user_id=principal.sub,
                     session_id=principal.session_id,
                 ),

@@ -8,18 +8,19 @@ from backends.broker.config import BrokerSettings
 from backends.broker.directory import TopicDirectory
 from backends.broker.kafka_clients import KafkaClients
 from backends.broker.metrics import BrokerMetrics
-from backends.broker.service import MessageService
+from backends.broker.service import BrokerDeps, MessageService
 from backends.broker.subscriptions import SubscriptionSlots
-from meshkit.rpc.server import BackendSpec, Runtime, Service, run_backend
+from meshkit.rpc.runtime import BackendSpec, Runtime, Service
+from meshkit.rpc.server import run_backend
 from stubs.broker.v1 import broker_pb2, broker_pb2_grpc
 
 # Kafka's own request cap: the largest message plus key, headers and record-batch framing.
 REQUEST_OVERHEAD_BYTES = 64 * 1024
 
 
-def services(runtime: Runtime) -> Sequence[Service]:
+def broker_deps(runtime: Runtime[BrokerSettings]) -> BrokerDeps:
+    """What the servicer works with; the Kafka clients run in the background while the backend does."""
     settings = runtime.settings
-    assert isinstance(settings, BrokerSettings)
     metrics = BrokerMetrics(runtime.registry)
     clients = KafkaClients(
         settings.kafka_bootstrap,
@@ -37,10 +38,20 @@ def services(runtime: Runtime) -> Sequence[Service]:
         poll_seconds=settings.topic_poll_seconds,
         timeout=settings.kafka_timeout,
     )
-    slots = SubscriptionSlots(
-        metrics, total=settings.max_subscriptions, per_tenant=settings.max_subscriptions_per_tenant
+    return BrokerDeps(
+        settings=settings,
+        clients=clients,
+        directory=directory,
+        slots=SubscriptionSlots(
+            metrics, total=settings.max_subscriptions, per_tenant=settings.max_subscriptions_per_tenant
+        ),
+        metrics=metrics,
+        revocations=runtime.revocations,
     )
-    servicer = MessageService(settings, clients, directory, slots, metrics, runtime.revocations)
+
+
+def services(runtime: Runtime[BrokerSettings]) -> Sequence[Service]:
+    servicer = MessageService(broker_deps(runtime))
     runtime.on_drain(servicer.end_streams)
     return [
         Service.of(
@@ -52,5 +63,7 @@ def services(runtime: Runtime) -> Sequence[Service]:
     ]
 
 
+SPEC = BackendSpec("broker", BrokerSettings, services)
+
 if __name__ == "__main__":
-    run_backend(BackendSpec("broker", BrokerSettings(), services))
+    run_backend(SPEC)

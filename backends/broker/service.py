@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any, NoReturn
+from dataclasses import dataclass
 
 import grpc
 from aiokafka import ConsumerRecord
@@ -26,20 +26,15 @@ from backends.broker.topics import check_name, internal_topic
 from meshkit.auth.interceptor import current_principal
 from meshkit.auth.revocation import RevocationChecker
 from meshkit.auth.tokens import Principal
-from meshkit.rpc.status import PAYLOAD_TOO_LARGE, FieldViolation, abort_invalid, abort_payload
+from meshkit.rpc.context import Context
+from meshkit.rpc.status import INVALID_REQUEST, PAYLOAD_TOO_LARGE, FieldViolation, abort
 from stubs.broker.v1 import broker_pb2, broker_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-Context = grpc.aio.ServicerContext[Any, Any]
 LATEST, EARLIEST = "latest", "earliest"
 UNAVAILABLE_MESSAGE = "The message broker is unavailable, try again later"
 SHUTTING_DOWN_MESSAGE = "The server is shutting down, reconnect"
-
-
-async def _abort(context: Context, code: grpc.StatusCode, message: str) -> NoReturn:
-    await context.abort(code, message)
-    raise AssertionError("unreachable: abort raises")
 
 
 def _text(raw: bytes | None) -> str:
@@ -66,22 +61,27 @@ def _headers() -> list[tuple[str, bytes]]:
     return [(key, value.encode()) for key, value in carrier.items()]
 
 
+@dataclass(frozen=True)
+class BrokerDeps:
+    """Everything :class:`MessageService` works with, built once by the backend's entry point."""
+
+    settings: BrokerSettings
+    clients: KafkaClients
+    directory: TopicDirectory
+    slots: SubscriptionSlots
+    metrics: BrokerMetrics
+    revocations: RevocationChecker | None = None  # re-checked while a stream is open
+
+
 class MessageService(broker_pb2_grpc.MessageServiceServicer):
-    def __init__(
-        self,
-        settings: BrokerSettings,
-        clients: KafkaClients,
-        directory: TopicDirectory,
-        slots: SubscriptionSlots,
-        metrics: BrokerMetrics,
-        revocations: RevocationChecker | None = None,
-    ) -> None:
+    def __init__(self, deps: BrokerDeps) -> None:
+        settings = deps.settings
         self._settings = settings
-        self._revocations = revocations
-        self._clients = clients
-        self._directory = directory
-        self._slots = slots
-        self._metrics = metrics
+        self._revocations = deps.revocations
+        self._clients = deps.clients
+        self._directory = deps.directory
+        self._slots = deps.slots
+        self._metrics = deps.metrics
         self._limits = ConsumerLimits(
             fetch_bytes=settings.subscription_fetch_bytes,
             partition_fetch_bytes=settings.subscription_partition_fetch_bytes,
@@ -98,7 +98,7 @@ class MessageService(broker_pb2_grpc.MessageServiceServicer):
         try:
             return internal_topic(principal.tenant_id, name)
         except ValueError:  # the name was checked: the tenant id is one topics cannot carry
-            await _abort(context, grpc.StatusCode.PERMISSION_DENIED, "This tenant cannot use topics")
+            await abort(context, grpc.StatusCode.PERMISSION_DENIED, "This tenant cannot use topics")
 
     # -- PublishMessage ----------------------------------------------------------------------------
 
@@ -110,15 +110,16 @@ class MessageService(broker_pb2_grpc.MessageServiceServicer):
         if not request.message:
             violations.append(("message", "is required"))
         if violations:
-            await abort_invalid(context, violations)
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, INVALID_REQUEST, violations=violations)
         value, key = request.message.encode(), request.key.encode()
         limit = self._settings.max_message_bytes
         if len(value) + len(key) > limit:
-            await abort_payload(
+            await abort(
                 context,
-                PAYLOAD_TOO_LARGE,
-                ("message", f"message and key together must be at most {limit} bytes"),
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
                 "Message too large",
+                reason=PAYLOAD_TOO_LARGE,
+                violations=[("message", f"message and key together must be at most {limit} bytes")],
             )
         topic = await self._topic(context, principal, request.topic)
         remaining = context.time_remaining()
@@ -132,7 +133,7 @@ class MessageService(broker_pb2_grpc.MessageServiceServicer):
             if isinstance(exc, UnknownTopicOrPartitionError):
                 self._directory.forget(topic)
             log.warning("publish failed", extra={"error": type(exc).__name__})
-            await _abort(context, grpc.StatusCode.UNAVAILABLE, UNAVAILABLE_MESSAGE)
+            await abort(context, grpc.StatusCode.UNAVAILABLE, UNAVAILABLE_MESSAGE)
         self._metrics.published.inc()
         return broker_pb2.PublishMessageResponse(
             status="published", topic=request.topic, partition=stored.partition, offset=stored.offset
@@ -151,11 +152,11 @@ class MessageService(broker_pb2_grpc.MessageServiceServicer):
         if start not in (LATEST, EARLIEST):
             violations.append(("from", "must be 'latest' or 'earliest'"))
         if violations:
-            await abort_invalid(context, violations)
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, INVALID_REQUEST, violations=violations)
         topic = await self._topic(context, principal, request.topic)
         if (limit := self._slots.take(principal.tenant_id)) is not None:
             what = "on this server" if limit == "process" else "for this tenant"
-            await _abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, f"Too many open subscriptions {what}")
+            await abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, f"Too many open subscriptions {what}")
         subscription: Subscription | None = None
         expiry = asyncio.timeout(0 if self._draining else self._lifetime(principal))
         self._streams.add(expiry)
@@ -169,13 +170,13 @@ class MessageService(broker_pb2_grpc.MessageServiceServicer):
                 if not expiry.expired():
                     raise
                 if self._draining:
-                    await _abort(context, grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN_MESSAGE)
+                    await abort(context, grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN_MESSAGE)
                 if expiry in self._revoked:
-                    await _abort(context, grpc.StatusCode.UNAUTHENTICATED, "Token has been revoked")
-                await _abort(context, grpc.StatusCode.UNAUTHENTICATED, "The access token expired")
+                    await abort(context, grpc.StatusCode.UNAUTHENTICATED, "Token has been revoked")
+                await abort(context, grpc.StatusCode.UNAUTHENTICATED, "The access token expired")
             except KafkaUnavailable as exc:
                 log.warning("subscription failed", extra={"error": type(exc.__cause__ or exc).__name__})
-                await _abort(context, grpc.StatusCode.UNAVAILABLE, UNAVAILABLE_MESSAGE)
+                await abort(context, grpc.StatusCode.UNAVAILABLE, UNAVAILABLE_MESSAGE)
         finally:
             watcher.cancel()
             self._streams.discard(expiry)

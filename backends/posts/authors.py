@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import grpc
 
 from meshkit.auth.tokens import Principal
-from meshkit.rpc.interceptors.base import metadata_value
+from meshkit.rpc.context import Context, metadata_value
 from stubs.users.v1 import users_pb2
 
 if TYPE_CHECKING:
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Context = grpc.aio.ServicerContext[Any, Any]
 _FORWARDED = ("x-request-id", "x-client-ip")
 
 

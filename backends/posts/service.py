@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, NoReturn
+from dataclasses import dataclass
+from typing import NoReturn
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,69 +31,60 @@ from meshkit.auth.interceptor import current_principal
 from meshkit.auth.tokens import Principal
 from meshkit.db.database import Database
 from meshkit.events.outbox import Outbox
-from meshkit.rpc.interceptors.base import metadata_value
-from meshkit.rpc.status import FieldViolation, abort_invalid, abort_payload
+from meshkit.rpc.context import Context, actor
+from meshkit.rpc.status import INVALID_REQUEST, FieldViolation, abort, payload_code
 from meshkit.validation import check_page, normalise, page_or_default
-from stubs.events.v1 import events_pb2
 from stubs.posts.v1 import posts_pb2, posts_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-Context = grpc.aio.ServicerContext[Any, Any]
 ADMIN = "admin"
 
 
-async def _abort(context: Context, code: grpc.StatusCode, message: str) -> NoReturn:
-    await context.abort(code, message)
-    raise AssertionError("unreachable")
-
-
 async def _not_found(context: Context) -> NoReturn:
-    await _abort(context, grpc.StatusCode.NOT_FOUND, "Post not found")
+    await abort(context, grpc.StatusCode.NOT_FOUND, "Post not found")
 
 
 async def _deny(context: Context, verb: str) -> NoReturn:
-    await _abort(context, grpc.StatusCode.PERMISSION_DENIED, f"Only the author or an admin can {verb} a post")
-
-
-def _actor(context: Context, principal: Principal) -> events_pb2.Actor:
-    return events_pb2.Actor(
-        user_id=principal.sub,
-        request_id=metadata_value(context, "x-request-id")[:128],
-        client_ip=metadata_value(context, "x-client-ip")[:64],
-    )
+    await abort(context, grpc.StatusCode.PERMISSION_DENIED, f"Only the author or an admin can {verb} a post")
 
 
 def _may_change(principal: Principal, post: PostRecord) -> bool:
     return post.author_id == principal.sub or principal.has_role(ADMIN)
 
 
+@dataclass(frozen=True)
+class PostsDeps:
+    """Everything :class:`PostService` works with, built once by the backend's entry point."""
+
+    db: Database
+    store: PostStore
+    blobs: BlobStore
+    refs: ImageRefs
+    outbox: Outbox
+    authors: AuthorCheck
+    max_image_bytes: int
+    max_image_pixels: int
+
+
 class PostService(posts_pb2_grpc.PostServiceServicer):
-    def __init__(
-        self,
-        db: Database,
-        store: PostStore,
-        blobs: BlobStore,
-        outbox: Outbox,
-        authors: AuthorCheck,
-        *,
-        max_image_bytes: int,
-        max_image_pixels: int,
-    ) -> None:
-        self._db = db
-        self._store = store
-        self._blobs = blobs
-        self._refs = ImageRefs(db, blobs)
-        self._outbox = outbox
-        self._authors = authors
-        self._max_image_bytes = max_image_bytes
-        self._max_image_pixels = max_image_pixels
+    def __init__(self, deps: PostsDeps) -> None:
+        self._db = deps.db
+        self._store = deps.store
+        self._blobs = deps.blobs
+        self._refs = deps.refs
+        self._outbox = deps.outbox
+        self._authors = deps.authors
+        self._max_image_bytes = deps.max_image_bytes
+        self._max_image_pixels = deps.max_image_pixels
 
     # -- helpers -------------------------------------------------------------------------------
 
     async def _check_post_id(self, context: Context, post_id: str) -> str:
         if problems := v.check_post_id(post_id):
-            await abort_invalid(context, problems, "Invalid post ID format")
+            await abort(
+                context, grpc.StatusCode.INVALID_ARGUMENT, "Invalid post ID format", violations=problems
+            )
         return post_id.lower()
 
     async def _visible_post(self, context: Context, raw_post_id: str) -> tuple[Principal, PostRecord]:
@@ -106,33 +98,43 @@ class PostService(posts_pb2_grpc.PostServiceServicer):
         return principal, record
 
     async def _image(self, context: Context, data: bytes) -> CheckedImage:
-        """The checked image, or the call ends with 413 / 415 material (``abort_payload``)."""
+        """The checked image, or the call ends with 413 / 415 material (a payload reason)."""
         try:
             # Decoding a 5 MiB image takes tens of milliseconds: keep it off the event loop.
             return await asyncio.to_thread(
                 check_image, data, max_bytes=self._max_image_bytes, max_pixels=self._max_image_pixels
             )
         except ImageRejected as rejected:
-            await abort_payload(context, rejected.reason, ("image", rejected.message), rejected.message)
+            await abort(
+                context,
+                payload_code(rejected.reason),
+                rejected.message,
+                reason=rejected.reason,
+                violations=[("image", rejected.message)],
+            )
 
     async def _check_author(self, context: Context, principal: Principal) -> None:
         verdict = await self._authors.check(context, principal)
         if verdict is Verdict.UNAVAILABLE:
-            await _abort(context, grpc.StatusCode.UNAVAILABLE, "The user service is unavailable")
+            await abort(context, grpc.StatusCode.UNAVAILABLE, "The user service is unavailable")
         if verdict is Verdict.REFUSED:
-            await _abort(context, grpc.StatusCode.UNAUTHENTICATED, "invalid or expired token")
+            await abort(context, grpc.StatusCode.UNAUTHENTICATED, "invalid or expired token")
         if verdict is Verdict.UNKNOWN:
-            await _abort(context, grpc.StatusCode.PERMISSION_DENIED, "Only existing users can write posts")
+            await abort(context, grpc.StatusCode.PERMISSION_DENIED, "Only existing users can write posts")
 
     async def _store_unavailable(self, context: Context, error: BlobStoreError) -> NoReturn:
         log.error("image store failed", extra={"error": type(error).__name__})
-        await _abort(context, grpc.StatusCode.UNAVAILABLE, "The image store is unavailable")
+        await abort(context, grpc.StatusCode.UNAVAILABLE, "The image store is unavailable")
 
     async def _record(
         self, session: AsyncSession, kind: str, context: Context, principal: Principal, record: PostRecord
     ) -> None:
         event = POSTS.event(
-            kind, record.tenant_id, record.id, actor=_actor(context, principal), entity=post_message(record)
+            kind,
+            record.tenant_id,
+            record.id,
+            actor=actor(context, principal.sub),
+            entity=post_message(record),
         )
         await self._outbox.add(session, POSTS.topic, event)
 
@@ -145,7 +147,7 @@ class PostService(posts_pb2_grpc.PostServiceServicer):
         title, content = normalise(request.title), request.content
         problems: list[FieldViolation] = v.check_title(title) + v.check_content(content)
         if problems:
-            await abort_invalid(context, problems)
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, INVALID_REQUEST, violations=problems)
         image = await self._image(context, request.image) if request.image else None
         await self._check_author(context, principal)
         key = blob_key(principal.tenant_id, request.image) if image else None
@@ -179,7 +181,7 @@ class PostService(posts_pb2_grpc.PostServiceServicer):
         if request.author_id:
             problems += v.check_author_id(request.author_id)
         if problems:
-            await abort_invalid(context, problems)
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, INVALID_REQUEST, violations=problems)
         page, size = page_or_default(request.page, request.page_size)
         async with self._db.read() as session:
             records, total = await self._store.list(
@@ -209,7 +211,7 @@ class PostService(posts_pb2_grpc.PostServiceServicer):
             changes["content"] = request.content
             problems += v.check_content(request.content)
         if problems:
-            await abort_invalid(context, problems)
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, INVALID_REQUEST, violations=problems)
         image = await self._image(context, request.image) if request.image else None
         if not changes and image is None:  # nothing to change: the current state, no event
             return posts_pb2.UpdatePostResponse(post=post_message(current))
@@ -264,14 +266,14 @@ class PostService(posts_pb2_grpc.PostServiceServicer):
     ) -> posts_pb2.GetPostImageResponse:
         _, record = await self._visible_post(context, request.post_id)
         if not record.image_key or not record.image_type:
-            await _abort(context, grpc.StatusCode.NOT_FOUND, "The post has no image")
+            await abort(context, grpc.StatusCode.NOT_FOUND, "The post has no image")
         try:
             data = await self._blobs.get(record.image_key)
         except BlobStoreError as error:
             await self._store_unavailable(context, error)
         if data is None:
             log.error("referenced image missing from the store", extra={"post_id": record.id})
-            await _abort(context, grpc.StatusCode.NOT_FOUND, "The post has no image")
+            await abort(context, grpc.StatusCode.NOT_FOUND, "The post has no image")
         return posts_pb2.GetPostImageResponse(
             data=data, content_type=record.image_type, etag=image_etag(record.image_key)
         )

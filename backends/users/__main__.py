@@ -5,29 +5,32 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from sqlalchemy import MetaData
-
+from backends.users import models
 from backends.users.cache import UserCache
 from backends.users.config import UsersSettings
-from backends.users.service import UserService
+from backends.users.service import UsersDeps, UserService
 from backends.users.store import UserStore
-from meshkit.events.tables import outbox_table
-from meshkit.rpc.server import BackendSpec, Runtime, Service, run_backend
+from meshkit.rpc.runtime import BackendSpec, Runtime, Service
+from meshkit.rpc.server import run_backend
 from stubs.users.v1 import users_pb2, users_pb2_grpc
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def services(runtime: Runtime) -> Sequence[Service]:
-    assert runtime.db is not None
-    outbox = runtime.outbox(outbox_table(MetaData(), "users"))
-    servicer = UserService(
-        runtime.db,
-        UserStore(runtime.db.dialect),
-        UserCache(runtime.redis, runtime.registry),
-        outbox,
-        runtime.redis,
+def users_deps(runtime: Runtime[UsersSettings]) -> UsersDeps:
+    """What the servicer works with, opened on the runtime's shared resources."""
+    db = runtime.database
+    return UsersDeps(
+        db=db,
+        store=UserStore(db.dialect),
+        cache=UserCache(runtime.redis, runtime.registry),
+        outbox=runtime.outbox(models.outbox),
+        redis=runtime.redis,
     )
+
+
+def services(runtime: Runtime[UsersSettings]) -> Sequence[Service]:
+    servicer = UserService(users_deps(runtime))
     return [
         Service.of(
             users_pb2.DESCRIPTOR, "UserService", servicer, users_pb2_grpc.add_UserServiceServicer_to_server
@@ -35,5 +38,7 @@ def services(runtime: Runtime) -> Sequence[Service]:
     ]
 
 
+SPEC = BackendSpec("users", UsersSettings, services, migrations=MIGRATIONS)
+
 if __name__ == "__main__":
-    run_backend(BackendSpec("users", UsersSettings(), services, migrations=MIGRATIONS))
+    run_backend(SPEC)

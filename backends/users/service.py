@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from typing import Any, Literal, NoReturn
+from dataclasses import dataclass
+from typing import Literal, NoReturn
 
 import grpc
 from redis.asyncio import Redis
@@ -29,45 +30,42 @@ from meshkit.auth.revocation import end_sessions
 from meshkit.auth.tokens import Principal
 from meshkit.db.database import Database
 from meshkit.events.outbox import Outbox
-from meshkit.rpc.interceptors.base import metadata_value
-from meshkit.rpc.status import FieldViolation, abort_invalid
-from stubs.events.v1 import events_pb2
+from meshkit.rpc.context import Context, actor
+from meshkit.rpc.status import INVALID_REQUEST, FieldViolation, abort
 from stubs.users.v1 import users_pb2, users_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-Context = grpc.aio.ServicerContext[Any, Any]
 ADMIN, SERVICE = "admin", "service"
 DEFAULT_ROLES = ("user",)
 
 
 async def _deny(context: Context, message: str = "Not allowed") -> NoReturn:
-    await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
-    raise AssertionError("unreachable")
+    await abort(context, grpc.StatusCode.PERMISSION_DENIED, message)
 
 
 async def _not_found(context: Context) -> NoReturn:
-    await context.abort(grpc.StatusCode.NOT_FOUND, "User not found")
-    raise AssertionError("unreachable")
+    await abort(context, grpc.StatusCode.NOT_FOUND, "User not found")
 
 
-def _actor(context: Context, principal: Principal) -> events_pb2.Actor:
-    return events_pb2.Actor(
-        user_id=principal.sub,
-        request_id=metadata_value(context, "x-request-id")[:128],
-        client_ip=metadata_value(context, "x-client-ip")[:64],
-    )
+@dataclass(frozen=True)
+class UsersDeps:
+    """Everything :class:`UserService` works with, built once by the backend's entry point."""
+
+    db: Database
+    store: UserStore
+    cache: UserCache
+    outbox: Outbox
+    redis: Redis
 
 
 class UserService(users_pb2_grpc.UserServiceServicer):
-    def __init__(
-        self, db: Database, store: UserStore, cache: UserCache, outbox: Outbox, redis: Redis
-    ) -> None:
-        self._db = db
-        self._store = store
-        self._cache = cache
-        self._outbox = outbox
-        self._redis = redis
+    def __init__(self, deps: UsersDeps) -> None:
+        self._db = deps.db
+        self._store = deps.store
+        self._cache = deps.cache
+        self._outbox = deps.outbox
+        self._redis = deps.redis
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -86,7 +84,7 @@ class UserService(users_pb2_grpc.UserServiceServicer):
             return principal
         caller = await self._cached_user(principal.tenant_id, principal.sub)
         if caller is None or not caller.is_active:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid or expired token")
+            await abort(context, grpc.StatusCode.UNAUTHENTICATED, "invalid or expired token")
         return principal
 
     async def _tenant(self, context: Context, principal: Principal, requested: str) -> str:
@@ -96,7 +94,9 @@ class UserService(users_pb2_grpc.UserServiceServicer):
 
     async def _check_id(self, context: Context, user_id: str) -> None:
         if problems := v.check_id(user_id):
-            await abort_invalid(context, problems, "Invalid user ID format")
+            await abort(
+                context, grpc.StatusCode.INVALID_ARGUMENT, "Invalid user ID format", violations=problems
+            )
 
     async def _committed_change(self, tenant_id: str, user_id: str) -> None:
         await self._cache.invalidate(tenant_id, user_id)
@@ -130,7 +130,7 @@ class UserService(users_pb2_grpc.UserServiceServicer):
         if fields["avatar_url"]:
             problems += v.check_avatar_url(fields["avatar_url"])
         if problems:
-            await abort_invalid(context, problems)
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, INVALID_REQUEST, violations=problems)
 
         derived = not fields["username"]
         username = fields["username"] or v.username_from_email(fields["email"])
@@ -142,8 +142,10 @@ class UserService(users_pb2_grpc.UserServiceServicer):
                 break
             except DuplicateError as exc:
                 if not (derived and exc.field == "username" and attempt < 3):
-                    await context.abort(
-                        grpc.StatusCode.ALREADY_EXISTS, f"A user with this {exc.field} already exists"
+                    await abort(
+                        context,
+                        grpc.StatusCode.ALREADY_EXISTS,
+                        f"A user with this {exc.field} already exists",
                     )
                 # A username we made up is taken: try the same stem with a random suffix.
                 username = f"{username[:27]}-{secrets.token_hex(2)}"
@@ -164,7 +166,7 @@ class UserService(users_pb2_grpc.UserServiceServicer):
                 "user.created",
                 tenant_id,
                 record.id,
-                actor=_actor(context, principal),
+                actor=actor(context, principal.sub),
                 entity=user_message(record),
             )
             await self._outbox.add(session, USERS.topic, event)
@@ -192,7 +194,7 @@ class UserService(users_pb2_grpc.UserServiceServicer):
         principal = await self._caller(context)
         tenant_id = await self._tenant(context, principal, request.tenant_id)
         if problems := v.check_page(request.page, request.page_size):
-            await abort_invalid(context, problems)
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, INVALID_REQUEST, violations=problems)
         page, size = v.page_or_default(request.page, request.page_size)
         async with self._db.read() as session:
             records, total = await self._store.list(session, tenant_id, page=page, page_size=size)
@@ -206,7 +208,7 @@ class UserService(users_pb2_grpc.UserServiceServicer):
         principal = await self._caller(context)
         tenant_id = await self._tenant(context, principal, request.tenant_id)
         if problems := v.check_query(request.q) + v.check_page(request.page, request.page_size):
-            await abort_invalid(context, problems)
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, INVALID_REQUEST, violations=problems)
         page, size = v.page_or_default(request.page, request.page_size)
         async with self._db.read() as session:
             records, total = await self._store.search(
@@ -230,7 +232,7 @@ class UserService(users_pb2_grpc.UserServiceServicer):
         if admin_only and not is_admin:
             await _deny(context, f"Only admins can change {', '.join(admin_only)}")
         if problems:
-            await abort_invalid(context, problems)
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, INVALID_REQUEST, violations=problems)
         tenant_id = principal.tenant_id
         if not changes:  # nothing to change: answer the current state, record no event
             current = await self._cached_user(tenant_id, user_id)
@@ -246,13 +248,13 @@ class UserService(users_pb2_grpc.UserServiceServicer):
                     "user.updated",
                     tenant_id,
                     user_id,
-                    actor=_actor(context, principal),
+                    actor=actor(context, principal.sub),
                     entity=user_message(record),
                 )
                 await self._outbox.add(session, USERS.topic, event)
         except DuplicateError as exc:
-            await context.abort(
-                grpc.StatusCode.ALREADY_EXISTS, f"A user with this {exc.field} already exists"
+            await abort(
+                context, grpc.StatusCode.ALREADY_EXISTS, f"A user with this {exc.field} already exists"
             )
         await self._committed_change(tenant_id, user_id)
         if changes.get("is_active") is False:
@@ -277,7 +279,7 @@ class UserService(users_pb2_grpc.UserServiceServicer):
                 "user.deleted",
                 tenant_id,
                 user_id,
-                actor=_actor(context, principal),
+                actor=actor(context, principal.sub),
                 entity=user_message(record),
             )
             await self._outbox.add(session, USERS.topic, event)

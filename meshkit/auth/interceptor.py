@@ -21,7 +21,9 @@ from meshkit.auth.keys import JwksClient
 from meshkit.auth.revocation import RevocationChecker
 from meshkit.auth.tokens import InvalidToken, Principal, TokenVerifier
 from meshkit.config.settings import TokenSettings
-from meshkit.rpc.interceptors.base import Context, Stream, Unary, WrappingInterceptor
+from meshkit.rpc.context import Context
+from meshkit.rpc.interceptors.base import Stream, Unary, WrappingInterceptor
+from meshkit.rpc.status import abort
 from stubs.portico.gateway.v1 import options_pb2
 
 log = logging.getLogger(__name__)
@@ -87,18 +89,16 @@ class AuthInterceptor(WrappingInterceptor):
     async def _authenticate(self, token: str | None, context: Context) -> Principal:
         if token is None:
             self._rejections.labels("missing").inc()
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing bearer token")
-        assert token is not None
+            await abort(context, grpc.StatusCode.UNAUTHENTICATED, "missing bearer token")
         try:
             principal = await self._verifier.verify(token)
         except InvalidToken as exc:
             self._rejections.labels("invalid").inc()
             log.info("token rejected", extra={"reason": str(exc)})
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid or expired token")
-            raise  # abort raises; this line only satisfies the type checker
+            await abort(context, grpc.StatusCode.UNAUTHENTICATED, "invalid or expired token")
         if await self._revocations.is_revoked(principal):
             self._rejections.labels("revoked").inc()
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "token has been revoked")
+            await abort(context, grpc.StatusCode.UNAUTHENTICATED, "token has been revoked")
         return principal
 
     def wrap_unary(self, behavior: Unary, details: grpc.HandlerCallDetails) -> Unary:

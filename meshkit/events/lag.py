@@ -18,7 +18,7 @@ import contextlib
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -27,11 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from meshkit.registries import per_registry
 
-if TYPE_CHECKING:
-    from meshkit.events.consumers import EventConsumer
-    from meshkit.rpc.server import Runtime
-
-__all__ = ["ConsumerLagMonitor", "KafkaOffsets", "OffsetSource", "compute_lag", "watch_consumer_lag"]
+__all__ = ["ConsumerLagMonitor", "KafkaOffsets", "OffsetSource", "compute_lag"]
 
 log = logging.getLogger(__name__)
 
@@ -227,18 +223,3 @@ class ConsumerLagMonitor:
                 await asyncio.sleep(self._interval)
         finally:
             await self._source.close()
-
-
-def watch_consumer_lag(runtime: Runtime, consumer: EventConsumer) -> ConsumerLagMonitor:
-    """Export the lag of ``consumer``'s group on the topics it subscribed so far (call after ``subscribe``),
-    refreshed in the background while the backend runs."""
-    settings = runtime.settings
-    monitor = ConsumerLagMonitor(
-        KafkaOffsets(settings.kafka_bootstrap, client_id=f"portico-{runtime.name}-lag"),
-        consumer.group_id,
-        consumer.topics,
-        registry=runtime.registry,
-        interval=settings.consumer_lag_interval,
-    )
-    runtime.run_in_background(monitor.run)
-    return monitor

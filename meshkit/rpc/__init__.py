@@ -1,1 +1,2 @@
-"""gRPC: the backend server and its runtime, health, TLS, status helpers and interceptors."""
+"""gRPC: the backend server and its runtime, the servicer context helpers, health, TLS, status (abort)
+and interceptors."""

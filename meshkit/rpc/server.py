@@ -1,7 +1,8 @@
 """Run a backend: grpc.aio server with reflection, health, tracing and RED metrics, and graceful shutdown.
 
-Every backend's ``__main__`` calls :func:`run_backend` with its settings and a function that builds its
-servicers from the shared :class:`Runtime` (Kafka broker, Redis client, metrics registry, tracer).
+Every backend's ``__main__`` calls :func:`run_backend` with its :class:`~meshkit.rpc.runtime.BackendSpec`;
+the kit builds the shared :class:`~meshkit.rpc.runtime.Runtime` (Kafka broker, Redis client, database,
+metrics registry, tracer), asks the backend for its servicers and consumers, and serves until SIGTERM.
 """
 
 from __future__ import annotations
@@ -10,153 +11,39 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
-from datetime import timedelta
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import grpc
 from faststream.kafka import KafkaBroker
-from google.protobuf.descriptor import FileDescriptor
 from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client import start_http_server as start_metrics_http_server
 from redis.asyncio import Redis
-from sqlalchemy import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from meshkit.auth.interceptor import AuthInterceptor, public_methods, token_checks
-from meshkit.auth.revocation import RevocationChecker
 from meshkit.config.settings import BackendSettings
 from meshkit.db.database import Database, default_url
 from meshkit.db.migrations import upgrade
 from meshkit.events.broker import build_broker, start_with_retry
-from meshkit.events.consumers import EventConsumer
-from meshkit.events.outbox import Outbox
-from meshkit.events.relay import OutboxRelay
-from meshkit.events.retention import Retention
-from meshkit.rpc.channels import ROUND_ROBIN, open_channel
+from meshkit.rpc.channels import open_channel
 from meshkit.rpc.health import AsyncHealthServicer, Dependency, HealthMonitor
 from meshkit.rpc.interceptors.internal_errors import ErrorInterceptor
 from meshkit.rpc.interceptors.metrics import GrpcServerMetrics, MetricsInterceptor
 from meshkit.rpc.interceptors.text_guard import TextGuardInterceptor
 from meshkit.rpc.probes import kafka_dependency, redis_dependency
+from meshkit.rpc.runtime import BackendSpec, Runtime, S, Service
 from meshkit.rpc.tls import server_credentials
-from observability.telemetry import Telemetry, setup_telemetry
+from observability.telemetry import setup_telemetry
 
 log = logging.getLogger(__name__)
 
 # Images are up to 5 MiB; leave room for the rest of the message.
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Service:
-    """One gRPC service to host: its full name (for reflection and health) and how to register it."""
-
-    full_name: str
-    register: Callable[[grpc.aio.Server], None]
-
-    @classmethod
-    def of(
-        cls,
-        file: FileDescriptor,
-        name: str,
-        servicer: object,
-        add: Callable[[Any, grpc.aio.Server], None],
-    ) -> Service:
-        """The service ``name`` of a generated ``*_pb2`` file, registered with its ``add_*_to_server``."""
-        return cls(file.services_by_name[name].full_name, lambda server: add(servicer, server))
-
-
-@dataclass
-class Runtime:
-    """Shared resources a backend's servicers may use; owned and closed by the kit."""
-
-    name: str
-    settings: BackendSettings
-    telemetry: Telemetry
-    registry: CollectorRegistry
-    broker: KafkaBroker
-    redis: Redis
-    revocations: RevocationChecker  # the same checks the authenticator runs, for long-lived calls
-    db: Database | None = None
-    dependencies: list[Dependency] = field(default_factory=list)
-    background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
-    channels: list[grpc.aio.Channel] = field(default_factory=list)
-    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    drains: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-
-    def channel(self, target: str, credentials: grpc.ChannelCredentials | None = None) -> grpc.aio.Channel:
-        """A channel to another backend (round robin over the target's addresses), closed on shutdown;
-        plaintext unless ``credentials`` are given."""
-        opened = open_channel(
-            target,
-            credentials=credentials,
-            options=(ROUND_ROBIN,),
-            # A CLIENT span per call whose context travels in the metadata: the called backend's span
-            # joins this request's trace.
-            interceptors=aio_client_interceptors(tracer_provider=self.telemetry.tracer_provider),  # type: ignore[no-untyped-call]
-        )
-        self.channels.append(opened)
-        return opened
-
-    def on_drain(self, drain: Callable[[], Awaitable[None]]) -> None:
-        """Call ``drain()`` when shutdown begins, before in-flight calls get their grace: for calls that
-        would otherwise never end by themselves, such as live streams."""
-        self.drains.append(drain)
-
-    def on_shutdown(self, close: Callable[[], Awaitable[None]]) -> None:
-        """Call ``close()`` after the server stopped serving (for clients the servicers own)."""
-        self.closers.append(close)
-
-    def run_in_background(self, task: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Run ``task()`` while the server runs (started after Kafka connects, cancelled on shutdown)."""
-        self.background.append(task)
-
-    def expire(self, table: Table, column: str, hours: float) -> None:
-        """Remove rows of ``table`` whose timestamp ``column`` is older than ``hours``, in the background."""
-        assert self.db is not None, "retention needs the backend's database (BackendSpec.migrations)"
-        retention = Retention(self.db, table, column, timedelta(hours=hours), self.registry)
-        self.run_in_background(retention.run)
-
-    def event_consumer(self, processed: Table, group_id: str) -> EventConsumer:
-        """An idempotent consumer recording applied events in ``processed``, which is kept for
-        ``processed_events_retention_hours``."""
-        assert self.db is not None, "a consumer needs the backend's database (BackendSpec.migrations)"
-        self.expire(processed, "processed_at", self.settings.processed_events_retention_hours)
-        return EventConsumer(self.db, processed, group_id, registry=self.registry)
-
-    def outbox(self, table: Table) -> Outbox:
-        """The backend's outbox on ``table``, with its relay publishing to Kafka in the background and its
-        published rows kept for ``outbox_retention_hours``."""
-        assert self.db is not None, "an outbox needs the backend's database (BackendSpec.migrations)"
-        self.expire(table, "published_at", self.settings.outbox_retention_hours)
-        relay = OutboxRelay(
-            self.db,
-            self.broker,
-            table,
-            tracer_provider=self.telemetry.tracer_provider,
-            registry=self.registry,
-        )
-        self.run_in_background(relay.run)
-        return Outbox(table, wake=relay.wake)
-
-
-ServiceFactory = Callable[[Runtime], Sequence[Service]]
-
-
-@dataclass(frozen=True)
-class BackendSpec:
-    """What makes one backend: its name, settings, services and (optionally) its database migrations."""
-
-    name: str
-    settings: BackendSettings
-    services: ServiceFactory
-    migrations: Path | None = None  # Alembic folder; the backend then gets ``runtime.db``
 
 
 def new_registry() -> CollectorRegistry:
@@ -171,7 +58,9 @@ def new_registry() -> CollectorRegistry:
 class BackendServer:
     """The gRPC server of one backend and the background tasks that keep its health current."""
 
-    def __init__(self, runtime: Runtime, services: Sequence[Service], authenticator: AuthInterceptor) -> None:
+    def __init__(
+        self, runtime: Runtime[Any], services: Sequence[Service], authenticator: AuthInterceptor
+    ) -> None:
         self.runtime = runtime
         self._services = services
         self._health = AsyncHealthServicer()
@@ -246,20 +135,21 @@ class BackendServer:
         log.info("stopped")
 
 
-async def _connect_kafka(server: BackendServer, runtime: Runtime) -> None:
+async def _connect_kafka(server: BackendServer, runtime: Runtime[Any]) -> None:
     await start_with_retry(runtime.broker, runtime.settings.kafka_bootstrap)
     await server.monitor.check_once()  # turn SERVING now rather than at the next interval
     for task in runtime.background:
         server.spawn(task(), getattr(task, "__name__", "background"))
 
 
-async def open_database(spec: BackendSpec, attempts: int = 30) -> Database:
+async def open_database(
+    name: str, settings: BackendSettings, migrations: Path, attempts: int = 30
+) -> Database:
     """Migrate to head (retrying while the database is not reachable yet) and open the engine."""
-    assert spec.migrations is not None
-    url = spec.settings.database_url or default_url(spec.name)
+    url = settings.database_url or default_url(name)
     for attempt in range(1, attempts + 1):
         try:
-            await upgrade(url, spec.migrations, f"{spec.name}_alembic_version")
+            await upgrade(url, migrations, f"{name}_alembic_version")
             break
         except (OSError, SQLAlchemyError) as exc:
             if attempt == attempts:
@@ -280,9 +170,9 @@ async def _stop_broker(broker: KafkaBroker, timeout: float) -> None:
         log.warning("kafka broker did not stop in time; unacknowledged events stay in the outbox")
 
 
-async def serve(spec: BackendSpec) -> None:
+async def serve(spec: BackendSpec[S]) -> None:
     """Run a backend until SIGTERM or SIGINT, then shut down gracefully."""
-    name, settings = spec.name, spec.settings
+    name, settings = spec.name, spec.settings()
     telemetry = setup_telemetry(f"portico-{name}", settings.telemetry())
     registry = new_registry()
     metrics_httpd, _ = start_metrics_http_server(settings.metrics_port, addr=settings.host, registry=registry)
@@ -295,14 +185,16 @@ async def serve(spec: BackendSpec) -> None:
     )
     redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
     auth_channel = open_channel(settings.jwks_target or settings.auth_target)
-    db = await open_database(spec) if spec.migrations is not None else None
+    db = await open_database(name, settings, spec.migrations) if spec.migrations is not None else None
     verifier, revocations = token_checks(auth_channel, redis, registry, settings)
-    runtime = Runtime(name, settings, telemetry, registry, broker, redis, revocations, db)
+    runtime: Runtime[S] = Runtime(name, settings, telemetry, registry, broker, redis, revocations, db)
     runtime.dependencies.extend([kafka_dependency(broker), redis_dependency(redis)])
     if db is not None:
         runtime.dependencies.append(Dependency("database", db.ping))
 
     services = spec.services(runtime)
+    for subscription in spec.consumers(runtime):
+        runtime.consume(subscription)  # subscribed before the broker starts in _connect_kafka
     authenticator = AuthInterceptor(
         verifier, revocations, public_methods(s.full_name for s in services), registry
     )
@@ -330,6 +222,6 @@ async def serve(spec: BackendSpec) -> None:
         telemetry.shutdown()
 
 
-def run_backend(spec: BackendSpec) -> None:
+def run_backend(spec: BackendSpec[S]) -> None:
     """Entry point for ``python -m backends.<name>``."""
     asyncio.run(serve(spec))

@@ -7,8 +7,10 @@ from typing import Any, NoReturn
 
 import grpc
 from google.protobuf import any_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
+
+from meshkit.rpc.context import Context
 
 FieldViolation = tuple[str, str]  # (field, description)
 
@@ -16,6 +18,7 @@ FieldViolation = tuple[str, str]  # (field, description)
 ERROR_DOMAIN = "portico"
 PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
 UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+INVALID_REQUEST = "Invalid request"  # the message of INVALID_ARGUMENT when no better one is given
 
 
 def _packed(*details: Any) -> list[any_pb2.Any]:
@@ -36,42 +39,68 @@ def _bad_request(violations: Sequence[FieldViolation]) -> error_details_pb2.BadR
     )
 
 
-def bad_request_status(violations: Sequence[FieldViolation], message: str = "Invalid request") -> grpc.Status:
+def detailed_status(
+    code: grpc.StatusCode,
+    message: str,
+    *,
+    reason: str | None = None,
+    violations: Sequence[FieldViolation] = (),
+) -> grpc.Status:
+    """``code`` and ``message`` with an ``ErrorInfo`` naming ``reason`` (when given) and a ``BadRequest``
+    with one field violation per problem (when there are any), packed into the status trailers."""
+    details: list[Any] = []
+    if reason is not None:
+        details.append(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN))
+    if violations:
+        details.append(_bad_request(violations))
+    code_number: int = code.value[0]
     return rpc_status.to_status(
-        status_pb2.Status(
-            code=code_pb2.INVALID_ARGUMENT, message=message, details=_packed(_bad_request(violations))
-        )
+        status_pb2.Status(code=code_number, message=message, details=_packed(*details))
     )
+
+
+def payload_code(reason: str) -> grpc.StatusCode:
+    """The status a payload ``reason`` travels with: RESOURCE_EXHAUSTED for ``PAYLOAD_TOO_LARGE``,
+    INVALID_ARGUMENT for ``UNSUPPORTED_MEDIA_TYPE``; the ``ErrorInfo`` makes the gateway answer 413 / 415
+    rather than 429 / 400."""
+    return (
+        grpc.StatusCode.RESOURCE_EXHAUSTED
+        if reason == PAYLOAD_TOO_LARGE
+        else grpc.StatusCode.INVALID_ARGUMENT
+    )
+
+
+def bad_request_status(violations: Sequence[FieldViolation], message: str = INVALID_REQUEST) -> grpc.Status:
+    """INVALID_ARGUMENT with one ``BadRequest.FieldViolation`` per problem."""
+    return detailed_status(grpc.StatusCode.INVALID_ARGUMENT, message, violations=violations)
 
 
 def payload_status(reason: str, violation: FieldViolation, message: str) -> grpc.Status:
-    """RESOURCE_EXHAUSTED (``PAYLOAD_TOO_LARGE``) or INVALID_ARGUMENT (``UNSUPPORTED_MEDIA_TYPE``) with
-    an ``ErrorInfo`` naming the reason, so the gateway answers 413 / 415 rather than 429 / 400."""
-    code = code_pb2.RESOURCE_EXHAUSTED if reason == PAYLOAD_TOO_LARGE else code_pb2.INVALID_ARGUMENT
-    info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN)
-    return rpc_status.to_status(
-        status_pb2.Status(code=code, message=message, details=_packed(info, _bad_request([violation])))
-    )
+    """An upload that is too large or of a type that is not accepted (see :func:`payload_code`)."""
+    return detailed_status(payload_code(reason), message, reason=reason, violations=[violation])
 
 
-async def abort_payload(
-    context: grpc.aio.ServicerContext[Any, Any], reason: str, violation: FieldViolation, message: str
+async def abort(
+    context: Context,
+    code: grpc.StatusCode,
+    message: str,
+    *,
+    reason: str | None = None,
+    violations: Sequence[FieldViolation] = (),
+    trailers: Sequence[tuple[str, str | bytes]] = (),
 ) -> NoReturn:
-    """End the call for an upload that is too large or of a type that is not accepted."""
-    status = payload_status(reason, violation, message)
-    await context.abort(status.code, status.details, status.trailing_metadata)
-    raise AssertionError("unreachable: abort raises")  # for type checkers
+    """End the call with ``code`` and ``message``: the one way a Portico servicer fails a call.
 
-
-async def abort_invalid(
-    context: grpc.aio.ServicerContext[Any, Any],
-    violations: Sequence[FieldViolation],
-    message: str = "Invalid request",
-) -> NoReturn:
-    """INVALID_ARGUMENT with one ``BadRequest.FieldViolation`` per problem."""
-    status = bad_request_status(violations, message)
-    await context.abort(status.code, status.details, status.trailing_metadata)
-    raise AssertionError("unreachable: abort raises")  # for type checkers
+    ``reason`` adds a ``google.rpc.ErrorInfo``, ``violations`` a ``google.rpc.BadRequest`` (both in the
+    ``grpc-status-details-bin`` trailer); ``trailers`` are sent as they are (a status passed on from
+    another backend). Never returns, which the type checker knows.
+    """
+    if reason is not None or violations:
+        status = detailed_status(code, message, reason=reason, violations=violations)
+        await context.abort(status.code, status.details, (*status.trailing_metadata, *trailers))
+    else:
+        await context.abort(code, message, tuple(trailers))
+    raise AssertionError("unreachable: ServicerContext.abort raises")
 
 
 def violations_of(error: grpc.aio.AioRpcError | grpc.RpcError) -> list[FieldViolation]:

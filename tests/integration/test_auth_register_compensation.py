@@ -8,8 +8,8 @@ from typing import Any
 
 import grpc
 import pytest
-from sqlalchemy import MetaData
 
+from backends.auth import models
 from backends.auth.config import AuthSettings
 from backends.auth.keys import KeyRing
 from backends.auth.passwords import Passwords
@@ -19,7 +19,6 @@ from backends.auth.store import CredentialStore
 from meshkit.db.database import Database
 from meshkit.db.migrations import upgrade
 from meshkit.events.outbox import Outbox
-from meshkit.events.tables import outbox_table
 from stubs.auth.v1 import auth_pb2
 from stubs.users.v1 import users_pb2
 
@@ -86,7 +85,7 @@ async def test_the_profile_is_removed_when_the_credential_cannot_be_stored(tmp_p
         passwords=Passwords(memory_cost=1024, time_cost=1),
         throttle=None,  # type: ignore[arg-type]  (not used by Register)
         keys=KeyRing.load_or_create(tmp_path / "keys", None, now),
-        outbox=Outbox(outbox_table(MetaData(), "auth")),
+        outbox=Outbox(models.outbox),
         redis=None,  # type: ignore[arg-type]
         users=users,  # type: ignore[arg-type]
     )

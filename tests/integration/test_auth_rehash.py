@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import MetaData
 
+from backends.auth import models
 from backends.auth.config import AuthSettings
 from backends.auth.keys import KeyRing
 from backends.auth.lockout import LoginThrottle
@@ -21,7 +21,6 @@ from harness.infra import InfraEnv
 from meshkit.db.database import Database
 from meshkit.db.migrations import upgrade
 from meshkit.events.outbox import Outbox
-from meshkit.events.tables import outbox_table
 from stubs.auth.v1 import auth_pb2
 
 pytestmark = pytest.mark.infra
@@ -67,7 +66,7 @@ async def test_login_upgrades_a_hash_made_with_older_parameters(tmp_path: Path, 
         passwords=current,
         throttle=LoginThrottle(redis),
         keys=KeyRing.load_or_create(tmp_path / "keys", None, datetime.now(UTC)),
-        outbox=Outbox(outbox_table(MetaData(), "auth")),
+        outbox=Outbox(models.outbox),
         redis=redis,
         users=None,  # type: ignore[arg-type]  (login does not call the users backend)
     )

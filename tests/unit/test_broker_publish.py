@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from backends.broker import service as service_module
 from backends.broker.config import BrokerSettings
 from backends.broker.metrics import BrokerMetrics
-from backends.broker.service import MessageService
+from backends.broker.service import BrokerDeps, MessageService
 from backends.broker.subscriptions import PROCESS_LIMIT, TENANT_LIMIT, SubscriptionSlots
 from meshkit.auth.tokens import Principal
 from stubs.broker.v1 import broker_pb2
@@ -90,7 +90,8 @@ def publish(monkeypatch: pytest.MonkeyPatch, producer: FakeProducer) -> Any:
     settings = BrokerSettings(max_message_bytes=LIMIT)
     metrics = BrokerMetrics(CollectorRegistry())
     slots = SubscriptionSlots(metrics, total=1, per_tenant=1)
-    servicer = MessageService(settings, FakeClients(producer), FakeDirectory(), slots, metrics)  # type: ignore[arg-type]
+    deps = BrokerDeps(settings, FakeClients(producer), FakeDirectory(), slots, metrics)  # type: ignore[arg-type]
+    servicer = MessageService(deps)
 
     async def call(**fields: str) -> broker_pb2.PublishMessageResponse:
         request = broker_pb2.PublishMessageRequest(**fields)

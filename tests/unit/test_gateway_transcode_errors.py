@@ -14,10 +14,10 @@ from gateway.transcode.errors import (
     from_status,
 )
 from meshkit.rpc.status import (
+    INVALID_REQUEST,
     PAYLOAD_TOO_LARGE,
     UNSUPPORTED_MEDIA_TYPE,
-    abort_invalid,
-    abort_payload,
+    abort,
     bad_request_status,
     payload_status,
 )
@@ -136,7 +136,7 @@ SERVICE = "portico.test.Transcode"
 
 
 async def invalid(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
-    await abort_invalid(context, [("user_id", "must be a UUID")])
+    await abort(context, C.INVALID_ARGUMENT, INVALID_REQUEST, violations=[("user_id", "must be a UUID")])
 
 
 async def crash(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
@@ -149,7 +149,13 @@ async def big(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -
 
 
 async def too_large(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
-    await abort_payload(context, PAYLOAD_TOO_LARGE, ("image", "must be at most 5 MiB"), "Image too large")
+    await abort(
+        context,
+        C.RESOURCE_EXHAUSTED,
+        "Image too large",
+        reason=PAYLOAD_TOO_LARGE,
+        violations=[("image", "must be at most 5 MiB")],
+    )
 
 
 @pytest.fixture

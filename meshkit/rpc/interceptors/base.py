@@ -9,17 +9,10 @@ from typing import Any
 
 import grpc
 
-Context = grpc.aio.ServicerContext[Any, Any]
+from meshkit.rpc.context import Context
+
 Unary = Callable[[Any, Context], Awaitable[Any]]
 Stream = Callable[[Any, Context], AsyncIterator[Any]]
-
-
-def metadata_value(context: Context, name: str) -> str:
-    """The first text value of invocation metadata ``name`` ("" when absent)."""
-    for key, value in context.invocation_metadata() or ():
-        if key == name and isinstance(value, str):
-            return value
-    return ""
 
 
 def _as_stream(behavior: Any) -> Stream:

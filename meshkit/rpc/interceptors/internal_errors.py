@@ -6,28 +6,30 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 
-from meshkit.rpc.interceptors.base import Context, Stream, Unary, WrappingInterceptor, metadata_value
+from meshkit.rpc.context import Context, metadata_value
+from meshkit.rpc.interceptors.base import Stream, Unary, WrappingInterceptor
+from meshkit.rpc.status import abort
 
 log = logging.getLogger(__name__)
 
 
-async def _hide(exc: Exception, context: Context, method: str) -> None:
+async def _hide(exc: Exception, context: Context, method: str) -> NoReturn:
     if isinstance(exc, grpc.aio.AbortError):
         raise exc  # a status the handler chose with abort() stands
     code = context.code()
     if isinstance(code, grpc.StatusCode) and code != grpc.StatusCode.OK:
         # set_code() then raise (what generated base classes do): end with that status and its details
         # rather than gRPC's "Unexpected <class ...>" text.
-        await context.abort(code, context.details() or "")
+        await abort(context, code, context.details() or "")
     log.exception(
         "unhandled error in an RPC",
         extra={"method": method, "request_id": metadata_value(context, "x-request-id")[:128]},
     )
-    await context.abort(grpc.StatusCode.INTERNAL, "Internal error")
+    await abort(context, grpc.StatusCode.INTERNAL, "Internal error")
 
 
 class ErrorInterceptor(WrappingInterceptor):

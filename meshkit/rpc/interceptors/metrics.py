@@ -15,7 +15,8 @@ import grpc
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from meshkit.rpc.interceptors.base import Context, Stream, Unary, WrappingInterceptor
+from meshkit.rpc.context import Context
+from meshkit.rpc.interceptors.base import Stream, Unary, WrappingInterceptor
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

@@ -14,8 +14,9 @@ import grpc
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from meshkit.rpc.interceptors.base import Context, Stream, Unary, WrappingInterceptor
-from meshkit.rpc.status import FieldViolation, abort_invalid
+from meshkit.rpc.context import Context
+from meshkit.rpc.interceptors.base import Stream, Unary, WrappingInterceptor
+from meshkit.rpc.status import INVALID_REQUEST, FieldViolation, abort
 
 _NUL = "\x00"
 
@@ -50,7 +51,7 @@ class TextGuardInterceptor(WrappingInterceptor):
     def wrap_unary(self, behavior: Unary, details: grpc.HandlerCallDetails) -> Unary:
         async def guarded(request: Any, context: Context) -> Any:
             if isinstance(request, Message) and (problems := nul_violations(request)):
-                await abort_invalid(context, problems)
+                await abort(context, grpc.StatusCode.INVALID_ARGUMENT, INVALID_REQUEST, violations=problems)
             return await behavior(request, context)
 
         return guarded
@@ -58,7 +59,7 @@ class TextGuardInterceptor(WrappingInterceptor):
     def wrap_stream(self, behavior: Stream, details: grpc.HandlerCallDetails) -> Stream:
         async def guarded(request: Any, context: Context) -> AsyncIterator[Any]:
             if isinstance(request, Message) and (problems := nul_violations(request)):
-                await abort_invalid(context, problems)
+                await abort(context, grpc.StatusCode.INVALID_ARGUMENT, INVALID_REQUEST, violations=problems)
             async for item in behavior(request, context):
                 yield item
 

@@ -1,0 +1,183 @@
+"""What a backend declares and what it is given: :class:`BackendSpec` and :class:`Runtime`.
+
+A backend's ``__main__`` declares a ``BackendSpec[XSettings]``: its name, its settings class, how to build
+its servicers from the runtime and which events it consumes. The kit (:mod:`meshkit.rpc.server`) reads
+the settings, opens the shared resources into a ``Runtime[XSettings]`` and hands it to the backend, so
+``runtime.settings`` is the backend's own settings class and no entry point checks a type at run time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import grpc
+from faststream.kafka import KafkaBroker
+from google.protobuf.descriptor import FileDescriptor
+from opentelemetry.instrumentation.grpc import aio_client_interceptors
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+from sqlalchemy import Table
+
+from meshkit.auth.revocation import RevocationChecker
+from meshkit.config.settings import BackendSettings
+from meshkit.db.database import Database
+from meshkit.events.consumers import EventConsumer, Handler
+from meshkit.events.lag import ConsumerLagMonitor, KafkaOffsets
+from meshkit.events.outbox import Outbox
+from meshkit.events.relay import OutboxRelay
+from meshkit.events.retention import Retention
+from meshkit.rpc.channels import ROUND_ROBIN, open_channel
+from meshkit.rpc.health import Dependency
+from observability.telemetry import Telemetry
+
+__all__ = ["BackendSpec", "EventSubscription", "NoDatabase", "Runtime", "Service", "no_consumers"]
+
+S = TypeVar("S", bound=BackendSettings)
+
+Background = Callable[[], Coroutine[Any, Any, None]]
+
+
+class NoDatabase(RuntimeError):
+    """A backend without migrations asked for a database."""
+
+
+@dataclass(frozen=True)
+class Service:
+    """One gRPC service to host: its full name (for reflection and health) and how to register it."""
+
+    full_name: str
+    register: Callable[[grpc.aio.Server], None]
+
+    @classmethod
+    def of(
+        cls,
+        file: FileDescriptor,
+        name: str,
+        servicer: object,
+        add: Callable[[Any, grpc.aio.Server], None],
+    ) -> Service:
+        """The service ``name`` of a generated ``*_pb2`` file, registered with its ``add_*_to_server``."""
+        return cls(file.services_by_name[name].full_name, lambda server: add(servicer, server))
+
+
+@dataclass(frozen=True)
+class EventSubscription:
+    """Events of ``topic`` a backend applies with ``handlers`` (by event type), once per event for the
+    consumer group ``group_id``, remembering applied events in the backend's ``processed`` table."""
+
+    topic: str
+    handlers: Mapping[str, Handler]
+    processed: Table
+    group_id: str
+
+
+@dataclass
+class Runtime(Generic[S]):
+    """Shared resources a backend's servicers may use; owned and closed by the kit."""
+
+    name: str
+    settings: S
+    telemetry: Telemetry
+    registry: CollectorRegistry
+    broker: KafkaBroker
+    redis: Redis
+    revocations: RevocationChecker  # the same checks the authenticator runs, for long-lived calls
+    db: Database | None = None
+    dependencies: list[Dependency] = field(default_factory=list)
+    background: list[Background] = field(default_factory=list)
+    channels: list[grpc.aio.Channel] = field(default_factory=list)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    drains: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    @property
+    def database(self) -> Database:
+        """The backend's database, migrated to head; only a spec with ``migrations`` has one."""
+        if self.db is None:
+            raise NoDatabase(f"the {self.name} backend has no database (its BackendSpec names no migrations)")
+        return self.db
+
+    def channel(self, target: str, credentials: grpc.ChannelCredentials | None = None) -> grpc.aio.Channel:
+        """A channel to another backend (round robin over the target's addresses), closed on shutdown;
+        plaintext unless ``credentials`` are given."""
+        opened = open_channel(
+            target,
+            credentials=credentials,
+            options=(ROUND_ROBIN,),
+            # A CLIENT span per call whose context travels in the metadata: the called backend's span
+            # joins this request's trace.
+            interceptors=aio_client_interceptors(tracer_provider=self.telemetry.tracer_provider),  # type: ignore[no-untyped-call]
+        )
+        self.channels.append(opened)
+        return opened
+
+    def on_drain(self, drain: Callable[[], Awaitable[None]]) -> None:
+        """Call ``drain()`` when shutdown begins, before in-flight calls get their grace: for calls that
+        would otherwise never end by themselves, such as live streams."""
+        self.drains.append(drain)
+
+    def on_shutdown(self, close: Callable[[], Awaitable[None]]) -> None:
+        """Call ``close()`` after the server stopped serving (for clients the servicers own)."""
+        self.closers.append(close)
+
+    def run_in_background(self, task: Background) -> None:
+        """Run ``task()`` while the server runs (started after Kafka connects, cancelled on shutdown)."""
+        self.background.append(task)
+
+    def expire(self, table: Table, column: str, hours: float) -> None:
+        """Remove rows of ``table`` whose timestamp ``column`` is older than ``hours``, in the background."""
+        retention = Retention(self.database, table, column, timedelta(hours=hours), self.registry)
+        self.run_in_background(retention.run)
+
+    def outbox(self, table: Table) -> Outbox:
+        """The backend's outbox on ``table``, with its relay publishing to Kafka in the background and its
+        published rows kept for ``outbox_retention_hours``."""
+        self.expire(table, "published_at", self.settings.outbox_retention_hours)
+        relay = OutboxRelay(
+            self.database,
+            self.broker,
+            table,
+            tracer_provider=self.telemetry.tracer_provider,
+            registry=self.registry,
+        )
+        self.run_in_background(relay.run)
+        return Outbox(table, wake=relay.wake)
+
+    def consume(self, subscription: EventSubscription) -> EventConsumer:
+        """Apply the events of ``subscription`` idempotently, exporting the group's Kafka lag; applied
+        event ids are kept for ``processed_events_retention_hours``. Call it before the broker starts."""
+        settings = self.settings
+        self.expire(subscription.processed, "processed_at", settings.processed_events_retention_hours)
+        consumer = EventConsumer(
+            self.database, subscription.processed, subscription.group_id, registry=self.registry
+        )
+        consumer.subscribe(self.broker, subscription.topic, subscription.handlers)
+        monitor = ConsumerLagMonitor(
+            KafkaOffsets(settings.kafka_bootstrap, client_id=f"portico-{self.name}-lag"),
+            consumer.group_id,
+            consumer.topics,
+            registry=self.registry,
+            interval=settings.consumer_lag_interval,
+        )
+        self.run_in_background(monitor.run)
+        return consumer
+
+
+def no_consumers(runtime: Runtime[Any]) -> Sequence[EventSubscription]:
+    """The consumers of a backend that applies no events."""
+    return ()
+
+
+@dataclass(frozen=True)
+class BackendSpec(Generic[S]):
+    """What makes one backend: its name, settings class, servicers, event consumers and (optionally) its
+    database migrations. ``services`` and ``consumers`` are called once, in that order, before serving."""
+
+    name: str
+    settings: Callable[[], S]  # the settings class: read from the environment when the backend starts
+    services: Callable[[Runtime[S]], Sequence[Service]]
+    consumers: Callable[[Runtime[S]], Sequence[EventSubscription]] = no_consumers
+    migrations: Path | None = None  # Alembic folder; the backend then gets ``runtime.database``
