@@ -112,7 +112,9 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
     async def _users_call(self, context: Context, method: Any, request: Any, tenant_id: str) -> Any:
         metadata = (
             *self.service_metadata(tenant_id),
+            # Forwarded so the users backend's events name the end client, not this backend.
             ("x-request-id", metadata_value(context, "x-request-id")),
+            ("x-client-ip", client_ip(context)),
         )
         try:
             return await method(request, metadata=metadata, timeout=5)

@@ -323,6 +323,29 @@ def test_audit_events_carry_who_and_where(stack: AuthStack, tenant: str, infra: 
     assert (ok.auth_audit.user_id, ok.actor.client_ip) == (user.id, "203.0.113.9")
 
 
+def test_the_profile_event_names_the_end_client_not_the_auth_backend(
+    stack: AuthStack, tenant: str, infra: InfraEnv
+) -> None:
+    channel, stub = stack.auth()
+    with channel:
+        stub.Register(
+            auth_pb2.RegisterRequest(
+                tenant_id=tenant, username="ines", email="ines@example.com", password=PASSWORD
+            ),
+            metadata=(("x-request-id", "req-register-1"), ("x-client-ip", "198.51.100.23")),
+            timeout=15,
+        )
+    events = asyncio.run(
+        read_topic(
+            infra.kafka_bootstrap,
+            "portico.users.v1",
+            lambda e: e.tenant_id == tenant and e.type == "user.created",
+            want=1,
+        )
+    )
+    assert (events[0].actor.request_id, events[0].actor.client_ip) == ("req-register-1", "198.51.100.23")
+
+
 def test_no_secret_in_any_log_line_or_event(stack: AuthStack, tenant: str, infra: InfraEnv) -> None:
     secret = f"Secret-{uuid.uuid4().hex}"
     login = stack.register(tenant, "nia", secret)
