@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import grpc
 from pydantic_settings import SettingsConfigDict
 
-from meshkit.config.settings import BackendSettings
+from meshkit.config.serve import BackendSettings
 from meshkit.rpc.server import BackendSpec, Runtime, Service, run_backend
 
 SERVICE = "portico.test.Slow"

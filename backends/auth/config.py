@@ -1,41 +1,44 @@
-"""Settings of the auth backend (``PORTICO_AUTH_*``, plus the shared ``PORTICO_*``)."""
+"""Settings of the auth backend (``PORTICO_AUTH_*``, plus the mesh-wide ``PORTICO_*`` it reads)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, SecretStr
 
-from meshkit.config.settings import BackendSettings, run_dir
+from meshkit.config.base import env, settings_config
+from meshkit.config.peers import UsersPeer
+from meshkit.config.serve import BackendSettings, ports
+from meshkit.config.stores import run_dir
+
+PORT, METRICS_PORT = ports("auth")
 
 
 def _default_keys_dir() -> Path:
+    """``auth-keys`` in the run directory."""
     return run_dir() / "auth-keys"
 
 
-class AuthSettings(BackendSettings):
-    model_config = SettingsConfigDict(env_prefix="PORTICO_AUTH_", extra="ignore", populate_by_name=True)
+class AuthSettings(BackendSettings, UsersPeer):
+    """Tokens, refresh sessions, login throttling, password hashing and the signing keys."""
 
-    port: int = 50052
-    metrics_port: int = 9102
+    model_config = settings_config("auth")
 
-    users_target: str = Field(
-        default="127.0.0.1:50051",
-        validation_alias=AliasChoices("PORTICO_USERS_TARGET"),
-        description="users backend",
-    )
+    port: int = Field(default=PORT, description="gRPC listen port")
+    metrics_port: int = Field(default=METRICS_PORT, description="Prometheus /metrics port")
+
     consumer_group: str = Field(
         default="portico-auth",
         min_length=1,
         description="Kafka consumer group of the auth backend's user-event consumer (one per deployment)",
     )
-    access_token_ttl: int = Field(
+    access_token_ttl: int = env(
+        "PORTICO_AUTH_ACCESS_TOKEN_TTL",
+        "PORTICO_ACCESS_TOKEN_TTL",
         default=600,
         ge=30,
         le=86400,
-        validation_alias=AliasChoices("PORTICO_ACCESS_TOKEN_TTL"),
-        description="Access-token lifetime in seconds (seed 001's EXPIRY_TIME)",
+        description="Lifetime of an access token in seconds",
     )
     refresh_idle_seconds: int = Field(
         default=7 * 86400, ge=60, description="A refresh token unused this long dies"
@@ -49,15 +52,19 @@ class AuthSettings(BackendSettings):
         le=60,
         description="A concurrent refresh of the immediate parent is refused, not punished",
     )
-    admin_password: SecretStr | None = Field(
+    admin_password: SecretStr | None = env(
+        "PORTICO_AUTH_ADMIN_PASSWORD",
+        "PORTICO_ADMIN_PASSWORD",
         default=None,
-        validation_alias=AliasChoices("PORTICO_ADMIN_PASSWORD"),
         description="When set, ensure user 'admin' (role admin, tenant default) with this password",
     )
     keys_dir: Path = Field(
-        default_factory=_default_keys_dir, description="Signing keys (0700 dir, 0600 files)"
+        default_factory=_default_keys_dir,
+        description="Directory of the token-signing keys (created 0700, files 0600)",
     )
-    keys_passphrase: SecretStr | None = Field(default=None, description="Encrypts the signing keys at rest")
+    keys_passphrase: SecretStr | None = Field(
+        default=None, description="Passphrase that encrypts the signing keys at rest (plain files when unset)"
+    )
     login_account_limit: int = Field(default=5, ge=1, description="Failures per account before a lockout")
     login_ip_limit: int = Field(default=50, ge=1, description="Failures per client IP in the window")
     login_window_seconds: int = Field(default=900, ge=1, description="Sliding window of counted failures")

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from meshkit.auth.keys import JwksClient
 from meshkit.auth.revocation import RevocationChecker
 from meshkit.auth.tokens import InvalidToken, Principal, TokenVerifier
-from meshkit.config.settings import TokenSettings
+from meshkit.config.tokens import TokenSettings
 from meshkit.rpc.interceptors.base import Context, Stream, Unary, WrappingInterceptor
 from stubs.portico.gateway.v1 import options_pb2
 

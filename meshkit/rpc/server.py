@@ -30,7 +30,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from meshkit.auth.interceptor import AuthInterceptor, public_methods, token_checks
 from meshkit.auth.revocation import RevocationChecker
-from meshkit.config.settings import BackendSettings
+from meshkit.config.defaults import GRPC_MAX_MESSAGE_BYTES
+from meshkit.config.serve import BackendSettings
 from meshkit.db.database import Database, default_url
 from meshkit.db.migrations import upgrade
 from meshkit.events.broker import build_broker, start_with_retry
@@ -49,8 +50,8 @@ from observability.telemetry import Telemetry, setup_telemetry
 
 log = logging.getLogger(__name__)
 
-# Images are up to 5 MiB; leave room for the rest of the message.
-MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+# Images are up to MAX_IMAGE_BYTES; the message limit leaves room for the rest of the request.
+MAX_MESSAGE_BYTES = GRPC_MAX_MESSAGE_BYTES
 
 
 @dataclass(frozen=True)

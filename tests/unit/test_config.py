@@ -6,7 +6,7 @@ import pytest
 
 from backends.users.config import UsersSettings
 from gateway.config import GatewaySettings
-from meshkit.config.settings import BackendSettings
+from meshkit.config.serve import BackendSettings
 from meshkit.rpc.tls import server_credentials
 
 
