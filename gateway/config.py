@@ -15,6 +15,11 @@ from meshkit.config.telemetry import TelemetrySettings
 from meshkit.config.tokens import TokenSettings
 
 
+def _swagger_ui_dist() -> Path:
+    """``node_modules/swagger-ui-dist`` in the repository."""
+    return Path(__file__).resolve().parents[1] / "node_modules" / "swagger-ui-dist"
+
+
 class GatewaySettings(
     TokenSettings, UsersPeer, AuthPeer, PostsPeer, BrokerPeer, KafkaSettings, RedisSettings, TelemetrySettings
 ):
@@ -93,7 +98,7 @@ class GatewaySettings(
     )
     cors_max_age: int = Field(default=600, ge=0, description="Seconds browsers may cache a preflight answer")
     docs_assets_dir: Path = Field(
-        default=Path(__file__).resolve().parents[1] / "node_modules" / "swagger-ui-dist",
+        default_factory=_swagger_ui_dist,
         description="swagger-ui-dist directory whose files /docs serves (no CDN)",
     )
 

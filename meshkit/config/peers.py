@@ -26,19 +26,19 @@ class UsersPeer(MeshSettings):
 
 
 class AuthPeer(MeshSettings):
-    """The auth backend, whose GetJwks publishes the keys that sign access tokens."""
+    """The auth backend."""
 
     auth_target: str = _target("auth", "whose GetJwks publishes the token-signing keys")
+
+
+class JwksPeer(AuthPeer):
+    """Where a backend fetches the token-signing keys: the auth backend unless another target is named."""
+
     jwks_target: str | None = env(
         "PORTICO_JWKS_TARGET",
         default=None,
         description="gRPC target serving GetJwks when it is not the auth backend itself",
     )
-
-    @property
-    def jwks_source(self) -> str:
-        """Where the token-signing keys are fetched."""
-        return self.jwks_target or self.auth_target
 
 
 class PostsPeer(MeshSettings):

@@ -13,8 +13,8 @@ from pydantic import Field
 from meshkit.config import defaults
 from meshkit.config.base import MeshSettings, env
 from meshkit.config.events import ConsumerSettings, KafkaSettings, OutboxSettings
-from meshkit.config.peers import AuthPeer
-from meshkit.config.stores import DatabaseSettings, RedisSettings
+from meshkit.config.peers import JwksPeer
+from meshkit.config.stores import DatabaseSettings, RedisSettings, RunDirSettings
 from meshkit.config.telemetry import TelemetrySettings
 from meshkit.config.tokens import TokenSettings
 
@@ -56,10 +56,11 @@ class BackendSettings(
     KafkaSettings,
     RedisSettings,
     DatabaseSettings,
+    RunDirSettings,
     OutboxSettings,
     ConsumerSettings,
     TokenSettings,
-    AuthPeer,
+    JwksPeer,
     TelemetrySettings,
 ):
     """Everything the kit's backend runner reads for any backend: the server, Kafka, Redis, the database,

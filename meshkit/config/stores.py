@@ -10,12 +10,17 @@ from meshkit.config.base import MeshSettings, env
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def _repo_run_dir() -> Path:
+    """``.run/`` in the repository."""
+    return _REPO_ROOT / ".run"
+
+
 class RunDirSettings(MeshSettings):
     """The directory of local state when no URL names another place."""
 
     run_dir: Path = env(
         "PORTICO_RUN_DIR",
-        default=_REPO_ROOT / ".run",
+        default_factory=_repo_run_dir,
         description="Directory of local state (SQLite files, signing keys, images) when no URL is set",
     )
 

@@ -305,7 +305,7 @@ def test_no_credential_is_written_in_the_file() -> None:
 
 def test_pass_through_secrets_really_pass_through() -> None:
     auth = env_of("auth")
-    for name in ("PORTICO_ADMIN_PASSWORD", "PORTICO_AUTH_KEYS_PASSPHRASE"):
+    for name in ("PORTICO_AUTH_ADMIN_PASSWORD", "PORTICO_ADMIN_PASSWORD", "PORTICO_AUTH_KEYS_PASSPHRASE"):
         assert name in auth, name
         assert auth[name] is None, name
 
