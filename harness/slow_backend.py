@@ -10,8 +10,8 @@ import asyncio
 from collections.abc import Sequence
 
 import grpc
-from pydantic_settings import SettingsConfigDict
 
+from meshkit.config.base import settings_config
 from meshkit.config.serve import BackendSettings
 from meshkit.rpc.server import BackendSpec, Runtime, Service, run_backend
 
@@ -19,7 +19,7 @@ SERVICE = "portico.test.Slow"
 
 
 class SlowSettings(BackendSettings):
-    model_config = SettingsConfigDict(env_prefix="PORTICO_SLOW_", extra="ignore", populate_by_name=True)
+    model_config = settings_config("slow")
 
 
 async def sleep(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:

@@ -17,6 +17,7 @@ BACKEND_PORTS: Final[dict[str, int]] = {"users": 50051, "auth": 50052, "posts": 
 METRICS_PORTS: Final[dict[str, int]] = {"users": 9101, "auth": 9102, "posts": 9103, "broker": 9104}
 
 KAFKA_PORT: Final = 9092
+KAFKA_CONTROLLER_PORT: Final = 9093
 REDIS_PORT: Final = 6379
 POSTGRES_PORT: Final = 5432
 KAFKA_BOOTSTRAP: Final = f"{LOOPBACK}:{KAFKA_PORT}"
