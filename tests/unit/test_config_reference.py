@@ -4,6 +4,7 @@ the generated ``docs/configuration.md`` current, and the ports and limits repeat
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -166,3 +167,23 @@ def test_deployment_files_name_only_known_variables(where: str) -> None:
     for file in files:
         for name in re.findall(pattern, file.read_text(encoding="utf-8")):
             assert name in known, f"{file.relative_to(ROOT)} names {name}, which no process reads"
+
+
+def test_the_generator_check_fails_on_a_stale_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = importlib.util.spec_from_file_location("gen_config_docs", ROOT / "scripts" / "gen_config_docs.py")
+    assert spec is not None
+    assert spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.ROOT, script.OUTPUT = tmp_path, tmp_path / "configuration.md"
+    assert script.main(["--check"]) == 1  # missing
+    assert script.main([]) == 0
+    assert script.OUTPUT.read_text(encoding="utf-8") == markdown()
+    assert script.main(["--check"]) == 0
+    script.OUTPUT.write_text(
+        markdown().replace("| `PORTICO_REDIS_URL`", "| `PORTICO_REDIS`"), encoding="utf-8"
+    )
+    assert script.main(["--check"]) == 1
+    assert "stale" in capsys.readouterr().out
