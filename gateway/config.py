@@ -63,10 +63,14 @@ class GatewaySettings(
         default=30.0, gt=0, description="Seconds between refreshes of the route table by gRPC reflection"
     )
     max_body_bytes: int = Field(
-        default=1024 * 1024, gt=0, description="Largest request body accepted (413 beyond)"
+        default=1024 * 1024,
+        gt=0,
+        description="Largest request body in bytes (413 beyond); upload routes set their own file limits",
     )
     multipart_fields_bytes: int = Field(
-        default=64 * 1024, gt=0, description="Upload routes: the text fields of a multipart body together"
+        default=64 * 1024,
+        gt=0,
+        description="Upload routes: largest size in bytes of a multipart body's text fields together",
     )
     stream_keepalive_seconds: float = Field(
         default=15.0, gt=0, description="SSE: seconds of silence before a `: keep-alive` comment"
@@ -84,7 +88,9 @@ class GatewaySettings(
     # for certificates (mTLS).
     tls_cert_file: Path | None = Field(default=None, description="PEM certificate: serve HTTPS when set")
     tls_key_file: Path | None = Field(default=None, description="PEM private key for the certificate")
-    tls_client_ca_file: Path | None = Field(default=None, description="CA bundle: require client certs")
+    tls_client_ca_file: Path | None = Field(
+        default=None, description="CA bundle: require client certificates signed by it (mTLS)"
+    )
     # TLS to the backends (PORTICO_GATEWAY_UPSTREAM_TLS_*), the client side of the backends' PORTICO_*_TLS_*.
     upstream_tls_ca_file: Path | None = Field(
         default=None, description="CA bundle that signed the backends' certificates: call them over TLS"

@@ -41,16 +41,18 @@ class AuthSettings(BackendSettings, UsersPeer):
         description="Lifetime of an access token in seconds",
     )
     refresh_idle_seconds: int = Field(
-        default=7 * 86400, ge=60, description="A refresh token unused this long dies"
+        default=7 * 86400, ge=60, description="Seconds after which an unused refresh token dies"
     )
     refresh_absolute_seconds: int = Field(
-        default=30 * 86400, ge=60, description="No login lasts longer than this"
+        default=30 * 86400,
+        ge=60,
+        description="Seconds after which a login's refresh tokens die however often they are used",
     )
     refresh_reuse_grace_seconds: float = Field(
         default=5.0,
         ge=0,
         le=60,
-        description="A concurrent refresh of the immediate parent is refused, not punished",
+        description="Seconds in which a retried refresh of the live token's parent is refused, not revoked",
     )
     admin_password: SecretStr | None = env(
         "PORTICO_AUTH_ADMIN_PASSWORD",
@@ -65,15 +67,27 @@ class AuthSettings(BackendSettings, UsersPeer):
     keys_passphrase: SecretStr | None = Field(
         default=None, description="Passphrase that encrypts the signing keys at rest (plain files when unset)"
     )
-    login_account_limit: int = Field(default=5, ge=1, description="Failures per account before a lockout")
-    login_ip_limit: int = Field(default=50, ge=1, description="Failures per client IP in the window")
-    login_window_seconds: int = Field(default=900, ge=1, description="Sliding window of counted failures")
+    login_account_limit: int = Field(
+        default=5, ge=1, description="Failed logins of one account in the window before it is locked out"
+    )
+    login_ip_limit: int = Field(
+        default=50,
+        ge=1,
+        description="Failed logins from one client IP (IPv6: per /64) in the window before it is refused",
+    )
+    login_window_seconds: int = Field(
+        default=900, ge=1, description="Seconds of the sliding window in which failed logins are counted"
+    )
     login_lockout_seconds: int = Field(
-        default=30, ge=1, description="First lockout; doubles per further failure"
+        default=30, ge=1, description="Seconds of the first lockout; doubles with each further failure"
     )
     argon2_memory_kib: int = Field(
-        default=19456, ge=8, le=1048576, description="argon2id memory (OWASP: 19 MiB)"
+        default=19456, ge=8, le=1048576, description="argon2id memory cost in KiB (OWASP: 19 MiB)"
     )
-    argon2_time_cost: int = Field(default=2, ge=1, le=20, description="argon2id iterations (OWASP: 2)")
-    argon2_parallelism: int = Field(default=1, ge=1, le=16, description="argon2id lanes (OWASP: 1)")
-    hash_workers: int = Field(default=0, ge=0, description="Password-hashing threads; 0 = CPU count")
+    argon2_time_cost: int = Field(
+        default=2, ge=1, le=20, description="argon2id time cost, in passes (OWASP: 2)"
+    )
+    argon2_parallelism: int = Field(
+        default=1, ge=1, le=16, description="argon2id parallelism, in lanes (OWASP: 1)"
+    )
+    hash_workers: int = Field(default=0, ge=0, description="Threads that hash passwords; 0 for one per CPU")

@@ -42,9 +42,13 @@ class PostsSettings(BackendSettings, UsersPeer):
         ),
     )
     orphan_grace_seconds: float = Field(
-        default=3600.0, gt=0, description="Age before an unreferenced image blob may be swept"
+        default=3600.0,
+        gt=0,
+        description="Seconds an unreferenced image blob is kept before a sweep may remove it",
     )
-    orphan_sweep_seconds: float = Field(default=3600.0, gt=0, description="Seconds between orphan sweeps")
+    orphan_sweep_seconds: float = Field(
+        default=3600.0, gt=0, description="Seconds between sweeps of unreferenced image blobs"
+    )
     max_image_bytes: int = Field(
         default=MAX_IMAGE_BYTES,
         ge=1,
