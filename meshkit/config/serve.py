@@ -19,6 +19,11 @@ from meshkit.config.telemetry import TelemetrySettings
 from meshkit.config.tokens import TokenSettings
 
 
+def ports(backend: str) -> tuple[int, int]:
+    """Default gRPC and metrics ports of ``backend``."""
+    return defaults.BACKEND_PORTS[backend], defaults.METRICS_PORTS[backend]
+
+
 class ServeSettings(MeshSettings):
     """A gRPC server with a Prometheus endpoint. Each backend gives ``port`` and ``metrics_port`` their
     defaults (:mod:`meshkit.config.defaults`)."""
@@ -46,11 +51,6 @@ class ServeSettings(MeshSettings):
         return f"{self.host}:{self.port}"
 
 
-def ports(backend: str) -> tuple[int, int]:
-    """Default gRPC and metrics ports of ``backend``."""
-    return defaults.BACKEND_PORTS[backend], defaults.METRICS_PORTS[backend]
-
-
 class BackendSettings(
     ServeSettings,
     KafkaSettings,
@@ -66,6 +66,9 @@ class BackendSettings(
     """Everything the kit's backend runner reads for any backend: the server, Kafka, Redis, the database,
     the outbox and consumers it may build, token checks, the JWKS source and telemetry. Each backend's
     ``config.py`` adds its own fields and sets its prefix and ports."""
+
+    # The database, outbox and consumer pieces are here because the runner's Runtime reads them through
+    # this one type; a backend without a database (broker) or without consumers (users) receives them too.
 
     def telemetry(self) -> TelemetrySettings:
         """The telemetry part of these settings (they are telemetry settings too)."""
