@@ -13,7 +13,6 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PREFIX = "PORTICO_"
-PROCESSES = ("gateway", "users", "auth", "posts", "broker")
 
 
 def process_prefix(process: str) -> str:

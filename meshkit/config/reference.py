@@ -1,25 +1,28 @@
 """Every environment variable of the mesh, found by walking the settings classes of the processes.
 
-Each row says what a variable is called (and the older names still accepted), its type and default,
-which processes read it and what it does; ``scripts/gen_config_docs.py`` renders the rows as
+The processes are those the Procfile starts with ``python -m <package>`` whose package has a ``config``
+module; each row says what a variable is called (and the older names still accepted), its type and
+default, which processes read it and what it does. ``scripts/gen_config_docs.py`` renders the rows as
 ``docs/configuration.md`` and the tests check the naming scheme on them.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from pydantic import AliasChoices
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
-from meshkit.config.base import PROCESSES
-
-# The order of the scopes in the reference: the mesh-wide pieces, then each process's own settings.
-SCOPES = ("stores", "tokens", "peers", "events", "serve", "telemetry", *PROCESSES)
+PROCFILE = Path(__file__).resolve().parents[2] / "Procfile"
+# The mesh-wide scopes (modules of this package), in the order of the reference; each process's own
+# settings follow, in the order of the Procfile.
+MESH_SCOPES = ("stores", "tokens", "peers", "events", "serve", "telemetry")
 
 
 @dataclass(frozen=True)
@@ -35,21 +38,31 @@ class Row:
     description: str
 
 
-def process_settings() -> dict[str, type[BaseSettings]]:
-    """Each process of the mesh and its settings class."""
-    from backends.auth.config import AuthSettings
-    from backends.broker.config import BrokerSettings
-    from backends.posts.config import PostsSettings
-    from backends.users.config import UsersSettings
-    from gateway.config import GatewaySettings
-
-    return {
-        "gateway": GatewaySettings,
-        "users": UsersSettings,
-        "auth": AuthSettings,
-        "posts": PostsSettings,
-        "broker": BrokerSettings,
-    }
+def process_settings(procfile: Path = PROCFILE) -> dict[str, type[BaseSettings]]:
+    """Each process of the Procfile that has settings, and the settings class its ``config`` declares."""
+    found: dict[str, type[BaseSettings]] = {}
+    for line in procfile.read_text(encoding="utf-8").splitlines():
+        match = re.fullmatch(r"(\w+):\s*(?:exec\s+)?python -m ([\w.]+)\s*", line)
+        if match is None:
+            continue
+        process, package = match.groups()
+        try:
+            config = importlib.import_module(f"{package}.config")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{package}.config":
+                raise
+            continue  # a process without settings of its own (the local Kafka and Redis)
+        declared = [
+            value
+            for value in vars(config).values()
+            if isinstance(value, type)
+            and issubclass(value, BaseSettings)
+            and value.__module__ == config.__name__
+        ]
+        if len(declared) != 1:
+            raise LookupError(f"{config.__name__} should declare one settings class, not {len(declared)}")
+        found[process] = declared[0]
+    return found
 
 
 def env_names(settings: type[BaseSettings], field_name: str) -> tuple[str, ...]:
@@ -62,14 +75,13 @@ def env_names(settings: type[BaseSettings], field_name: str) -> tuple[str, ...]:
     return (f"{settings.model_config.get('env_prefix', '')}{field_name}".upper(),)
 
 
-def scope_of(settings: type[BaseSettings], field_name: str) -> str:
-    """The scope of a field: the module of the most basic class that declares it (``serve``, ``auth``…)."""
+def scope_of(process: str, settings: type[BaseSettings], field_name: str) -> str:
+    """The scope of a field: the mesh-wide module of this package that declares it (``serve``…), else
+    the process's own."""
     for cls in reversed(settings.__mro__):
         if field_name in vars(cls).get("__annotations__", {}):
-            module = cls.__module__
-            return (
-                module.rsplit(".", 1)[-1] if module.startswith("meshkit.config.") else module.split(".")[-2]
-            )
+            package, _, module = cls.__module__.rpartition(".")
+            return module if package == __package__ else process
     raise LookupError(field_name)
 
 
@@ -95,24 +107,26 @@ def default_text(field: FieldInfo) -> str:
 
 def rows(processes: Mapping[str, type[BaseSettings]] | None = None) -> Iterator[Row]:
     """One row per variable, in scope order, then by name; a variable read by several processes once."""
+    processes = processes or process_settings()
     found: dict[str, Row] = {}
-    for process, settings in (processes or process_settings()).items():
+    for process, settings in processes.items():
         for field_name, field in settings.model_fields.items():
             names = env_names(settings, field_name)
             seen = found.get(names[0])
             if seen is not None:
-                found[names[0]] = Row(**{**vars(seen), "read_by": (*seen.read_by, process)})
+                found[names[0]] = replace(seen, read_by=(*seen.read_by, process))
                 continue
             found[names[0]] = Row(
                 name=names[0],
                 fallbacks=names[1:],
                 type=type_name(field.annotation),
                 default=default_text(field),
-                scope=scope_of(settings, field_name),
+                scope=scope_of(process, settings, field_name),
                 read_by=(process,),
                 description=field.description or "",
             )
-    yield from sorted(found.values(), key=lambda row: (SCOPES.index(row.scope), row.name))
+    order = [*MESH_SCOPES, *processes]
+    yield from sorted(found.values(), key=lambda row: (order.index(row.scope), row.name))
 
 
 def declarations(
@@ -125,8 +139,8 @@ def declarations(
                 yield name, process, default_text(field)
 
 
-# Heading and one-line introduction of each scope's table.
-_SCOPE_TITLES = {
+# Heading and one-line introduction of each mesh-wide scope's table.
+_MESH_TITLES = {
     "stores": ("Stores", "Where state is kept (`meshkit/config/stores.py`)."),
     "tokens": ("Access tokens", "How every process verifies access tokens (`meshkit/config/tokens.py`)."),
     "peers": (
@@ -142,12 +156,15 @@ _SCOPE_TITLES = {
         "Telemetry",
         "Traces and logs, the same for every process (`meshkit/config/telemetry.py`).",
     ),
-    "gateway": ("Gateway", "The gateway's own settings (`gateway/config.py`)."),
-    "users": ("Users backend", "The users backend's own settings (`backends/users/config.py`)."),
-    "auth": ("Auth backend", "The auth backend's own settings (`backends/auth/config.py`)."),
-    "posts": ("Posts backend", "The posts backend's own settings (`backends/posts/config.py`)."),
-    "broker": ("Broker backend", "The broker backend's own settings (`backends/broker/config.py`)."),
 }
+
+
+def _title(scope: str, processes: Mapping[str, type[BaseSettings]]) -> tuple[str, str]:
+    if scope in _MESH_TITLES:
+        return _MESH_TITLES[scope]
+    path = processes[scope].__module__.replace(".", "/") + ".py"
+    return f"The {scope} process", f"`{path}`: {processes[scope].__doc__ or ''}".strip()
+
 
 _PREAMBLE = """\
 # Configuration
@@ -168,19 +185,18 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def markdown(found: Iterator[Row] | None = None) -> str:
+def markdown(processes: Mapping[str, type[BaseSettings]] | None = None) -> str:
     """The configuration reference: one table per scope."""
+    processes = processes or process_settings()
     by_scope: dict[str, list[Row]] = {}
-    for row in found if found is not None else rows():
+    for row in rows(processes):
         by_scope.setdefault(row.scope, []).append(row)
     parts = [_PREAMBLE]
-    for scope in SCOPES:
-        if scope not in by_scope:
-            continue
-        title, intro = _SCOPE_TITLES[scope]
+    for scope, found in by_scope.items():
+        title, intro = _title(scope, processes)
         parts.append(f"\n## {title}\n\n{intro}\n\n")
         parts.append("| variable | type | default | read by | description |\n|---|---|---|---|---|\n")
-        for row in by_scope[scope]:
+        for row in found:
             name = f"`{row.name}`" + "".join(f" (or `{old}`)" for old in row.fallbacks)
             parts.append(
                 f"| {name} | `{_cell(row.type)}` | {_cell(row.default)} | {', '.join(row.read_by)} "

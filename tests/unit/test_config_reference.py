@@ -13,7 +13,7 @@ import yaml
 from pydantic_settings import BaseSettings
 
 from meshkit.config import defaults
-from meshkit.config.base import PROCESSES, process_prefix
+from meshkit.config.base import process_prefix
 from meshkit.config.reference import Row, declarations, markdown, process_settings, rows
 from meshkit.config.serve import BackendSettings
 from stubs.portico.gateway.v1 import options_pb2
@@ -21,6 +21,7 @@ from stubs.posts.v1 import posts_pb2
 
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = list(rows())
+PROCESSES = tuple(process_settings())
 # Variables that compose.yaml interpolates itself (passwords of the third-party containers); no Portico
 # process reads them.
 COMPOSE_OWN = {"PORTICO_POSTGRES_PASSWORD", "PORTICO_GRAFANA_ADMIN_PASSWORD"}
@@ -45,6 +46,10 @@ def test_every_field_says_what_it_does(name: str) -> None:
 def test_the_generated_reference_is_up_to_date() -> None:
     committed = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
     assert committed == markdown(), "docs/configuration.md is stale: run `make config-docs`"
+
+
+def test_the_processes_are_those_of_the_procfile() -> None:
+    assert set(PROCESSES) == {"gateway", "users", "auth", "posts", "broker"}
 
 
 def test_the_reference_has_one_table_per_scope_and_every_variable() -> None:
