@@ -6,7 +6,7 @@ UV := $(PYTHON) -m uv
 UV_VERSION := 0.13.9
 VENV_PY := .venv/bin/python
 
-.PHONY: up test install python-env protos lint check-protos clean-run bench asyncapi dashboards
+.PHONY: up test install python-env protos lint check-protos clean-run bench asyncapi dashboards config-docs
 
 up: export PORTICO_UP_STARTED := $(shell date +%s.%N)
 up: install
@@ -43,6 +43,9 @@ clean-run:
 
 asyncapi: python-env
 	@$(VENV_PY) scripts/gen_asyncapi.py
+
+config-docs: python-env
+	@$(VENV_PY) scripts/gen_config_docs.py
 
 dashboards: python-env
 	@$(VENV_PY) -m observability.dashboards

@@ -47,9 +47,9 @@ RPS_GOAL = 0.7  # gateway rps >= this x direct gRPC rps, at load
 ADDED_P50_GOAL_MS = 0.3  # gateway p50 - direct p50 at c=1
 # Never refuse during the run (the limiter is still consulted in Redis on every request).
 LIMITS = {
-    "PORTICO_RATE_LIMIT_PER_IP": "100000000/minute",
-    "PORTICO_RATE_LIMIT_PER_USER": "100000000/hour",
-    "PORTICO_ACCESS_TOKEN_TTL": "3600",
+    "PORTICO_GATEWAY_RATE_LIMIT_PER_IP": "100000000/minute",
+    "PORTICO_GATEWAY_RATE_LIMIT_PER_USER": "100000000/hour",
+    "PORTICO_AUTH_ACCESS_TOKEN_TTL": "3600",
 }
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

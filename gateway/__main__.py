@@ -45,7 +45,7 @@ def main() -> None:
     except (ValueError, OSError) as exc:
         raise SystemExit(f"Upstream TLS: {exc}") from None
     tls = tls_options(settings)
-    telemetry = setup_telemetry("portico-gateway")
+    telemetry = setup_telemetry("portico-gateway", settings)
     # The Kafka readiness probe reports an unreachable broker through /ready; aiokafka's own
     # connection errors would repeat that on every probe.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)

@@ -1,68 +1,76 @@
-"""Gateway configuration from ``PORTICO_`` environment variables (pydantic-settings)."""
+"""Settings of the gateway (``PORTICO_GATEWAY_*``, plus the mesh-wide ``PORTICO_*`` it reads)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field
 
-from meshkit.config.settings import TokenSettings
+from meshkit.config.base import env, settings_config
+from meshkit.config.defaults import GATEWAY_PORT, LOOPBACK
+from meshkit.config.events import KafkaSettings
+from meshkit.config.peers import AuthPeer, BrokerPeer, PostsPeer, UsersPeer
+from meshkit.config.stores import RedisSettings
+from meshkit.config.telemetry import TelemetrySettings
+from meshkit.config.tokens import TokenSettings
 
 
-def _target(name: str, port: int) -> str:
-    return Field(
-        default=f"127.0.0.1:{port}",
-        validation_alias=AliasChoices(f"PORTICO_{name.upper()}_TARGET"),
-        description=f"gRPC target of the {name} backend (host:port or dns:///host:port)",
+def _swagger_ui_dist() -> Path:
+    """``node_modules/swagger-ui-dist`` in the repository."""
+    return Path(__file__).resolve().parents[1] / "node_modules" / "swagger-ui-dist"
+
+
+class GatewaySettings(
+    TokenSettings, UsersPeer, AuthPeer, PostsPeer, BrokerPeer, KafkaSettings, RedisSettings, TelemetrySettings
+):
+    """Where the gateway listens and where its upstreams are; limits, retries, CORS and TLS at the edge."""
+
+    model_config = settings_config("gateway")
+
+    host: str = Field(default=LOOPBACK, description="HTTP listen address")
+    port: int = Field(default=GATEWAY_PORT, description="HTTP listen port (REST, SSE, /docs and /metrics)")
+
+    # Each limit is N/second|minute|hour|day; the older unprefixed names are the public contract's.
+    rate_limit_per_ip: str = env(
+        "PORTICO_GATEWAY_RATE_LIMIT_PER_IP",
+        "PORTICO_RATE_LIMIT_PER_IP",
+        default="100/minute",
+        description="Requests one client IP may make (N/second|minute|hour|day)",
     )
-
-
-class GatewaySettings(TokenSettings):
-    """Where the gateway listens and where its upstreams are."""
-
-    model_config = SettingsConfigDict(env_prefix="PORTICO_GATEWAY_", extra="ignore", populate_by_name=True)
-
-    host: str = Field(default="127.0.0.1", description="HTTP listen address")
-    port: int = Field(default=8080, description="HTTP listen port")
-
-    users_target: str = _target("users", 50051)
-    auth_target: str = _target("auth", 50052)
-    posts_target: str = _target("posts", 50053)
-    broker_target: str = _target("broker", 50054)
-
-    kafka_bootstrap: str = Field(
-        default="127.0.0.1:9092", validation_alias=AliasChoices("PORTICO_KAFKA_BOOTSTRAP")
+    rate_limit_per_user: str = env(
+        "PORTICO_GATEWAY_RATE_LIMIT_PER_USER",
+        "PORTICO_RATE_LIMIT_PER_USER",
+        default="1000/hour",
+        description="Requests one authenticated user may make (N/second|minute|hour|day)",
     )
-    redis_url: str = Field(
-        default="redis://127.0.0.1:6379/0", validation_alias=AliasChoices("PORTICO_REDIS_URL")
-    )
-    rate_limit_per_ip: str = Field(
-        default="100/minute", validation_alias=AliasChoices("PORTICO_RATE_LIMIT_PER_IP")
-    )
-    rate_limit_per_user: str = Field(
-        default="1000/hour", validation_alias=AliasChoices("PORTICO_RATE_LIMIT_PER_USER")
-    )
-    rate_limit_login: str = Field(
-        default="10/minute", validation_alias=AliasChoices("PORTICO_RATE_LIMIT_LOGIN")
+    rate_limit_login: str = env(
+        "PORTICO_GATEWAY_RATE_LIMIT_LOGIN",
+        "PORTICO_RATE_LIMIT_LOGIN",
+        default="10/minute",
+        description="Login attempts one client IP may make (N/second|minute|hour|day)",
     )
     rate_limit_fail_open: bool = Field(
-        default=True,
-        validation_alias=AliasChoices("PORTICO_RATE_LIMIT_FAIL_OPEN"),
-        description="Redis unreachable: limit in process (true) or answer 503 (false)",
+        default=True, description="Redis unreachable: limit in process (true) or answer 503 (false)"
     )
-    trusted_proxies: str = Field(
+    trusted_proxies: str = env(
+        "PORTICO_GATEWAY_TRUSTED_PROXIES",
+        "PORTICO_TRUSTED_PROXIES",
         default="",
-        validation_alias=AliasChoices("PORTICO_TRUSTED_PROXIES"),
         description="Comma-separated addresses/CIDRs whose X-Forwarded-For is believed",
     )
     ready_timeout: float = Field(default=1.5, description="Seconds each /ready probe may take")
-    routes_refresh_seconds: float = Field(default=30.0, gt=0, description="Route table refresh by reflection")
+    routes_refresh_seconds: float = Field(
+        default=30.0, gt=0, description="Seconds between refreshes of the route table by gRPC reflection"
+    )
     max_body_bytes: int = Field(
-        default=1024 * 1024, gt=0, description="Largest request body accepted (413 beyond)"
+        default=1024 * 1024,
+        gt=0,
+        description="Largest request body in bytes (413 beyond); upload routes set their own file limits",
     )
     multipart_fields_bytes: int = Field(
-        default=64 * 1024, gt=0, description="Upload routes: the text fields of a multipart body together"
+        default=64 * 1024,
+        gt=0,
+        description="Upload routes: largest size in bytes of a multipart body's text fields together",
     )
     stream_keepalive_seconds: float = Field(
         default=15.0, gt=0, description="SSE: seconds of silence before a `: keep-alive` comment"
@@ -80,7 +88,9 @@ class GatewaySettings(TokenSettings):
     # for certificates (mTLS).
     tls_cert_file: Path | None = Field(default=None, description="PEM certificate: serve HTTPS when set")
     tls_key_file: Path | None = Field(default=None, description="PEM private key for the certificate")
-    tls_client_ca_file: Path | None = Field(default=None, description="CA bundle: require client certs")
+    tls_client_ca_file: Path | None = Field(
+        default=None, description="CA bundle: require client certificates signed by it (mTLS)"
+    )
     # TLS to the backends (PORTICO_GATEWAY_UPSTREAM_TLS_*), the client side of the backends' PORTICO_*_TLS_*.
     upstream_tls_ca_file: Path | None = Field(
         default=None, description="CA bundle that signed the backends' certificates: call them over TLS"
@@ -94,7 +104,7 @@ class GatewaySettings(TokenSettings):
     )
     cors_max_age: int = Field(default=600, ge=0, description="Seconds browsers may cache a preflight answer")
     docs_assets_dir: Path = Field(
-        default=Path(__file__).resolve().parents[1] / "node_modules" / "swagger-ui-dist",
+        default_factory=_swagger_ui_dist,
         description="swagger-ui-dist directory whose files /docs serves (no CDN)",
     )
 

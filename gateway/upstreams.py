@@ -6,13 +6,14 @@ from __future__ import annotations
 import grpc
 
 from gateway.config import GatewaySettings
+from meshkit.config.defaults import GRPC_MAX_MESSAGE_BYTES
 from meshkit.rpc.channels import ROUND_ROBIN, ChannelOption, channel_credentials, open_channel
 
 # Retries are limited to transient failures; which methods may retry is decided per route elsewhere.
 _OPTIONS: tuple[ChannelOption, ...] = (
     ROUND_ROBIN,
     ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+    ("grpc.max_receive_message_length", GRPC_MAX_MESSAGE_BYTES),
 )
 
 

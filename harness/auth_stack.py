@@ -70,7 +70,7 @@ def start_auth_stack(infra: InfraEnv, log_dir: Path, extra_env: dict[str, str] |
         "PORTICO_AUTH_METRICS_PORT": str(free_port()),
         "PORTICO_USERS_TARGET": f"127.0.0.1:{users_port}",
         "PORTICO_AUTH_TARGET": f"127.0.0.1:{auth_port}",
-        "PORTICO_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "PORTICO_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
         # Other auth backends of the test session (the mesh's) consume the same topic: a group of its
         # own, or they would share its partitions and apply some of its events to their database.
         "PORTICO_AUTH_CONSUMER_GROUP": f"portico-auth-{auth_port}",

@@ -42,9 +42,9 @@ def mesh_env(infra_env: dict[str, str]) -> tuple[dict[str, str], dict[str, int],
     env["PORTICO_GATEWAY_PORT"] = str(gateway_port)
     # Every test calls from 127.0.0.1: the shared gateway must not throttle the suite (the rate-limit
     # tests start their own gateway with small limits).
-    env.setdefault("PORTICO_RATE_LIMIT_PER_IP", "100000/minute")
-    env.setdefault("PORTICO_RATE_LIMIT_PER_USER", "100000/hour")
-    env.setdefault("PORTICO_RATE_LIMIT_LOGIN", "10000/minute")
+    env.setdefault("PORTICO_GATEWAY_RATE_LIMIT_PER_IP", "100000/minute")
+    env.setdefault("PORTICO_GATEWAY_RATE_LIMIT_PER_USER", "100000/hour")
+    env.setdefault("PORTICO_GATEWAY_RATE_LIMIT_LOGIN", "10000/minute")
     return env, ports, metrics_ports, gateway_port
 
 

@@ -15,12 +15,14 @@ from harness.backend_process import start_backend_process
 from harness.infra import InfraEnv
 from harness.processes import Proc
 from harness.users_fixtures import UsersBackend
+from meshkit.config.defaults import GRPC_MAX_MESSAGE_BYTES
 from stubs.posts.v1 import posts_pb2, posts_pb2_grpc
 
-# Images reach 5 MiB, past gRPC's default 4 MiB; the backend itself accepts up to 8 MiB.
+# Images pass gRPC's default 4 MiB; the client allows more than the backend accepts, so that what refuses
+# an oversized message in a test is the backend's own limit.
 _LARGE_MESSAGES = [
-    ("grpc.max_send_message_length", 16 * 1024 * 1024),
-    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    ("grpc.max_send_message_length", 2 * GRPC_MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", 2 * GRPC_MAX_MESSAGE_BYTES),
 ]
 
 

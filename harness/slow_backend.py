@@ -10,9 +10,9 @@ import asyncio
 from collections.abc import Sequence
 
 import grpc
-from pydantic_settings import SettingsConfigDict
 
-from meshkit.config.settings import BackendSettings
+from meshkit.config.base import settings_config
+from meshkit.config.serve import BackendSettings
 from meshkit.rpc.context import Context
 from meshkit.rpc.runtime import BackendSpec, Runtime, Service
 from meshkit.rpc.server import run_backend
@@ -21,7 +21,7 @@ SERVICE = "portico.test.Slow"
 
 
 class SlowSettings(BackendSettings):
-    model_config = SettingsConfigDict(env_prefix="PORTICO_SLOW_", extra="ignore", populate_by_name=True)
+    model_config = settings_config("slow")
 
     # Tests pass free ports; 0 lets the system pick one when they do not.
     port: int = 0

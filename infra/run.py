@@ -17,6 +17,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from infra import kafka_server, paths, postgres_server, redis_server
+from meshkit.config import defaults
 
 EXTERNAL_ENV = {
     "kafka": "PORTICO_KAFKA_BOOTSTRAP",
@@ -69,8 +70,8 @@ def _exec(argv: list[str]) -> None:
 
 def run_kafka() -> int:
     layout = kafka_server.KafkaLayout(
-        port=_port("PORTICO_KAFKA_PORT", 9092),
-        controller_port=_port("PORTICO_KAFKA_CONTROLLER_PORT", 9093),
+        port=_port("PORTICO_KAFKA_PORT", defaults.KAFKA_PORT),
+        controller_port=_port("PORTICO_KAFKA_CONTROLLER_PORT", defaults.KAFKA_CONTROLLER_PORT),
         data_dir=paths.run_dir() / "kafka",
     )
     _check_port_free("kafka", layout.port, "PORTICO_KAFKA_PORT")
@@ -86,7 +87,7 @@ def run_kafka() -> int:
 
 
 def run_redis() -> int:
-    port = _port("PORTICO_REDIS_PORT", 6379)
+    port = _port("PORTICO_REDIS_PORT", defaults.REDIS_PORT)
     data_dir = paths.run_dir() / "redis"
     data_dir.mkdir(parents=True, exist_ok=True)
     _check_port_free("redis", port, "PORTICO_REDIS_PORT")
@@ -96,7 +97,7 @@ def run_redis() -> int:
 
 
 def run_postgres() -> int:
-    port = _port("PORTICO_POSTGRES_PORT", 5432)
+    port = _port("PORTICO_POSTGRES_PORT", defaults.POSTGRES_PORT)
     data_dir = paths.run_dir() / "postgres"
     _check_port_free("postgres", port, "PORTICO_POSTGRES_PORT")
     created = postgres_server.prepare(data_dir)

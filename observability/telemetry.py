@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from opentelemetry.sdk.trace import TracerProvider
 
+from meshkit.config.telemetry import TelemetrySettings
 from observability.logs import configure_logging
-from observability.settings import TelemetrySettings
 from observability.tracing import configure_tracing
 
 PORTICO_VERSION = "0.1.0"

@@ -8,7 +8,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-from observability.settings import TelemetrySettings
+from meshkit.config.telemetry import TelemetrySettings
 
 
 def configure_tracing(service: str, version: str, settings: TelemetrySettings) -> TracerProvider:

@@ -10,11 +10,16 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 import httpx
 
-HOST = os.environ.get("PORTICO_GATEWAY_HOST", "127.0.0.1")
-PORT = int(os.environ.get("PORTICO_GATEWAY_PORT", "8080"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+from meshkit.config.defaults import BACKEND_PORTS, GATEWAY_PORT, LOOPBACK
+
+HOST = os.environ.get("PORTICO_GATEWAY_HOST", LOOPBACK)
+PORT = int(os.environ.get("PORTICO_GATEWAY_PORT", str(GATEWAY_PORT)))
 BASE = f"http://{HOST}:{PORT}"
 
 
@@ -45,13 +50,14 @@ def main() -> int:
                 last_report = now
             time.sleep(0.25)
     elapsed = time.time() - started
+    backends = "".join(
+        f"  {name:<9} grpc://{LOOPBACK}:{os.environ.get(f'PORTICO_{name.upper()}_PORT', str(port))}\n"
+        for name, port in BACKEND_PORTS.items()
+    )
     print(
         f"[ready] Portico is ready in {elapsed:.1f}s\n"
         f"  gateway   {BASE}  (/health /ready /metrics)\n"
-        f"  users     grpc://127.0.0.1:{os.environ.get('PORTICO_USERS_PORT', '50051')}\n"
-        f"  auth      grpc://127.0.0.1:{os.environ.get('PORTICO_AUTH_PORT', '50052')}\n"
-        f"  posts     grpc://127.0.0.1:{os.environ.get('PORTICO_POSTS_PORT', '50053')}\n"
-        f"  broker    grpc://127.0.0.1:{os.environ.get('PORTICO_BROKER_PORT', '50054')}\n"
+        f"{backends}"
         "  Ctrl-C stops everything.",
         flush=True,
     )

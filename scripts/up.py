@@ -14,6 +14,10 @@ from honcho import manager
 from honcho.environ import parse_procfile
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere
+
+from meshkit.config.defaults import KAFKA_PORT, LOOPBACK, REDIS_PORT  # noqa: E402
+
 # Backends drain in-flight calls for PORTICO_SHUTDOWN_GRACE seconds (default 8); honcho's default
 # of 5 s before SIGKILL would cut that short.
 manager.KILL_WAIT = 15
@@ -27,8 +31,10 @@ def app_env(base: dict[str, str]) -> dict[str, str]:
     operator named existing ones. Only app processes get it: ``infra run`` treats those same variables
     as "use an external service" and would start nothing."""
     env = dict(base)
-    env.setdefault("PORTICO_KAFKA_BOOTSTRAP", f"127.0.0.1:{base.get('PORTICO_KAFKA_PORT', '9092')}")
-    env.setdefault("PORTICO_REDIS_URL", f"redis://127.0.0.1:{base.get('PORTICO_REDIS_PORT', '6379')}/0")
+    kafka_port = base.get("PORTICO_KAFKA_PORT", str(KAFKA_PORT))
+    redis_port = base.get("PORTICO_REDIS_PORT", str(REDIS_PORT))
+    env.setdefault("PORTICO_KAFKA_BOOTSTRAP", f"{LOOPBACK}:{kafka_port}")
+    env.setdefault("PORTICO_REDIS_URL", f"redis://{LOOPBACK}:{redis_port}/0")
     return env
 
 

@@ -1,4 +1,4 @@
-"""The bootstrap admin: with ``PORTICO_ADMIN_PASSWORD`` set, user ``admin`` (role admin, tenant
+"""The bootstrap admin: with ``PORTICO_AUTH_ADMIN_PASSWORD`` set, user ``admin`` (role admin, tenant
 ``default``) exists and logs in with that password. Runs in the background until it succeeds, because
 the users backend may start after us."""
 
@@ -53,7 +53,7 @@ async def ensure_admin_once(service: AuthService, deps: AuthDeps, password: str)
             new_hash = await deps.passwords.hash(password)
             async with deps.db.write() as session:
                 await deps.credentials.set_password_hash(session, credential.user_id, new_hash)
-            log.info("bootstrap admin password updated from PORTICO_ADMIN_PASSWORD")
+            log.info("bootstrap admin password updated from PORTICO_AUTH_ADMIN_PASSWORD")
         return
     password_hash = await deps.passwords.hash(password)
     user = await _admin_profile(service, deps)
@@ -74,7 +74,7 @@ async def ensure_admin(service: AuthService, deps: AuthDeps, password: str) -> N
     problems = check_password(password, username=ADMIN_USERNAME, email=ADMIN_EMAIL)
     if problems:
         log.error(
-            "PORTICO_ADMIN_PASSWORD breaks the password policy; no admin created",
+            "PORTICO_AUTH_ADMIN_PASSWORD breaks the password policy; no admin created",
             extra={"problems": [description for _, description in problems]},
         )
         return

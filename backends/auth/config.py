@@ -1,72 +1,93 @@
-"""Settings of the auth backend (``PORTICO_AUTH_*``, plus the shared ``PORTICO_*``)."""
+"""Settings of the auth backend (``PORTICO_AUTH_*``, plus the mesh-wide ``PORTICO_*`` it reads)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, SecretStr
 
-from meshkit.config.settings import BackendSettings, run_dir
+from meshkit.config.base import env, settings_config
+from meshkit.config.peers import UsersPeer
+from meshkit.config.serve import BackendSettings, ports
+from meshkit.config.stores import run_dir
+
+PORT, METRICS_PORT = ports("auth")
 
 
 def _default_keys_dir() -> Path:
+    """``auth-keys`` in the run directory."""
     return run_dir() / "auth-keys"
 
 
-class AuthSettings(BackendSettings):
-    model_config = SettingsConfigDict(env_prefix="PORTICO_AUTH_", extra="ignore", populate_by_name=True)
+class AuthSettings(BackendSettings, UsersPeer):
+    """Tokens, refresh sessions, login throttling, password hashing and the signing keys."""
 
-    port: int = 50052
-    metrics_port: int = 9102
+    model_config = settings_config("auth")
 
-    users_target: str = Field(
-        default="127.0.0.1:50051",
-        validation_alias=AliasChoices("PORTICO_USERS_TARGET"),
-        description="users backend",
-    )
+    port: int = Field(default=PORT, description="gRPC listen port")
+    metrics_port: int = Field(default=METRICS_PORT, description="Prometheus /metrics port")
+
     consumer_group: str = Field(
         default="portico-auth",
         min_length=1,
         description="Kafka consumer group of the auth backend's user-event consumer (one per deployment)",
     )
-    access_token_ttl: int = Field(
+    access_token_ttl: int = env(
+        "PORTICO_AUTH_ACCESS_TOKEN_TTL",
+        "PORTICO_ACCESS_TOKEN_TTL",
         default=600,
         ge=30,
         le=86400,
-        validation_alias=AliasChoices("PORTICO_ACCESS_TOKEN_TTL"),
-        description="Access-token lifetime in seconds (seed 001's EXPIRY_TIME)",
+        description="Lifetime of an access token in seconds",
     )
     refresh_idle_seconds: int = Field(
-        default=7 * 86400, ge=60, description="A refresh token unused this long dies"
+        default=7 * 86400, ge=60, description="Seconds after which an unused refresh token dies"
     )
     refresh_absolute_seconds: int = Field(
-        default=30 * 86400, ge=60, description="No login lasts longer than this"
+        default=30 * 86400,
+        ge=60,
+        description="Seconds after which a login's refresh tokens die however often they are used",
     )
     refresh_reuse_grace_seconds: float = Field(
         default=5.0,
         ge=0,
         le=60,
-        description="A concurrent refresh of the immediate parent is refused, not punished",
+        description="Seconds in which a retried refresh of the live token's parent is refused, not revoked",
     )
-    admin_password: SecretStr | None = Field(
+    admin_password: SecretStr | None = env(
+        "PORTICO_AUTH_ADMIN_PASSWORD",
+        "PORTICO_ADMIN_PASSWORD",
         default=None,
-        validation_alias=AliasChoices("PORTICO_ADMIN_PASSWORD"),
         description="When set, ensure user 'admin' (role admin, tenant default) with this password",
     )
     keys_dir: Path = Field(
-        default_factory=_default_keys_dir, description="Signing keys (0700 dir, 0600 files)"
+        default_factory=_default_keys_dir,
+        description="Directory of the token-signing keys (created 0700, files 0600)",
     )
-    keys_passphrase: SecretStr | None = Field(default=None, description="Encrypts the signing keys at rest")
-    login_account_limit: int = Field(default=5, ge=1, description="Failures per account before a lockout")
-    login_ip_limit: int = Field(default=50, ge=1, description="Failures per client IP in the window")
-    login_window_seconds: int = Field(default=900, ge=1, description="Sliding window of counted failures")
+    keys_passphrase: SecretStr | None = Field(
+        default=None, description="Passphrase that encrypts the signing keys at rest (plain files when unset)"
+    )
+    login_account_limit: int = Field(
+        default=5, ge=1, description="Failed logins of one account in the window before it is locked out"
+    )
+    login_ip_limit: int = Field(
+        default=50,
+        ge=1,
+        description="Failed logins from one client IP (IPv6: per /64) in the window before it is refused",
+    )
+    login_window_seconds: int = Field(
+        default=900, ge=1, description="Seconds of the sliding window in which failed logins are counted"
+    )
     login_lockout_seconds: int = Field(
-        default=30, ge=1, description="First lockout; doubles per further failure"
+        default=30, ge=1, description="Seconds of the first lockout; doubles with each further failure"
     )
     argon2_memory_kib: int = Field(
-        default=19456, ge=8, le=1048576, description="argon2id memory (OWASP: 19 MiB)"
+        default=19456, ge=8, le=1048576, description="argon2id memory cost in KiB (OWASP: 19 MiB)"
     )
-    argon2_time_cost: int = Field(default=2, ge=1, le=20, description="argon2id iterations (OWASP: 2)")
-    argon2_parallelism: int = Field(default=1, ge=1, le=16, description="argon2id lanes (OWASP: 1)")
-    hash_workers: int = Field(default=0, ge=0, description="Password-hashing threads; 0 = CPU count")
+    argon2_time_cost: int = Field(
+        default=2, ge=1, le=20, description="argon2id time cost, in passes (OWASP: 2)"
+    )
+    argon2_parallelism: int = Field(
+        default=1, ge=1, le=16, description="argon2id parallelism, in lanes (OWASP: 1)"
+    )
+    hash_workers: int = Field(default=0, ge=0, description="Threads that hash passwords; 0 for one per CPU")

@@ -1,8 +1,8 @@
 """``python -m backends.auth.keys_cli rotate|list``: rotate the auth backend's signing keys, or show them.
 
 Settings come from the environment exactly as the auth backend reads them (``PORTICO_AUTH_KEYS_DIR``,
-``PORTICO_AUTH_KEYS_PASSPHRASE``, ``PORTICO_ACCESS_TOKEN_TTL``). The passphrase is deliberately not an
-option: command lines are visible to every user of the host. Running backends pick a rotation up on
+``PORTICO_AUTH_KEYS_PASSPHRASE``, ``PORTICO_AUTH_ACCESS_TOKEN_TTL``). The passphrase is deliberately not
+an option: command lines are visible to every user of the host. Running backends pick a rotation up on
 their next request (they watch the state file). Output shows kids and times, never key material.
 """
 
@@ -74,7 +74,7 @@ def _parser(settings: AuthSettings) -> argparse.ArgumentParser:
         metavar="S",
         default=default_keep_after(ttl).total_seconds(),
         help="seconds the old key stays published once the new one signs "
-        "(>= PORTICO_ACCESS_TOKEN_TTL; default TTL + 60 s = %(default)s)",
+        "(>= PORTICO_AUTH_ACCESS_TOKEN_TTL; default TTL + 60 s = %(default)s)",
     )
     commands.add_parser("list", parents=[common], help="show the keys and their schedule")
     return parser

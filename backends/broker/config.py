@@ -1,18 +1,22 @@
-"""Settings of the broker backend (``PORTICO_BROKER_*``, plus the shared ``PORTICO_*``)."""
+"""Settings of the broker backend (``PORTICO_BROKER_*``, plus the mesh-wide ``PORTICO_*`` it reads)."""
 
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import SettingsConfigDict
 
-from meshkit.config.settings import BackendSettings
+from meshkit.config.base import settings_config
+from meshkit.config.serve import BackendSettings, ports
+
+PORT, METRICS_PORT = ports("broker")
 
 
 class BrokerSettings(BackendSettings):
-    model_config = SettingsConfigDict(env_prefix="PORTICO_BROKER_", extra="ignore", populate_by_name=True)
+    """Limits of publishing and subscriptions, and how new topics are created."""
 
-    port: int = 50054
-    metrics_port: int = 9104
+    model_config = settings_config("broker")
+
+    port: int = Field(default=PORT, description="gRPC listen port")
+    metrics_port: int = Field(default=METRICS_PORT, description="Prometheus /metrics port")
 
     # Publishing. Kafka refuses records over ``message.max.bytes`` (1 MiB by default) and the gateway
     # bodies over 1 MiB; half of that leaves room for headers and the batch framing.

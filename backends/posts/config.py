@@ -1,28 +1,31 @@
-"""Settings of the posts backend (``PORTICO_POSTS_*``, plus the shared ``PORTICO_*``)."""
+"""Settings of the posts backend (``PORTICO_POSTS_*``, plus the mesh-wide ``PORTICO_*`` it reads)."""
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field
 
-from meshkit.config.settings import BackendSettings, run_dir
+from meshkit.config.base import settings_config
+from meshkit.config.defaults import MAX_IMAGE_BYTES, MAX_IMAGE_BYTES_CEILING, MAX_IMAGE_PIXELS
+from meshkit.config.peers import UsersPeer
+from meshkit.config.serve import BackendSettings, ports
+from meshkit.config.stores import run_dir
+
+PORT, METRICS_PORT = ports("posts")
 
 
 def _default_blob_store() -> str:
+    """``posts-blobs`` in the run directory."""
     return str(run_dir() / "posts-blobs")
 
 
-class PostsSettings(BackendSettings):
-    model_config = SettingsConfigDict(env_prefix="PORTICO_POSTS_", extra="ignore", populate_by_name=True)
+class PostsSettings(BackendSettings, UsersPeer):
+    """Images (where they are kept and how large they may be) and the author check against users."""
 
-    port: int = 50053
-    metrics_port: int = 9103
+    model_config = settings_config("posts")
 
-    users_target: str = Field(
-        default="127.0.0.1:50051",
-        validation_alias=AliasChoices("PORTICO_USERS_TARGET"),
-        description="users backend, which answers whether an author exists",
-    )
+    port: int = Field(default=PORT, description="gRPC listen port")
+    metrics_port: int = Field(default=METRICS_PORT, description="Prometheus /metrics port")
+
     consumer_group: str = Field(
         default="portico-posts",
         min_length=1,
@@ -39,12 +42,19 @@ class PostsSettings(BackendSettings):
         ),
     )
     orphan_grace_seconds: float = Field(
-        default=3600.0, gt=0, description="Age before an unreferenced image blob may be swept"
+        default=3600.0,
+        gt=0,
+        description="Seconds an unreferenced image blob is kept before a sweep may remove it",
     )
-    orphan_sweep_seconds: float = Field(default=3600.0, gt=0, description="Seconds between orphan sweeps")
+    orphan_sweep_seconds: float = Field(
+        default=3600.0, gt=0, description="Seconds between sweeps of unreferenced image blobs"
+    )
     max_image_bytes: int = Field(
-        default=5 * 1024 * 1024, ge=1, le=6 * 1024 * 1024, description="Largest image accepted"
+        default=MAX_IMAGE_BYTES,
+        ge=1,
+        le=MAX_IMAGE_BYTES_CEILING,
+        description="Largest image accepted in bytes (RESOURCE_EXHAUSTED beyond)",
     )
     max_image_pixels: int = Field(
-        default=40_000_000, ge=1, description="Largest width times height decoded (decompression bombs)"
+        default=MAX_IMAGE_PIXELS, ge=1, description="Largest width times height decoded (decompression bombs)"
     )

@@ -17,6 +17,7 @@ from typing import Literal
 
 from PIL import Image, ImageSequence
 
+from meshkit.config.defaults import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 from meshkit.media import sniff_image
 
 Reason = Literal["PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE"]
@@ -66,7 +67,7 @@ class _Trailing(Exception):
 
 
 def check_image(
-    data: bytes, *, max_bytes: int = 5 * 1024 * 1024, max_pixels: int = 40_000_000
+    data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES, max_pixels: int = MAX_IMAGE_PIXELS
 ) -> CheckedImage:
     """Accept ``data`` as one of the four image types or raise ``ImageRejected``."""
     if not data:

@@ -1,14 +1,19 @@
-"""Settings of the users backend (``PORTICO_USERS_*``, plus the shared ``PORTICO_*``)."""
+"""Settings of the users backend: the kit's backend settings under ``PORTICO_USERS_*``."""
 
 from __future__ import annotations
 
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field
 
-from meshkit.config.settings import BackendSettings
+from meshkit.config.base import settings_config
+from meshkit.config.serve import BackendSettings, ports
+
+PORT, METRICS_PORT = ports("users")
 
 
 class UsersSettings(BackendSettings):
-    model_config = SettingsConfigDict(env_prefix="PORTICO_USERS_", extra="ignore", populate_by_name=True)
+    """The users backend has no settings of its own beyond where it listens."""
 
-    port: int = 50051
-    metrics_port: int = 9101
+    model_config = settings_config("users")
+
+    port: int = Field(default=PORT, description="gRPC listen port")
+    metrics_port: int = Field(default=METRICS_PORT, description="Prometheus /metrics port")

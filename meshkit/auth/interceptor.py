@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from meshkit.auth.keys import JwksClient
 from meshkit.auth.revocation import RevocationChecker
 from meshkit.auth.tokens import InvalidToken, Principal, TokenVerifier
-from meshkit.config.settings import TokenSettings
+from meshkit.config.tokens import TokenSettings
 from meshkit.rpc.context import Context
 from meshkit.rpc.interceptors.base import Stream, Unary, WrappingInterceptor
 from meshkit.rpc.status import abort

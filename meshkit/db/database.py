@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from meshkit.config.settings import run_dir
+from meshkit.config.stores import run_dir
 
 _BEGIN_OPTION = "portico_sqlite_begin"
 

@@ -18,7 +18,7 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from pydantic import BaseModel
 
-from meshkit.config.settings import BackendSettings
+from meshkit.config.defaults import KAFKA_BOOTSTRAP
 from meshkit.events.envelope import CONTENT_TYPE, Channel
 from meshkit.events.protoschema import MessageModels
 from stubs.events.v1 import events_pb2
@@ -42,7 +42,7 @@ def event_model(models: MessageModels, channel: Channel) -> type[BaseModel]:
 
 def spec_broker(channels: Sequence[Channel]) -> KafkaBroker:
     """A broker (never connected) with one publisher per channel, for FastStream to document."""
-    bootstrap = BackendSettings.model_fields["kafka_bootstrap"].default
+    bootstrap = KAFKA_BOOTSTRAP
     broker = KafkaBroker(bootstrap, description="Portico's Kafka (the local default address).")
     models = MessageModels()
     for channel in channels:

@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from sqlalchemy import Table
 
 from meshkit.auth.revocation import RevocationChecker
-from meshkit.config.settings import BackendSettings
+from meshkit.config.serve import BackendSettings
 from meshkit.db.database import Database
 from meshkit.events.consumers import EventConsumer, Handler
 from meshkit.events.lag import ConsumerLagMonitor, KafkaOffsets

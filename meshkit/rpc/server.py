@@ -26,7 +26,8 @@ from redis.asyncio import Redis
 from sqlalchemy.exc import SQLAlchemyError
 
 from meshkit.auth.interceptor import AuthInterceptor, public_methods, token_checks
-from meshkit.config.settings import BackendSettings
+from meshkit.config.defaults import GRPC_MAX_MESSAGE_BYTES
+from meshkit.config.serve import BackendSettings
 from meshkit.db.database import Database, default_url
 from meshkit.db.migrations import upgrade
 from meshkit.events.broker import build_broker, start_with_retry
@@ -42,8 +43,8 @@ from observability.telemetry import setup_telemetry
 
 log = logging.getLogger(__name__)
 
-# Images are up to 5 MiB; leave room for the rest of the message.
-MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+# Images are up to MAX_IMAGE_BYTES; the message limit leaves room for the rest of the request.
+MAX_MESSAGE_BYTES = GRPC_MAX_MESSAGE_BYTES
 
 
 def new_registry() -> CollectorRegistry:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from meshkit.config.settings import BackendSettings
+from meshkit.config.serve import BackendSettings
 
 
 def server_credentials(settings: BackendSettings) -> grpc.ServerCredentials | None:

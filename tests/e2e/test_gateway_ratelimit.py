@@ -22,8 +22,8 @@ def strict_gateway(mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> Iter
     env = {
         **mesh.env,
         "PORTICO_GATEWAY_PORT": str(port),
-        "PORTICO_RATE_LIMIT_PER_IP": "30/minute",
-        "PORTICO_RATE_LIMIT_LOGIN": "3/minute",
+        "PORTICO_GATEWAY_RATE_LIMIT_PER_IP": "30/minute",
+        "PORTICO_GATEWAY_RATE_LIMIT_LOGIN": "3/minute",
     }
     proc = spawn(f"gateway-{port}", ["-m", "gateway"], env, Path(tmp_path_factory.mktemp("strict-gateway")))
     url = f"http://127.0.0.1:{port}"

@@ -113,7 +113,7 @@ def test_list_shows_next_signing_and_retiring(tmp_path: Path) -> None:
 def test_durations_and_ttl_come_from_options_and_environment(tmp_path: Path) -> None:
     KeyRing.load_or_create(tmp_path, PASSPHRASE.encode(), datetime.now(UTC))
     result = _cli(
-        "rotate", "--publish-ahead", "400", keys_dir=tmp_path, env={"PORTICO_ACCESS_TOKEN_TTL": "900"}
+        "rotate", "--publish-ahead", "400", keys_dir=tmp_path, env={"PORTICO_AUTH_ACCESS_TOKEN_TTL": "900"}
     )
     assert result.returncode == 0, result.stderr
     old, new = _state(tmp_path)
@@ -176,7 +176,7 @@ def test_no_key_set_exits_1(tmp_path: Path) -> None:
 
 
 def test_a_bad_setting_exits_1(tmp_path: Path) -> None:
-    result = _cli("list", keys_dir=tmp_path, env={"PORTICO_ACCESS_TOKEN_TTL": "ten minutes"})
+    result = _cli("list", keys_dir=tmp_path, env={"PORTICO_AUTH_ACCESS_TOKEN_TTL": "ten minutes"})
     assert result.returncode == 1
-    assert "PORTICO_ACCESS_TOKEN_TTL" in result.stderr
+    assert "PORTICO_AUTH_ACCESS_TOKEN_TTL" in result.stderr
     assert "ten minutes" not in result.stderr  # input values are not echoed: they could be secrets

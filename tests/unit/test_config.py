@@ -1,12 +1,19 @@
-"""Settings: per-backend prefixes, mesh-wide shared names, TLS consistency."""
+"""Settings: per-process prefixes, mesh-wide names, the contract's older names, TLS consistency."""
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+from pydantic import SecretStr
+
+from backends.auth.config import AuthSettings
 from backends.users.config import UsersSettings
 from gateway.config import GatewaySettings
-from meshkit.config.settings import BackendSettings
+from meshkit.config.reference import process_settings, rows
+from meshkit.config.serve import BackendSettings
+from meshkit.config.stores import run_dir
+from meshkit.config.telemetry import TelemetrySettings
 from meshkit.rpc.tls import server_credentials
 
 
@@ -47,3 +54,76 @@ def test_settings_built_in_code_honour_the_shared_fields() -> None:
     assert settings.kafka_bootstrap == "10.0.0.2:9092"
     assert settings.redis_url == "redis://10.0.0.2:6379/0"
     assert UsersSettings(kafka_bootstrap="10.0.0.3:9092").kafka_bootstrap == "10.0.0.3:9092"
+
+
+# The names the public contract publishes, renamed under their process's prefix: each still works.
+FALLBACKS = [
+    (
+        "gateway",
+        "rate_limit_per_ip",
+        "PORTICO_RATE_LIMIT_PER_IP",
+        "PORTICO_GATEWAY_RATE_LIMIT_PER_IP",
+        "7/second",
+    ),
+    (
+        "gateway",
+        "rate_limit_per_user",
+        "PORTICO_RATE_LIMIT_PER_USER",
+        "PORTICO_GATEWAY_RATE_LIMIT_PER_USER",
+        "7/day",
+    ),
+    ("gateway", "rate_limit_login", "PORTICO_RATE_LIMIT_LOGIN", "PORTICO_GATEWAY_RATE_LIMIT_LOGIN", "7/hour"),
+    (
+        "gateway",
+        "trusted_proxies",
+        "PORTICO_TRUSTED_PROXIES",
+        "PORTICO_GATEWAY_TRUSTED_PROXIES",
+        "10.0.0.0/8",
+    ),
+    ("auth", "access_token_ttl", "PORTICO_ACCESS_TOKEN_TTL", "PORTICO_AUTH_ACCESS_TOKEN_TTL", "900"),
+    ("auth", "admin_password", "PORTICO_ADMIN_PASSWORD", "PORTICO_AUTH_ADMIN_PASSWORD", "Adm1n-pass-word"),
+]
+
+
+def _value(process: str, field: str) -> object:
+    value = getattr(process_settings()[process](), field)
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+@pytest.mark.parametrize(("process", "field", "old", "new", "raw"), FALLBACKS, ids=[f[2] for f in FALLBACKS])
+def test_the_contract_names_still_work(
+    monkeypatch: pytest.MonkeyPatch, process: str, field: str, old: str, new: str, raw: str
+) -> None:
+    monkeypatch.delenv(new, raising=False)
+    monkeypatch.setenv(old, raw)
+    expected = int(raw) if field == "access_token_ttl" else raw
+    assert _value(process, field) == expected
+    # Both set: the prefixed name wins.
+    monkeypatch.setenv(new, "60" if field == "access_token_ttl" else "1/second")
+    assert _value(process, field) == (60 if field == "access_token_ttl" else "1/second")
+
+
+def test_every_fallback_is_exercised() -> None:
+    assert {old for *_, old, _new, _raw in FALLBACKS} == {o for row in rows() for o in row.fallbacks}
+
+
+def test_a_mesh_wide_name_is_the_same_for_every_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORTICO_REDIS_URL", "redis://10.0.0.4:6379/1")
+    monkeypatch.setenv("PORTICO_USERS_REDIS_URL", "redis://wrong:1/0")  # no prefixed twin is read
+    for settings in process_settings().values():
+        assert settings().redis_url == "redis://10.0.0.4:6379/1"  # type: ignore[attr-defined]
+
+
+def test_a_backend_reports_its_own_telemetry_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORTICO_LOG_FORMAT", "text")
+    telemetry = UsersSettings().telemetry()
+    assert isinstance(telemetry, TelemetrySettings)
+    assert telemetry.log_format == "text"
+
+
+def test_the_run_directory_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PORTICO_RUN_DIR", str(tmp_path))
+    assert run_dir() == tmp_path
+    assert AuthSettings().keys_dir == tmp_path / "auth-keys"

@@ -22,7 +22,7 @@ from backends.posts.config import PostsSettings
 from backends.users.config import UsersSettings
 from gateway.config import GatewaySettings
 from harness.procfile import procfile_modules
-from meshkit.config.settings import BackendSettings
+from meshkit.config.serve import BackendSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose.yaml"
@@ -305,7 +305,7 @@ def test_no_credential_is_written_in_the_file() -> None:
 
 def test_pass_through_secrets_really_pass_through() -> None:
     auth = env_of("auth")
-    for name in ("PORTICO_ADMIN_PASSWORD", "PORTICO_AUTH_KEYS_PASSPHRASE"):
+    for name in ("PORTICO_AUTH_ADMIN_PASSWORD", "PORTICO_ADMIN_PASSWORD", "PORTICO_AUTH_KEYS_PASSPHRASE"):
         assert name in auth, name
         assert auth[name] is None, name
 

@@ -142,7 +142,8 @@ def test_every_package_the_processes_import_is_copied() -> None:
 def test_the_files_read_at_start_are_in_the_image() -> None:
     copied = copied_into_app(build_stage())
     # /docs serves swagger-ui-dist from the directory the gateway's settings name (relative to the code).
-    assets = GatewaySettings.model_fields["docs_assets_dir"].default.relative_to(ROOT)
+    assets = GatewaySettings.model_fields["docs_assets_dir"].get_default(call_default_factory=True)
+    assets = assets.relative_to(ROOT)
     assert WORKDIR / assets.as_posix() in copied, f"{assets} (the /docs assets) is not copied"
     # The descriptor set and the migrations travel inside the packages copied whole.
     assert (ROOT / "stubs" / "portico.binpb").is_file()

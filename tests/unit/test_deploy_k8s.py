@@ -23,7 +23,7 @@ from backends.posts.config import PostsSettings
 from backends.users.config import UsersSettings
 from gateway.config import GatewaySettings
 from harness.procfile import procfile_modules
-from meshkit.config.settings import BackendSettings
+from meshkit.config.serve import BackendSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 KUSTOMIZE = ROOT / ".cache" / "bin" / "kustomize"

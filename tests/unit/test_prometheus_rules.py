@@ -21,7 +21,7 @@ from backends.broker.config import BrokerSettings
 from backends.posts.config import PostsSettings
 from backends.users.config import UsersSettings
 from gateway.config import GatewaySettings
-from meshkit.config.settings import BackendSettings
+from meshkit.config.serve import BackendSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "observability" / "prometheus"

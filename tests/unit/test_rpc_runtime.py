@@ -23,7 +23,7 @@ from backends.posts.config import PostsSettings
 from backends.users import models as users_models
 from backends.users.config import UsersSettings
 from meshkit.auth.revocation import RevocationChecker
-from meshkit.config.settings import BackendSettings
+from meshkit.config.serve import BackendSettings
 from meshkit.db.database import Database
 from meshkit.db.migrations import upgrade
 from meshkit.events.broker import build_broker

@@ -12,7 +12,7 @@ from sqlalchemy import inspect
 
 from backends.users import models as users_models
 from meshkit.auth.interceptor import AuthInterceptor
-from meshkit.config.settings import BackendSettings
+from meshkit.config.serve import BackendSettings
 from meshkit.rpc.context import Context
 from meshkit.rpc.runtime import Service
 from meshkit.rpc.server import BackendServer, open_database

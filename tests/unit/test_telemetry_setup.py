@@ -8,7 +8,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from observability.settings import TelemetrySettings
+from meshkit.config.telemetry import TelemetrySettings
 from observability.telemetry import PORTICO_VERSION
 from observability.tracing import build_tracer_provider
 

@@ -69,7 +69,7 @@ class _RateLimitClassEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RateLi
     RATE_LIMIT_CLASS_UNSPECIFIED: _RateLimitClass.ValueType  # 0
     """No extra limit: only the per-IP and per-user limits apply."""
     RATE_LIMIT_CLASS_LOGIN: _RateLimitClass.ValueType  # 1
-    """The stricter login limit (`PORTICO_RATE_LIMIT_LOGIN`, default `10/minute`)."""
+    """The stricter login limit (`PORTICO_GATEWAY_RATE_LIMIT_LOGIN`, default `10/minute`)."""
 
 class RateLimitClass(_RateLimitClass, metaclass=_RateLimitClassEnumTypeWrapper):
     """A class of rate limit, each with its own configured rate."""
@@ -77,7 +77,7 @@ class RateLimitClass(_RateLimitClass, metaclass=_RateLimitClassEnumTypeWrapper):
 RATE_LIMIT_CLASS_UNSPECIFIED: RateLimitClass.ValueType  # 0
 """No extra limit: only the per-IP and per-user limits apply."""
 RATE_LIMIT_CLASS_LOGIN: RateLimitClass.ValueType  # 1
-"""The stricter login limit (`PORTICO_RATE_LIMIT_LOGIN`, default `10/minute`)."""
+"""The stricter login limit (`PORTICO_GATEWAY_RATE_LIMIT_LOGIN`, default `10/minute`)."""
 Global___RateLimitClass: _TypeAlias = RateLimitClass  # noqa: Y015
 
 @_typing.final
@@ -148,7 +148,7 @@ Global___RoutePolicy: _TypeAlias = RoutePolicy  # noqa: Y015
 @_typing.final
 class RateLimit(_message.Message):
     """Rate limiting of a route. Every route is limited per client IP, and authenticated routes per user
-    as well (`PORTICO_RATE_LIMIT_PER_IP`, `PORTICO_RATE_LIMIT_PER_USER`); a class adds a limit.
+    as well (`PORTICO_GATEWAY_RATE_LIMIT_PER_IP`, `PORTICO_GATEWAY_RATE_LIMIT_PER_USER`); a class adds a limit.
     """
 
     DESCRIPTOR: _descriptor.Descriptor

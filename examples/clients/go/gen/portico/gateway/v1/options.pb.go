@@ -91,7 +91,7 @@ type RateLimitClass int32
 const (
 	// No extra limit: only the per-IP and per-user limits apply.
 	RateLimitClass_RATE_LIMIT_CLASS_UNSPECIFIED RateLimitClass = 0
-	// The stricter login limit (`PORTICO_RATE_LIMIT_LOGIN`, default `10/minute`).
+	// The stricter login limit (`PORTICO_GATEWAY_RATE_LIMIT_LOGIN`, default `10/minute`).
 	RateLimitClass_RATE_LIMIT_CLASS_LOGIN RateLimitClass = 1
 )
 
@@ -242,7 +242,7 @@ func (x *RoutePolicy) GetResponse() *ResponseShape {
 }
 
 // Rate limiting of a route. Every route is limited per client IP, and authenticated routes per user
-// as well (`PORTICO_RATE_LIMIT_PER_IP`, `PORTICO_RATE_LIMIT_PER_USER`); a class adds a limit.
+// as well (`PORTICO_GATEWAY_RATE_LIMIT_PER_IP`, `PORTICO_GATEWAY_RATE_LIMIT_PER_USER`); a class adds a limit.
 type RateLimit struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The extra limit this route is subject to.

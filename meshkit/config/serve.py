@@ -1,0 +1,75 @@
+"""How a backend serves gRPC: where it listens, TLS/mTLS, health checks and draining.
+
+The address, metrics port and TLS files are the process's own (``PORTICO_<PROCESS>_*``); the timing of
+health checks and shutdown is mesh-wide (``PORTICO_*``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from meshkit.config import defaults
+from meshkit.config.base import MeshSettings, env
+from meshkit.config.events import ConsumerSettings, KafkaSettings, OutboxSettings
+from meshkit.config.peers import JwksPeer
+from meshkit.config.stores import DatabaseSettings, RedisSettings, RunDirSettings
+from meshkit.config.telemetry import TelemetrySettings
+from meshkit.config.tokens import TokenSettings
+
+
+def ports(backend: str) -> tuple[int, int]:
+    """Default gRPC and metrics ports of ``backend``."""
+    return defaults.BACKEND_PORTS[backend], defaults.METRICS_PORTS[backend]
+
+
+class ServeSettings(MeshSettings):
+    """A gRPC server with a Prometheus endpoint. Each backend gives ``port`` and ``metrics_port`` their
+    defaults (:mod:`meshkit.config.defaults`)."""
+
+    host: str = Field(default=defaults.LOOPBACK, description="Address the gRPC and metrics servers bind")
+    port: int = Field(description="gRPC listen port")
+    metrics_port: int = Field(description="Prometheus /metrics port")
+    tls_cert_file: Path | None = Field(default=None, description="PEM certificate: serve TLS when set")
+    tls_key_file: Path | None = Field(default=None, description="PEM private key of the certificate")
+    tls_client_ca_file: Path | None = Field(
+        default=None, description="CA bundle: require client certificates signed by it (mTLS)"
+    )
+    shutdown_grace: float = env(
+        "PORTICO_SHUTDOWN_GRACE", default=8.0, description="Seconds in-flight calls may finish after SIGTERM"
+    )
+    health_interval: float = env(
+        "PORTICO_HEALTH_INTERVAL",
+        default=2.0,
+        description="Seconds between checks of the dependencies reported by grpc.health.v1",
+    )
+
+    @property
+    def address(self) -> str:
+        """``host:port`` for ``add_*_port``."""
+        return f"{self.host}:{self.port}"
+
+
+class BackendSettings(
+    ServeSettings,
+    KafkaSettings,
+    RedisSettings,
+    DatabaseSettings,
+    RunDirSettings,
+    OutboxSettings,
+    ConsumerSettings,
+    TokenSettings,
+    JwksPeer,
+    TelemetrySettings,
+):
+    """Everything the kit's backend runner reads for any backend: the server, Kafka, Redis, the database,
+    the outbox and consumers it may build, token checks, the JWKS source and telemetry. Each backend's
+    ``config.py`` adds its own fields and sets its prefix and ports."""
+
+    # The database, outbox and consumer pieces are here because the runner's Runtime reads them through
+    # this one type; a backend without a database (broker) or without consumers (users) receives them too.
+
+    def telemetry(self) -> TelemetrySettings:
+        """The telemetry part of these settings (they are telemetry settings too)."""
+        return self
