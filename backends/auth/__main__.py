@@ -19,7 +19,8 @@ from backends.auth.refresh_tokens import RefreshTokens
 from backends.auth.service import AuthDeps, AuthService
 from backends.auth.store import CredentialStore
 from backends.auth.user_events import UserEventHandlers
-from meshkit.rpc.runtime import BackendSpec, EventSubscription, Runtime, Service
+from meshkit.events.consumers import EventConsumer
+from meshkit.rpc.runtime import BackendSpec, EventSubscription, Runtime, Service, consume, open_outbox
 from meshkit.rpc.server import run_backend
 from stubs.auth.v1 import auth_pb2, auth_pb2_grpc
 from stubs.users.v1 import users_pb2_grpc
@@ -60,7 +61,7 @@ def auth_deps(runtime: Runtime[AuthSettings]) -> AuthDeps:
             registry=runtime.registry,
         ),
         keys=KeyRing.load_or_create(settings.keys_dir, passphrase, datetime.now(UTC)),
-        outbox=runtime.outbox(models.outbox),
+        outbox=open_outbox(runtime, models.outbox),
         redis=runtime.redis,
         users=users_pb2_grpc.UserServiceStub(runtime.channel(settings.users_target)),
         metrics=AuthMetrics(runtime.registry),
@@ -80,17 +81,20 @@ def services(runtime: Runtime[AuthSettings]) -> Sequence[Service]:
     ]
 
 
-def consumers(runtime: Runtime[AuthSettings]) -> Sequence[EventSubscription]:
+def consumers(runtime: Runtime[AuthSettings]) -> Sequence[EventConsumer]:
     settings = runtime.settings
     handlers = UserEventHandlers(
         CredentialStore(runtime.database.dialect), refresh_tokens(settings), runtime.redis
     )
     return [
-        EventSubscription(
-            USERS_TOPIC,
-            {"user.updated": handlers.on_user_updated, "user.deleted": handlers.on_user_deleted},
-            models.processed_events,
-            settings.consumer_group,
+        consume(
+            runtime,
+            EventSubscription(
+                USERS_TOPIC,
+                {"user.updated": handlers.on_user_updated, "user.deleted": handlers.on_user_deleted},
+                models.processed_events,
+                settings.consumer_group,
+            ),
         )
     ]
 

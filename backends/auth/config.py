@@ -8,7 +8,7 @@ from pydantic import Field, SecretStr
 
 from meshkit.config.base import env, settings_config
 from meshkit.config.peers import UsersPeer
-from meshkit.config.serve import BackendSettings, ports
+from meshkit.config.serve import ConsumingBackendSettings, ports
 from meshkit.config.stores import run_dir
 
 PORT, METRICS_PORT = ports("auth")
@@ -19,7 +19,7 @@ def _default_keys_dir() -> Path:
     return run_dir() / "auth-keys"
 
 
-class AuthSettings(BackendSettings, UsersPeer):
+class AuthSettings(ConsumingBackendSettings, UsersPeer):
     """Tokens, refresh sessions, login throttling, password hashing and the signing keys."""
 
     model_config = settings_config("auth")

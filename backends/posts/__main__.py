@@ -16,7 +16,8 @@ from backends.posts.orphans import OrphanSweeper
 from backends.posts.service import PostsDeps, PostService
 from backends.posts.store import PostStore
 from backends.posts.user_events import UserEventHandlers
-from meshkit.rpc.runtime import BackendSpec, EventSubscription, Runtime, Service
+from meshkit.events.consumers import EventConsumer
+from meshkit.rpc.runtime import BackendSpec, EventSubscription, Runtime, Service, consume, open_outbox
 from meshkit.rpc.server import run_backend
 from stubs.posts.v1 import posts_pb2, posts_pb2_grpc
 from stubs.users.v1 import users_pb2_grpc
@@ -46,7 +47,7 @@ def posts_deps(runtime: Runtime[PostsSettings]) -> PostsDeps:
         store=PostStore(db.dialect),
         blobs=blobs,
         refs=refs,
-        outbox=runtime.outbox(models.outbox),
+        outbox=open_outbox(runtime, models.outbox),
         authors=AuthorCheck(users, settings.users_timeout),
         max_image_bytes=settings.max_image_bytes,
         max_image_pixels=settings.max_image_pixels,
@@ -62,14 +63,17 @@ def services(runtime: Runtime[PostsSettings]) -> Sequence[Service]:
     ]
 
 
-def consumers(runtime: Runtime[PostsSettings]) -> Sequence[EventSubscription]:
+def consumers(runtime: Runtime[PostsSettings]) -> Sequence[EventConsumer]:
     handlers = UserEventHandlers(PostStore(runtime.database.dialect))
     return [
-        EventSubscription(
-            USERS_TOPIC,
-            {"user.deleted": handlers.on_user_deleted},
-            models.processed_events,
-            runtime.settings.consumer_group,
+        consume(
+            runtime,
+            EventSubscription(
+                USERS_TOPIC,
+                {"user.deleted": handlers.on_user_deleted},
+                models.processed_events,
+                runtime.settings.consumer_group,
+            ),
         )
     ]
 

@@ -7,7 +7,7 @@ from pydantic import Field
 from meshkit.config.base import settings_config
 from meshkit.config.defaults import MAX_IMAGE_BYTES, MAX_IMAGE_BYTES_CEILING, MAX_IMAGE_PIXELS
 from meshkit.config.peers import UsersPeer
-from meshkit.config.serve import BackendSettings, ports
+from meshkit.config.serve import ConsumingBackendSettings, ports
 from meshkit.config.stores import run_dir
 
 PORT, METRICS_PORT = ports("posts")
@@ -18,7 +18,7 @@ def _default_blob_store() -> str:
     return str(run_dir() / "posts-blobs")
 
 
-class PostsSettings(BackendSettings, UsersPeer):
+class PostsSettings(ConsumingBackendSettings, UsersPeer):
     """Images (where they are kept and how large they may be) and the author check against users."""
 
     model_config = settings_config("posts")

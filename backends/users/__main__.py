@@ -10,7 +10,7 @@ from backends.users.cache import UserCache
 from backends.users.config import UsersSettings
 from backends.users.service import UsersDeps, UserService
 from backends.users.store import UserStore
-from meshkit.rpc.runtime import BackendSpec, Runtime, Service
+from meshkit.rpc.runtime import BackendSpec, Runtime, Service, open_outbox
 from meshkit.rpc.server import run_backend
 from stubs.users.v1 import users_pb2, users_pb2_grpc
 
@@ -24,7 +24,7 @@ def users_deps(runtime: Runtime[UsersSettings]) -> UsersDeps:
         db=db,
         store=UserStore(db.dialect),
         cache=UserCache(runtime.redis, runtime.registry),
-        outbox=runtime.outbox(models.outbox),
+        outbox=open_outbox(runtime, models.outbox),
         redis=runtime.redis,
     )
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pydantic import Field
 
 from meshkit.config.base import settings_config
-from meshkit.config.serve import BackendSettings, ports
+from meshkit.config.serve import PublishingBackendSettings, ports
 
 PORT, METRICS_PORT = ports("users")
 
 
-class UsersSettings(BackendSettings):
+class UsersSettings(PublishingBackendSettings):
     """The users backend has no settings of its own beyond where it listens."""
 
     model_config = settings_config("users")

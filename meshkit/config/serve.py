@@ -55,21 +55,23 @@ class BackendSettings(
     ServeSettings,
     KafkaSettings,
     RedisSettings,
-    DatabaseSettings,
     RunDirSettings,
-    OutboxSettings,
-    ConsumerSettings,
     TokenSettings,
     JwksPeer,
     TelemetrySettings,
 ):
-    """Everything the kit's backend runner reads for any backend: the server, Kafka, Redis, the database,
-    the outbox and consumers it may build, token checks, the JWKS source and telemetry. Each backend's
-    ``config.py`` adds its own fields and sets its prefix and ports."""
-
-    # The database, outbox and consumer pieces are here because the runner's Runtime reads them through
-    # this one type; a backend without a database (broker) or without consumers (users) receives them too.
+    """What the kit's backend runner reads for every backend: the server, Kafka, Redis, token checks, the
+    JWKS source and telemetry. Each backend's ``config.py`` adds its own fields and sets its prefix and
+    ports; a backend with a database starts from :class:`PublishingBackendSettings` instead."""
 
     def telemetry(self) -> TelemetrySettings:
         """The telemetry part of these settings (they are telemetry settings too)."""
         return self
+
+
+class PublishingBackendSettings(BackendSettings, DatabaseSettings, OutboxSettings):
+    """A backend with its own database whose events leave through its outbox."""
+
+
+class ConsumingBackendSettings(PublishingBackendSettings, ConsumerSettings):
+    """A publishing backend that also applies other backends' events."""

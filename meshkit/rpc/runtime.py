@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from sqlalchemy import Table
 
 from meshkit.auth.revocation import RevocationChecker
-from meshkit.config.serve import BackendSettings
+from meshkit.config.serve import BackendSettings, ConsumingBackendSettings, PublishingBackendSettings
 from meshkit.db.database import Database
 from meshkit.events.consumers import EventConsumer, Handler
 from meshkit.events.lag import ConsumerLagMonitor, KafkaOffsets
@@ -34,9 +34,22 @@ from meshkit.rpc.channels import ROUND_ROBIN, open_channel
 from meshkit.rpc.health import Dependency
 from observability.telemetry import Telemetry
 
-__all__ = ["BackendSpec", "EventSubscription", "NoDatabase", "Runtime", "Service", "no_consumers"]
+__all__ = [
+    "BackendSpec",
+    "EventSubscription",
+    "NoDatabase",
+    "Runtime",
+    "Service",
+    "consume",
+    "no_consumers",
+    "open_outbox",
+]
 
 S = TypeVar("S", bound=BackendSettings)
+# Only a backend whose settings declare the outbox (or the consumers) may build one: functions rather
+# than methods, because mypy checks a type variable's bound on an argument but not on ``self``.
+Publishing = TypeVar("Publishing", bound=PublishingBackendSettings)
+Consuming = TypeVar("Consuming", bound=ConsumingBackendSettings)
 
 Background = Callable[[], Coroutine[Any, Any, None]]
 
@@ -132,41 +145,43 @@ class Runtime(Generic[S]):
         retention = Retention(self.database, table, column, timedelta(hours=hours), self.registry)
         self.run_in_background(retention.run)
 
-    def outbox(self, table: Table) -> Outbox:
-        """The backend's outbox on ``table``, with its relay publishing to Kafka in the background and its
-        published rows kept for ``outbox_retention_hours``."""
-        self.expire(table, "published_at", self.settings.outbox_retention_hours)
-        relay = OutboxRelay(
-            self.database,
-            self.broker,
-            table,
-            tracer_provider=self.telemetry.tracer_provider,
-            registry=self.registry,
-        )
-        self.run_in_background(relay.run)
-        return Outbox(table, wake=relay.wake)
 
-    def consume(self, subscription: EventSubscription) -> EventConsumer:
-        """Apply the events of ``subscription`` idempotently, exporting the group's Kafka lag; applied
-        event ids are kept for ``processed_events_retention_hours``. Call it before the broker starts."""
-        settings = self.settings
-        self.expire(subscription.processed, "processed_at", settings.processed_events_retention_hours)
-        consumer = EventConsumer(
-            self.database, subscription.processed, subscription.group_id, registry=self.registry
-        )
-        consumer.subscribe(self.broker, subscription.topic, subscription.handlers)
-        monitor = ConsumerLagMonitor(
-            KafkaOffsets(settings.kafka_bootstrap, client_id=f"portico-{self.name}-lag"),
-            consumer.group_id,
-            consumer.topics,
-            registry=self.registry,
-            interval=settings.consumer_lag_interval,
-        )
-        self.run_in_background(monitor.run)
-        return consumer
+def open_outbox(runtime: Runtime[Publishing], table: Table) -> Outbox:
+    """The backend's outbox on ``table``, with its relay publishing to Kafka in the background and its
+    published rows kept for ``outbox_retention_hours``."""
+    runtime.expire(table, "published_at", runtime.settings.outbox_retention_hours)
+    relay = OutboxRelay(
+        runtime.database,
+        runtime.broker,
+        table,
+        tracer_provider=runtime.telemetry.tracer_provider,
+        registry=runtime.registry,
+    )
+    runtime.run_in_background(relay.run)
+    return Outbox(table, wake=relay.wake)
 
 
-def no_consumers(runtime: Runtime[Any]) -> Sequence[EventSubscription]:
+def consume(runtime: Runtime[Consuming], subscription: EventSubscription) -> EventConsumer:
+    """Apply the events of ``subscription`` idempotently, exporting the group's Kafka lag; applied
+    event ids are kept for ``processed_events_retention_hours``. Call it before the broker starts."""
+    settings = runtime.settings
+    runtime.expire(subscription.processed, "processed_at", settings.processed_events_retention_hours)
+    consumer = EventConsumer(
+        runtime.database, subscription.processed, subscription.group_id, registry=runtime.registry
+    )
+    consumer.subscribe(runtime.broker, subscription.topic, subscription.handlers)
+    monitor = ConsumerLagMonitor(
+        KafkaOffsets(settings.kafka_bootstrap, client_id=f"portico-{runtime.name}-lag"),
+        consumer.group_id,
+        consumer.topics,
+        registry=runtime.registry,
+        interval=settings.consumer_lag_interval,
+    )
+    runtime.run_in_background(monitor.run)
+    return consumer
+
+
+def no_consumers(runtime: Runtime[Any]) -> Sequence[EventConsumer]:
     """The consumers of a backend that applies no events."""
     return ()
 
@@ -179,5 +194,5 @@ class BackendSpec(Generic[S]):
     name: str
     settings: Callable[[], S]  # the settings class: read from the environment when the backend starts
     services: Callable[[Runtime[S]], Sequence[Service]]
-    consumers: Callable[[Runtime[S]], Sequence[EventSubscription]] = no_consumers
+    consumers: Callable[[Runtime[S]], Sequence[EventConsumer]] = no_consumers  # built with consume()
     migrations: Path | None = None  # Alembic folder; the backend then gets ``runtime.database``

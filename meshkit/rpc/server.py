@@ -28,6 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from meshkit.auth.interceptor import AuthInterceptor, public_methods, token_checks
 from meshkit.config.defaults import GRPC_MAX_MESSAGE_BYTES
 from meshkit.config.serve import BackendSettings
+from meshkit.config.stores import DatabaseSettings
 from meshkit.db.database import Database, default_url
 from meshkit.db.migrations import upgrade
 from meshkit.events.broker import build_broker, start_with_retry
@@ -143,11 +144,18 @@ async def _connect_kafka(server: BackendServer, runtime: Runtime[Any]) -> None:
         server.spawn(task(), getattr(task, "__name__", "background"))
 
 
-async def open_database(
-    name: str, settings: BackendSettings, migrations: Path, attempts: int = 30
-) -> Database:
+def database_url(name: str, settings: BackendSettings) -> str:
+    """The database of a backend whose spec names migrations; its settings must declare one."""
+    if not isinstance(settings, DatabaseSettings):
+        raise TypeError(
+            f"the {name} backend names migrations but its settings declare no database: "
+            "derive them from PublishingBackendSettings"
+        )
+    return settings.database_url or default_url(name)
+
+
+async def open_database(name: str, url: str, migrations: Path, attempts: int = 30) -> Database:
     """Migrate to head (retrying while the database is not reachable yet) and open the engine."""
-    url = settings.database_url or default_url(name)
     for attempt in range(1, attempts + 1):
         try:
             await upgrade(url, migrations, f"{name}_alembic_version")
@@ -186,7 +194,9 @@ async def serve(spec: BackendSpec[S]) -> None:
     )
     redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
     auth_channel = open_channel(settings.jwks_target or settings.auth_target)
-    db = await open_database(name, settings, spec.migrations) if spec.migrations is not None else None
+    db = None
+    if spec.migrations is not None:
+        db = await open_database(name, database_url(name, settings), spec.migrations)
     verifier, revocations = token_checks(auth_channel, redis, registry, settings)
     runtime: Runtime[S] = Runtime(name, settings, telemetry, registry, broker, redis, revocations, db)
     runtime.dependencies.extend([kafka_dependency(broker), redis_dependency(redis)])
@@ -194,8 +204,7 @@ async def serve(spec: BackendSpec[S]) -> None:
         runtime.dependencies.append(Dependency("database", db.ping))
 
     services = spec.services(runtime)
-    for subscription in spec.consumers(runtime):
-        runtime.consume(subscription)  # subscribed before the broker starts in _connect_kafka
+    spec.consumers(runtime)  # subscribed before the broker starts in _connect_kafka
     authenticator = AuthInterceptor(
         verifier, revocations, public_methods(s.full_name for s in services), registry
     )

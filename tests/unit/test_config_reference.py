@@ -102,6 +102,11 @@ def test_processes_get_only_the_settings_they_read() -> None:
             assert "posts_target" not in settings[process].model_fields, process
             assert "broker_target" not in settings[process].model_fields, process
     assert "admin_password" not in settings["posts"].model_fields
+    # The broker keeps no database; users publishes events but applies none.
+    for backend_store in ("database_url", "outbox_retention_hours", "processed_events_retention_hours"):
+        assert backend_store not in settings["broker"].model_fields, backend_store
+    for consumer_only in ("processed_events_retention_hours", "consumer_lag_interval"):
+        assert consumer_only not in settings["users"].model_fields, consumer_only
 
 
 def test_defaults_are_the_contract_ports_and_image_limit() -> None:

@@ -28,7 +28,15 @@ from meshkit.db.database import Database
 from meshkit.db.migrations import upgrade
 from meshkit.events.broker import build_broker
 from meshkit.events.tables import outbox_table, processed_events_table
-from meshkit.rpc.runtime import BackendSpec, EventSubscription, NoDatabase, Runtime, no_consumers
+from meshkit.rpc.runtime import (
+    BackendSpec,
+    EventSubscription,
+    NoDatabase,
+    Runtime,
+    consume,
+    no_consumers,
+    open_outbox,
+)
 from observability.telemetry import Telemetry
 
 UNREACHABLE_KAFKA = "127.0.0.1:1"  # nothing here connects: the broker is only built, never started
@@ -62,13 +70,13 @@ def test_a_runtime_without_a_database_says_so() -> None:
     with pytest.raises(NoDatabase, match="no database"):
         _ = runtime.database
     with pytest.raises(NoDatabase):
-        runtime.outbox(outbox_table(MetaData(), "test"))
+        open_outbox(runtime, outbox_table(MetaData(), "test"))
 
 
 async def test_outbox_runs_its_relay_and_retention(db: Database) -> None:
     runtime = make_runtime(UsersSettings(), db)
     assert runtime.database is db
-    outbox = runtime.outbox(users_models.outbox)
+    outbox = open_outbox(runtime, users_models.outbox)
     assert outbox.table is users_models.outbox
     assert len(runtime.background) == 2  # the relay and the published rows' retention
 
@@ -78,8 +86,9 @@ async def test_consume_subscribes_before_the_broker_starts_and_watches_lag(db: D
 
     async def ignore(*_: object) -> None: ...
 
-    consumer = runtime.consume(
-        EventSubscription("portico.users.v1", {"user.deleted": ignore}, posts_models.processed_events, "g-1")
+    consumer = consume(
+        runtime,
+        EventSubscription("portico.users.v1", {"user.deleted": ignore}, posts_models.processed_events, "g-1"),
     )
     assert (consumer.group_id, consumer.topics) == ("g-1", ["portico.users.v1"])
     assert len(runtime.broker.subscribers) == 1
@@ -122,10 +131,18 @@ def test_backends_without_consumers_declare_none(backend: str) -> None:
     ],
 )
 async def test_consumers_use_the_tables_of_models(
-    backend: str, models: ModuleType, settings: Callable[[], BackendSettings], types: set[str], db: Database
+    backend: str,
+    models: ModuleType,
+    settings: Callable[[], BackendSettings],
+    types: set[str],
+    db: Database,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     runtime = make_runtime(settings(), db)
-    (subscription,) = main_of(backend).SPEC.consumers(runtime)
+    subscribed: list[EventSubscription] = []
+    monkeypatch.setattr(main_of(backend), "consume", lambda _runtime, sub: subscribed.append(sub))
+    main_of(backend).SPEC.consumers(runtime)
+    (subscription,) = subscribed
     assert subscription.topic == "portico.users.v1"
     assert set(subscription.handlers) == types
     assert subscription.group_id == runtime.settings.consumer_group

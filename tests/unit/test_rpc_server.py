@@ -7,15 +7,17 @@ from pathlib import Path
 from typing import Any, cast
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import inspect
 
 from backends.users import models as users_models
+from backends.users.config import UsersSettings
 from meshkit.auth.interceptor import AuthInterceptor
 from meshkit.config.serve import BackendSettings
 from meshkit.rpc.context import Context
 from meshkit.rpc.runtime import Service
-from meshkit.rpc.server import BackendServer, open_database
+from meshkit.rpc.server import BackendServer, database_url, open_database
 from tests.unit.test_rpc_runtime import make_runtime
 
 SERVICE = "portico.test.Ping"
@@ -66,12 +68,17 @@ async def test_the_server_hosts_services_with_health_and_drains_on_stop() -> Non
 
 async def test_open_database_migrates_to_head(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'users.db'}"
-    settings = PingSettings(database_url=url)
     migrations = Path(users_models.__file__).with_name("migrations")
-    db = await open_database("users", settings, migrations, attempts=1)
+    db = await open_database("users", database_url("users", UsersSettings(database_url=url)), migrations, 1)
     try:
         async with db.read() as session:
             names = await session.run_sync(lambda sync: inspect(sync.connection()).get_table_names())
         assert {users_models.outbox.name, users_models.processed_events.name, "users"} <= set(names)
     finally:
         await db.dispose()
+
+
+def test_a_backend_with_migrations_but_no_database_settings_is_refused_by_name() -> None:
+    with pytest.raises(TypeError, match="the ping backend names migrations"):
+        database_url("ping", PingSettings())
+    assert database_url("users", UsersSettings(database_url="sqlite+aiosqlite:///x.db")).endswith("x.db")
