@@ -60,7 +60,7 @@ async def test_upgrading_again_changes_nothing(db: Database) -> None:
         versions = (await session.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))).scalars().all()  # noqa: S608
         for table in ("users", "users_outbox", "users_processed_events"):
             await session.execute(text(f"SELECT count(*) FROM {table}"))  # noqa: S608
-    assert versions == ["0001"]
+    assert versions == ["0002"]
 
 
 # -- create, get, list -----------------------------------------------------------------------------
