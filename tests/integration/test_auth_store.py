@@ -6,12 +6,14 @@ import asyncio
 import secrets
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
-from backends.auth.models import metadata
+from backends.auth.models import credentials, metadata
 from backends.auth.store import Credential, CredentialStore, DuplicateCredential
 from harness.auth_store_db import DIALECTS, TABLES, VERSION_TABLE, auth_database, migrate
 from harness.backend_db import schema_differences
@@ -314,3 +316,67 @@ async def test_set_password_hash(db: Database, store: CredentialStore) -> None:
     changed = await get(db, store, user.user_id)
     assert changed is not None
     assert changed.password_hash == REHASHED
+
+
+# -- the identity-key migration --------------------------------------------------------------------
+
+
+@pytest.fixture(params=DIALECTS)
+async def before_keys(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """An auth database still at the revision whose keys were lower-cased and could not be parked."""
+    async with auth_database(request, tmp_path, revision="0002") as database:
+        yield database
+
+
+async def test_the_identity_key_migration_recomputes_keys_and_parks_new_clashes(
+    before_keys: Database,
+) -> None:
+    db, tenant, start = before_keys, new_tenant(), datetime(2026, 1, 1, tzinfo=UTC)
+    # lower() kept "strasse" and "straße" apart; the identity key makes them one name. The older
+    # credential keeps it, the younger one's username is parked; a disabled credential clashes with nobody.
+    rows = [
+        ("old", "strasse", "Old@Example.com", None),
+        ("young", "STRA\u00dfE", "young@example.com", None),
+        ("left", "Strasse", "left@example.com", start),
+    ]
+    ids = {}
+    async with db.write() as session:
+        for minutes, (name, username, email, disabled_at) in enumerate(rows):
+            ids[name] = str(uuid.uuid4())
+            await session.execute(
+                credentials.insert().values(
+                    user_id=ids[name],
+                    tenant_id=tenant,
+                    username=username,
+                    email=email,
+                    username_key=username.lower(),
+                    email_key=email.lower(),
+                    password_hash=HIDDEN_HASH,
+                    roles=["user"],
+                    created_at=start + timedelta(minutes=minutes),
+                    updated_at=start,
+                    disabled_at=disabled_at,
+                )
+            )
+    await migrate(db.url)
+    store = CredentialStore(db.dialect)
+    assert (await get(db, store, ids["old"])) == Credential(
+        user_id=ids["old"],
+        tenant_id=tenant,
+        username="strasse",
+        email="Old@Example.com",
+        password_hash=HIDDEN_HASH,
+        roles=("user",),
+        disabled=False,
+    )
+    young = await get(db, store, ids["young"])
+    assert young is not None
+    assert young.parked == ("username",)
+    assert (await login(db, store, tenant, "STRASSE")) == await get(db, store, ids["old"])
+    assert (await login(db, store, tenant, "young@example.com")) == young
+    # The older credential's deletion hands the name to the younger one.
+    async with db.write() as session:
+        await store.disable(session, ids["old"])
+    found = await login(db, store, tenant, "strasse")
+    assert found is not None
+    assert (found.user_id, found.parked) == (ids["young"], ())
