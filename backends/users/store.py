@@ -23,7 +23,7 @@ from backends.users.models import EMAIL_INDEX, USERNAME_INDEX, users
 from meshkit.db.database import supported_dialect
 from meshkit.identity import identity_key
 
-__all__ = ["UPDATABLE", "DuplicateError", "UserRecord", "UserStore", "search_columns"]
+__all__ = ["UPDATABLE", "DuplicateError", "UserRecord", "UserStore", "key_columns", "search_columns"]
 
 UPDATABLE = frozenset(
     {"username", "email", "first_name", "last_name", "phone", "avatar_url", "roles", "is_active"}
@@ -68,6 +68,11 @@ def search_columns(*, first_name: str, last_name: str, email: str, username: str
         "search_email": search.document(email),
         "search_username": search.document(username),
     }
+
+
+def key_columns(*, username: str, email: str) -> dict[str, str]:
+    """The identity keys of a user, which uniqueness compares (see :mod:`meshkit.identity`)."""
+    return {"username_key": identity_key(username), "email_key": identity_key(email)}
 
 
 def _record(row: _AnyRow) -> UserRecord:
@@ -143,8 +148,6 @@ class UserStore:
             "tenant_id": tenant_id,
             "username": username,
             "email": email,
-            "username_key": identity_key(username),
-            "email_key": identity_key(email),
             "first_name": first_name,
             "last_name": last_name,
             "phone": phone,
@@ -154,6 +157,7 @@ class UserStore:
             "created_at": now,
             "updated_at": now,
             "deleted_at": None,
+            **key_columns(username=username, email=email),
             **search_columns(first_name=first_name, last_name=last_name, email=email, username=username),
         }
         row = await self._write(session, users.insert().values(values).returning(*_COLUMNS))
