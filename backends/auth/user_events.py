@@ -4,8 +4,9 @@
   inactive user may not log in or refresh; the users backend ends their access tokens itself). A name
   another credential still holds (that user's own change has not arrived yet) is parked, and handed over
   when the holder lets go of it (see :mod:`backends.auth.store`).
-- ``user.deleted``: login is disabled (username and email become free again), every refresh-token family
-  is revoked, and the user's access tokens are ended in every backend through the "valid after" mark.
+- ``user.deleted``: login is disabled (username and email become free again: a name parked waiting for
+  them takes them, or a new registration may), every refresh-token family is revoked, and the user's
+  access tokens are ended in every backend through the "valid after" mark.
 Each handler runs inside the consumer's transaction, so an event is applied exactly once.
 """
 
