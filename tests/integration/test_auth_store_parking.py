@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import secrets
 import uuid
@@ -181,3 +182,41 @@ async def test_every_order_of_the_events_ends_in_the_same_logins(
     }
     assert len(orders) == 12
     assert all(outcome == expected for outcome in outcomes), list(zip(orders, outcomes, strict=True))
+
+
+@pytest.mark.parametrize("first", ["release", "park"])
+async def test_a_release_racing_a_parking_still_hands_the_name_over(
+    db: Database, store: CredentialStore, first: str
+) -> None:
+    """Two transactions at once: one renames the holder away, the other parks the name it lets go of.
+    Whichever writes first, the name ends with the one who asked for it (the holder's row is locked)."""
+    if db.dialect == "sqlite":
+        pytest.skip("SQLite runs one writer at a time: no two such transactions overlap")
+    tenant = new_tenant()
+    holder, mover = await add(db, store, tenant, "max"), await add(db, store, tenant, "ned")
+    steps = {
+        "release": lambda session: store.update_profile(session, holder.user_id, username="maxwell"),
+        "park": lambda session: store.update_profile(session, mover.user_id, username="max"),
+    }
+    written, commit = asyncio.Event(), asyncio.Event()
+
+    async def early() -> None:
+        async with db.write() as session:
+            await steps[first](session)
+            written.set()
+            await commit.wait()
+
+    async def late() -> None:
+        await written.wait()
+        async with db.write() as session:
+            await steps["park" if first == "release" else "release"](session)
+
+    tasks = [asyncio.create_task(early()), asyncio.create_task(late())]
+    await written.wait()
+    await asyncio.sleep(0.5)
+    assert not tasks[1].done()  # waiting for the lock on the holder's row
+    commit.set()
+    await asyncio.gather(*tasks)
+    assert await who(db, store, tenant, "max") == mover.user_id
+    assert await who(db, store, tenant, "maxwell") == holder.user_id
+    assert await parked(db, store, mover.user_id) == ()
