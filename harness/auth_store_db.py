@@ -20,5 +20,7 @@ async def migrate(url: str) -> None:
     await migrate_backend("auth", url)
 
 
-def auth_database(request: pytest.FixtureRequest, tmp: Path) -> AbstractAsyncContextManager[Database]:
-    return backend_database("auth", request, tmp)
+def auth_database(
+    request: pytest.FixtureRequest, tmp: Path, revision: str = "head"
+) -> AbstractAsyncContextManager[Database]:
+    return backend_database("auth", request, tmp, revision)

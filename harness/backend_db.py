@@ -6,6 +6,7 @@ the end.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,13 +14,14 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection, make_url
 
 from meshkit.db.database import Database
-from meshkit.db.migrations import upgrade
+from meshkit.db.migrations import alembic_config, upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
 DIALECTS = [pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.infra)]
@@ -51,15 +53,22 @@ async def drop_postgres_database(url: str) -> None:
         await connection.close()
 
 
-async def migrate_backend(backend: str, url: str) -> None:
-    await upgrade(url, ROOT / "backends" / backend / "migrations", f"{backend}_alembic_version")
+async def migrate_backend(backend: str, url: str, revision: str = "head") -> None:
+    """``backend``'s migrations up to ``revision`` (a test of a migration starts from the one before)."""
+    scripts, version_table = ROOT / "backends" / backend / "migrations", f"{backend}_alembic_version"
+    if revision == "head":
+        await upgrade(url, scripts, version_table)
+    else:
+        config = alembic_config(url, scripts, version_table)
+        await asyncio.to_thread(command.upgrade, config, revision)
 
 
 @asynccontextmanager
 async def backend_database(
-    backend: str, request: pytest.FixtureRequest, tmp: Path
+    backend: str, request: pytest.FixtureRequest, tmp: Path, revision: str = "head"
 ) -> AsyncIterator[Database]:
-    """``backend``'s migrated :class:`Database` of the dialect ``request.param`` (sqlite or postgresql)."""
+    """``backend``'s :class:`Database` of the dialect ``request.param`` (sqlite or postgresql), migrated up
+    to ``revision``."""
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp / f'{backend}.db'}"
     else:
@@ -67,7 +76,7 @@ async def backend_database(
             request.getfixturevalue("infra").database_url, f"{backend}_store"
         )
     try:
-        await migrate_backend(backend, url)
+        await migrate_backend(backend, url, revision)
         database = Database(url)
         try:
             yield database

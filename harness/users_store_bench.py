@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from backends.users.models import users
-from backends.users.store import UserStore, search_columns
+from backends.users.store import UserStore, key_columns, search_columns
 from harness.users_store_db import migrate
 from meshkit.db.database import Database
 
@@ -51,6 +51,7 @@ def _rows(tenant_id: str, count: int) -> list[dict[str, Any]]:
                 "created_at": created,
                 "updated_at": created,
                 "deleted_at": None,
+                **key_columns(username=username, email=email),
                 **search_columns(first_name=first, last_name=last, email=email, username=username),
             }
         )

@@ -19,5 +19,7 @@ async def migrate(url: str) -> None:
     await migrate_backend("users", url)
 
 
-def users_database(request: pytest.FixtureRequest, tmp: Path) -> AbstractAsyncContextManager[Database]:
-    return backend_database("users", request, tmp)
+def users_database(
+    request: pytest.FixtureRequest, tmp: Path, revision: str = "head"
+) -> AbstractAsyncContextManager[Database]:
+    return backend_database("users", request, tmp, revision)

@@ -11,6 +11,7 @@ import grpc
 
 from backends.auth.passwords import check_password
 from backends.auth.service import AuthDeps, AuthService
+from meshkit.identity import identity_key
 from stubs.users.v1 import users_pb2
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ async def _admin_profile(service: AuthService, deps: AuthDeps) -> users_pb2.User
         users_pb2.SearchUsersRequest(q=ADMIN_USERNAME, page_size=100), metadata=metadata, timeout=5
     )
     for user in found.users:
-        if user.username.lower() == ADMIN_USERNAME:
+        if identity_key(user.username) == identity_key(ADMIN_USERNAME):
             return user
     raise LookupError("the admin username is taken but its profile cannot be found")
 

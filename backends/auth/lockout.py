@@ -30,6 +30,8 @@ from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from meshkit.identity import identity_key
+
 log = logging.getLogger(__name__)
 
 # KEYS: account set, then the IP set when there is one.
@@ -107,7 +109,7 @@ class LoginThrottle:
 
     @staticmethod
     def account_key(tenant_id: str, identifier: str) -> str:
-        ident = identifier.strip().lower()
+        ident = identity_key(identifier)  # one budget per identity, as the stores count identities
         if len(ident) > _MAX_IDENTIFIER:
             ident = "sha256:" + hashlib.sha256(ident.encode("utf-8", "surrogatepass")).hexdigest()
         return f"portico:auth:fail:acct:{{{tenant_id}}}:{ident}"

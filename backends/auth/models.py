@@ -50,10 +50,13 @@ credentials = Table(
     Column("tenant_id", String(50), nullable=False),
     Column("username", String(32), nullable=False, comment="As given."),
     Column("email", String(255), nullable=False, comment="As given."),
-    # Lower-cased in Python, not by the database's lower(): SQLite's folds ASCII only and PostgreSQL's
-    # depends on the collation, so the same key on both dialects needs one folding written once.
-    Column("username_key", Text, nullable=False, comment="Login key: the username lower-cased."),
-    Column("email_key", Text, nullable=False, comment="Login key: the email lower-cased."),
+    # meshkit.identity.identity_key of the name, computed in Python (as the users backend does), never by
+    # the database's lower(). NULL while the name is parked: held by another credential whose own change
+    # has not arrived yet (see backends.auth.store); a NULL key matches no login and no unique index.
+    Column("username_key", Text, nullable=True, comment="Login key of the username; NULL while parked."),
+    Column("email_key", Text, nullable=True, comment="Login key of the email; NULL while parked."),
+    Column("username_parked", Text, nullable=True, comment="The username's key, waiting for its holder."),
+    Column("email_parked", Text, nullable=True, comment="The email's key, waiting for its holder."),
     Column("password_hash", Text, nullable=False, comment="argon2id, PHC string format."),
     Column("roles", JSON, nullable=False, comment="Copied from the profile, for the access token."),
     Column("created_at", UTCDateTime, nullable=False),

@@ -4,6 +4,13 @@ Pure data access, the same SQLAlchemy Core statements on SQLite and PostgreSQL. 
 caller's session, so the service can write its outbox events in the same transaction
 (``Database.write()``). Nothing here hashes or checks passwords: the service hands over the argon2id
 hash.
+
+Usernames and emails are copies of the users backend's, compared by :func:`meshkit.identity.identity_key`
+as there. The copies arrive by events, and events of different users are not ordered against each other:
+a name may arrive while another credential still holds it (that user's rename or deletion is on its
+way). Such a name is *parked* (its key column NULL, the key waiting in ``<field>_parked``) rather than
+refused, and every change that lets go of a key settles the parked names of the tenant, so the end state
+does not depend on the order the events came in.
 """
 
 from __future__ import annotations
@@ -13,13 +20,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
-from sqlalchemy import ColumnElement, Row, case, delete, exists, insert, or_, select, update
+from sqlalchemy import Column, ColumnElement, Row, case, delete, exists, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backends.auth.models import EMAIL_INDEX, USERNAME_INDEX, credentials
 from backends.auth.refresh_tokens import Issued, Outcome, RefreshTokens, RotateResult
 from meshkit.db.database import supported_dialect
+from meshkit.identity import identity_key
 
 __all__ = [
     "Credential",
@@ -29,7 +37,6 @@ __all__ = [
     "Outcome",
     "RefreshTokens",
     "RotateResult",
-    "login_key",
 ]
 
 _c = credentials.c
@@ -42,7 +49,10 @@ _COLUMNS = (
     _c.roles,
     _c.disabled_at,
     _c.active,
+    _c.username_parked,
+    _c.email_parked,
 )
+_NAMED = ("username", "email")  # the fields that are login names
 _ENABLED = _c.disabled_at.is_(None)
 _AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 
@@ -64,6 +74,7 @@ class Credential:
     roles: tuple[str, ...]
     disabled: bool  # the user was deleted
     active: bool = True  # the profile's is_active; an inactive user is kept but may not log in
+    parked: tuple[str, ...] = ()  # of _NAMED: names held by another credential, no login by them yet
 
 
 class DuplicateCredential(Exception):
@@ -72,11 +83,6 @@ class DuplicateCredential(Exception):
     def __init__(self, field: str) -> None:
         super().__init__(f"{field} already taken")
         self.field = field
-
-
-def login_key(value: str) -> str:
-    """The case-insensitive form of a username or email, as stored and as looked up."""
-    return value.lower()
 
 
 def _credential(row: _AnyRow) -> Credential:
@@ -89,7 +95,16 @@ def _credential(row: _AnyRow) -> Credential:
         roles=tuple(row.roles),
         disabled=row.disabled_at is not None,
         active=bool(row.active),
+        parked=tuple(name for name in _NAMED if getattr(row, f"{name}_parked") is not None),
     )
+
+
+def _key(field: str) -> Column[Any]:
+    return credentials.c[f"{field}_key"]
+
+
+def _parked(field: str) -> Column[Any]:
+    return credentials.c[f"{field}_parked"]
 
 
 def _roles(roles: Sequence[str]) -> list[str]:
@@ -128,7 +143,7 @@ class CredentialStore:
         roles: Sequence[str],
     ) -> Credential:
         """Insert an enabled credential; :class:`DuplicateCredential` when the username or email is taken."""
-        username_key, email_key = login_key(username), login_key(email)
+        username_key, email_key = identity_key(username), identity_key(email)
         await self._check_free(session, tenant_id, username_key=username_key, email_key=email_key)
         now = datetime.now(UTC)
         values: dict[str, Any] = {
@@ -163,7 +178,7 @@ class CredentialStore:
         Usernames cannot contain ``@`` and emails must, so at most one row matches for valid data; if
         both did, the username match wins, so the answer never depends on the query plan.
         """
-        key = login_key(identifier)
+        key = identity_key(identifier)
         query = (
             select(*_COLUMNS)
             .where(_c.tenant_id == tenant_id, _ENABLED, or_(_c.username_key == key, _c.email_key == key))
@@ -195,38 +210,105 @@ class CredentialStore:
         email: str | None = None,
         roles: Sequence[str] | None = None,
         active: bool | None = None,
-    ) -> None:
+    ) -> tuple[str, ...]:
         """Copy a profile change (a ``user.updated`` event); None leaves a field as it is.
 
-        :class:`DuplicateCredential` when another enabled credential of the tenant still holds the new
-        username or email (only possible while that user's own change is on its way).
+        A new username or email that another enabled credential of the tenant still holds is parked, not
+        refused (see the module's docstring); returns the fields of this credential left parked. Names it
+        lets go of are handed to credentials waiting for them (:meth:`settle`).
         """
+        found = (
+            await session.execute(select(_c.tenant_id, _c.disabled_at).where(_c.user_id == user_id))
+        ).first()
+        if found is None:
+            return ()
+        tenant_id, enabled = found.tenant_id, found.disabled_at is None
         values: dict[str, Any] = {}
-        if username is not None:
-            values.update(username=username, username_key=login_key(username))
-        if email is not None:
-            values.update(email=email, email_key=login_key(email))
+        for kind, name in (("username", username), ("email", email)):
+            if name is not None:
+                key = identity_key(name)
+                held = enabled and await self._held(session, tenant_id, user_id, kind, key)
+                values.update({kind: name, **_claim(kind, key, held=held)})
         if roles is not None:
             values["roles"] = _roles(roles)
         if active is not None:
             values["active"] = active
         if not values:
-            return
+            return ()
         values["updated_at"] = datetime.now(UTC)
-        await self._write(session, update(credentials).where(_c.user_id == user_id).values(values))
+        await self._write_parking(session, user_id, values)
+        await self.settle(session, tenant_id)
+        return tuple(kind for kind in _NAMED if values.get(f"{kind}_parked") is not None)
+
+    async def settle(self, session: AsyncSession, tenant_id: str) -> int:
+        """Give each parked name of the tenant's enabled credentials its key if nobody holds it any more.
+
+        Called after every change that lets go of a key (rename, deletion, removal), so a parked name never
+        waits longer than its holder's own event. The longest-parked credential is served first; if it was
+        the wrong claimant (its own rename away is still on its way), that rename settles again. Returns how
+        many names were settled.
+        """
+        waiting = or_(_c.username_parked.is_not(None), _c.email_parked.is_not(None))
+        rows = (
+            await session.execute(
+                select(_c.user_id, _c.username_parked, _c.email_parked)
+                .where(_c.tenant_id == tenant_id, _ENABLED, waiting)
+                .order_by(_c.updated_at, _c.user_id)
+            )
+        ).all()
+        settled = 0
+        for row in rows:
+            for kind in _NAMED:
+                key = getattr(row, f"{kind}_parked")
+                if key is None or await self._held(session, tenant_id, row.user_id, kind, key):
+                    continue
+                try:
+                    await self._write(
+                        session,
+                        update(credentials)
+                        .where(_c.user_id == row.user_id, _parked(kind) == key)
+                        .values(_claim(kind, key, held=False)),
+                    )
+                except DuplicateCredential:
+                    continue  # taken meanwhile by a concurrent transaction, whose release settles again
+                settled += 1
+        return settled
 
     async def disable(self, session: AsyncSession, user_id: str) -> None:
         """No more logins (``user.deleted``); frees the username and email for a new registration."""
         now = datetime.now(UTC)
-        await session.execute(
+        freed = await session.execute(
             update(credentials)
             .where(_c.user_id == user_id, _ENABLED)  # a repeated event keeps the first time
-            .values(disabled_at=now, updated_at=now)
+            .values(disabled_at=now, updated_at=now, username_parked=None, email_parked=None)
+            .returning(_c.tenant_id)
         )
+        tenant_id = freed.scalar_one_or_none()
+        if tenant_id is not None:
+            await self.settle(session, tenant_id)
 
     async def remove(self, session: AsyncSession, user_id: str) -> None:
         """Delete the row: compensation when a registration fails after the credential was added."""
-        await session.execute(delete(credentials).where(_c.user_id == user_id))
+        removed = await session.execute(
+            delete(credentials).where(_c.user_id == user_id).returning(_c.tenant_id, _c.disabled_at)
+        )
+        row = removed.first()
+        if row is not None and row.disabled_at is None:
+            await self.settle(session, row.tenant_id)
+
+    async def _write_parking(self, session: AsyncSession, user_id: str, values: dict[str, Any]) -> None:
+        """Update the credential; a key a concurrent transaction took after :meth:`_held` looked is parked
+        (``values`` then says so), as if it had been seen taken."""
+        statement = update(credentials).where(_c.user_id == user_id)
+        for _ in range(len(_NAMED) + 1):  # each retry parks one more field
+            try:
+                await self._write(session, statement.values(values))
+                return
+            except DuplicateCredential as exc:
+                key = values.get(f"{exc.field}_key") if exc.field in _NAMED else None
+                if key is None:
+                    raise
+                values.update(_claim(exc.field, key, held=True))
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -250,6 +332,21 @@ class CredentialStore:
                 raise DuplicateCredential(name)
 
     @staticmethod
+    async def _held(session: AsyncSession, tenant_id: str, user_id: str, field: str, key: str) -> bool:
+        """Whether another enabled credential of the tenant holds ``key`` as its ``field``.
+
+        The holder's row is locked (PostgreSQL; SQLite runs one writer at a time): a transaction letting go
+        of the key either finishes first, and this finds the key free, or waits for this one to commit, and
+        its :meth:`settle` then sees what this one parked.
+        """
+        holder = (
+            select(_c.user_id)
+            .where(_c.tenant_id == tenant_id, _ENABLED, _key(field) == key, _c.user_id != user_id)
+            .with_for_update()
+        )
+        return (await session.execute(holder)).first() is not None
+
+    @staticmethod
     async def _write(session: AsyncSession, statement: Any) -> None:
         """Run ``statement`` in a savepoint, mapping a unique violation to DuplicateCredential.
 
@@ -264,3 +361,10 @@ class CredentialStore:
             if name is None:
                 raise
             raise DuplicateCredential(name) from error
+
+
+def _claim(field: str, key: str, *, held: bool) -> dict[str, str | None]:
+    """The key columns of ``field``: the key itself, or (held by another) NULL with the key parked."""
+    if held:
+        return {f"{field}_key": None, f"{field}_parked": key}
+    return {f"{field}_key": key, f"{field}_parked": None}

@@ -1,9 +1,12 @@
 """Keeps auth in step with the users backend by consuming ``portico.users.v1``.
 
 - ``user.updated``: the login index follows username, email, roles and ``is_active`` changes (an
-  inactive user may not log in or refresh; the users backend ends their access tokens itself).
-- ``user.deleted``: login is disabled (username and email become free again), every refresh-token family
-  is revoked, and the user's access tokens are ended in every backend through the "valid after" mark.
+  inactive user may not log in or refresh; the users backend ends their access tokens itself). A name
+  another credential still holds (that user's own change has not arrived yet) is parked, and handed over
+  when the holder lets go of it (see :mod:`backends.auth.store`).
+- ``user.deleted``: login is disabled (username and email become free again: a name parked waiting for
+  them takes them, or a new registration may), every refresh-token family is revoked, and the user's
+  access tokens are ended in every backend through the "valid after" mark.
 Each handler runs inside the consumer's transaction, so an event is applied exactly once.
 """
 
@@ -17,7 +20,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backends.auth.refresh_tokens import RefreshTokens
-from backends.auth.store import CredentialStore, DuplicateCredential
+from backends.auth.store import CredentialStore
 from meshkit.auth.revocation import end_sessions
 from stubs.events.v1 import events_pb2
 
@@ -32,21 +35,19 @@ class UserEventHandlers:
 
     async def on_user_updated(self, session: AsyncSession, event: events_pb2.Event) -> None:
         user = event.user
-        try:
-            await self._credentials.update_profile(
-                session,
-                user.id,
-                username=user.username,
-                email=user.email,
-                roles=tuple(user.roles),
-                active=user.is_active,
-            )
-        except DuplicateCredential as exc:
-            # Another user's rename has not reached us yet (events of different users are not ordered
-            # against each other). Retrying would block the partition; the user keeps logging in with
-            # the old name until their next change.
-            log.error(
-                "login index not updated: name still taken", extra={"user_id": user.id, "field": exc.field}
+        parked = await self._credentials.update_profile(
+            session,
+            user.id,
+            username=user.username,
+            email=user.email,
+            roles=tuple(user.roles),
+            active=user.is_active,
+        )
+        if parked:
+            # Expected now and then (events of different users are not ordered against each other) and
+            # repaired by the holder's own event; logged so that a name parked for long is visible.
+            log.warning(
+                "login name parked: still held by another user", extra={"user_id": user.id, "fields": parked}
             )
 
     async def on_user_deleted(self, session: AsyncSession, event: events_pb2.Event) -> None:

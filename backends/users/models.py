@@ -16,7 +16,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    func,
 )
 
 from meshkit.db.sqltypes import UTCDateTime
@@ -36,7 +35,10 @@ users = Table(
     Column("id", String(36), primary_key=True, comment="A UUID, lower-case."),
     Column("tenant_id", String(50), nullable=False),
     Column("username", String(32), nullable=False),
-    Column("email", String(255), nullable=False, comment="As given; unique per tenant case-insensitively."),
+    Column("email", String(255), nullable=False, comment="As given."),
+    # meshkit.identity.identity_key of username and email, written by the store: what uniqueness compares.
+    Column("username_key", Text, nullable=False, comment="Identity key of the username; unique per tenant."),
+    Column("email_key", Text, nullable=False, comment="Identity key of the email; unique per tenant."),
     Column("first_name", String(100), nullable=False),
     Column("last_name", String(100), nullable=False),
     Column("phone", String(16), nullable=False),
@@ -57,7 +59,7 @@ _live = users.c.deleted_at.is_(None)
 Index(
     EMAIL_INDEX,
     users.c.tenant_id,
-    func.lower(users.c.email),
+    users.c.email_key,
     unique=True,
     sqlite_where=_live,
     postgresql_where=_live,
@@ -65,7 +67,7 @@ Index(
 Index(
     USERNAME_INDEX,
     users.c.tenant_id,
-    func.lower(users.c.username),
+    users.c.username_key,
     unique=True,
     sqlite_where=_live,
     postgresql_where=_live,

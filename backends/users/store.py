@@ -21,14 +21,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backends.users import search
 from backends.users.models import EMAIL_INDEX, USERNAME_INDEX, users
 from meshkit.db.database import supported_dialect
+from meshkit.identity import identity_key
 
-__all__ = ["UPDATABLE", "DuplicateError", "UserRecord", "UserStore", "search_columns"]
+__all__ = ["UPDATABLE", "DuplicateError", "UserRecord", "UserStore", "key_columns", "search_columns"]
 
 UPDATABLE = frozenset(
     {"username", "email", "first_name", "last_name", "phone", "avatar_url", "roles", "is_active"}
 )
 _SEARCHED = frozenset({"username", "email", "first_name", "last_name"})
-_COLUMNS = [column for column in users.c if not column.name.startswith("search_")]
+# What a UserRecord holds: not the search text nor the identity keys, which the store derives.
+_COLUMNS = [c for c in users.c if not c.name.startswith("search_") and not c.name.endswith("_key")]
 _LIVE = users.c.deleted_at.is_(None)
 _NEWEST_FIRST = (users.c.created_at.desc(), users.c.id.desc())
 _AnyRow: TypeAlias = Row[*tuple[Any, ...]]
@@ -68,6 +70,11 @@ def search_columns(*, first_name: str, last_name: str, email: str, username: str
     }
 
 
+def key_columns(*, username: str, email: str) -> dict[str, str]:
+    """The identity keys of a user, which uniqueness compares (see :mod:`meshkit.identity`)."""
+    return {"username_key": identity_key(username), "email_key": identity_key(email)}
+
+
 def _record(row: _AnyRow) -> UserRecord:
     return UserRecord(
         id=row.id,
@@ -86,11 +93,18 @@ def _record(row: _AnyRow) -> UserRecord:
     )
 
 
+# What each driver's unique-violation message names: PostgreSQL the index, SQLite the columns.
+_VIOLATIONS = (
+    ("email", (EMAIL_INDEX, "users.email_key")),
+    ("username", (USERNAME_INDEX, "users.username_key")),
+)
+
+
 def _duplicate_field(error: IntegrityError) -> str | None:
-    """Which unique index ``error`` is about; both drivers name the index in the message."""
+    """Which unique index ``error`` is about."""
     message = str(error.orig)
-    for field, index in (("email", EMAIL_INDEX), ("username", USERNAME_INDEX)):
-        if index in message:
+    for field, markers in _VIOLATIONS:
+        if any(marker in message for marker in markers):
             return field
     return None
 
@@ -143,6 +157,7 @@ class UserStore:
             "created_at": now,
             "updated_at": now,
             "deleted_at": None,
+            **key_columns(username=username, email=email),
             **search_columns(first_name=first_name, last_name=last_name, email=email, username=username),
         }
         row = await self._write(session, users.insert().values(values).returning(*_COLUMNS))
@@ -223,6 +238,9 @@ class UserStore:
         values: dict[str, Any] = dict(changes)
         if "roles" in values:
             values["roles"] = _roles(values["roles"])
+        for name in ("username", "email"):
+            if name in changes:
+                values[f"{name}_key"] = identity_key(str(changes[name]))
         if "email" in changes or "username" in changes:
             await self._check_free(
                 session,
@@ -287,14 +305,14 @@ class UserStore:
     ) -> None:
         """Raise DuplicateError when a live user of the tenant has ``email`` or ``username``.
 
-        Compared with the database's ``lower()`` on both sides, exactly as the unique indexes do; the
-        indexes remain the guarantee when two transactions pass this check at the same time.
+        Compared by :func:`meshkit.identity.identity_key`, exactly as the unique indexes do; the indexes
+        remain the guarantee when two transactions pass this check at the same time.
         """
         checks: builtins.list[tuple[str, ColumnElement[bool]]] = []
         if email is not None:
-            checks.append(("email", func.lower(users.c.email) == func.lower(email)))
+            checks.append(("email", users.c.email_key == identity_key(email)))
         if username is not None:
-            checks.append(("username", func.lower(users.c.username) == func.lower(username)))
+            checks.append(("username", users.c.username_key == identity_key(username)))
         scope = [users.c.tenant_id == tenant_id, _LIVE]
         if other_than is not None:
             scope.append(users.c.id != other_than)

@@ -9,6 +9,7 @@ from gateway.config import GatewaySettings
 from gateway.ratelimit.limiter import Keyed
 from gateway.ratelimit.limits import Limit, parse_limit
 from meshkit.auth.tokens import Principal
+from meshkit.identity import identity_key
 from stubs.portico.gateway.v1 import options_pb2
 
 
@@ -33,8 +34,9 @@ class EdgeLimits:
         if policy.rate_limit.limit_class == options_pb2.RATE_LIMIT_CLASS_LOGIN:
             fields = message.DESCRIPTOR.fields_by_name
             # An empty tenant means the default one (as auth reads it): both spellings share one budget.
+            # Names are keyed by identity, as the stores compare them (fullwidth "BOB" is "bob").
             parts = [
-                str(getattr(message, f)).lower() or ("default" if f == "tenant_id" else "")
+                identity_key(str(getattr(message, f))) or ("default" if f == "tenant_id" else "")
                 for f in policy.rate_limit.key_fields
                 if f in fields
             ]

@@ -17,12 +17,17 @@ import grpc
 import jwt
 import pytest
 
+from backends.auth.events import USERS_TOPIC
+from backends.users.events import USERS
 from harness.auth_stack import ADMIN_PASSWORD, AuthStack, auth_stack_fixture
+from harness.events_flow import started_broker
 from harness.infra import InfraEnv
 from harness.kafka_read import read_topic
 from harness.processes import wait_until
+from meshkit.events.outbox import outbox_headers
 from meshkit.rpc.status import violations_of
 from stubs.auth.v1 import auth_pb2
+from stubs.events.v1 import events_pb2
 from stubs.users.v1 import users_pb2
 
 pytestmark = pytest.mark.infra
@@ -374,3 +379,57 @@ def test_no_secret_in_any_log_line_or_event(stack: AuthStack, tenant: str, infra
         assert needle.encode() not in haystack, f"a {name} leaked"
         assert base64.b64encode(needle.encode()) not in haystack, f"a {name} leaked (base64)"
     assert json.dumps(secret).encode() not in haystack
+
+
+def publish_user_events(infra: InfraEnv, *events: events_pb2.Event) -> None:
+    """Put ``events`` on the users topic as the users backend's relay would, in this order."""
+
+    async def publish() -> None:
+        async with started_broker(infra.kafka_bootstrap, service="users-test") as broker:
+            for event in events:
+                key, headers = event.entity_id.encode(), outbox_headers(event)
+                await broker.publish(event.SerializeToString(), USERS_TOPIC, key=key, headers=headers)
+
+    asyncio.run(publish())
+
+
+def renamed(user: users_pb2.User, tenant: str, username: str) -> events_pb2.Event:
+    """The ``user.updated`` event the users backend writes when ``user`` is renamed to ``username``."""
+    changed = users_pb2.User()
+    changed.CopyFrom(user)
+    changed.username = username
+    return USERS.event("user.updated", tenant, user.id, actor=None, entity=changed)
+
+
+def test_a_rename_that_arrives_before_the_one_it_depends_on_is_repaired(
+    stack: AuthStack, tenant: str, infra: InfraEnv
+) -> None:
+    # In the users backend bob became "rob" and then carl took "bob"; auth hears of carl's rename first.
+    bob = stack.register(tenant, "bob", PASSWORD).user
+    carl_password = PASSWORD + "-carl"
+    carl = stack.register(tenant, "carl", carl_password).user
+
+    def sub(reply: auth_pb2.LoginResponse) -> str:
+        return str(jwt.decode(reply.access_token, options={"verify_signature": False})["sub"])
+
+    publish_user_events(infra, renamed(carl, tenant, "bob"))
+    wait_until(
+        lambda: any(carl.id in line and "parked" in line for line in stack.logs().splitlines()),
+        30,
+        "carl's rename to be parked",
+    )
+    assert sub(stack.login(tenant, "bob", PASSWORD)) == bob.id  # the holder keeps it until it lets go
+    assert sub(stack.login(tenant, carl.email, carl_password)) == carl.id  # carl still logs in by email
+
+    publish_user_events(infra, renamed(bob, tenant, "rob"))
+
+    def rob_works() -> bool:
+        try:
+            return sub(stack.login(tenant, "rob", PASSWORD)) == bob.id
+        except grpc.RpcError:
+            return False
+
+    wait_until(rob_works, 30, "bob's rename to reach auth")
+    # The rename let go of "bob", and the parked name was handed over in the same transaction.
+    assert sub(stack.login(tenant, "BOB", carl_password)) == carl.id
+    assert rpc_error(lambda: stack.login(tenant, "carl", carl_password)).code() == Code.UNAUTHENTICATED

@@ -6,12 +6,14 @@ import asyncio
 import secrets
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
-from backends.auth.models import metadata
+from backends.auth.models import credentials, metadata
 from backends.auth.store import Credential, CredentialStore, DuplicateCredential
 from harness.auth_store_db import DIALECTS, TABLES, VERSION_TABLE, auth_database, migrate
 from harness.backend_db import schema_differences
@@ -70,7 +72,7 @@ async def test_upgrading_again_changes_nothing(db: Database) -> None:
         versions = (await session.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))).scalars().all()  # noqa: S608
         for table in TABLES:
             await session.execute(text(f"SELECT count(*) FROM {table}"))  # noqa: S608
-    assert versions == ["0002"]
+    assert versions == ["0003"]
 
 
 async def test_the_migrations_create_exactly_the_tables_the_code_uses(db: Database) -> None:
@@ -160,10 +162,14 @@ async def test_a_second_credential_for_one_user_is_refused(db: Database, store: 
 
 
 class _TrustingStore(CredentialStore):
-    """Skips the pre-check, as a transaction racing another one would: the unique indexes must answer."""
+    """Skips the pre-checks, as a transaction racing another one would: the unique indexes must answer."""
 
     async def _check_free(self, *args: Any, **kwargs: Any) -> None:
         return None
+
+    @staticmethod
+    async def _held(*args: Any, **kwargs: Any) -> bool:
+        return False
 
 
 @pytest.mark.parametrize(
@@ -184,12 +190,15 @@ async def test_unique_indexes_map_to_duplicate_credential(
         other = await trusting.add(
             session, user_id=str(uuid.uuid4()), username="other", email="o@x.io", **common
         )
-        with pytest.raises(DuplicateCredential) as caught:
-            await trusting.update_profile(
-                session, other.user_id, **{field: "Dup@x.io" if field == "email" else "Dup"}
-            )
-        assert caught.value.field == field
-    assert await login(db, trusting, tenant, "other") == other
+        # An update that meets the index instead parks the name, as if the pre-check had seen it taken.
+        parked = await trusting.update_profile(
+            session, other.user_id, **{field: "Dup@x.io" if field == "email" else "Dup"}
+        )
+        assert parked == (field,)
+    still = "o@x.io" if field == "username" else "other"
+    found = await login(db, trusting, tenant, still)
+    assert found is not None
+    assert (found.user_id, found.parked) == (other.user_id, (field,))
     assert await login(db, trusting, tenant, "dup") is not None
 
 
@@ -300,18 +309,6 @@ async def test_update_profile_follows_is_active(db: Database, store: CredentialS
     assert (await get(db, store, user.user_id)) == user
 
 
-async def test_update_profile_refuses_a_login_held_by_another(db: Database, store: CredentialStore) -> None:
-    tenant = new_tenant()
-    await add(db, store, tenant, "holder", email="holder@example.com")
-    mover = await add(db, store, tenant, "mover", email="mover@example.com")
-    for field, value in (("email", "HOLDER@example.com"), ("username", "Holder")):
-        with pytest.raises(DuplicateCredential) as caught:
-            async with db.write() as session:
-                await store.update_profile(session, mover.user_id, **{field: value})
-        assert caught.value.field == field
-    assert await get(db, store, mover.user_id) == mover
-
-
 async def test_set_password_hash(db: Database, store: CredentialStore) -> None:
     user = await add(db, store, new_tenant(), "rehash", password_hash=HIDDEN_HASH)
     async with db.write() as session:
@@ -319,3 +316,67 @@ async def test_set_password_hash(db: Database, store: CredentialStore) -> None:
     changed = await get(db, store, user.user_id)
     assert changed is not None
     assert changed.password_hash == REHASHED
+
+
+# -- the identity-key migration --------------------------------------------------------------------
+
+
+@pytest.fixture(params=DIALECTS)
+async def before_keys(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """An auth database still at the revision whose keys were lower-cased and could not be parked."""
+    async with auth_database(request, tmp_path, revision="0002") as database:
+        yield database
+
+
+async def test_the_identity_key_migration_recomputes_keys_and_parks_new_clashes(
+    before_keys: Database,
+) -> None:
+    db, tenant, start = before_keys, new_tenant(), datetime(2026, 1, 1, tzinfo=UTC)
+    # lower() kept "strasse" and "straße" apart; the identity key makes them one name. The older
+    # credential keeps it, the younger one's username is parked; a disabled credential clashes with nobody.
+    rows = [
+        ("old", "strasse", "Old@Example.com", None),
+        ("young", "STRA\u00dfE", "young@example.com", None),
+        ("left", "Strasse", "left@example.com", start),
+    ]
+    ids = {}
+    async with db.write() as session:
+        for minutes, (name, username, email, disabled_at) in enumerate(rows):
+            ids[name] = str(uuid.uuid4())
+            await session.execute(
+                credentials.insert().values(
+                    user_id=ids[name],
+                    tenant_id=tenant,
+                    username=username,
+                    email=email,
+                    username_key=username.lower(),
+                    email_key=email.lower(),
+                    password_hash=HIDDEN_HASH,
+                    roles=["user"],
+                    created_at=start + timedelta(minutes=minutes),
+                    updated_at=start,
+                    disabled_at=disabled_at,
+                )
+            )
+    await migrate(db.url)
+    store = CredentialStore(db.dialect)
+    assert (await get(db, store, ids["old"])) == Credential(
+        user_id=ids["old"],
+        tenant_id=tenant,
+        username="strasse",
+        email="Old@Example.com",
+        password_hash=HIDDEN_HASH,
+        roles=("user",),
+        disabled=False,
+    )
+    young = await get(db, store, ids["young"])
+    assert young is not None
+    assert young.parked == ("username",)
+    assert (await login(db, store, tenant, "STRASSE")) == await get(db, store, ids["old"])
+    assert (await login(db, store, tenant, "young@example.com")) == young
+    # The older credential's deletion hands the name to the younger one.
+    async with db.write() as session:
+        await store.disable(session, ids["old"])
+    found = await login(db, store, tenant, "strasse")
+    assert found is not None
+    assert (found.user_id, found.parked) == (ids["young"], ())

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
-from backends.users.store import DuplicateError, UserRecord, UserStore
+from backends.users.models import users
+from backends.users.store import DuplicateError, UserRecord, UserStore, search_columns
 from harness.users_store_db import DIALECTS, VERSION_TABLE, migrate, users_database
 from harness.users_store_inputs import HOSTILE_QUERIES
 from meshkit.db.database import Database
@@ -60,7 +63,7 @@ async def test_upgrading_again_changes_nothing(db: Database) -> None:
         versions = (await session.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))).scalars().all()  # noqa: S608
         for table in ("users", "users_outbox", "users_processed_events"):
             await session.execute(text(f"SELECT count(*) FROM {table}"))  # noqa: S608
-    assert versions == ["0001"]
+    assert versions == ["0002"]
 
 
 # -- create, get, list -----------------------------------------------------------------------------
@@ -369,3 +372,64 @@ async def test_hostile_queries_never_raise(db: Database, store: UserStore, peopl
     async with db.read() as session:
         found, total = await store.search(session, people, q, page=1, page_size=10)
     assert total >= len(found)
+
+
+# -- the identity-key migration --------------------------------------------------------------------
+
+
+@pytest.fixture(params=DIALECTS)
+async def before_keys(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A users database still at the revision that compared names with the database's lower()."""
+    async with users_database(request, tmp_path, revision="0001") as database:
+        yield database
+
+
+async def test_the_identity_key_migration_fills_the_keys_of_existing_users(before_keys: Database) -> None:
+    db, tenant, now = before_keys, new_tenant(), datetime.now(UTC)
+    rows = [("Kim.Lee", "Kim.Lee@Example.COM", None), ("gone", "GONE@example.com", now)]
+    async with db.write() as session:
+        for username, email, deleted_at in rows:
+            # Only the columns of the old revision: the model's insert names no others.
+            values = {"username": username, "email": email, "first_name": "A", "last_name": "B"}
+            await session.execute(
+                users.insert().values(
+                    id=str(uuid.uuid4()),
+                    tenant_id=tenant,
+                    phone="",
+                    avatar_url="",
+                    roles=["user"],
+                    is_active=deleted_at is None,
+                    created_at=now,
+                    updated_at=now,
+                    deleted_at=deleted_at,
+                    **values,
+                    **search_columns(**values),
+                )
+            )
+    await migrate(db.url)
+    async with db.read() as session:
+        keys = (
+            await session.execute(
+                text("SELECT username_key, email_key FROM users WHERE tenant_id = :t ORDER BY username_key"),
+                {"t": tenant},
+            )
+        ).all()
+    assert [tuple(row) for row in keys] == [("gone", "gone@example.com"), ("kim.lee", "kim.lee@example.com")]
+    store = UserStore(db.dialect)
+    with pytest.raises(DuplicateError) as caught:
+        await create(db, store, tenant, "KIM.LEE", email="other@example.com")
+    assert caught.value.field == "username"
+    # The deleted user's names are free, as before.
+    assert (await create(db, store, tenant, "Gone", email="gone@example.com")).username == "Gone"
+
+
+async def test_names_that_fold_alike_are_one_identity(db: Database, store: UserStore) -> None:
+    # Beyond ASCII, lower() and the identity key differ: full case folding makes these one name.
+    tenant = new_tenant()
+    await create(db, store, tenant, "strasse", email="strasse@example.com")
+    with pytest.raises(DuplicateError) as caught:
+        await create(db, store, tenant, "STRA\u00dfE", email="other@example.com")
+    assert caught.value.field == "username"
+    with pytest.raises(DuplicateError) as caught:
+        await create(db, store, tenant, "other", email="\uff33trasse@example.com")  # a fullwidth S
+    assert caught.value.field == "email"

@@ -5,9 +5,13 @@ from __future__ import annotations
 import pytest
 
 from gateway.client_ip import client_ip, parse_networks
+from gateway.config import GatewaySettings
+from gateway.ratelimit.edge import EdgeLimits
 from gateway.ratelimit.headers import rate_limit_headers
 from gateway.ratelimit.limiter import LocalLimiter
 from gateway.ratelimit.limits import Limit, gcra, parse_limit
+from stubs.auth.v1 import auth_pb2
+from stubs.portico.gateway.v1 import options_pb2
 
 
 @pytest.mark.parametrize(
@@ -79,3 +83,20 @@ def test_headers_legacy_and_ietf() -> None:
 )
 def test_client_ip(peer: str, xff: str | None, trusted: str, expected: str) -> None:
     assert client_ip(peer, xff, parse_networks(trusted)) == expected
+
+
+def _login_key(tenant_id: str, username: str) -> str:
+    policy = options_pb2.RoutePolicy()
+    policy.rate_limit.limit_class = options_pb2.RATE_LIMIT_CLASS_LOGIN
+    policy.rate_limit.key_fields.extend(["tenant_id", "username"])
+    request = auth_pb2.LoginRequest(tenant_id=tenant_id, username=username, password="x")  # noqa: S106
+    keyed = EdgeLimits(GatewaySettings()).for_request(policy, "10.0.0.1", None, request)
+    return next(key for limit, key in keyed if limit.name == "login")
+
+
+def test_the_login_limit_is_keyed_by_identity_as_the_stores_are() -> None:
+    # One budget per account, however its name is spelled: case, sharp s, fullwidth letters, spaces.
+    assert _login_key("", "bob") == _login_key("default", "BOB") == "login:default:bob"
+    assert _login_key("acme", "Stra\u00dfe") == _login_key("acme", " STRASSE ") == "login:acme:strasse"
+    assert _login_key("acme", "\uff42\uff4f\uff42") == "login:acme:bob"
+    assert _login_key("acme", "bob") != _login_key("acme", "rob")
