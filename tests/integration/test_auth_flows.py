@@ -17,9 +17,9 @@ import grpc
 import jwt
 import pytest
 
-from harness.auth_stack import ADMIN_PASSWORD, AuthStack, auth_stack_fixture
+from harness.auth import ADMIN_PASSWORD, AuthStack, auth_stack_fixture
 from harness.infra import InfraEnv
-from harness.kafka_read import read_topic
+from harness.kafka import read_topic
 from harness.processes import wait_until
 from meshkit.rpc.status import violations_of
 from stubs.auth.v1 import auth_pb2

@@ -18,14 +18,14 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from backends.posts.events import POSTS, USERS_TOPIC
-from harness.backend_process import metric_value
+from harness.backends import metric_value
+from harness.images import image_bytes, large_png
 from harness.infra import InfraEnv
-from harness.kafka_read import read_topic
-from harness.posts_backend import PostsBackend, start_posts_backend
+from harness.kafka import read_topic
+from harness.posts import PostsBackend, start_posts_backend
 from harness.processes import wait_until
-from harness.s3_server import s3_server
-from harness.sample_images import image_bytes, large_png
-from harness.users_fixtures import UsersBackend
+from harness.servers.s3 import s3_server
+from harness.users import UsersBackend
 from meshkit.events.envelope import CONTENT_TYPE
 from meshkit.rpc.status import violations_of
 from stubs.events.v1 import events_pb2

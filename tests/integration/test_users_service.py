@@ -14,7 +14,7 @@ import pytest
 from redis.asyncio import Redis
 
 from harness.infra import InfraEnv
-from harness.users_fixtures import UsersBackend
+from harness.users import UsersBackend
 from meshkit.auth.revocation import revoke_jti
 from meshkit.rpc.status import violations_of
 from stubs.users.v1 import users_pb2, users_pb2_grpc

@@ -12,8 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from backends.users.store import DuplicateError, UserRecord, UserStore
-from harness.users_store_db import DIALECTS, VERSION_TABLE, migrate, users_database
-from harness.users_store_inputs import HOSTILE_QUERIES
+from harness.stores.users import DIALECTS, HOSTILE_QUERIES, VERSION_TABLE, migrate, users_database
 from meshkit.db.database import Database
 
 

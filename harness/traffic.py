@@ -11,8 +11,8 @@ import grpc
 import httpx
 import pytest
 
+from harness.images import image_bytes
 from harness.mesh import Mesh
-from harness.sample_images import image_bytes
 
 PASSWORD = "copper-Lantern-58"  # noqa: S105 (a test password)
 

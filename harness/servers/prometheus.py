@@ -18,7 +18,7 @@ import yaml
 
 from harness.mesh import Mesh
 from harness.processes import wait_until
-from infra.local import free_port
+from infra.procs import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "observability" / "prometheus" / "prometheus.yml"
