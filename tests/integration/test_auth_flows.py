@@ -128,7 +128,7 @@ def test_refresh_rotates_and_the_old_token_is_spent(stack: AuthStack, tenant: st
     second = refresh(stack, first.refresh_token)
     assert second.refresh_token != first.refresh_token
     assert me(stack, second.access_token).username == "fay"
-    third = refresh(stack, second.refresh_token, alias=True)  # seed 001's old_refresh_token works too
+    third = refresh(stack, second.refresh_token, alias=True)  # the earlier name, old_refresh_token, works too
     assert third.access_token
 
 

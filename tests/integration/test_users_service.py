@@ -60,7 +60,7 @@ def test_admin_creates_a_user_with_defaults(users_backend: UsersBackend, tenant:
         admin_token, email="John.Doe@Example.com", first_name="John", last_name="Doe", phone="+1234567890"
     )
     assert user["tenant_id"] == tenant
-    assert user["username"] == "John.Doe"  # derived from the email, seed 003 creates users without one
+    assert user["username"] == "John.Doe"  # derived from the email: CreateUser needs none
     assert user["roles"] == ["user"]
     assert user["is_active"] is True
     assert user["created_at"].endswith("Z")
