@@ -56,8 +56,10 @@ class BackendProcess:
 
 def backend_env(name: str, port: int, metrics_port: int) -> dict[str, str]:
     """The variables that put backend ``name`` on ``port`` and its metrics on ``metrics_port``."""
-    prefix = f"PORTICO_{name.upper()}"
-    return {f"{prefix}_PORT": str(port), f"{prefix}_METRICS_PORT": str(metrics_port)}
+    return {
+        f"PORTICO_{name.upper()}_PORT": str(port),
+        f"PORTICO_{name.upper()}_METRICS_PORT": str(metrics_port),
+    }
 
 
 def spawn_backend(
@@ -69,13 +71,19 @@ def spawn_backend(
     metrics_port: int | None = None,
     module: str | None = None,
 ) -> BackendProcess:
-    """``python -m backends.<name>`` (or ``module``) with ``env`` plus its ports (free ones unless given);
-    does not wait. Its log is ``<log_dir>/<name>-<port>.log``."""
-    port = port or free_port()
-    metrics_port = metrics_port or free_port()
+    """``python -m backends.<name>`` (or ``module``) with ``env`` plus its ports; does not wait. Each port
+    is the one given, else the one ``env`` names, else a free one. Its log is ``<log_dir>/<name>-<port>.log``.
+    """
+    prefix = f"PORTICO_{name.upper()}"
+    port = port or _named_port(env, f"{prefix}_PORT") or free_port()
+    metrics_port = metrics_port or _named_port(env, f"{prefix}_METRICS_PORT") or free_port()
     full_env = {**env, **backend_env(name, port, metrics_port)}
     proc = spawn(f"{name}-{port}", ["-m", module or f"backends.{name}"], full_env, log_dir)
     return BackendProcess(name, f"127.0.0.1:{port}", metrics_port, proc)
+
+
+def _named_port(env: Mapping[str, str], key: str) -> int | None:
+    return int(env[key]) if env.get(key) else None
 
 
 def start_backend(

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import grpc
-import httpx
 import jwt
 import pytest
 from redis.asyncio import Redis
@@ -335,6 +334,4 @@ def test_reads_see_every_change_through_the_cache(
 
 
 def metrics_value(users_backend: UsersBackend, result: str) -> float:
-    text = httpx.get(f"http://127.0.0.1:{users_backend.metrics_port}/metrics", timeout=5).text
-    prefix = f'portico_cache_requests_total{{cache="users",result="{result}"}}'
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
+    return users_backend.metric("portico_cache_requests_total", {"cache": "users", "result": result})
