@@ -99,9 +99,9 @@ def test_metric_value_matches_a_subset_of_the_labels(tmp_path: Path) -> None:
         assert metric_value(port, "portico_test_calls_total", {"method": "Get", "code": "OK"}) == 2
         assert metric_value(port, "portico_test_calls_total", {"code": "INTERNAL"}) == 0
         idle = spawn("idle", ["-c", "pass"], {}, tmp_path)
+        assert idle.popen.wait(20) == 0
         backend = BackendProcess("test", "127.0.0.1:1", port, idle)
         assert backend.metric("portico_test_calls_total", {"code": "OK"}) == 2
-        assert backend.stop() == 0
     finally:
         server.shutdown()
         server.server_close()
