@@ -1,4 +1,4 @@
-"""A backend process in a test: ``python -m <module>`` on free ports, its health and its metrics.
+"""A backend process in a test: ``python -m <module>`` on its own ports, its health and its metrics.
 
 Every harness helper that runs a backend (one of the four, the mesh's, or a test program built on the
 kit) starts it here: :func:`spawn_backend` starts it without waiting (so several boot in parallel),
