@@ -28,7 +28,7 @@ PASSWORD = "bench-Login-storm-2026"  # noqa: S105 (the benchmark user's password
 @contextmanager
 def own_stack() -> Iterator[str]:
     """Kafka, Redis, users and auth backends for the run; yields the auth target."""
-    from harness.auth_stack import start_auth_stack, stop_auth_stack
+    from harness.auth import start_auth_stack, stop_auth_stack
     from harness.infra import start_infra
 
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="portico-bench-auth-") as tmp:

@@ -223,7 +223,7 @@ def own_stack() -> Iterator[Stack]:
 @contextmanager
 def gateway(stack: Stack, server: str, port: int) -> Iterator[tuple[str, int]]:
     """The gateway under ``server`` on ``port``, until /ready; yields (URL, pid)."""
-    from harness.mesh import gateway_ready
+    from harness.gateway import gateway_ready
     from harness.processes import spawn, wait_until
 
     args = SERVERS[server]

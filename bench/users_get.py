@@ -185,8 +185,8 @@ def own_backend(args: argparse.Namespace) -> Iterator[tuple[str, Callable[[str],
     """Start Kafka/Redis/PostgreSQL (or use PORTICO_*), a token issuer and a users backend, like the
     tests do. Yields (target, token-for-user-id, admin token, metrics URL); all stopped on exit."""
     from harness.infra import start_infra
-    from harness.token_issuer import TokenIssuer
-    from harness.users_fixtures import start_users_backend
+    from harness.tokens import TokenIssuer
+    from harness.users import start_users_backend
 
     with ExitStack() as stack:
         base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="portico-bench-")))

@@ -5,12 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
-import httpx
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
+from harness.backends import BackendProcess, backend_env, spawn_backend
+from harness.gateway import gateway_ready
 from harness.processes import Proc, spawn, wait_until
-from infra.local import free_port
+from infra.procs import free_port
 
 BACKENDS = ("users", "auth", "posts", "broker")
 
@@ -21,7 +19,8 @@ class Mesh:
     metrics_ports: dict[str, int]
     gateway_url: str
     env: dict[str, str]
-    procs: dict[str, Proc] = field(default_factory=dict)
+    procs: dict[str, Proc] = field(default_factory=dict)  # the backends' and the gateway's, by name
+    backends: dict[str, BackendProcess] = field(default_factory=dict)
 
     def target(self, backend: str) -> str:
         return f"127.0.0.1:{self.ports[backend]}"
@@ -36,8 +35,7 @@ def mesh_env(infra_env: dict[str, str]) -> tuple[dict[str, str], dict[str, int],
     gateway_port = free_port()
     env = dict(infra_env)
     for name in BACKENDS:
-        env[f"PORTICO_{name.upper()}_PORT"] = str(ports[name])
-        env[f"PORTICO_{name.upper()}_METRICS_PORT"] = str(metrics_ports[name])
+        env.update(backend_env(name, ports[name], metrics_ports[name]))
         env[f"PORTICO_{name.upper()}_TARGET"] = f"127.0.0.1:{ports[name]}"
     env["PORTICO_GATEWAY_PORT"] = str(gateway_port)
     # Every test calls from 127.0.0.1: the shared gateway must not throttle the suite (the rate-limit
@@ -48,25 +46,6 @@ def mesh_env(infra_env: dict[str, str]) -> tuple[dict[str, str], dict[str, int],
     return env, ports, metrics_ports, gateway_port
 
 
-def health_status(target: str, service: str = "") -> int | None:
-    """The backend's health status, or None when it does not answer."""
-    try:
-        with grpc.insecure_channel(target) as channel:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=service), timeout=1
-            )
-            return int(reply.status)
-    except grpc.RpcError:
-        return None
-
-
-def gateway_ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/ready", timeout=3).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def start_mesh(infra_env: dict[str, str], log_dir: Path, timeout: float = 60) -> Mesh:
     env, ports, metrics_ports, gateway_port = mesh_env(infra_env)
     # Local state (auth keys, post images) of this mesh only, not the checkout's .run/.
@@ -74,15 +53,11 @@ def start_mesh(infra_env: dict[str, str], log_dir: Path, timeout: float = 60) ->
     mesh = Mesh(ports, metrics_ports, f"http://127.0.0.1:{gateway_port}", env)
     try:
         for name in BACKENDS:
-            mesh.procs[name] = spawn(name, ["-m", f"backends.{name}"], env, log_dir)
+            backend = spawn_backend(name, env, log_dir, port=ports[name], metrics_port=metrics_ports[name])
+            mesh.backends[name], mesh.procs[name] = backend, backend.proc
         mesh.procs["gateway"] = spawn("gateway", ["-m", "gateway"], env, log_dir)
-        for name in BACKENDS:
-            target = mesh.target(name)
-
-            def serving(target: str = target) -> bool:
-                return bool(health_status(target) == health_pb2.HealthCheckResponse.SERVING)
-
-            wait_until(serving, timeout, f"{name} backend SERVING")
+        for backend in mesh.backends.values():
+            backend.wait_serving(timeout)
         wait_until(lambda: gateway_ready(mesh.gateway_url), timeout, "gateway /ready")
     except BaseException:
         mesh.stop()

@@ -1,24 +1,29 @@
-"""Start Portico's own processes (backends, gateway) as real subprocesses, and stop them for sure."""
+"""Portico's own processes (backends, gateway, test programs) as real subprocesses, on ``infra``'s helpers.
+
+``infra.procs`` starts every process in a session of its own and stops the whole group; this module adds
+what the tests need on top: the project's interpreter and root, a fresh log file per process name, and
+polling with the argument order the tests use.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from infra import procs
+from infra.paths import REPO_ROOT
+
+ROOT = REPO_ROOT
 
 
 @dataclass
 class Proc:
     name: str
-    popen: subprocess.Popen[bytes]
+    popen: procs.Popen
     log_path: Path
 
     def log(self) -> str:
@@ -26,38 +31,23 @@ class Proc:
 
     def terminate(self, timeout: float = 20) -> int:
         """SIGTERM, wait, then SIGKILL the whole group; returns the exit code."""
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                return self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
+        procs.stop_group(self.popen, timeout=timeout)
         return self.popen.wait(5)
 
 
 def spawn(name: str, args: list[str], env: Mapping[str, str], log_dir: Path) -> Proc:
-    """``python <args>`` from the project root with ``env`` on top of ours; output to a log file."""
+    """``python <args>`` from the project root with ``env`` on top of ours; output to ``<name>.log``."""
     log_path = log_dir / f"{name}.log"
+    # infra appends to a log; a test reads its process's log from the start, so each start gets a new one.
+    log_path.unlink(missing_ok=True)
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "PORTICO_LOG_LEVEL": "INFO", **env}
-    with log_path.open("wb") as log:
-        popen = subprocess.Popen(
-            [sys.executable, *args],
-            cwd=ROOT,
-            env=full_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    popen = procs.spawn([sys.executable, *args], log_file=log_path, cwd=ROOT, env=full_env)
     return Proc(name, popen, log_path)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+    """Poll ``predicate`` until true; ``TimeoutError`` after ``timeout`` seconds."""
+    procs.wait_until(predicate, timeout=timeout, what=what, interval=interval)
 
 
 def json_lines(proc: Proc) -> list[dict[str, object]]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from infra.paths import REPO_ROOT
+
+ROOT = REPO_ROOT
 
 
 def procfile_modules() -> dict[str, str]:

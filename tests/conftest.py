@@ -10,9 +10,9 @@ import pytest
 
 from harness.infra import InfraEnv, start_infra
 from harness.mesh import Mesh, start_mesh
-from harness.posts_backend import PostsBackend, posts_backend_fixture
-from harness.token_issuer import TokenIssuer
-from harness.users_fixtures import UsersBackend, users_backend_fixture
+from harness.posts import PostsBackend, posts_backend_fixture
+from harness.tokens import TokenIssuer
+from harness.users import UsersBackend, users_backend_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -300,7 +300,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         )
 
     async def Refresh(self, request: auth_pb2.RefreshRequest, context: Context) -> auth_pb2.RefreshResponse:
-        presented = request.refresh_token or request.old_refresh_token  # seed 001 names it old_refresh_token
+        presented = request.refresh_token or request.old_refresh_token  # old_refresh_token: its earlier name
         if not presented or len(presented) > 512:
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, REFRESH_FAILED)
         d = self._d

@@ -1,4 +1,4 @@
-"""Validation of user fields exactly as the contract states them (seed 003); pure functions.
+"""Validation of user fields exactly as the contract states them; pure functions.
 
 Each check returns ``(field, description)`` violations so a request with several problems reports all
 of them at once.
@@ -108,6 +108,6 @@ def check_query(q: str) -> list[FieldViolation]:
 
 
 def username_from_email(email: str) -> str:
-    """A valid username derived from the address's local part (seed 003 creates users without one)."""
+    """A valid username derived from the address's local part (CreateUser does not require one)."""
     local = re.sub(r"[^A-Za-z0-9_.-]", "", email.partition("@")[0])[:32]
     return local if len(local) >= 3 else (local + "user")[:32]

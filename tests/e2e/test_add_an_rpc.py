@@ -23,11 +23,12 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2
 
+from harness.backends import health_status
+
 # The harness, in one place: process handles, polling, health, infrastructure and test tokens.
 from harness.infra import InfraEnv
-from harness.mesh import health_status
 from harness.processes import Proc, wait_until
-from harness.token_issuer import TokenIssuer
+from harness.tokens import TokenIssuer
 from infra.local import free_port
 from stubs.users.v1 import users_pb2, users_pb2_grpc
 

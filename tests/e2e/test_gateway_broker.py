@@ -14,7 +14,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.gateway_accounts import bearer, register_async
+from harness.accounts import bearer, register_async
 from harness.mesh import Mesh
 
 pytestmark = pytest.mark.infra

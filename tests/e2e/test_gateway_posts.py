@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.gateway_accounts import bearer, register_async
+from harness.accounts import bearer, register_async
+from harness.images import image_bytes, large_png
 from harness.mesh import Mesh
-from harness.sample_images import image_bytes, large_png
 
 pytestmark = pytest.mark.infra
 MiB = 1024 * 1024

@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.mesh import Mesh, gateway_ready
+from harness.gateway import gateway_ready
+from harness.mesh import Mesh
 from harness.processes import spawn, wait_until
 from infra.local import free_port
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from harness.gateway_accounts import PASSWORD, register
+from harness.accounts import PASSWORD, register
 from harness.mesh import Mesh
 
 pytestmark = pytest.mark.infra

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from harness.gateway_accounts import registered, registration
+from harness.accounts import registered, registration
 from harness.infra import InfraEnv
 from harness.mesh import Mesh, start_mesh
-from harness.otlp_collector import ReceivedSpan, Receiver, otlp_receiver
 from harness.processes import json_lines
+from harness.servers.otlp import ReceivedSpan, Receiver, otlp_receiver
 
 pytestmark = pytest.mark.infra
 SERVER, CLIENT, PRODUCER, CONSUMER = 2, 3, 4, 5  # opentelemetry.proto.trace.v1.Span.SpanKind

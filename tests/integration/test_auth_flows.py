@@ -19,10 +19,10 @@ import pytest
 
 from backends.auth.events import USERS_TOPIC
 from backends.users.events import USERS
-from harness.auth_stack import ADMIN_PASSWORD, AuthStack, auth_stack_fixture
-from harness.events_flow import started_broker
+from harness.auth import ADMIN_PASSWORD, AuthStack, auth_stack_fixture
+from harness.events import started_broker
 from harness.infra import InfraEnv
-from harness.kafka_read import read_topic
+from harness.kafka import read_topic
 from harness.processes import wait_until
 from meshkit.events.outbox import outbox_headers
 from meshkit.rpc.status import violations_of
@@ -133,7 +133,7 @@ def test_refresh_rotates_and_the_old_token_is_spent(stack: AuthStack, tenant: st
     second = refresh(stack, first.refresh_token)
     assert second.refresh_token != first.refresh_token
     assert me(stack, second.access_token).username == "fay"
-    third = refresh(stack, second.refresh_token, alias=True)  # seed 001's old_refresh_token works too
+    third = refresh(stack, second.refresh_token, alias=True)  # the earlier name, old_refresh_token, works too
     assert third.access_token
 
 

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.auth_stack import AuthStack, auth_stack_fixture
-from harness.backend_process import metric_value
+from harness.auth import AuthStack, auth_stack_fixture
+from harness.backends import metric_value
 from harness.infra import InfraEnv
 from harness.processes import wait_until
 from infra.local import free_port

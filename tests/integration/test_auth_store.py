@@ -15,8 +15,8 @@ from sqlalchemy import text
 
 from backends.auth.models import credentials, metadata
 from backends.auth.store import Credential, CredentialStore, DuplicateCredential
-from harness.auth_store_db import DIALECTS, TABLES, VERSION_TABLE, auth_database, migrate
-from harness.backend_db import schema_differences
+from harness.stores.auth import DIALECTS, TABLES, VERSION_TABLE, auth_database, migrate
+from harness.stores.databases import schema_differences
 from meshkit.db.database import Database
 
 HIDDEN_HASH = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGlkZGVu"

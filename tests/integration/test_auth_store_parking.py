@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from backends.auth.store import Credential, CredentialStore
-from harness.auth_store_db import DIALECTS, auth_database
+from harness.stores.auth import DIALECTS, auth_database
 from meshkit.db.database import Database
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import Row, func, select
 
 from backends.auth.models import refresh_families, refresh_tokens
 from backends.auth.refresh_tokens import Issued, RefreshTokens, RotateResult, hash_token
-from harness.auth_store_db import DIALECTS, auth_database
+from harness.stores.auth import DIALECTS, auth_database
 from meshkit.db.database import Database
 
 IDLE = timedelta(hours=1)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import grpc
 import pytest
 
-from harness.broker_backend import (
+from harness.broker import (
     OPEN_GAUGE,
     BrokerBackend,
     broker_backend_fixture,
@@ -22,7 +22,7 @@ from harness.broker_backend import (
     subscribe,
 )
 from harness.infra import InfraEnv
-from harness.token_issuer import TokenIssuer
+from harness.tokens import TokenIssuer
 from infra.local import free_port
 from stubs.broker.v1 import broker_pb2
 

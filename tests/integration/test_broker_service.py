@@ -14,7 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from backends.broker.topics import internal_topic
-from harness.broker_backend import (
+from harness.broker import (
     BrokerBackend,
     broker_backend_fixture,
     publish,
@@ -23,7 +23,7 @@ from harness.broker_backend import (
     unique,
 )
 from harness.infra import InfraEnv
-from harness.token_issuer import TokenIssuer
+from harness.tokens import TokenIssuer
 from meshkit.rpc.status import violations_of
 from stubs.broker.v1 import broker_pb2
 

@@ -16,7 +16,7 @@ import jwt
 import pytest
 from redis.asyncio import Redis
 
-from harness.broker_backend import (
+from harness.broker import (
     OPEN_GAUGE,
     BrokerBackend,
     broker_backend_fixture,
@@ -26,7 +26,7 @@ from harness.broker_backend import (
     subscribe,
 )
 from harness.infra import InfraEnv
-from harness.token_issuer import TokenIssuer
+from harness.tokens import TokenIssuer
 from meshkit.auth.revocation import revoke_jti
 
 pytestmark = pytest.mark.infra

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from harness.clients_run import NAMES, Clients, build_clients, run_clients
-from harness.users_fixtures import UsersBackend
+from harness.clients import NAMES, Clients, build_clients, run_clients
+from harness.users import UsersBackend
 
 pytestmark = pytest.mark.infra
 

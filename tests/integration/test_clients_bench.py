@@ -15,7 +15,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from bench.ghz import GHZ, BenchError, host_of, require_loopback
-from harness.clients_scripted_users import ScriptedUsers, scripted_users, serve
+from harness.servers.scripted_users import ScriptedUsers, scripted_users, serve
 from stubs.users.v1 import users_pb2
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,6 +1,6 @@
 """The three example clients against a scripted UserService: identical JSON, errors, metadata, deadline.
 
-The scripted server (harness/clients_scripted_users.py) answers from fixed users, so the clients'
+The scripted server (harness/servers/scripted_users.py) answers from fixed users, so the clients'
 proto3 JSON (timestamps with and without fractions, unicode, omitted defaults) can be compared byte for
 byte with the canonical mapping. test_clients.py runs the same clients against the real users backend.
 """
@@ -16,8 +16,8 @@ import pytest
 from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from harness.clients_run import NAMES, Clients, build_clients, run_clients
-from harness.clients_scripted_users import UNAUTHENTICATED_MESSAGE, ScriptedUsers, scripted_users, serve
+from harness.clients import NAMES, Clients, build_clients, run_clients
+from harness.servers.scripted_users import UNAUTHENTICATED_MESSAGE, ScriptedUsers, scripted_users, serve
 from infra.local import free_port
 from stubs.users.v1 import users_pb2
 

@@ -14,11 +14,10 @@ from opentelemetry.trace import SpanContext, SpanKind
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from harness.events_db import database_url, events_db
-from harness.events_flow import running, started_broker, user_event
-from harness.events_kafka import create_topic, event_of, read_records
-from harness.events_wait import eventually
+from harness.events import eventually, running, started_broker, user_event
 from harness.infra import InfraEnv
+from harness.kafka import create_topic, event_of, read_records
+from harness.stores.events import database_url, events_db
 from meshkit.events.consumers import EventConsumer, Outcome
 from meshkit.events.outbox import Outbox
 from meshkit.events.relay import OutboxRelay

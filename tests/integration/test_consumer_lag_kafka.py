@@ -12,11 +12,10 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from harness.events_db import events_db
-from harness.events_flow import started_broker, user_event
-from harness.events_kafka import create_topic
-from harness.events_wait import eventually
+from harness.events import eventually, started_broker, user_event
 from harness.infra import InfraEnv
+from harness.kafka import create_topic
+from harness.stores.events import events_db
 from infra.local import free_port
 from meshkit.events.consumers import EventConsumer
 from meshkit.events.lag import ConsumerLagMonitor, KafkaOffsets

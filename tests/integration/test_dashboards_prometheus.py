@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from harness.dashboard_traffic import drive
 from harness.mesh import Mesh
-from harness.prometheus_server import Prometheus, mesh_config, running_prometheus, wait_for_scrapes
+from harness.servers.prometheus import Prometheus, mesh_config, running_prometheus, wait_for_scrapes
+from harness.traffic import drive
 from observability.dashboards.render import OUTPUT
 
 pytestmark = pytest.mark.infra

@@ -23,8 +23,8 @@ from redis.asyncio import Redis
 
 from gateway.app import create_app
 from gateway.config import GatewaySettings
-from harness.fake_upstreams import FakeUpstreams, start_fake_upstreams
-from harness.token_issuer import TokenIssuer
+from harness.servers.upstreams import FakeUpstreams, start_fake_upstreams
+from harness.tokens import TokenIssuer
 from infra.local import LocalRedis, free_port
 from meshkit.auth.revocation import revoke_jti
 

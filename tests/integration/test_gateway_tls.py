@@ -15,10 +15,11 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from harness.backends import spawn_backend
 from harness.certs import Pem, make_pki
 from harness.infra import InfraEnv
 from harness.processes import Proc, spawn, wait_until
-from harness.token_issuer import TokenIssuer
+from harness.tokens import TokenIssuer
 from infra.local import free_port
 from meshkit.rpc.channels import channel_credentials
 from stubs.auth.v1 import auth_pb2, auth_pb2_grpc
@@ -188,19 +189,17 @@ def mtls_users(
 ) -> Iterator[str]:
     """A real users backend that serves only mTLS (client certificates from the test CA)."""
     ca, server, client = pki
-    port = free_port()
     env = {
         **infra.env(),
         "PORTICO_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'users.db'}",
         "PORTICO_JWKS_TARGET": issuer.target,
-        "PORTICO_USERS_PORT": str(port),
-        "PORTICO_USERS_METRICS_PORT": str(free_port()),
         "PORTICO_USERS_TLS_CERT_FILE": str(server.cert),
         "PORTICO_USERS_TLS_KEY_FILE": str(server.key),
         "PORTICO_USERS_TLS_CLIENT_CA_FILE": str(ca.cert),
     }
-    proc = spawn(f"users-mtls-{port}", ["-m", "backends.users"], env, tmp_path)
-    target = f"127.0.0.1:{port}"
+    # Spawned, not started: its plaintext health check cannot reach an mTLS-only server.
+    users = spawn_backend("users", env, tmp_path)
+    proc, target = users.proc, users.target
     try:
         wait_until(
             lambda: _mtls_serving(target, ca, client) or proc.popen.poll() is not None, 90, "mTLS users"

@@ -9,33 +9,24 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2
 
+from harness.backends import start_backend
 from harness.infra import InfraEnv
-from harness.mesh import health_status
-from harness.processes import spawn, wait_until
-from harness.token_issuer import TokenIssuer
-from infra.local import free_port
+from harness.tokens import TokenIssuer
 
 pytestmark = pytest.mark.infra
 
 
 def test_sigterm_lets_the_in_flight_call_finish(infra: InfraEnv, issuer: TokenIssuer, tmp_path: Path) -> None:
-    port = free_port()
     env = {
         **infra.env(),
-        "PORTICO_SLOW_PORT": str(port),
-        "PORTICO_SLOW_METRICS_PORT": str(free_port()),
         "PORTICO_SHUTDOWN_GRACE": "10",
         "PORTICO_JWKS_TARGET": issuer.target,
     }
     auth = (("authorization", f"Bearer {issuer.token('user-1')}"),)
-    proc = spawn("slow", ["-m", "harness.slow_backend"], env, tmp_path)
-    target = f"127.0.0.1:{port}"
+    slow = start_backend("slow", env, tmp_path, module="harness.programs.slow_backend", timeout=60)
+    proc, target = slow.proc, slow.target
     try:
-        wait_until(
-            lambda: health_status(target) == health_pb2.HealthCheckResponse.SERVING, 60, "slow backend"
-        )
         result: dict[str, object] = {}
         with grpc.insecure_channel(target) as channel:
             sleep = channel.unary_unary("/portico.test.Slow/Sleep")

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2
 
+from harness.backends import spawn_backend
 from harness.infra import InfraEnv
-from harness.mesh import health_status
 from harness.processes import spawn, wait_until
 from infra.local import LocalRedis, free_port
 
@@ -28,15 +28,12 @@ def test_health_and_readiness_follow_redis(infra: InfraEnv, tmp_path: Path) -> N
     env = {
         **infra.env(),
         "PORTICO_REDIS_URL": redis.url,
-        "PORTICO_USERS_PORT": str(port),
-        "PORTICO_USERS_METRICS_PORT": str(free_port()),
         "PORTICO_HEALTH_INTERVAL": "0.5",
         "PORTICO_USERS_TARGET": f"127.0.0.1:{port}",
         "PORTICO_GATEWAY_PORT": str(gateway_port),
     }
-    users = spawn("users", ["-m", "backends.users"], env, tmp_path)
+    users = spawn_backend("users", env, tmp_path, port=port)
     gateway = spawn("gateway", ["-m", "gateway"], env, tmp_path)
-    target = f"127.0.0.1:{port}"
 
     def ready_checks() -> dict[str, str]:
         try:
@@ -46,18 +43,18 @@ def test_health_and_readiness_follow_redis(infra: InfraEnv, tmp_path: Path) -> N
         return body.get("checks") or body.get("error", {}).get("details", {}).get("checks", {})  # type: ignore[no-any-return]
 
     try:
-        wait_until(lambda: health_status(target) == SERVING, 60, "users SERVING")
+        wait_until(lambda: users.health() == SERVING, 60, "users SERVING")
         wait_until(lambda: ready_checks().get("users") == "up", 30, "gateway sees users up")
 
         redis.stop()
-        wait_until(lambda: health_status(target) == NOT_SERVING, 15, "users NOT_SERVING without Redis")
+        wait_until(lambda: users.health() == NOT_SERVING, 15, "users NOT_SERVING without Redis")
         wait_until(lambda: ready_checks().get("redis") == "down", 15, "gateway names redis")
         assert ready_checks().get("users") == "down"
 
         redis.start()
         redis.wait_ready()
-        wait_until(lambda: health_status(target) == SERVING, 15, "users SERVING again")
+        wait_until(lambda: users.health() == SERVING, 15, "users SERVING again")
     finally:
         gateway.terminate()
-        users.terminate()
+        users.stop()
         redis.stop()

@@ -18,7 +18,9 @@ pytestmark = pytest.mark.infra
 
 async def test_publish_reaches_a_subscriber_in_another_process(infra: InfraEnv, tmp_path: Path) -> None:
     topic, group = f"portico.test.{uuid.uuid4().hex}", f"test-{uuid.uuid4().hex}"
-    peer = spawn("peer", ["-m", "harness.kafka_peer", infra.kafka_bootstrap, topic, group], {}, tmp_path)
+    peer = spawn(
+        "peer", ["-m", "harness.programs.kafka_peer", infra.kafka_bootstrap, topic, group], {}, tmp_path
+    )
     broker = build_broker(
         infra.kafka_bootstrap, service="test", tracer_provider=TracerProvider(), registry=CollectorRegistry()
     )

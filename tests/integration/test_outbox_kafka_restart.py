@@ -13,11 +13,10 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from harness.events_db import EventsDb, database_url, events_db
-from harness.events_flow import all_published, outbox_state, running, started_broker, write_events
-from harness.events_kafka import create_topic, event_of, first_occurrences, ids_by_key, read_records
-from harness.events_wait import eventually
+from harness.events import all_published, eventually, outbox_state, running, started_broker, write_events
 from harness.infra import InfraEnv
+from harness.kafka import create_topic, event_of, first_occurrences, ids_by_key, read_records
+from harness.stores.events import EventsDb, database_url, events_db
 from infra.local import LocalKafka, free_port
 from meshkit.events.consumers import EventConsumer, Outcome
 from meshkit.events.relay import OutboxRelay

@@ -10,9 +10,9 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from harness.events_db import database_url, events_db
-from harness.events_flow import user_event
+from harness.events import user_event
 from harness.infra import InfraEnv
+from harness.stores.events import database_url, events_db
 
 pytestmark = [pytest.mark.infra, pytest.mark.timeout(60)]
 

@@ -11,18 +11,18 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
-from harness.events_db import EventsDb, database_url, events_db
-from harness.events_flow import (
+from harness.events import (
     all_published,
+    eventually,
     outbox_state,
     running,
     started_broker,
     user_event,
     write_events,
 )
-from harness.events_kafka import create_topic, event_of, ids_by_key, read_records
-from harness.events_wait import eventually
 from harness.infra import InfraEnv
+from harness.kafka import create_topic, event_of, ids_by_key, read_records
+from harness.stores.events import EventsDb, database_url, events_db
 from meshkit.events.outbox import Outbox
 from meshkit.events.relay import OutboxRelay
 

@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from backends.posts.blobs import BlobStoreError, S3BlobStore, blob_key, open_blob_store
-from harness.s3_server import s3_server
+from harness.servers.s3 import s3_server
 
 pytestmark = pytest.mark.infra
 

@@ -5,6 +5,7 @@ cascade."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import uuid
 from pathlib import Path
@@ -18,14 +19,13 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from backends.posts.events import POSTS, USERS_TOPIC
-from harness.backend_process import metric_value
+from harness.images import image_bytes, large_png
 from harness.infra import InfraEnv
-from harness.kafka_read import read_topic
-from harness.posts_backend import PostsBackend, start_posts_backend
+from harness.kafka import read_topic
+from harness.posts import PostsBackend, start_posts_backend
 from harness.processes import wait_until
-from harness.s3_server import s3_server
-from harness.sample_images import image_bytes, large_png
-from harness.users_fixtures import UsersBackend
+from harness.servers.s3 import s3_server
+from harness.users import UsersBackend
 from meshkit.events.envelope import CONTENT_TYPE
 from meshkit.rpc.status import violations_of
 from stubs.events.v1 import events_pb2
@@ -314,9 +314,7 @@ def test_users_unreachable_is_unavailable_for_writes_and_reads_go_on(
 ) -> None:
     users = posts_backend.users
     _, token = member(users, tenant, "alice")
-    dead = type(users)(
-        target="127.0.0.1:9", metrics_port=0, issuer=users.issuer, proc=users.proc, database_url=""
-    )
+    dead = dataclasses.replace(users, target="127.0.0.1:9", metrics_port=0, database_url="")
     cut_off = start_posts_backend(infra, dead, tmp_path, extra_env={"PORTICO_POSTS_USERS_TIMEOUT": "0.5"})
     try:
         error = failure(cut_off, "CreatePost", posts_pb2.CreatePostRequest(title="lonely"), token)
@@ -394,13 +392,10 @@ def test_a_deleted_user_s_posts_disappear_once_and_stay_stored(
         )
     )
     duplicates = {"group": posts_backend.consumer_group, "topic": USERS_TOPIC, "outcome": "duplicate"}
-    before_count = metric_value(posts_backend.metrics_port, "portico_events_consumed_total", duplicates)
+    before_count = posts_backend.metric("portico_events_consumed_total", duplicates)
     asyncio.run(publish_again(infra.kafka_bootstrap, USERS_TOPIC, alice["id"], deleted))
     wait_until(
-        lambda: (
-            metric_value(posts_backend.metrics_port, "portico_events_consumed_total", duplicates)
-            == before_count + 1
-        ),
+        lambda: posts_backend.metric("portico_events_consumed_total", duplicates) == before_count + 1,
         30,
         "the redelivered user.deleted to count as a duplicate",
     )

@@ -21,7 +21,7 @@ from backends.posts.image_refs import ImageRefs
 from backends.posts.models import metadata, post_images
 from backends.posts.orphans import OrphanSweeper
 from backends.posts.store import PostRecord, PostStore
-from harness.backend_db import DIALECTS, backend_database, schema_differences
+from harness.stores.databases import DIALECTS, backend_database, schema_differences
 from meshkit.db.database import Database
 
 

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import func, select
 
 from backends.posts.models import outbox, processed_events
-from harness.backend_db import DIALECTS, backend_database
+from harness.stores.databases import DIALECTS, backend_database
 from meshkit.db.database import Database
 from meshkit.events.retention import Retention
 

@@ -8,10 +8,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from harness.backends import spawn_backend
 from harness.certs import Pem, make_pki
 from harness.infra import InfraEnv
-from harness.processes import Proc, spawn, wait_until
-from infra.local import free_port
+from harness.processes import Proc, wait_until
 
 pytestmark = pytest.mark.infra
 
@@ -39,21 +39,17 @@ def _answers(target: str, ca: Pem, client: Pem | None = None) -> bool:
     return True
 
 
-def _start(infra: InfraEnv, tmp_path: Path, name: str, tls: dict[str, str]) -> tuple[Proc, str]:
-    port = free_port()
-    env = {
-        **infra.env(),
-        "PORTICO_SLOW_PORT": str(port),
-        "PORTICO_SLOW_METRICS_PORT": str(free_port()),
-        **{f"PORTICO_SLOW_{key}": value for key, value in tls.items()},
-    }
-    return spawn(name, ["-m", "harness.slow_backend"], env, tmp_path), f"127.0.0.1:{port}"
+def _start(infra: InfraEnv, tmp_path: Path, tls: dict[str, str]) -> tuple[Proc, str]:
+    env = {**infra.env(), **{f"PORTICO_SLOW_{key}": value for key, value in tls.items()}}
+    # Not start_backend: its plaintext health check cannot reach a TLS-only server.
+    slow = spawn_backend("slow", env, tmp_path, module="harness.programs.slow_backend")
+    return slow.proc, slow.target
 
 
 def test_tls_serves_only_tls(infra: InfraEnv, tmp_path: Path) -> None:
     ca, server, _ = make_pki(tmp_path)
     proc, target = _start(
-        infra, tmp_path, "tls", {"TLS_CERT_FILE": str(server.cert), "TLS_KEY_FILE": str(server.key)}
+        infra, tmp_path, {"TLS_CERT_FILE": str(server.cert), "TLS_KEY_FILE": str(server.key)}
     )
     try:
         wait_until(lambda: _answers(target, ca), 60, "TLS backend")
@@ -74,7 +70,6 @@ def test_mtls_requires_a_client_certificate_from_the_ca(infra: InfraEnv, tmp_pat
     proc, target = _start(
         infra,
         tmp_path,
-        "mtls",
         {
             "TLS_CERT_FILE": str(server.cert),
             "TLS_KEY_FILE": str(server.key),

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer
 
 from backends.users.events import USERS
 from harness.infra import InfraEnv
-from harness.users_fixtures import UsersBackend
+from harness.users import UsersBackend
 from stubs.events.v1 import events_pb2
 from stubs.users.v1 import users_pb2
 

@@ -8,13 +8,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import grpc
-import httpx
 import jwt
 import pytest
 from redis.asyncio import Redis
 
 from harness.infra import InfraEnv
-from harness.users_fixtures import UsersBackend
+from harness.users import UsersBackend
 from meshkit.auth.revocation import revoke_jti
 from meshkit.rpc.status import violations_of
 from stubs.users.v1 import users_pb2, users_pb2_grpc
@@ -60,7 +59,7 @@ def test_admin_creates_a_user_with_defaults(users_backend: UsersBackend, tenant:
         admin_token, email="John.Doe@Example.com", first_name="John", last_name="Doe", phone="+1234567890"
     )
     assert user["tenant_id"] == tenant
-    assert user["username"] == "John.Doe"  # derived from the email, seed 003 creates users without one
+    assert user["username"] == "John.Doe"  # derived from the email: CreateUser needs none
     assert user["roles"] == ["user"]
     assert user["is_active"] is True
     assert user["created_at"].endswith("Z")
@@ -335,6 +334,4 @@ def test_reads_see_every_change_through_the_cache(
 
 
 def metrics_value(users_backend: UsersBackend, result: str) -> float:
-    text = httpx.get(f"http://127.0.0.1:{users_backend.metrics_port}/metrics", timeout=5).text
-    prefix = f'portico_cache_requests_total{{cache="users",result="{result}"}}'
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
+    return users_backend.metric("portico_cache_requests_total", {"cache": "users", "result": result})

@@ -10,8 +10,8 @@ import grpc
 import pytest
 
 from harness.infra import InfraEnv
-from harness.token_issuer import TokenIssuer
-from harness.users_fixtures import UsersBackend, users_backend_fixture
+from harness.tokens import TokenIssuer
+from harness.users import UsersBackend, users_backend_fixture
 from stubs.users.v1 import users_pb2
 
 pytestmark = pytest.mark.infra

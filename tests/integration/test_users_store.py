@@ -15,8 +15,7 @@ from sqlalchemy import text
 
 from backends.users.models import users
 from backends.users.store import DuplicateError, UserRecord, UserStore, search_columns
-from harness.users_store_db import DIALECTS, VERSION_TABLE, migrate, users_database
-from harness.users_store_inputs import HOSTILE_QUERIES
+from harness.stores.users import DIALECTS, HOSTILE_QUERIES, VERSION_TABLE, migrate, users_database
 from meshkit.db.database import Database
 
 

@@ -10,7 +10,7 @@ from starlette.types import Message
 
 from gateway.app import create_app
 from gateway.config import GatewaySettings
-from harness.offline_gateway import offline_settings
+from harness.gateway import offline_settings
 
 
 def _settings() -> GatewaySettings:

@@ -8,7 +8,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from gateway.app import create_app
-from harness.offline_gateway import offline_settings
+from harness.gateway import offline_settings
 
 ALLOWED = "https://app.example.com"
 PROTECTED = "/api/v1/users/me"  # needs a token; an unmatched OPTIONS would be a 405

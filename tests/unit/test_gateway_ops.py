@@ -8,7 +8,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from gateway.app import create_app
-from harness.offline_gateway import offline_settings
+from harness.gateway import offline_settings
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from starlette.testclient import TestClient
 
 from gateway.app import create_app
-from harness.offline_gateway import offline_settings
+from harness.gateway import offline_settings
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"

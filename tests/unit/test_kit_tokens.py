@@ -12,7 +12,7 @@ import grpc
 import jwt
 import pytest
 
-from harness.token_issuer import AUDIENCE, ISSUER, TokenIssuer
+from harness.tokens import AUDIENCE, ISSUER, TokenIssuer
 from meshkit.auth.keys import JwksClient
 from meshkit.auth.tokens import InvalidToken, TokenVerifier, jwk_thumbprint
 

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import MetaData, Table, select
 
 from backends.users.events import USERS
-from harness.events_wait import eventually
+from harness.events import eventually
 from meshkit.db.database import Database
 from meshkit.events.outbox import Outbox
 from meshkit.events.relay import OutboxRelay, PublishError

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.dialects.postgresql.base import PGDialect
 
 from backends.users.search import PG_CONFIG, Term, document, fts5_query, parse, pg_tsquery, words
-from harness.users_store_inputs import HOSTILE_QUERIES
+from harness.stores.users import HOSTILE_QUERIES
 
 
 def terms(*groups: str) -> tuple[Term, ...]:

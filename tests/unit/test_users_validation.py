@@ -1,4 +1,4 @@
-"""The contract's validation rules for user fields (seed 003)."""
+"""The contract's validation rules for user fields."""
 
 from __future__ import annotations
 

@@ -193,12 +193,12 @@ class RefreshRequest(_message.Message):
     @_builtins.property
     @_deprecated("""This field has been marked as deprecated using proto field options.""")
     def old_refresh_token(self) -> _builtins.str:
-        """Alias of `refresh_token` (seed 001's name), used when `refresh_token` is empty."""
+        """The earlier name of `refresh_token`, still accepted: used when `refresh_token` is empty."""
 
     @old_refresh_token.setter
     @_deprecated("""This field has been marked as deprecated using proto field options.""")
     def old_refresh_token(self, value: _builtins.str) -> None:
-        """Alias of `refresh_token` (seed 001's name), used when `refresh_token` is empty."""
+        """The earlier name of `refresh_token`, still accepted: used when `refresh_token` is empty."""
 
     def __init__(
         self,

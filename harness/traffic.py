@@ -11,10 +11,9 @@ import grpc
 import httpx
 import pytest
 
+from harness.accounts import PASSWORD, registration
+from harness.images import image_bytes
 from harness.mesh import Mesh
-from harness.sample_images import image_bytes
-
-PASSWORD = "copper-Lantern-58"  # noqa: S105 (a test password)
 
 
 def expect(response: httpx.Response, status: int) -> dict[str, Any]:
@@ -27,15 +26,10 @@ def expect(response: httpx.Response, status: int) -> dict[str, Any]:
 
 
 def register(client: httpx.Client, tenant: str) -> dict[str, Any]:
-    username = f"u{uuid.uuid4().hex[:8]}"
-    body = {
-        "tenant_id": tenant,
-        "username": username,
-        "email": f"{username}@example.com",
-        "password": PASSWORD,
-    }
+    """A new user's registration ``data``, its ``username`` added (the logins need it)."""
+    body = registration(tenant)
     data: dict[str, Any] = expect(client.post("/api/v1/auth/register", json=body), 201)["data"]
-    data["username"] = username
+    data["username"] = body["username"]
     return data
 
 

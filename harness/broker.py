@@ -14,13 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
-import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
-from harness.backend_process import start_backend_process
+from harness.backends import BackendProcess, start_backend
 from harness.infra import InfraEnv
-from harness.processes import Proc, wait_until
-from harness.token_issuer import TokenIssuer
+from harness.processes import wait_until
+from harness.tokens import TokenIssuer
 from stubs.broker.v1 import broker_pb2, broker_pb2_grpc
 
 if TYPE_CHECKING:
@@ -31,26 +29,14 @@ Metadata = tuple[tuple[str, str], ...]
 
 
 @dataclass
-class BrokerBackend:
-    target: str
-    metrics_port: int
+class BrokerBackend(BackendProcess):
     issuer: TokenIssuer
-    proc: Proc
 
     def token(self, tenant_id: str, sub: str = "user-1", ttl: int = 600) -> str:
         return self.issuer.token(sub, tenant_id, ("user",), ttl=ttl)
 
     def auth(self, tenant_id: str, ttl: int = 600) -> Metadata:
         return (("authorization", f"Bearer {self.token(tenant_id, ttl=ttl)}"),)
-
-    def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
-        """A sample of the backend's /metrics (0 when absent)."""
-        text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == name and (labels is None or sample.labels == labels):
-                    return float(sample.value)
-        return 0.0
 
     def connections_to(self, port: int) -> int:
         """Established TCP connections of the backend process to ``port`` (Linux ``/proc``)."""
@@ -120,8 +106,8 @@ def start_broker_backend(
 ) -> BrokerBackend:
     """Start one; wait until it is SERVING (with ``serving=False``, until its health answers at all)."""
     env = {**infra.env(), "PORTICO_JWKS_TARGET": issuer.target, **(extra_env or {})}
-    started = start_backend_process("broker", env, log_dir, serving=serving)
-    return BrokerBackend(started.target, started.metrics_port, issuer, started.proc)
+    started = start_backend("broker", env, log_dir, serving=serving)
+    return BrokerBackend(started.name, started.target, started.metrics_port, started.proc, issuer)
 
 
 def broker_backend_fixture(
@@ -129,7 +115,7 @@ def broker_backend_fixture(
 ) -> Iterator[BrokerBackend]:
     backend = start_broker_backend(infra, issuer, log_dir, extra_env)
     yield backend
-    backend.proc.terminate()
+    backend.stop()
 
 
 def unique(prefix: str) -> str:

@@ -1,10 +1,14 @@
-"""Kafka helpers for the event tests: a throw-away topic with several partitions, and reading it back."""
+"""Kafka helpers for the event tests: a throw-away topic with several partitions, and reading events back
+(every record of a topic, or the first matching events through a fresh consumer group)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -72,3 +76,32 @@ def ids_by_key(records: list[ConsumerRecord[bytes, bytes]]) -> dict[str, list[st
 def first_occurrences(ids: list[str]) -> list[str]:
     """``ids`` without repeats, in first-seen order: what an idempotent consumer applies."""
     return list(dict.fromkeys(ids))
+
+
+async def read_topic(
+    bootstrap: str,
+    topic: str,
+    predicate: Callable[[events_pb2.Event], bool],
+    *,
+    want: int,
+    raw: bool = False,
+    timeout: float = 30.0,
+) -> list[Any]:
+    """The first ``want`` events matching ``predicate``: parsed, or (``raw``) their value and header bytes."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=f"test-{uuid.uuid4().hex}", auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    found: list[Any] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while len(found) < want:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    for record in records:
+                        event = events_pb2.Event.FromString(record.value)
+                        if predicate(event):
+                            headers = b"".join(k.encode() + b"=" + v for k, v in record.headers)
+                            found.append(record.value + (record.key or b"") + headers if raw else event)
+    finally:
+        await consumer.stop()
+    return found

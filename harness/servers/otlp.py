@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from infra.local import free_port
+from infra.procs import free_port
 
 
 @dataclass(frozen=True)

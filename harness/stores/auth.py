@@ -1,4 +1,4 @@
-"""The auth backend's migrated database for store tests (see :mod:`harness.backend_db`)."""
+"""The auth backend's migrated database for store tests (see :mod:`harness.stores.databases`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.backend_db import DIALECTS, backend_database, migrate_backend
+from harness.stores.databases import DIALECTS, backend_database, migrate_backend
 from meshkit.db.database import Database
 
 __all__ = ["DIALECTS", "VERSION_TABLE", "auth_database", "migrate"]

@@ -18,9 +18,10 @@ import yaml
 
 from harness.mesh import Mesh
 from harness.processes import wait_until
-from infra.local import free_port
+from infra.paths import REPO_ROOT
+from infra.procs import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 CONFIG = ROOT / "observability" / "prometheus" / "prometheus.yml"
 # Production scrapes every 15 s; the test cannot wait minutes for rates, so it scrapes every second.
 SCRAPE_INTERVAL = "1s"

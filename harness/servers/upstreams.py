@@ -26,7 +26,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_reflection.v1alpha import reflection
 
-from infra.local import free_port
+from infra.procs import free_port
 from meshkit.rpc.context import Context
 from stubs.broker.v1 import broker_pb2, broker_pb2_grpc
 from stubs.posts.v1 import posts_pb2, posts_pb2_grpc

@@ -1,11 +1,12 @@
 """Shared steps of the event integration tests: write events in committed transactions, run a relay, read
-the outbox state."""
+the outbox state, and wait until an async condition holds."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import func, select
 
 from backends.users.events import USERS
-from harness.events_db import EventsDb
+from harness.stores.events import EventsDb
 from meshkit.events.broker import build_broker, start_with_retry
 from meshkit.events.outbox import Outbox
 from meshkit.events.relay import OutboxRelay
@@ -108,3 +109,15 @@ async def running(relay: OutboxRelay) -> AsyncIterator[asyncio.Task[Any]]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], *, timeout: float, interval: float = 0.05, what: str = "condition"
+) -> float:
+    """Await ``check()`` until true; returns the seconds it took, ``TimeoutError`` after ``timeout``."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if await check():
+            return time.monotonic() - started
+        await asyncio.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from infra.local import free_port
+from infra.procs import free_port
 from meshkit.auth.tokens import jwk_thumbprint
 from stubs.auth.v1 import auth_pb2, auth_pb2_grpc
 

@@ -1,7 +1,32 @@
-"""Search queries meant to break a full-text query parser; each must give results or none, never an error."""
+"""The users backend's migrated database for store tests (see :mod:`harness.stores.databases`), and search
+queries meant to break a full-text query parser."""
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+
+import pytest
+
+from harness.stores.databases import DIALECTS, backend_database, migrate_backend
+from meshkit.db.database import Database
+
+__all__ = ["DIALECTS", "HOSTILE_QUERIES", "VERSION_TABLE", "migrate", "users_database"]
+
+VERSION_TABLE = "users_alembic_version"
+
+
+async def migrate(url: str) -> None:
+    await migrate_backend("users", url)
+
+
+def users_database(
+    request: pytest.FixtureRequest, tmp: Path, revision: str = "head"
+) -> AbstractAsyncContextManager[Database]:
+    return backend_database("users", request, tmp, revision)
+
+
+# Each must give results or none, never an error.
 HOSTILE_QUERIES = [
     '"',
     '""',

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from moto.server import ThreadedMotoServer
 
-from infra.local import free_port
+from infra.procs import free_port
 
 
 @contextmanager

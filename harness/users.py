@@ -14,19 +14,15 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 
-from harness.backend_process import start_backend_process
+from harness.backends import BackendProcess, start_backend
 from harness.infra import InfraEnv
-from harness.processes import Proc
-from harness.token_issuer import TokenIssuer
+from harness.tokens import TokenIssuer
 from stubs.users.v1 import users_pb2, users_pb2_grpc
 
 
 @dataclass
-class UsersBackend:
-    target: str
-    metrics_port: int
+class UsersBackend(BackendProcess):
     issuer: TokenIssuer
-    proc: Proc
     database_url: str
     _admins: dict[str, tuple[str, str]] = field(default_factory=dict)
 
@@ -87,8 +83,8 @@ def start_users_backend(
         "PORTICO_JWKS_TARGET": issuer.target,
         **(extra_env or {}),
     }
-    started = start_backend_process("users", env, log_dir)
-    return UsersBackend(started.target, started.metrics_port, issuer, started.proc, url)
+    started = start_backend("users", env, log_dir)
+    return UsersBackend(started.name, started.target, started.metrics_port, started.proc, issuer, url)
 
 
 def users_backend_fixture(
@@ -96,4 +92,4 @@ def users_backend_fixture(
 ) -> Iterator[UsersBackend]:
     backend = start_users_backend(infra, issuer, log_dir, database_url=database_url)
     yield backend
-    backend.proc.terminate()
+    backend.stop()

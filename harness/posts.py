@@ -11,10 +11,9 @@ from typing import Any
 
 import grpc
 
-from harness.backend_process import start_backend_process
+from harness.backends import BackendProcess, start_backend
 from harness.infra import InfraEnv
-from harness.processes import Proc
-from harness.users_fixtures import UsersBackend
+from harness.users import UsersBackend
 from meshkit.config.defaults import GRPC_MAX_MESSAGE_BYTES
 from stubs.posts.v1 import posts_pb2, posts_pb2_grpc
 
@@ -27,10 +26,7 @@ _LARGE_MESSAGES = [
 
 
 @dataclass
-class PostsBackend:
-    target: str
-    metrics_port: int
-    proc: Proc
+class PostsBackend(BackendProcess):
     blob_dir: Path
     users: UsersBackend
     consumer_group: str
@@ -77,11 +73,13 @@ def start_posts_backend(
         "PORTICO_POSTS_CONSUMER_GROUP": group,
         **(extra_env or {}),
     }
-    started = start_backend_process("posts", env, log_dir)
-    return PostsBackend(started.target, started.metrics_port, started.proc, blob_dir, users, group)
+    started = start_backend("posts", env, log_dir)
+    return PostsBackend(
+        started.name, started.target, started.metrics_port, started.proc, blob_dir, users, group
+    )
 
 
 def posts_backend_fixture(infra: InfraEnv, users: UsersBackend, log_dir: Path) -> Iterator[PostsBackend]:
     backend = start_posts_backend(infra, users, log_dir)
     yield backend
-    backend.proc.terminate()
+    backend.stop()

@@ -1,4 +1,4 @@
-"""Rough timings of refresh-token rotation: ``python -m harness.auth_store_bench [DATABASE_URL] [N]``.
+"""Rough timings of refresh-token rotation: ``python -m bench.auth_store [DATABASE_URL] [N]``.
 
 Migrates the database (a temporary SQLite file when no URL is given; a PostgreSQL URL must name an
 existing, disposable database), then rotates one family N times (default 500), each rotation in its own
@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from backends.auth.refresh_tokens import RefreshTokens
-from harness.auth_store_db import migrate
+from harness.stores.auth import migrate
 from meshkit.db.database import Database
 
 

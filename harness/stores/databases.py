@@ -20,10 +20,11 @@ from alembic.migration import MigrationContext
 from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection, make_url
 
+from infra.paths import REPO_ROOT
 from meshkit.db.database import Database
 from meshkit.db.migrations import alembic_config, upgrade
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 DIALECTS = [pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.infra)]
 
 

@@ -8,12 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health_pb2
 
+from harness.backends import BackendProcess, spawn_backend
 from harness.infra import InfraEnv
-from harness.mesh import health_status
-from harness.processes import Proc, spawn, wait_until
-from infra.local import free_port
+from infra.procs import free_port
 from stubs.auth.v1 import auth_pb2, auth_pb2_grpc
 from stubs.users.v1 import users_pb2_grpc
 
@@ -24,7 +22,7 @@ ADMIN_PASSWORD = "bootstrap-Admin-pass-42"  # noqa: S105 (a test password)
 class AuthStack:
     auth_target: str
     users_target: str
-    procs: dict[str, Proc]
+    backends: dict[str, BackendProcess]
 
     def auth(self) -> tuple[grpc.Channel, auth_pb2_grpc.AuthServiceStub]:
         channel = grpc.insecure_channel(self.auth_target)
@@ -55,7 +53,7 @@ class AuthStack:
             )
 
     def logs(self) -> str:
-        return "\n".join(proc.log() for proc in self.procs.values())
+        return "\n".join(backend.proc.log() for backend in self.backends.values())
 
 
 def start_auth_stack(infra: InfraEnv, log_dir: Path, extra_env: dict[str, str] | None = None) -> AuthStack:
@@ -64,10 +62,6 @@ def start_auth_stack(infra: InfraEnv, log_dir: Path, extra_env: dict[str, str] |
         **infra.env(),
         "PORTICO_DATABASE_URL": "",  # each backend its own SQLite file under the run dir
         "PORTICO_RUN_DIR": str(log_dir / "run"),
-        "PORTICO_USERS_PORT": str(users_port),
-        "PORTICO_USERS_METRICS_PORT": str(free_port()),
-        "PORTICO_AUTH_PORT": str(auth_port),
-        "PORTICO_AUTH_METRICS_PORT": str(free_port()),
         "PORTICO_USERS_TARGET": f"127.0.0.1:{users_port}",
         "PORTICO_AUTH_TARGET": f"127.0.0.1:{auth_port}",
         "PORTICO_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
@@ -77,18 +71,12 @@ def start_auth_stack(infra: InfraEnv, log_dir: Path, extra_env: dict[str, str] |
         "PORTICO_LOG_LEVEL": "DEBUG",  # the secret-leak test reads everything the backends say
         **(extra_env or {}),
     }
-    procs = {
-        "users": spawn(f"users-{users_port}", ["-m", "backends.users"], env, log_dir),
-        "auth": spawn(f"auth-{auth_port}", ["-m", "backends.auth"], env, log_dir),
-    }
-    stack = AuthStack(f"127.0.0.1:{auth_port}", f"127.0.0.1:{users_port}", procs)
+    users = spawn_backend("users", env, log_dir, port=users_port)
+    auth = spawn_backend("auth", env, log_dir, port=auth_port)
+    stack = AuthStack(auth.target, users.target, {"users": users, "auth": auth})
     try:
-        for target in (stack.auth_target, stack.users_target):
-
-            def serving(target: str = target) -> bool:
-                return bool(health_status(target) == health_pb2.HealthCheckResponse.SERVING)
-
-            wait_until(serving, 90, target)
+        for backend in (auth, users):
+            backend.wait_serving()
     except BaseException:
         stop_auth_stack(stack)
         print(stack.logs()[-6000:])
@@ -97,8 +85,8 @@ def start_auth_stack(infra: InfraEnv, log_dir: Path, extra_env: dict[str, str] |
 
 
 def stop_auth_stack(stack: AuthStack) -> None:
-    for proc in stack.procs.values():
-        proc.terminate()
+    for backend in stack.backends.values():
+        backend.stop()
 
 
 def auth_stack_fixture(

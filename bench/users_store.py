@@ -1,4 +1,4 @@
-"""Rough timings of the users store: ``python -m harness.users_store_bench [DATABASE_URL] [N]``.
+"""Rough timings of the users store: ``python -m bench.users_store [DATABASE_URL] [N]``.
 
 Seeds N users (default 10 000) into a fresh tenant of a migrated database (a temporary SQLite file when
 no URL is given; a PostgreSQL URL must name an existing, disposable database), then prints the median
@@ -21,7 +21,7 @@ from typing import Any
 
 from backends.users.models import users
 from backends.users.store import UserStore, key_columns, search_columns
-from harness.users_store_db import migrate
+from harness.stores.users import migrate
 from meshkit.db.database import Database
 
 FIRST = ["John", "Jane", "Émile", "Will", "Ada", "Grace", "Linus", "Mary", "Seán", "Zoë"]

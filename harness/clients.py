@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from infra.paths import REPO_ROOT
+
+ROOT = REPO_ROOT
 CLIENTS_DIR = ROOT / "examples" / "clients"
 NAMES = ("python", "node", "go")
 BUILD_TIMEOUT = 600  # a first `go build` downloads modules; later ones take seconds

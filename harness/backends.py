@@ -1,0 +1,130 @@
+"""A backend process in a test: ``python -m <module>`` on its own ports, its health and its metrics.
+
+Every harness helper that runs a backend (one of the four, the mesh's, or a test program built on the
+kit) starts it here: :func:`spawn_backend` starts it without waiting (so several boot in parallel),
+:func:`start_backend` also waits until it is SERVING, and :class:`BackendProcess` is what both return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
+
+from harness.processes import Proc, spawn, wait_until
+from infra.procs import free_port
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+LOG_TAIL = 4000  # characters of a backend's log printed when it fails to start
+
+
+@dataclass
+class BackendProcess:
+    """A running backend: its gRPC target, its metrics port and the process itself."""
+
+    name: str
+    target: str
+    metrics_port: int
+    proc: Proc
+
+    def health(self, service: str = "") -> int | None:
+        return health_status(self.target, service)
+
+    def metric(self, name: str, labels: Mapping[str, str] | None = None) -> float:
+        return metric_value(self.metrics_port, name, labels)
+
+    def wait_serving(self, timeout: float = 90, *, serving: bool = True) -> None:
+        """Wait until SERVING (with ``serving=False``, until its health answers at all); raise with its log
+        if it exits first."""
+        wanted = {SERVING} if serving else set(health_pb2.HealthCheckResponse.ServingStatus.values())
+        wait_until(
+            lambda: self.health() in wanted or self.proc.popen.poll() is not None,
+            timeout,
+            f"{self.name} backend health",
+        )
+        if self.proc.popen.poll() is not None:
+            raise RuntimeError(f"{self.name} backend exited:\n{self.proc.log()[-LOG_TAIL:]}")
+
+    def stop(self, timeout: float = 20) -> int:
+        return self.proc.terminate(timeout)
+
+
+def backend_env(name: str, port: int, metrics_port: int) -> dict[str, str]:
+    """The variables that put backend ``name`` on ``port`` and its metrics on ``metrics_port``."""
+    return {
+        f"PORTICO_{name.upper()}_PORT": str(port),
+        f"PORTICO_{name.upper()}_METRICS_PORT": str(metrics_port),
+    }
+
+
+def spawn_backend(
+    name: str,
+    env: Mapping[str, str],
+    log_dir: Path,
+    *,
+    port: int | None = None,
+    metrics_port: int | None = None,
+    module: str | None = None,
+) -> BackendProcess:
+    """``python -m backends.<name>`` (or ``module``) with ``env`` plus its ports; does not wait. Each port
+    is the one given, else the one ``env`` names, else a free one. Its log is ``<log_dir>/<name>-<port>.log``.
+    """
+    prefix = f"PORTICO_{name.upper()}"
+    port = port or _named_port(env, f"{prefix}_PORT") or free_port()
+    metrics_port = metrics_port or _named_port(env, f"{prefix}_METRICS_PORT") or free_port()
+    full_env = {**env, **backend_env(name, port, metrics_port)}
+    proc = spawn(f"{name}-{port}", ["-m", module or f"backends.{name}"], full_env, log_dir)
+    return BackendProcess(name, f"127.0.0.1:{port}", metrics_port, proc)
+
+
+def _named_port(env: Mapping[str, str], key: str) -> int | None:
+    return int(env[key]) if env.get(key) else None
+
+
+def start_backend(
+    name: str,
+    env: Mapping[str, str],
+    log_dir: Path,
+    *,
+    serving: bool = True,
+    timeout: float = 90,
+    port: int | None = None,
+    module: str | None = None,
+) -> BackendProcess:
+    """:func:`spawn_backend`, then wait for its health (see :meth:`BackendProcess.wait_serving`); on
+    failure it is stopped and its log printed."""
+    backend = spawn_backend(name, env, log_dir, port=port, module=module)
+    try:
+        backend.wait_serving(timeout, serving=serving)
+    except BaseException:
+        backend.stop()
+        print(backend.proc.log()[-LOG_TAIL:])
+        raise
+    return backend
+
+
+def health_status(target: str, service: str = "") -> int | None:
+    """The backend's health status, or None when it does not answer."""
+    try:
+        with grpc.insecure_channel(target) as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=1
+            )
+            return int(reply.status)
+    except grpc.RpcError:
+        return None
+
+
+def metric_value(metrics_port: int, name: str, labels: Mapping[str, str] | None = None) -> float:
+    """A sample of a process's ``/metrics`` whose labels include ``labels`` (0 when absent)."""
+    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and (labels or {}).items() <= sample.labels.items():
+                return float(sample.value)
+    return 0.0
