@@ -13,8 +13,9 @@ from harness.mesh import Mesh, start_mesh
 from harness.posts import PostsBackend, posts_backend_fixture
 from harness.tokens import TokenIssuer
 from harness.users import UsersBackend, users_backend_fixture
+from infra.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 
 
 @pytest.fixture(scope="session")

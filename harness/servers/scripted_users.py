@@ -2,7 +2,7 @@
 
 It is not the users backend: it answers from a fixed dict of users so the example clients' JSON and
 error mapping can be checked byte for byte, and it records what each call carried (metadata, the time
-left before the deadline). The real backend is exercised by ``tests/integration/test_clients.py``.
+left before the deadline). The real backend is exercised by ``tests/integration/examples/test_clients.py``.
 """
 
 from __future__ import annotations

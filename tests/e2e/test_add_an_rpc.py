@@ -30,11 +30,12 @@ from harness.infra import InfraEnv
 from harness.processes import Proc, wait_until
 from harness.tokens import TokenIssuer
 from infra.local import free_port
+from infra.paths import REPO_ROOT
 from stubs.users.v1 import users_pb2, users_pb2_grpc
 
 pytestmark = pytest.mark.infra
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 PAGE = ROOT / "docs" / "add-an-rpc.md"
 _SNIPPET = re.compile(r"<!-- snippet: ([\w-]+) -->\n```\w*\n(.*?)```", re.DOTALL)
 _COPY_IGNORE = shutil.ignore_patterns(

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from infra.paths import REPO_ROOT
+
+ROOT = REPO_ROOT
 BACKENDS = ("users", "auth", "posts", "broker")
 
 
