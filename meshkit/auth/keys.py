@@ -142,7 +142,8 @@ class JwksClient:
         stale = now - self._fetched_at > self._cache_seconds
         if kid in self._keys and not stale:
             return self._keys[kid]
-        if now - self._attempted_at >= self._interval(now):
+        # A fetch in flight is waited for: until it ends, "unknown" and "cannot know" are not told apart.
+        if self._lock.locked() or now - self._attempted_at >= self._interval(now):
             await self._refresh()
         if kid in self._keys:
             return self._keys[kid]  # possibly stale: the last set we know beats no answer
