@@ -92,8 +92,7 @@ class JwksClient:
         # Loaded before the first fetch, but stale: the first token checked triggers a fetch.
         self._keys = parse_jwk_dicts(kept.load()) if kept is not None else {}
         self._fetched_at = float("-inf")  # last successful fetch (monotonic)
-        self._attempted_at = float("-inf")  # last fetch tried, successful or not
-        self._failed = False  # whether that last try failed
+        self._attempted_at = float("-inf")  # last fetch started, whatever its outcome
         self._lock = asyncio.Lock()
 
     async def _fetch(self) -> None:
@@ -120,12 +119,9 @@ class JwksClient:
                 await self._fetch()
             except grpc.aio.AioRpcError as exc:
                 # Keep serving with the keys we have; a later call retries after the cool-down.
-                self._failed = True
                 if self._failures is not None:
                     self._failures.inc()
                 log.warning("JWKS fetch failed", extra={"code": exc.code().name})
-            else:
-                self._failed = False
 
     def retry_after(self) -> int:
         """Whole seconds until a fetch may be tried again (at least 1)."""
@@ -140,13 +136,15 @@ class JwksClient:
         """
         now = time.monotonic()
         stale = now - self._fetched_at > self._cache_seconds
-        if kid in self._keys and not stale:
+        if kid in self._keys and (not stale or self._lock.locked()):
+            # Fresh, or stale while another caller is refreshing: no need to queue behind a slow auth.
             return self._keys[kid]
         # A fetch in flight is waited for: until it ends, "unknown" and "cannot know" are not told apart.
         if self._lock.locked() or now - self._attempted_at >= self._interval(now):
             await self._refresh()
         if kid in self._keys:
             return self._keys[kid]  # possibly stale: the last set we know beats no answer
-        if self._failed:
-            raise KeysUnavailable(self.retry_after())
-        return None
+        if self._fetched_at >= self._attempted_at:
+            return None  # the latest fetch succeeded and lacks it: unknown
+        # The latest fetch failed (or was cancelled): the kid may be a key we could not fetch.
+        raise KeysUnavailable(self.retry_after())

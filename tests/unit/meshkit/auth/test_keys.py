@@ -109,3 +109,29 @@ async def test_fetches_while_auth_is_down_are_single_flight_and_rate_limited() -
     outcomes += await asyncio.gather(*(attempt(f"again-{n}") for n in range(200)))
     assert set(outcomes) == {"unavailable"}
     assert auth.calls == 1
+
+
+async def test_a_known_kid_does_not_queue_behind_a_slow_refresh() -> None:
+    issuer = TokenIssuer()
+    auth = _Auth(issuer)
+    jwks = _client(auth, cache_seconds=0, refetch_cooldown=0)
+    assert await jwks.key(issuer.kid) is not None
+    auth.delay = 5  # auth hangs (e.g. stopped): the refresh waits for its deadline
+    refresh = asyncio.create_task(jwks.key(issuer.kid))
+    await asyncio.sleep(0.05)
+    assert await asyncio.wait_for(jwks.key(issuer.kid), timeout=1) is not None
+    refresh.cancel()
+
+
+async def test_a_cancelled_fetch_leaves_unknown_kids_unavailable_not_invalid() -> None:
+    issuer = TokenIssuer()
+    auth = _Auth(issuer, delay=5)  # auth hangs, and the first caller gives up (client gone)
+    jwks = _client(auth, refetch_cooldown=60)
+    first = asyncio.create_task(jwks.key(issuer.kid))
+    await asyncio.sleep(0.05)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    with pytest.raises(KeysUnavailable):  # within the cool-down: no fetch, and no 401 either
+        await jwks.key(issuer.kid)
+    assert auth.calls == 1
