@@ -32,12 +32,19 @@ from gateway.state import State
 from gateway.tracing import TracingMiddleware
 from gateway.upstreams import Upstreams
 from meshkit.auth.interceptor import token_checks
+from meshkit.auth.keyfile import KeySetFile
 
 
 def build_edge_auth(
     settings: GatewaySettings, upstreams: Upstreams, redis: Redis, metrics: GatewayMetrics
 ) -> EdgeAuth:
-    verifier, revocations = token_checks(upstreams.channels["auth"], redis, metrics.registry, settings)
+    verifier, revocations = token_checks(
+        upstreams.channels["auth"],
+        redis,
+        metrics.registry,
+        settings,
+        kept_keys=KeySetFile.beside_run_dir("gateway"),
+    )
     return EdgeAuth(verifier, revocations)
 
 

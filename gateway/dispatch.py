@@ -92,8 +92,9 @@ async def dispatch(request: Request) -> Response:
         charged = await _charge(request, state["edge_limits"].for_refusal(ip))
         if isinstance(charged, Response):
             return charged
-        challenge = {"WWW-Authenticate": verdict.challenge} if verdict.challenge else {}
-        return error_response(request, verdict.status, verdict.message, headers={**charged, **challenge})
+        return error_response(
+            request, verdict.status, verdict.message, headers={**charged, **verdict.headers()}
+        )
     try:
         message = await read_message(request, route, found.params)
     except ClientDisconnect:

@@ -4,7 +4,9 @@ unknown ``kid`` with a cool-down, only the key's algorithm, ``exp``/``nbf`` with
 ``typ``; then the ``jti`` / session / "valid after" revocations in one Redis round trip.
 
 Verified tokens are cached until they expire (signature and claims do not change); revocation is asked
-on every request, because a logout must take effect at once.
+on every request, because a logout must take effect at once. A token whose key cannot be known (auth
+unreachable and the kid not in the kept key set) is answered 503 with ``Retry-After``, never 401: a
+client that signs its user out on 401 must not do so because of an outage.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from meshkit.auth.keys import KeysUnavailable
 from meshkit.auth.revocation import RevocationChecker
 from meshkit.auth.tokens import InvalidToken, Principal, TokenVerifier
 from stubs.portico.gateway.v1 import options_pb2
@@ -27,9 +30,16 @@ CHALLENGE_SCOPE = 'Bearer realm="portico", error="insufficient_scope"'
 
 @dataclass(frozen=True)
 class Refusal:
-    status: int  # 400, 401 or 403
+    status: int  # 400, 401, 403, or 503 when the token cannot be checked now
     message: str
     challenge: str | None = CHALLENGE_INVALID  # the WWW-Authenticate value, if any
+    retry_after: int | None = None  # seconds, for a 503
+
+    def headers(self) -> dict[str, str]:
+        found = {"WWW-Authenticate": self.challenge} if self.challenge else {}
+        if self.retry_after is not None:
+            found["Retry-After"] = str(self.retry_after)
+        return found
 
 
 class VerifiedTokenCache:
@@ -92,6 +102,8 @@ class EdgeAuth:
                 principal = await self._verifier.verify(token)
             except InvalidToken:
                 return Refusal(401, "Invalid or expired token")
+            except KeysUnavailable as exc:
+                return Refusal(503, "Cannot verify tokens right now", None, exc.retry_after)
             self._cache.put(token, principal)
         if await self._revocations.is_revoked(principal):
             return Refusal(401, "Token has been revoked")

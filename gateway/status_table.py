@@ -101,7 +101,7 @@ HTTP_ERRORS: tuple[HttpError, ...] = (
         503,
         "UNAVAILABLE",
         "Service unavailable",
-        "A backend or the rate limiter is unavailable.",
+        "A backend, the rate limiter or the token-signing keys are unavailable; may carry `Retry-After`.",
         "Unavailable",
     ),
     HttpError(

@@ -23,6 +23,8 @@ class AuthStack:
     auth_target: str
     users_target: str
     backends: dict[str, BackendProcess]
+    env: dict[str, str]  # what both were started with (to restart one of them)
+    log_dir: Path
 
     def auth(self) -> tuple[grpc.Channel, auth_pb2_grpc.AuthServiceStub]:
         channel = grpc.insecure_channel(self.auth_target)
@@ -73,7 +75,7 @@ def start_auth_stack(infra: InfraEnv, log_dir: Path, extra_env: dict[str, str] |
     }
     users = spawn_backend("users", env, log_dir, port=users_port)
     auth = spawn_backend("auth", env, log_dir, port=auth_port)
-    stack = AuthStack(auth.target, users.target, {"users": users, "auth": auth})
+    stack = AuthStack(auth.target, users.target, {"users": users, "auth": auth}, env, log_dir)
     try:
         for backend in (auth, users):
             backend.wait_serving()

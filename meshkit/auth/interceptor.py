@@ -17,7 +17,8 @@ from google.protobuf import descriptor_pool
 from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
 
-from meshkit.auth.keys import JwksClient
+from meshkit.auth.keyfile import KeySetFile
+from meshkit.auth.keys import JwksClient, KeysUnavailable
 from meshkit.auth.revocation import RevocationChecker
 from meshkit.auth.tokens import InvalidToken, Principal, TokenVerifier
 from meshkit.config.tokens import TokenSettings
@@ -78,7 +79,8 @@ class AuthInterceptor(WrappingInterceptor):
         self._public = public
         self._rejections = Counter(
             "portico_grpc_auth_rejections_total",
-            "Calls refused as UNAUTHENTICATED, by reason.",
+            "Calls refused by authentication, by reason"
+            " (keys_unavailable: UNAVAILABLE; the others: UNAUTHENTICATED).",
             ["reason"],
             registry=registry,
         )
@@ -96,6 +98,10 @@ class AuthInterceptor(WrappingInterceptor):
             self._rejections.labels("invalid").inc()
             log.info("token rejected", extra={"reason": str(exc)})
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, "invalid or expired token")
+        except KeysUnavailable:
+            # Not the caller's fault, and maybe a valid token: UNAVAILABLE is retried, never a sign-out.
+            self._rejections.labels("keys_unavailable").inc()
+            await abort(context, grpc.StatusCode.UNAVAILABLE, "cannot verify tokens right now")
         if await self._revocations.is_revoked(principal):
             self._rejections.labels("revoked").inc()
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, "token has been revoked")
@@ -139,13 +145,25 @@ class AuthInterceptor(WrappingInterceptor):
 
 
 def token_checks(
-    jwks_channel: grpc.aio.Channel, redis: Redis, registry: CollectorRegistry, settings: TokenSettings
+    jwks_channel: grpc.aio.Channel,
+    redis: Redis,
+    registry: CollectorRegistry,
+    settings: TokenSettings,
+    *,
+    kept_keys: KeySetFile | None = None,
 ) -> tuple[TokenVerifier, RevocationChecker]:
-    """The verifier and revocation checker every token-checking process builds from its settings."""
+    """The verifier and revocation checker every token-checking process builds from its settings;
+    ``kept_keys`` keeps its last fetched key set across restarts."""
     jwks = JwksClient(
         jwks_channel,
         cache_seconds=settings.jwks_cache_seconds,
         refetch_cooldown=settings.jwks_refetch_cooldown,
+        kept=kept_keys,
+        failures=Counter(
+            "portico_jwks_fetch_failures_total",
+            "Fetches of the token-signing keys (JWKS) from auth that failed.",
+            registry=registry,
+        ),
     )
     verifier = TokenVerifier(
         jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience, leeway=settings.jwt_leeway

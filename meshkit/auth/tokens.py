@@ -56,6 +56,8 @@ class TokenVerifier:
         self._leeway = leeway
 
     async def verify(self, token: str) -> Principal:
+        """The token's principal; :class:`InvalidToken` when it cannot be trusted, and
+        :class:`~meshkit.auth.keys.KeysUnavailable` when its key cannot be known right now."""
         if len(token) > MAX_TOKEN_LENGTH:
             raise InvalidToken("token too large")
         try:

@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from sqlalchemy.exc import SQLAlchemyError
 
 from meshkit.auth.interceptor import AuthInterceptor, public_methods, token_checks
+from meshkit.auth.keyfile import KeySetFile
 from meshkit.config.defaults import GRPC_MAX_MESSAGE_BYTES
 from meshkit.config.serve import BackendSettings
 from meshkit.config.stores import DatabaseSettings
@@ -197,7 +198,8 @@ async def serve(spec: BackendSpec[S]) -> None:
     db = None
     if spec.migrations is not None:
         db = await open_database(name, database_url(name, settings), spec.migrations)
-    verifier, revocations = token_checks(auth_channel, redis, registry, settings)
+    kept_keys = KeySetFile.beside_run_dir(name)  # verifies tokens after a restart while auth is down
+    verifier, revocations = token_checks(auth_channel, redis, registry, settings, kept_keys=kept_keys)
     runtime: Runtime[S] = Runtime(name, settings, telemetry, registry, broker, redis, revocations, db)
     runtime.dependencies.extend([kafka_dependency(broker), redis_dependency(redis)])
     if db is not None:

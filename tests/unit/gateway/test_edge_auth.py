@@ -1,11 +1,17 @@
-"""The edge's verified-token cache: hits until the token expires, bounded size."""
+"""The edge's verified-token cache (hits until the token expires, bounded size), and what a token that
+cannot be verified is answered."""
 
 from __future__ import annotations
 
 import time
+from typing import Any, cast
 
-from gateway.edge_auth import VerifiedTokenCache
-from meshkit.auth.tokens import Principal
+from gateway.edge_auth import CHALLENGE_INVALID, EdgeAuth, Refusal, VerifiedTokenCache
+from meshkit.auth.keys import KeysUnavailable
+from meshkit.auth.tokens import InvalidToken, Principal
+from stubs.portico.gateway.v1 import options_pb2
+
+PRIVATE = options_pb2.RoutePolicy(access=options_pb2.ACCESS_AUTHENTICATED)
 
 
 def _principal(sub: str, expires_in: float) -> Principal:
@@ -24,3 +30,25 @@ def test_hits_until_expiry_and_evicts_the_oldest() -> None:
     assert cache.get("a") is None
     assert cache.get("c") is not None
     assert cache.get("d") is not None
+
+
+class _Verifier:
+    def __init__(self, error: Exception) -> None:
+        self._error = error
+
+    async def verify(self, token: str) -> Principal:
+        raise self._error
+
+
+async def test_a_token_that_cannot_be_checked_now_is_503_with_retry_after_not_401() -> None:
+    edge = EdgeAuth(cast(Any, _Verifier(KeysUnavailable(retry_after=7))), cast(Any, None))
+    refusal = await edge.check(PRIVATE, ["Bearer a.b.c"], [])
+    assert isinstance(refusal, Refusal)
+    assert (refusal.status, refusal.headers()) == (503, {"Retry-After": "7"})
+
+
+async def test_an_invalid_token_stays_401_with_its_challenge() -> None:
+    edge = EdgeAuth(cast(Any, _Verifier(InvalidToken("unknown kid"))), cast(Any, None))
+    refusal = await edge.check(PRIVATE, ["Bearer a.b.c"], [])
+    assert isinstance(refusal, Refusal)
+    assert (refusal.status, refusal.headers()) == (401, {"WWW-Authenticate": CHALLENGE_INVALID})
