@@ -1,15 +1,18 @@
 """Publish a backend's outbox to Kafka, oldest first, at least once.
 
-Each round is ONE write transaction: take the relay lock, claim the oldest pending rows in ``id`` order,
-send them (pipelined, see :mod:`meshkit.events.delivery`), await the acknowledgements, mark the acknowledged
-prefix published and record the attempt on the rest, commit. A process that dies before the commit
-republishes the round later (consumers dedupe by ``event_id``); one that dies after it loses nothing.
+Each round (on PostgreSQL ONE write transaction): take the relay lock, claim the oldest pending rows in
+``id`` order, send them (pipelined, see :mod:`meshkit.events.delivery`), await the acknowledgements, mark
+the acknowledged prefix published and record the attempt on the rest, commit. A process that dies
+before the commit republishes the round later (consumers dedupe by ``event_id``); one that dies after it
+loses nothing.
 
 The lock makes several instances of a backend safe and keeps per-key order: on PostgreSQL a
-transaction-scoped advisory lock (an instance that cannot get it skips the round), on SQLite the
-``BEGIN IMMEDIATE`` of :meth:`Database.write` already serialises writers (so a round holds SQLite's write
-lock while it publishes: ``publish_timeout`` bounds that well below the 10 s busy timeout of other
-writers, and after a failure no round starts before Kafka answers again).
+transaction-scoped advisory lock (an instance that cannot get it skips the round). SQLite has one writer
+for the whole file, so there a round claims in a read, publishes, then marks in a short write
+transaction: a round waiting for Kafka's acknowledgements (up to ``publish_timeout``) never holds up the
+requests that write. A SQLite file belongs to one process; should two relays share one, a row may be
+published twice (consumers dedupe by ``event_id``). After a failure no round starts before Kafka answers
+again.
 
 ``id`` order is insert order; on PostgreSQL two transactions may commit out of that order, so a backend
 must serialise the changes of one entity (update the entity row, which locks it, before adding its
@@ -128,14 +131,25 @@ class OutboxRelay:
 
         Raises :class:`PublishError` when some claimed rows could not be published (they stay pending).
         """
-        async with self._db.write() as session:
-            if not await self._lock(session):
-                return None
-            rows = await self._claim(session)
+        if self._db.dialect == "postgresql":
+            async with self._db.write() as session:
+                if not await self._lock(session):
+                    return None
+                rows = await self._claim(session)
+                if not rows:
+                    return 0
+                delivery = await deliver(rows, self._send, timeout=self._publish_timeout)
+                await self._mark(session, delivery)
+        else:
+            # SQLite has one writer for the whole file: waiting for Kafka inside a write transaction
+            # would stall every write request for up to publish_timeout (past a caller's deadline).
+            async with self._db.read() as session:
+                rows = await self._claim(session)
             if not rows:
                 return 0
             delivery = await deliver(rows, self._send, timeout=self._publish_timeout)
-            await self._mark(session, delivery)
+            async with self._db.write() as session:
+                await self._mark(session, delivery)
         self._unresolved.extend(delivery.unresolved)
         for row in delivery.acked:
             self._metrics.published.labels(self._table.name, row.topic).inc()
