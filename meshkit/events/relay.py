@@ -7,12 +7,11 @@ before the commit republishes the round later (consumers dedupe by ``event_id``)
 loses nothing.
 
 The lock makes several instances of a backend safe and keeps per-key order: on PostgreSQL a
-transaction-scoped advisory lock (an instance that cannot get it skips the round). SQLite has one writer
-for the whole file, so there a round claims in a read, publishes, then marks in a short write
+transaction-scoped advisory lock (an instance that cannot get it skips the round). On SQLite, whose only
+database lock is the one write lock of the whole file, a round holds a lock file beside the database
+instead (:mod:`meshkit.events.relay_lock`), claims in a read, publishes, then marks in a short write
 transaction: a round waiting for Kafka's acknowledgements (up to ``publish_timeout``) never holds up the
-requests that write. A SQLite file belongs to one process; should two relays share one, a row may be
-published twice (consumers dedupe by ``event_id``). After a failure no round starts before Kafka answers
-again.
+requests that write. After a failure no round starts before Kafka answers again.
 
 ``id`` order is insert order; on PostgreSQL two transactions may commit out of that order, so a backend
 must serialise the changes of one entity (update the entity row, which locks it, before adding its
@@ -38,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshkit.db.database import Database
 from meshkit.events.delivery import Delivery, deliver
+from meshkit.events.relay_lock import lock_file, try_lock
 from meshkit.events.relay_metrics import RelayMetrics, relay_metrics
 
 __all__ = ["OutboxRelay", "OutboxRow"]
@@ -96,6 +96,7 @@ class OutboxRelay:
         self._max_backoff = max_backoff
         self._wakeup = asyncio.Event()
         self._unresolved: list[asyncio.Future[Any]] = []
+        self._lock_file = None if db.dialect == "postgresql" else lock_file(db.url, outbox_table.name)
 
     def wake(self) -> None:
         """Start a round now rather than at the next poll (the outbox calls it after a commit)."""
@@ -140,16 +141,26 @@ class OutboxRelay:
                     return 0
                 delivery = await deliver(rows, self._send, timeout=self._publish_timeout)
                 await self._mark(session, delivery)
+        elif self._lock_file is None:  # in-memory SQLite: one connection, no other writer to hold up
+            async with self._db.write() as session:
+                rows = await self._claim(session)
+                if not rows:
+                    return 0
+                delivery = await deliver(rows, self._send, timeout=self._publish_timeout)
+                await self._mark(session, delivery)
         else:
             # SQLite has one writer for the whole file: waiting for Kafka inside a write transaction
             # would stall every write request for up to publish_timeout (past a caller's deadline).
-            async with self._db.read() as session:
-                rows = await self._claim(session)
-            if not rows:
-                return 0
-            delivery = await deliver(rows, self._send, timeout=self._publish_timeout)
-            async with self._db.write() as session:
-                await self._mark(session, delivery)
+            with try_lock(self._lock_file) as locked:
+                if not locked:
+                    return None
+                async with self._db.read() as session:
+                    rows = await self._claim(session)
+                if not rows:
+                    return 0
+                delivery = await deliver(rows, self._send, timeout=self._publish_timeout)
+                async with self._db.write() as session:
+                    await self._mark(session, delivery)
         self._unresolved.extend(delivery.unresolved)
         for row in delivery.acked:
             self._metrics.published.labels(self._table.name, row.topic).inc()
