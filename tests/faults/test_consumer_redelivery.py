@@ -114,4 +114,5 @@ async def test_a_crashed_consumer_redelivered_from_the_start_applies_every_event
         recovery_s=round(recovery_s, 2),
     )
     assert (total, distinct) == (EVENTS, EVENTS)  # every effect exactly once
-    assert skipped == applied_before  # the whole topic came again: each applied record once more
+    # The whole topic came again: each applied record at least once more (a rebalance may add repeats).
+    assert skipped >= applied_before

@@ -208,7 +208,8 @@ async def test_stopping_interrupts_a_back_off_and_the_record_is_applied_after_th
             await eventually(retrying, timeout=90, what="the handler to fail and back off")
             stopping = time.monotonic()
         stopped_in = time.monotonic() - stopping
-        assert stopped_in < 3.0  # the broker's stop waited for the handler: the back-off gave way
+        # Without giving way the stop would wait out the broker's graceful timeout (8 s), then cancel.
+        assert stopped_in < 6.0
 
         redis_up = True
         second = consumer()
