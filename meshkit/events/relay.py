@@ -1,15 +1,17 @@
 """Publish a backend's outbox to Kafka, oldest first, at least once.
 
-Each round is ONE write transaction: take the relay lock, claim the oldest pending rows in ``id`` order,
-send them (pipelined, see :mod:`meshkit.events.delivery`), await the acknowledgements, mark the acknowledged
-prefix published and record the attempt on the rest, commit. A process that dies before the commit
-republishes the round later (consumers dedupe by ``event_id``); one that dies after it loses nothing.
+Each round (on PostgreSQL ONE write transaction): take the relay lock, claim the oldest pending rows in
+``id`` order, send them (pipelined, see :mod:`meshkit.events.delivery`), await the acknowledgements, mark
+the acknowledged prefix published and record the attempt on the rest, commit. A process that dies
+before the commit republishes the round later (consumers dedupe by ``event_id``); one that dies after it
+loses nothing.
 
 The lock makes several instances of a backend safe and keeps per-key order: on PostgreSQL a
-transaction-scoped advisory lock (an instance that cannot get it skips the round), on SQLite the
-``BEGIN IMMEDIATE`` of :meth:`Database.write` already serialises writers (so a round holds SQLite's write
-lock while it publishes: ``publish_timeout`` bounds that well below the 10 s busy timeout of other
-writers, and after a failure no round starts before Kafka answers again).
+transaction-scoped advisory lock (an instance that cannot get it skips the round). On SQLite, whose only
+database lock is the one write lock of the whole file, a round holds a lock file beside the database
+instead (:mod:`meshkit.events.relay_lock`), claims in a read, publishes, then marks in a short write
+transaction: a round waiting for Kafka's acknowledgements (up to ``publish_timeout``) never holds up the
+requests that write. After a failure no round starts before Kafka answers again.
 
 ``id`` order is insert order; on PostgreSQL two transactions may commit out of that order, so a backend
 must serialise the changes of one entity (update the entity row, which locks it, before adding its
@@ -35,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshkit.db.database import Database
 from meshkit.events.delivery import Delivery, deliver
+from meshkit.events.relay_lock import lock_file, try_lock
 from meshkit.events.relay_metrics import RelayMetrics, relay_metrics
 
 __all__ = ["OutboxRelay", "OutboxRow"]
@@ -93,6 +96,7 @@ class OutboxRelay:
         self._max_backoff = max_backoff
         self._wakeup = asyncio.Event()
         self._unresolved: list[asyncio.Future[Any]] = []
+        self._lock_file = None if db.dialect == "postgresql" else lock_file(db.url, outbox_table.name)
 
     def wake(self) -> None:
         """Start a round now rather than at the next poll (the outbox calls it after a commit)."""
@@ -128,14 +132,35 @@ class OutboxRelay:
 
         Raises :class:`PublishError` when some claimed rows could not be published (they stay pending).
         """
-        async with self._db.write() as session:
-            if not await self._lock(session):
-                return None
-            rows = await self._claim(session)
-            if not rows:
-                return 0
-            delivery = await deliver(rows, self._send, timeout=self._publish_timeout)
-            await self._mark(session, delivery)
+        if self._db.dialect == "postgresql":
+            async with self._db.write() as session:
+                if not await self._lock(session):
+                    return None
+                rows = await self._claim(session)
+                if not rows:
+                    return 0
+                delivery = await deliver(rows, self._send, timeout=self._publish_timeout)
+                await self._mark(session, delivery)
+        elif self._lock_file is None:  # in-memory SQLite: one connection, no other writer to hold up
+            async with self._db.write() as session:
+                rows = await self._claim(session)
+                if not rows:
+                    return 0
+                delivery = await deliver(rows, self._send, timeout=self._publish_timeout)
+                await self._mark(session, delivery)
+        else:
+            # SQLite has one writer for the whole file: waiting for Kafka inside a write transaction
+            # would stall every write request for up to publish_timeout (past a caller's deadline).
+            with try_lock(self._lock_file) as locked:
+                if not locked:
+                    return None
+                async with self._db.read() as session:
+                    rows = await self._claim(session)
+                if not rows:
+                    return 0
+                delivery = await deliver(rows, self._send, timeout=self._publish_timeout)
+                async with self._db.write() as session:
+                    await self._mark(session, delivery)
         self._unresolved.extend(delivery.unresolved)
         for row in delivery.acked:
             self._metrics.published.labels(self._table.name, row.topic).inc()

@@ -42,6 +42,7 @@ UNIT_TESTED = {
     "PorticoGatewayHighLatencyP99",
     "PorticoKafkaConsumerLagHigh",
     "PorticoOutboxEventsStuck",
+    "PorticoEventsBlocked",
     "PorticoRefreshTokenReuseSpike",
 }
 SERIES = re.compile(r"\b((?:portico|grpc_server)_[a-z0-9_]+|up)\b(?=\s*[{\[)])")

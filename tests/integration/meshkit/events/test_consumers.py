@@ -1,8 +1,10 @@
 """The idempotent consumer on the real Kafka, on SQLite and PostgreSQL: its span continues the trace of the
-request that wrote the event; a failing handler is redelivered; a malformed record does not wedge."""
+request that wrote the event; a failing handler is redelivered; a malformed record does not wedge; stopping
+interrupts a back-off without losing the record."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -164,3 +166,55 @@ async def test_a_poison_event_is_dead_lettered_and_the_partition_moves_on(
     headers = {key: value.decode() for key, value in parked.headers}
     assert (headers["x-dlq-topic"], headers["x-dlq-partition"], headers["x-dlq-offset"]) == (topic, "0", "0")
     assert headers["x-dlq-error"] == "ValueError"
+
+
+async def test_stopping_interrupts_a_back_off_and_the_record_is_applied_after_the_restart(
+    infra: InfraEnv, tmp_path: Path
+) -> None:
+    topic = await create_topic(infra.kafka_bootstrap, partitions=1)
+    event = user_event("u-1", 1)
+    redis_up = False  # the dependency the handler needs
+    applied: list[str] = []
+    attempts = 0
+
+    async def on_updated(session: AsyncSession, event: events_pb2.Event) -> None:
+        nonlocal attempts
+        attempts += 1
+        if not redis_up:
+            raise ConnectionRefusedError(111, "Connection refused")
+        applied.append(event.event_id)
+
+    async def retrying() -> bool:
+        return attempts >= 2  # in its (second, long) back-off now
+
+    async def done() -> bool:
+        return applied == [event.event_id]
+
+    async with events_db(database_url("sqlite", tmp_path, infra.database_url), tmp_path) as edb:
+        group = f"test-{edb.prefix}"
+
+        def consumer() -> EventConsumer:
+            # Back-off of 20 s or more from the second attempt: far past the broker's graceful timeout.
+            return EventConsumer(edb.db, edb.processed, group, registry=CollectorRegistry(), retry_delay=20)
+
+        first = consumer()
+        handlers = {"user.updated": on_updated}
+        async with started_broker(infra.kafka_bootstrap, service="writer") as broker:
+            await broker.publish(event.SerializeToString(), topic, key=b"u-1", headers=HEADERS)
+        reader = started_broker(
+            infra.kafka_bootstrap, service="reader", subscribe=lambda b: first.subscribe(b, topic, handlers)
+        )
+        async with reader:
+            await eventually(retrying, timeout=90, what="the handler to fail and back off")
+            stopping = time.monotonic()
+        stopped_in = time.monotonic() - stopping
+        # Without giving way the stop would wait out the broker's graceful timeout (8 s), then cancel.
+        assert stopped_in < 6.0
+
+        redis_up = True
+        second = consumer()
+        async with started_broker(
+            infra.kafka_bootstrap, service="reader", subscribe=lambda b: second.subscribe(b, topic, handlers)
+        ):
+            await eventually(done, timeout=90, what="the redelivered record to be applied")
+    assert applied == [event.event_id]  # not lost, not dead-lettered, applied once

@@ -1,14 +1,18 @@
 """The idempotent consumer, through FastStream's in-memory TestKafkaBroker and a real SQLite file:
 apply once per group, skip what was applied, record unknown types, skip malformed payloads, roll back a
-failing handler so the redelivery applies it."""
+failing handler so the redelivery applies it, retry a dependency outage for as long as it lasts and
+dead-letter only what can never be applied."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis.exceptions
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import CollectorRegistry
@@ -17,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backends.users.events import USERS
 from meshkit.db.database import Database
-from meshkit.events.consumers import EventConsumer, Handler, Outcome
+from meshkit.events.consumers import EventConsumer, Handler, Outcome, backoff_delay
+from meshkit.events.failures import Permanent, Transient
 from meshkit.events.tables import processed_events_table
 from stubs.events.v1 import events_pb2
 from stubs.users.v1 import users_pb2
@@ -189,3 +194,118 @@ async def test_an_event_that_keeps_failing_is_dead_lettered_after_max_attempts(s
     assert setup.count(Outcome.FAILED) == 2
     assert setup.count(Outcome.DEAD_LETTERED) == 1
     assert await setup.processed_ids() == []  # never applied: the dead-letter topic holds it
+
+
+def failing_handler(setup: Setup, errors: list[Exception]) -> Handler:
+    """Raises the next of ``errors`` on each call, then applies the event."""
+
+    async def on_event(session: AsyncSession, event: events_pb2.Event) -> None:
+        if errors:
+            raise errors.pop(0)
+        await session.execute(setup.effects.insert().values(event_id=event.event_id))
+
+    return on_event
+
+
+async def test_a_dependency_outage_is_retried_past_max_attempts_and_never_dead_lettered(
+    setup: Setup,
+) -> None:
+    event = user_event()
+    consumer = EventConsumer(
+        setup.db, setup.processed, "g1", registry=setup.registry, retry_delay=0, max_attempts=2
+    )
+    broker = KafkaBroker()
+    outage = [redis.exceptions.ConnectionError("Connection refused") for _ in range(5)]
+    consumer.subscribe(broker, TOPIC, {"user.updated": failing_handler(setup, outage)})
+    parked: list[str] = []
+
+    @broker.subscriber(consumer.dead_letter_topic)
+    async def on_parked(message: KafkaMessage) -> None:
+        parked.append(message.body.hex())
+
+    async with TestKafkaBroker(broker) as test_broker:
+        for attempt in range(5):  # the redeliveries of one record while Redis is away
+            with pytest.raises(redis.exceptions.ConnectionError):
+                await test_broker.publish(event.SerializeToString(), TOPIC, headers=HEADERS)
+            assert consumer.blocked_seconds(TOPIC) >= 0
+            if attempt == 0:
+                assert setup.registry.get_sample_value(
+                    "portico_events_blocked_seconds", {"group": "g1", "topic": TOPIC}
+                ) == pytest.approx(consumer.blocked_seconds(TOPIC), abs=1.0)
+        await test_broker.publish(event.SerializeToString(), TOPIC, headers=HEADERS)  # Redis is back
+    assert parked == []
+    assert await setup.effects_of() == [event.event_id]
+    retries = {"group": "g1", "topic": TOPIC, "reason": "redis"}
+    assert setup.registry.get_sample_value("portico_events_retries_total", retries) == 5
+    assert setup.count(Outcome.APPLIED) == 1
+    assert consumer.blocked_seconds(TOPIC) == 0.0  # applied: nothing blocks the partition any more
+
+
+async def test_a_declared_permanent_error_is_dead_lettered_and_a_declared_transient_one_is_not(
+    setup: Setup,
+) -> None:
+    transient, permanent = user_event(), user_event()
+    consumer = EventConsumer(
+        setup.db, setup.processed, "g1", registry=setup.registry, retry_delay=0, max_attempts=2
+    )
+    broker = KafkaBroker()
+    errors: dict[str, list[Exception]] = {
+        transient.event_id: [Transient("peer warming up")] * 3,
+        permanent.event_id: [Permanent("no such tenant")] * 3,
+    }
+
+    async def on_event(session: AsyncSession, event: events_pb2.Event) -> None:
+        if errors[event.event_id]:
+            raise errors[event.event_id].pop(0)
+        await session.execute(setup.effects.insert().values(event_id=event.event_id))
+
+    consumer.subscribe(broker, TOPIC, {"user.updated": on_event})
+    parked: list[str] = []
+
+    @broker.subscriber(consumer.dead_letter_topic)
+    async def on_parked(message: KafkaMessage) -> None:
+        parked.append(events_pb2.Event.FromString(message.body).event_id)
+
+    async with TestKafkaBroker(broker) as test_broker:
+        for _ in range(3):
+            with pytest.raises(Transient):
+                await test_broker.publish(transient.SerializeToString(), TOPIC, headers=HEADERS)
+        await test_broker.publish(transient.SerializeToString(), TOPIC, headers=HEADERS)
+        with pytest.raises(Permanent):
+            await test_broker.publish(permanent.SerializeToString(), TOPIC, headers=HEADERS)
+        await test_broker.publish(permanent.SerializeToString(), TOPIC, headers=HEADERS)  # 2nd: parked
+    assert parked == [permanent.event_id]
+    assert await setup.effects_of() == [transient.event_id]
+    assert setup.count(Outcome.DEAD_LETTERED) == 1
+
+
+async def test_closing_the_consumer_interrupts_a_back_off_at_once(setup: Setup) -> None:
+    consumer = EventConsumer(
+        setup.db, setup.processed, "g1", registry=setup.registry, retry_delay=30, max_backoff=30
+    )
+    broker = KafkaBroker()
+    outage = [OSError("connection refused")]
+    consumer.subscribe(broker, TOPIC, {"user.updated": failing_handler(setup, outage)})
+    async with TestKafkaBroker(broker) as test_broker:
+        publish = asyncio.create_task(
+            test_broker.publish(user_event().SerializeToString(), TOPIC, headers=HEADERS)
+        )
+        await asyncio.sleep(0.3)  # in its back-off now (15 s or more)
+        assert not publish.done()
+        started = time.monotonic()
+        consumer.close()
+        with pytest.raises(
+            OSError, match="connection refused"
+        ):  # not acknowledged: redelivered after the restart
+            await asyncio.wait_for(publish, 2)
+        assert time.monotonic() - started < 1.0
+    assert await setup.effects_of() == []
+
+
+@pytest.mark.parametrize(
+    ("attempt", "low", "high"),
+    [(1, 0.5, 1.0), (2, 1.0, 2.0), (4, 4.0, 8.0), (6, 15.0, 30.0), (10_000, 15.0, 30.0)],
+)
+def test_the_back_off_doubles_up_to_its_cap_with_jitter(attempt: int, low: float, high: float) -> None:
+    assert backoff_delay(attempt, 1.0, 30.0, rand=lambda: 0.0) == low
+    assert backoff_delay(attempt, 1.0, 30.0, rand=lambda: 1.0) == high

@@ -215,3 +215,27 @@ async def test_while_kafka_refuses_the_relay_backs_off_and_reports_the_backlog(s
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_a_round_waiting_for_kafka_does_not_hold_up_writers(setup: Setup) -> None:
+    """Kafka gone: the acknowledgements never come. A request writing to the same SQLite file meanwhile
+    must not wait for the round's publish timeout (it would miss its caller's deadline)."""
+    never: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    async def unanswered(payload: bytes, topic: str, **kw: Any) -> asyncio.Future[Any]:
+        return never
+
+    setup.broker.publish = unanswered  # type: ignore[method-assign]
+    await write(setup, ["u-1"])
+    relay = setup.relay(publish_timeout=2.0)
+    round_ = asyncio.create_task(relay.relay_once())
+    await asyncio.sleep(0.2)  # the round is waiting for the acknowledgement now
+    started = asyncio.get_running_loop().time()
+    await write(setup, ["u-2"])  # a sign-up's transaction
+    waited = asyncio.get_running_loop().time() - started
+    with pytest.raises(PublishError, match="not acknowledged"):
+        await round_
+    never.cancel()
+    assert waited < 1.0
+    assert [row["published_at"] for row in await rows(setup)] == [None, None]
+    assert [row["attempts"] for row in await rows(setup)] == [1, 0]

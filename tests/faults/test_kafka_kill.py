@@ -1,0 +1,141 @@
+"""Kafka SIGKILLed in the middle of 300 sign-ups through the real auth and users backends, then restarted:
+every sign-up is served (the events wait in the users outbox), and after the restart every registered user
+has its ``user.created`` event on the topic, once by event id (a copy only ever repeats the same id)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from harness.auth import start_auth_stack, stop_auth_stack
+from harness.infra import InfraEnv
+from harness.kafka_faults import report, sigkill
+from infra.local import LocalKafka, free_port
+from stubs.events.v1 import events_pb2
+
+pytestmark = [pytest.mark.infra, pytest.mark.timeout(420)]
+
+SIGN_UPS = 300
+KILL_AT = 100  # sign-ups done when Kafka is killed
+RESTART_AT = 200  # ... and when it is started again
+WORKERS = 4  # concurrent sign-ups: load a busy 2-core machine can carry
+USERS_TOPIC = "portico.users.v1"
+PASSWORD = "tangerine-Orbit-73"  # noqa: S105 (a test password)
+
+
+async def user_created_events(
+    bootstrap: str, expected: set[str], *, timeout: float
+) -> tuple[dict[str, list[str]], float]:
+    """Event ids of ``user.created`` per user id, read from the topic's start until every ``expected``
+    user has one (then one more second for late duplicates); and the seconds until they all had one."""
+    consumer = AIOKafkaConsumer(
+        USERS_TOPIC, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    started = time.monotonic()
+    await consumer.start()
+    ids: dict[str, list[str]] = defaultdict(list)
+    complete_at: float | None = None
+    try:
+        while time.monotonic() - started < timeout:
+            batches = await consumer.getmany(timeout_ms=200)
+            for batch in batches.values():
+                for record in batch:
+                    event = events_pb2.Event.FromString(record.value or b"")
+                    if event.type == "user.created":
+                        ids[event.entity_id].append(event.event_id)
+            if complete_at is None and expected <= ids.keys():
+                complete_at = time.monotonic()
+            if complete_at is not None and time.monotonic() - complete_at > 1.0:
+                return dict(ids), complete_at - started
+    finally:
+        await consumer.stop()
+    missing = len(expected - ids.keys())
+    raise AssertionError(f"{missing} of {len(expected)} sign-ups have no user.created after {timeout} s")
+
+
+async def test_kafka_sigkill_during_sign_ups_loses_no_event(
+    infra: InfraEnv, tmp_path: Path, record_property: pytest.RecordProperty
+) -> None:
+    kafka = LocalKafka(port=free_port(), controller_port=free_port(), data_dir=tmp_path / "kafka")
+    await asyncio.to_thread(kafka.start)
+    await asyncio.to_thread(kafka.wait_ready, 90)
+    own = InfraEnv(kafka.bootstrap, infra.redis_url, infra.database_url)
+    stack = await asyncio.to_thread(start_auth_stack, own, tmp_path, {"PORTICO_LOG_LEVEL": "INFO"})
+    tenant = f"t-{uuid.uuid4().hex[:10]}"
+    registered: list[str] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+
+    def sign_up(n: int) -> None:
+        try:
+            reply = stack.register(tenant, f"user{n}", PASSWORD)
+        except grpc.RpcError as exc:
+            with lock:
+                failures.append(str(exc.code()))  # type: ignore[attr-defined]
+            return
+        with lock:
+            registered.append(reply.user.id)
+
+    def done() -> int:
+        with lock:
+            return len(registered) + len(failures)
+
+    async def reached(count: int) -> None:
+        while True:
+            if done() >= count:
+                return
+            await asyncio.sleep(0.05)
+
+    try:
+        with ThreadPoolExecutor(WORKERS) as pool:
+            signing_up = asyncio.gather(
+                *(asyncio.wrap_future(pool.submit(sign_up, n)) for n in range(SIGN_UPS))
+            )
+            await asyncio.wait_for(reached(KILL_AT), 120)
+            killed_at = time.monotonic()
+            assert kafka.pid is not None
+            await asyncio.to_thread(sigkill, kafka._proc)  # type: ignore[arg-type]
+            await asyncio.wait_for(reached(RESTART_AT), 180)
+            during_outage = done() - KILL_AT
+            await asyncio.to_thread(kafka.start)  # same ports, same data directory
+            await asyncio.to_thread(kafka.wait_ready, 90)
+            back_at = time.monotonic()
+            # Recovery: from Kafka answering again until every sign-up made so far has its event.
+            with lock:
+                backlog = set(registered)
+            drained = asyncio.create_task(user_created_events(kafka.bootstrap, backlog, timeout=120))
+            await asyncio.wait_for(signing_up, 180)
+            _, recovery_s = await drained
+        events, _ = await user_created_events(kafka.bootstrap, set(registered), timeout=120)
+    finally:
+        await asyncio.to_thread(stop_auth_stack, stack)
+        await asyncio.to_thread(kafka.stop)
+
+    mine = {user: ids for user, ids in events.items() if user in set(registered)}
+    copies = sum(len(ids) for ids in mine.values())
+    lost = len(set(registered) - mine.keys())
+    report(
+        record_property,
+        "kafka_kill",
+        sign_ups=SIGN_UPS,
+        ok=len(registered),
+        failed=len(failures),
+        during_outage=during_outage,
+        outage_s=round(back_at - killed_at, 2),
+        events_seen=copies,
+        duplicates=copies - len(mine),
+        lost=lost,
+        recovery_s=round(recovery_s, 2),
+    )
+    assert failures == []  # the outbox keeps sign-ups independent of Kafka
+    assert lost == 0
+    assert all(len(set(ids)) == 1 for ids in mine.values())  # a repeat only ever with the same event id
