@@ -32,6 +32,7 @@ from meshkit.config.stores import DatabaseSettings
 from meshkit.db.database import Database, default_url
 from meshkit.db.migrations import upgrade
 from meshkit.events.broker import build_broker, start_with_retry
+from meshkit.readiness import Impact
 from meshkit.rpc.channels import open_channel
 from meshkit.rpc.health import AsyncHealthServicer, Dependency, HealthMonitor
 from meshkit.rpc.interceptors.internal_errors import ErrorInterceptor
@@ -84,7 +85,12 @@ class BackendServer:
         )
         names = [s.full_name for s in services]
         self.monitor = HealthMonitor(
-            self._health, names, runtime.dependencies, interval=runtime.settings.health_interval
+            self._health,
+            names,
+            runtime.dependencies,
+            interval=runtime.settings.health_interval,
+            process=runtime.name,
+            registry=runtime.registry,
         )
         self._tasks: list[asyncio.Task[Any]] = []
         self.port = 0
@@ -199,9 +205,10 @@ async def serve(spec: BackendSpec[S]) -> None:
         db = await open_database(name, database_url(name, settings), spec.migrations)
     verifier, revocations = token_checks(auth_channel, redis, registry, settings)
     runtime: Runtime[S] = Runtime(name, settings, telemetry, registry, broker, redis, revocations, db)
-    runtime.dependencies.extend([kafka_dependency(broker), redis_dependency(redis)])
-    if db is not None:
-        runtime.dependencies.append(Dependency("database", db.ping))
+    kafka_impact = Impact.UNREADY if spec.kafka_required else Impact.DEGRADED
+    runtime.dependencies.extend([kafka_dependency(broker, impact=kafka_impact), redis_dependency(redis)])
+    if db is not None:  # its own database: the one dependency a backend cannot serve a call without
+        runtime.dependencies.append(Dependency("database", db.ping, Impact.UNREADY))
 
     services = spec.services(runtime)
     spec.consumers(runtime)  # subscribed before the broker starts in _connect_kafka

@@ -43,6 +43,8 @@ UNIT_TESTED = {
     "PorticoKafkaConsumerLagHigh",
     "PorticoOutboxEventsStuck",
     "PorticoRefreshTokenReuseSpike",
+    "PorticoProcessUnready",
+    "PorticoDependencyDegraded",
 }
 SERIES = re.compile(r"\b((?:portico|grpc_server)_[a-z0-9_]+|up)\b(?=\s*[{\[)])")
 

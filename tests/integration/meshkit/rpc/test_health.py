@@ -1,9 +1,11 @@
-"""A backend turns NOT_SERVING when Redis goes away and SERVING again when it is back; the gateway's
-/ready names the part that is down."""
+"""Readiness follows only what a process cannot serve without: with Redis gone, a backend stays SERVING
+and the gateway's /ready stays 200, naming Redis as degraded; with its database gone, the backend turns
+NOT_SERVING while its liveness service stays SERVING."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -13,6 +15,7 @@ from harness.backends import spawn_backend
 from harness.infra import InfraEnv
 from harness.processes import spawn, wait_until
 from infra.local import LocalRedis, free_port
+from meshkit.rpc.health import LIVENESS
 
 pytestmark = pytest.mark.infra
 
@@ -20,7 +23,7 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-def test_health_and_readiness_follow_redis(infra: InfraEnv, tmp_path: Path) -> None:
+def test_redis_going_away_degrades_but_does_not_unready(infra: InfraEnv, tmp_path: Path) -> None:
     redis = LocalRedis(port=free_port(), data_dir=tmp_path / "redis")
     redis.start()
     redis.wait_ready()
@@ -35,25 +38,33 @@ def test_health_and_readiness_follow_redis(infra: InfraEnv, tmp_path: Path) -> N
     users = spawn_backend("users", env, tmp_path, port=port)
     gateway = spawn("gateway", ["-m", "gateway"], env, tmp_path)
 
-    def ready_checks() -> dict[str, str]:
+    def ready() -> tuple[int, dict[str, Any]]:
+        """/ready's status and body; a 503's checks are in the error envelope's details."""
         try:
-            body = httpx.get(f"http://127.0.0.1:{gateway_port}/ready", timeout=5).json()
+            response = httpx.get(f"http://127.0.0.1:{gateway_port}/ready", timeout=5)
         except httpx.HTTPError:
-            return {}
-        return body.get("checks") or body.get("error", {}).get("details", {}).get("checks", {})  # type: ignore[no-any-return]
+            return 0, {}
+        body: dict[str, Any] = response.json()
+        return response.status_code, body.get("error", {}).get("details", body)
 
     try:
         wait_until(lambda: users.health() == SERVING, 60, "users SERVING")
-        wait_until(lambda: ready_checks().get("users") == "up", 30, "gateway sees users up")
+        wait_until(lambda: ready()[1].get("checks", {}).get("users") == "up", 30, "gateway sees users up")
 
         redis.stop()
-        wait_until(lambda: users.health() == NOT_SERVING, 15, "users NOT_SERVING without Redis")
-        wait_until(lambda: ready_checks().get("redis") == "down", 15, "gateway names redis")
-        assert ready_checks().get("users") == "down"
+        wait_until(lambda: ready()[1].get("checks", {}).get("redis") == "down", 15, "gateway sees redis down")
+        status, body = ready()
+        assert status == 200, body
+        assert body["status"] == "degraded"
+        assert body["dependencies"]["redis"]["status"] == "degraded"
+        assert body["checks"]["users"] == "up"  # the backend serves on without Redis
+        assert users.health() == SERVING
+        assert users.health(LIVENESS) == SERVING
 
         redis.start()
         redis.wait_ready()
-        wait_until(lambda: users.health() == SERVING, 15, "users SERVING again")
+        wait_until(lambda: ready()[1].get("checks", {}).get("redis") == "up", 15, "gateway sees redis back")
+        assert ready()[1]["dependencies"]["redis"]["status"] == "ok"
     finally:
         gateway.terminate()
         users.stop()
