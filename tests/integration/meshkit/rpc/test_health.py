@@ -1,6 +1,6 @@
 """Readiness follows only what a process cannot serve without: with Redis gone, a backend stays SERVING
-and the gateway's /ready stays 200, naming Redis as degraded; with its database gone, the backend turns
-NOT_SERVING while its liveness service stays SERVING."""
+and the gateway's /ready stays 200, naming Redis as degraded; with its own database gone, the backend
+turns NOT_SERVING while its liveness service stays SERVING, and SERVING again when the database is back."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2
 from harness.backends import spawn_backend
 from harness.infra import InfraEnv
 from harness.processes import spawn, wait_until
-from infra.local import LocalRedis, free_port
+from infra.local import LocalPostgres, LocalRedis, free_port
 from meshkit.rpc.health import LIVENESS
 
 pytestmark = pytest.mark.infra
@@ -69,3 +69,30 @@ def test_redis_going_away_degrades_but_does_not_unready(infra: InfraEnv, tmp_pat
         gateway.terminate()
         users.stop()
         redis.stop()
+
+
+def test_its_database_going_away_unreadies_a_backend_but_not_its_liveness(
+    infra: InfraEnv, tmp_path: Path
+) -> None:
+    postgres = LocalPostgres(port=free_port(), data_dir=tmp_path / "postgres")
+    postgres.start()
+    postgres.wait_ready()
+    env = {**infra.env(), "PORTICO_DATABASE_URL": postgres.url, "PORTICO_HEALTH_INTERVAL": "0.5"}
+    users = spawn_backend("users", env, tmp_path)
+    try:
+        users.wait_serving(90)
+        assert users.health(LIVENESS) == SERVING
+
+        postgres.stop()
+        wait_until(lambda: users.health() == NOT_SERVING, 15, "users NOT_SERVING without its database")
+        assert users.health("users.v1.UserService") == NOT_SERVING
+        assert users.health(LIVENESS) == SERVING  # alive: restarting it would not bring the database back
+        labels = {"process": "users", "dependency": "database", "impact": "unready"}
+        assert users.metric("portico_dependency_up", labels) == 0
+
+        postgres.start()
+        postgres.wait_ready()
+        wait_until(lambda: users.health() == SERVING, 30, "users SERVING with its database back")
+    finally:
+        users.stop()
+        postgres.stop()
