@@ -5,7 +5,7 @@ clients read posts and one reads its own profile; the posts backend is SIGKILLed
 started again on the same port. Every answer on the posts route must be a 2xx or a 503 in the contract's
 error envelope (``UNAVAILABLE`` with a request id) — no 500, nothing slower than the route's deadline —
 the users route must not notice, ``/ready`` must stay 200 naming posts as degraded, and posts must answer
-again soon after the backend is back.
+again within the gateway's capped reconnect back-off of the backend serving.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from gateway.dispatch import DEFAULT_DEADLINE_S
+from gateway.upstreams import MAX_RECONNECT_BACKOFF_MS
 from harness.accounts import bearer, register
 from harness.backends import spawn_backend
 from harness.infra import InfraEnv
@@ -35,6 +36,10 @@ DOWN_S = 5.0
 RECOVERY_LIMIT_S = 30.0
 PAUSE_S = 0.1  # per client between requests: light load (~20 req/s in all)
 CLIENT_TIMEOUT_S = DEFAULT_DEADLINE_S + 5  # a call the gateway did not end by its deadline shows up here
+# Once the backend serves, the gateway's next reconnect attempt comes within its capped back-off plus
+# gRPC's 20 % jitter — a timer, not CPU speed — and 1.5 s more for the connection and a client's request.
+# Uncapped, the back-off had grown to 6.5-10.5 s by the time a backend down for 20 s was back.
+SERVING_TO_2XX_LIMIT_S = 1.2 * MAX_RECONNECT_BACKOFF_MS / 1000 + 1.5
 
 
 @dataclass(frozen=True)
@@ -157,3 +162,4 @@ def test_backend_sigkill_gives_clean_503s_then_recovers(
     assert ready_during
     assert all(status == 200 for status, _ in ready_during), "/ready took the gateway out of rotation"
     assert all(body["dependencies"]["posts"]["status"] == "degraded" for _, body in ready_during[1:])
+    assert numbers["serving_to_first_2xx_s"] < SERVING_TO_2XX_LIMIT_S, "the gateway was slow to reconnect"
