@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 from harness.backends import BackendProcess, backend_env, spawn_backend
@@ -28,11 +27,6 @@ class Mesh:
 
     def stop(self) -> dict[str, int]:
         return {name: proc.terminate() for name, proc in reversed(self.procs.items())}
-
-
-def kafka_connected(backend: BackendProcess) -> bool:
-    """The backend's last health round found Kafka up (its broker started, its consumers subscribed)."""
-    return backend.metric("portico_dependency_up", {"dependency": "kafka"}) == 1
 
 
 def mesh_env(infra_env: dict[str, str]) -> tuple[dict[str, str], dict[str, int], dict[str, int], int]:
@@ -64,9 +58,6 @@ def start_mesh(infra_env: dict[str, str], log_dir: Path, timeout: float = 60) ->
         mesh.procs["gateway"] = spawn("gateway", ["-m", "gateway"], env, log_dir)
         for backend in mesh.backends.values():
             backend.wait_serving(timeout)
-            # Kafka only degrades a backend, so SERVING does not mean its consumers have subscribed yet:
-            # the tests start once every backend is connected, as they would find a long-running mesh.
-            wait_until(partial(kafka_connected, backend), timeout, f"{backend.name} connected to Kafka")
         wait_until(lambda: gateway_ready(mesh.gateway_url), timeout, "gateway /ready")
     except BaseException:
         mesh.stop()
