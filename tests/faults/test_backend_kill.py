@@ -25,7 +25,7 @@ import pytest
 from gateway.dispatch import DEFAULT_DEADLINE_S
 from gateway.upstreams import MAX_RECONNECT_BACKOFF_MS
 from harness.accounts import bearer, register
-from harness.backends import spawn_backend
+from harness.backends import SERVING, spawn_backend
 from harness.infra import InfraEnv
 from harness.mesh import Mesh, start_mesh
 from harness.processes import wait_until
@@ -115,7 +115,9 @@ def test_backend_sigkill_gives_clean_503s_then_recovers(
             "posts", mesh.env, tmp_path, port=mesh.ports["posts"], metrics_port=mesh.metrics_ports["posts"]
         )
         mesh.backends["posts"], mesh.procs["posts"] = again, again.proc
-        again.wait_serving(60)
+        # SERVING on its health, not wait_serving (which also waits for Kafka): the gateway may reach
+        # it from that moment.
+        wait_until(lambda: again.health() == SERVING, 60, "posts SERVING again")
         serving = time.monotonic()
 
         def posts_answered_since_serving() -> bool:
