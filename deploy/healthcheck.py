@@ -1,6 +1,10 @@
-"""Container health check: ``healthcheck.py grpc <port>`` (gRPC health SERVING) or ``http <url>`` (200).
+"""Container health check: ``healthcheck.py grpc <port> [service]`` (gRPC health SERVING) or
+``http <url>`` (200).
 
-Kept dependency-free beyond what the image already has, and exits 0 (healthy) or 1.
+``grpc <port>`` asks for the whole server (service ``""``): the backend's readiness, SERVING unless it
+cannot serve (its database down; the broker's Kafka). ``grpc <port> portico.liveness`` asks for its
+liveness, which follows no dependency. Kept dependency-free beyond what the image already has, and exits
+0 (healthy) or 1.
 """
 
 from __future__ import annotations
@@ -9,12 +13,14 @@ import sys
 import urllib.request
 
 
-def grpc_serving(port: str) -> bool:
+def grpc_serving(port: str, service: str = "") -> bool:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=2
+        )
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
@@ -24,9 +30,9 @@ def http_ok(url: str) -> bool:
 
 
 if __name__ == "__main__":
-    kind, where = sys.argv[1], sys.argv[2]
+    kind, where, *service = sys.argv[1:]
     try:
-        healthy = grpc_serving(where) if kind == "grpc" else http_ok(where)
+        healthy = grpc_serving(where, *service) if kind == "grpc" else http_ok(where)
     except Exception:
         healthy = False
     sys.exit(0 if healthy else 1)

@@ -22,7 +22,16 @@ from gateway.errors import http_exception_handler, unhandled_exception_handler
 from gateway.health import health, ready
 from gateway.metrics import GatewayMetrics, metrics_endpoint
 from gateway.openapi.endpoints import OpenApiDocs
-from gateway.probes import KafkaProbe, Probe, close_quietly, grpc_health_probe, redis_probe
+from gateway.probes import (
+    ROUTES,
+    KafkaProbe,
+    Probe,
+    close_quietly,
+    gateway_impacts,
+    grpc_health_probe,
+    redis_probe,
+    routes_probe,
+)
 from gateway.ratelimit.edge import EdgeLimits
 from gateway.ratelimit.limiter import RedisLimiter
 from gateway.request_id import RequestIdMiddleware
@@ -33,6 +42,7 @@ from gateway.tracing import TracingMiddleware
 from gateway.upstreams import Upstreams
 from meshkit.auth.interceptor import token_checks
 from meshkit.auth.keyfile import KeySetFile
+from meshkit.readiness import Readiness
 
 
 def build_edge_auth(
@@ -58,13 +68,12 @@ def create_app(
         upstreams = Upstreams.from_settings(settings)
         redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
         kafka = KafkaProbe(settings.kafka_bootstrap, settings.ready_timeout)
-        probes: dict[str, Probe] = {
-            name: grpc_health_probe(channel, settings.ready_timeout)
-            for name, channel in upstreams.channels.items()
-        }
+        routes = LiveRoutes(upstreams.channels)
+        probes: dict[str, Probe] = {ROUTES: routes_probe(routes)}
+        for name, channel in upstreams.channels.items():
+            probes[name] = grpc_health_probe(channel, settings.ready_timeout)
         probes["redis"] = redis_probe(redis)
         probes["kafka"] = kafka
-        routes = LiveRoutes(upstreams.channels)
         metrics = GatewayMetrics()
         edge_auth = build_edge_auth(settings, upstreams, redis, metrics)
         refresher = asyncio.create_task(
@@ -77,6 +86,7 @@ def create_app(
                 upstreams=upstreams,
                 redis=redis,
                 probes=probes,
+                readiness=Readiness("gateway", gateway_impacts(probes), metrics.registry),
                 routes=routes,
                 edge_auth=edge_auth,
                 limiter=RedisLimiter(redis, metrics.registry, fail_open=settings.rate_limit_fail_open),

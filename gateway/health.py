@@ -1,4 +1,11 @@
-"""``/health`` (the process is alive) and ``/ready`` (every upstream, Redis and Kafka answer)."""
+"""``/health`` (the process answers: liveness) and ``/ready`` (the gateway can serve: readiness).
+
+``/ready`` probes every dependency and answers under the gateway's policy (:mod:`gateway.probes`): 503
+only when the gateway cannot serve at all (no route table); a backend, Redis or Kafka that is down
+*degrades* it — its routes answer 503, limits and revocations fall back in process — and shows in the
+200 body as ``"status": "degraded"`` with the dependency's state and since when, and in
+``portico_dependency_up``. Draining every replica for a dependency they all share would serve nobody.
+"""
 
 from __future__ import annotations
 
@@ -16,13 +23,18 @@ async def health(request: Request) -> Response:
 
 async def ready(request: Request) -> Response:
     state = state_of(request)
+    readiness = state["readiness"]
     results = await check_all(state["probes"], state["settings"].ready_timeout)
-    for name, ok in results.items():
-        state["metrics"].dependency_up.labels(name).set(1 if ok else 0)
+    readiness.record(results)
     checks = {name: "up" if ok else "down" for name, ok in results.items()}
-    down = [name for name, ok in results.items() if not ok]
-    if down:
+    dependencies = {name: report for name, report in readiness.report().items() if name in results}
+    unready = [name for name in readiness.unready_for if name in results]
+    if unready:
         return error_response(
-            request, 503, f"Not ready: {', '.join(down)} unavailable", details={"checks": checks}
+            request,
+            503,
+            f"Not ready: {', '.join(unready)} unavailable",
+            details={"checks": checks, "dependencies": dependencies},
         )
-    return JSONResponse({"status": "ready", "checks": checks})
+    status = "degraded" if any(not ok for ok in results.values()) else "ready"
+    return JSONResponse({"status": status, "checks": checks, "dependencies": dependencies})

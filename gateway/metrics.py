@@ -5,7 +5,6 @@ from __future__ import annotations
 from prometheus_client import (
     CollectorRegistry,
     Counter,
-    Gauge,
     GCCollector,
     Histogram,
     PlatformCollector,
@@ -26,12 +25,6 @@ class GatewayMetrics:
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
-        self.dependency_up = Gauge(
-            "portico_gateway_dependency_up",
-            "1 when the dependency answered the last readiness probe, else 0.",
-            ["dependency"],
-            registry=self.registry,
-        )
         self.requests = Counter(
             "portico_gateway_requests_total",
             "HTTP requests by method, route template and status.",

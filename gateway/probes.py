@@ -1,4 +1,6 @@
-"""Readiness probes of everything the gateway needs: each backend's gRPC health, Redis and Kafka."""
+"""Readiness probes of what the gateway uses — its route table, each backend's gRPC health, Redis, Kafka —
+and the gateway's readiness policy: only an empty route table makes it unready.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +14,30 @@ from aiokafka.admin import AIOKafkaAdminClient
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from redis.asyncio import Redis
 
+from gateway.routing.live import LiveRoutes
+from meshkit.readiness import Impact
+
 log = logging.getLogger(__name__)
 
 Probe = Callable[[], Awaitable[bool]]
+
+ROUTES = "routes"
+
+
+def gateway_impacts(probes: Mapping[str, Probe]) -> dict[str, Impact]:
+    """The gateway's policy: without a route table it answers nothing but 404s, so it is unready; a
+    backend down only fails its own routes (503), Redis has in-process fallbacks, and the gateway does
+    not use Kafka at all — each of those degrades it."""
+    return {name: Impact.UNREADY if name == ROUTES else Impact.DEGRADED for name in probes}
+
+
+def routes_probe(routes: LiveRoutes) -> Probe:
+    """Up while the gateway has routes to serve (from the descriptor set at start, then reflection)."""
+
+    async def probe() -> bool:
+        return bool(routes.table.routes)
+
+    return probe
 
 
 def grpc_health_probe(channel: grpc.aio.Channel, timeout: float) -> Probe:

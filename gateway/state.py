@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # only names for the checker: these modules import the ones t
     from gateway.ratelimit.limiter import RedisLimiter
     from gateway.routing.live import LiveRoutes
     from gateway.upstreams import Upstreams
+    from meshkit.readiness import Readiness
 
 
 class State(TypedDict):
@@ -34,6 +35,7 @@ class State(TypedDict):
     upstreams: Upstreams
     redis: Redis
     probes: dict[str, Probe]
+    readiness: Readiness
     routes: LiveRoutes
     edge_auth: EdgeAuth
     limiter: RedisLimiter

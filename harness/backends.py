@@ -39,8 +39,8 @@ class BackendProcess:
         return metric_value(self.metrics_port, name, labels)
 
     def wait_serving(self, timeout: float = 90, *, serving: bool = True) -> None:
-        """Wait until SERVING (with ``serving=False``, until its health answers at all); raise with its log
-        if it exits first."""
+        """Wait until SERVING and connected to Kafka (with ``serving=False``, until its health answers at
+        all); raise with its log if it exits first."""
         wanted = {SERVING} if serving else set(health_pb2.HealthCheckResponse.ServingStatus.values())
         wait_until(
             lambda: self.health() in wanted or self.proc.popen.poll() is not None,
@@ -49,6 +49,14 @@ class BackendProcess:
         )
         if self.proc.popen.poll() is not None:
             raise RuntimeError(f"{self.name} backend exited:\n{self.proc.log()[-LOG_TAIL:]}")
+        if serving:
+            # Kafka only degrades a backend, so SERVING does not mean its consumers have subscribed yet:
+            # a test starts once they have, as it would find a long-running backend.
+            wait_until(self.kafka_connected, timeout, f"{self.name} backend connected to Kafka")
+
+    def kafka_connected(self) -> bool:
+        """Its last health round found Kafka up: its broker started, its consumers subscribed."""
+        return self.metric("portico_dependency_up", {"dependency": "kafka"}) == 1
 
     def stop(self, timeout: float = 20) -> int:
         return self.proc.terminate(timeout)

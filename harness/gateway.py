@@ -15,10 +15,12 @@ from infra.procs import free_port
 
 
 def gateway_ready(url: str) -> bool:
-    """True when the gateway at ``url`` answers ``/ready`` with 200."""
+    """True when the gateway at ``url`` is ready with every dependency up (``/ready`` 200 and
+    ``"status": "ready"``, not ``"degraded"``): a test starts against the whole mesh."""
     try:
-        return httpx.get(f"{url}/ready", timeout=3).status_code == 200
-    except httpx.HTTPError:
+        response = httpx.get(f"{url}/ready", timeout=3)
+        return response.status_code == 200 and response.json().get("status") == "ready"
+    except (httpx.HTTPError, ValueError):
         return False
 
 

@@ -1,4 +1,5 @@
-"""Wait until the gateway's /ready is 200, showing what is still down, then print the URLs.
+"""Wait until the gateway's /ready is 200 with every dependency up, showing what is still down, then
+print the URLs.
 
 Runs as one of the ``make up`` processes and then idles: honcho stops the whole mesh if any process
 exits, so this one stays until it is told to stop.
@@ -24,8 +25,11 @@ BASE = f"http://{HOST}:{PORT}"
 
 
 def down_parts(response: httpx.Response) -> str:
+    """What is not up yet; /ready is 200 ("degraded") while only dependencies it can serve without are
+    down, and a 503 envelope when it cannot serve."""
     try:
-        checks = response.json()["error"]["details"]["checks"]
+        body = response.json()
+        checks = body["checks"] if "checks" in body else body["error"]["details"]["checks"]
         return ", ".join(name for name, state in checks.items() if state != "up")
     except (ValueError, KeyError, TypeError):
         return f"HTTP {response.status_code}"
@@ -39,7 +43,7 @@ def main() -> int:
         while True:
             try:
                 response = client.get(f"{BASE}/ready")
-                if response.status_code == 200:
+                if response.status_code == 200 and response.json().get("status") == "ready":
                     break
                 waiting_for = down_parts(response)
             except httpx.HTTPError:

@@ -63,7 +63,8 @@ def services(runtime: Runtime[BrokerSettings]) -> Sequence[Service]:
     ]
 
 
-SPEC = BackendSpec("broker", BrokerSettings, services)
+# Every call publishes to or reads from Kafka: without it the broker cannot serve, so it is unready.
+SPEC = BackendSpec("broker", BrokerSettings, services, kafka_required=True)
 
 if __name__ == "__main__":
     run_backend(SPEC)

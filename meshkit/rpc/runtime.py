@@ -196,3 +196,5 @@ class BackendSpec(Generic[S]):
     services: Callable[[Runtime[S]], Sequence[Service]]
     consumers: Callable[[Runtime[S]], Sequence[EventConsumer]] = no_consumers  # built with consume()
     migrations: Path | None = None  # Alembic folder; the backend then gets ``runtime.database``
+    # Whether the backend cannot serve a call without Kafka (the broker); else Kafka only degrades it.
+    kafka_required: bool = False

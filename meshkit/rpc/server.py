@@ -33,6 +33,7 @@ from meshkit.config.stores import DatabaseSettings
 from meshkit.db.database import Database, default_url
 from meshkit.db.migrations import upgrade
 from meshkit.events.broker import build_broker, start_with_retry
+from meshkit.readiness import Impact
 from meshkit.rpc.channels import open_channel
 from meshkit.rpc.health import AsyncHealthServicer, Dependency, HealthMonitor
 from meshkit.rpc.interceptors.internal_errors import ErrorInterceptor
@@ -85,7 +86,12 @@ class BackendServer:
         )
         names = [s.full_name for s in services]
         self.monitor = HealthMonitor(
-            self._health, names, runtime.dependencies, interval=runtime.settings.health_interval
+            self._health,
+            names,
+            runtime.dependencies,
+            interval=runtime.settings.health_interval,
+            process=runtime.name,
+            registry=runtime.registry,
         )
         self._tasks: list[asyncio.Task[Any]] = []
         self.port = 0
@@ -201,9 +207,10 @@ async def serve(spec: BackendSpec[S]) -> None:
     kept_keys = KeySetFile.beside_run_dir(name)  # verifies tokens after a restart while auth is down
     verifier, revocations = token_checks(auth_channel, redis, registry, settings, kept_keys=kept_keys)
     runtime: Runtime[S] = Runtime(name, settings, telemetry, registry, broker, redis, revocations, db)
-    runtime.dependencies.extend([kafka_dependency(broker), redis_dependency(redis)])
-    if db is not None:
-        runtime.dependencies.append(Dependency("database", db.ping))
+    kafka_impact = Impact.UNREADY if spec.kafka_required else Impact.DEGRADED
+    runtime.dependencies.extend([kafka_dependency(broker, impact=kafka_impact), redis_dependency(redis)])
+    if db is not None:  # its own database: the one dependency a backend cannot serve a call without
+        runtime.dependencies.append(Dependency("database", db.ping, Impact.UNREADY))
 
     services = spec.services(runtime)
     spec.consumers(runtime)  # subscribed before the broker starts in _connect_kafka

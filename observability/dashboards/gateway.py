@@ -72,9 +72,10 @@ def dashboard() -> Dashboard:
         .with_panel(
             single(
                 "Dependencies up",
-                "Dependencies that answered the last readiness probe (backends, Redis, Kafka).",
+                "Gateway dependencies that answered the last /ready probe (route table, backends, Redis, "
+                "Kafka); only the route table makes it unready, the others degrade it.",
                 "short",
-                query("sum(min by (dependency) (portico_gateway_dependency_up))"),
+                query('sum(min by (dependency) (portico_dependency_up{process="gateway"}))'),
             )
         )
         .with_row(row("Traffic"))

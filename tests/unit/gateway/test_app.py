@@ -26,13 +26,15 @@ def test_health_is_always_ok(client: TestClient) -> None:
     assert response.json() == {"status": "healthy"}
 
 
-def test_ready_names_every_part_that_is_down(client: TestClient) -> None:
+def test_ready_is_degraded_not_unready_while_dependencies_are_down(client: TestClient) -> None:
+    # Nothing but the route table answers: every backend's routes fail with 503, limits fall back in
+    # process, yet the gateway serves, so it stays in rotation and names what is down.
     response = client.get("/ready", headers={"X-Request-ID": "req-1"})
-    assert response.status_code == 503
-    error = response.json()["error"]
-    assert error["code"] == "UNAVAILABLE"
-    assert error["request_id"] == "req-1"
-    assert error["details"]["checks"] == {
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert body["checks"] == {
+        "routes": "up",
         "users": "down",
         "auth": "down",
         "posts": "down",
@@ -40,24 +42,42 @@ def test_ready_names_every_part_that_is_down(client: TestClient) -> None:
         "redis": "down",
         "kafka": "down",
     }
+    assert body["dependencies"]["routes"]["status"] == "ok"
     for part in ("users", "auth", "posts", "broker", "redis", "kafka"):
-        assert part in error["message"]
+        assert body["dependencies"][part]["status"] == "degraded"
+        assert body["dependencies"][part]["since"].endswith("Z")
+    metrics = client.get("/metrics").text
+    assert 'portico_dependency_up{dependency="redis",impact="degraded",process="gateway"} 0.0' in metrics
+    assert 'portico_dependency_up{dependency="routes",impact="unready",process="gateway"} 1.0' in metrics
 
 
 def test_ready_is_200_when_every_probe_answers(client: TestClient) -> None:
     async def up() -> bool:
         return True
 
+    client.app_state["probes"] = {"users": up, "redis": up}
+    body = client.get("/ready").json()
+    assert body["status"] == "ready"
+    assert body["checks"] == {"users": "up", "redis": "up"}
+    assert {part["status"] for part in body["dependencies"].values()} == {"ok"}
+
+
+def test_ready_is_503_without_a_route_table(client: TestClient) -> None:
+    async def up() -> bool:
+        return True
+
     async def down() -> bool:
         return False
 
-    client.app_state["probes"] = {"users": up, "redis": up}
-    assert client.get("/ready").json() == {"status": "ready", "checks": {"users": "up", "redis": "up"}}
-    client.app_state["probes"] = {"users": up, "kafka": down}
-    assert client.get("/ready").status_code == 503
-    metrics = client.get("/metrics").text
-    assert 'portico_gateway_dependency_up{dependency="kafka"} 0.0' in metrics
-    assert 'portico_gateway_dependency_up{dependency="users"} 1.0' in metrics
+    client.app_state["probes"] = {"routes": down, "users": up}
+    response = client.get("/ready", headers={"X-Request-ID": "req-2"})
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert error["code"] == "UNAVAILABLE"
+    assert error["request_id"] == "req-2"
+    assert "routes" in error["message"]
+    assert error["details"]["checks"] == {"routes": "down", "users": "up"}
+    assert error["details"]["dependencies"]["routes"]["status"] == "down"
 
 
 def test_unknown_route_and_wrong_method_use_the_envelope(client: TestClient) -> None:

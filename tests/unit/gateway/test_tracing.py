@@ -74,6 +74,10 @@ def test_the_span_is_named_by_route_template_never_the_raw_path(traced: Traced) 
 
 
 def test_a_new_trace_starts_without_traceparent_and_a_5xx_is_an_error(traced: Traced) -> None:
+    async def down() -> bool:
+        return False
+
+    traced.client.app_state["probes"] = {"routes": down}  # no route table: /ready answers 503
     assert traced.client.get("/ready").status_code == 503
     [span] = traced.server_spans()
     assert span.name == "GET /ready"

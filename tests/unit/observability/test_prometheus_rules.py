@@ -44,6 +44,8 @@ UNIT_TESTED = {
     "PorticoOutboxEventsStuck",
     "PorticoEventsBlocked",
     "PorticoRefreshTokenReuseSpike",
+    "PorticoProcessUnready",
+    "PorticoDependencyDegraded",
 }
 SERIES = re.compile(r"\b((?:portico|grpc_server)_[a-z0-9_]+|up)\b(?=\s*[{\[)])")
 
