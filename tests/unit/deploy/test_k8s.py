@@ -200,6 +200,24 @@ def test_every_process_runs_several_replicas_and_keeps_one_through_disruptions(d
         assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0, name
 
 
+def image_run_dir() -> str:
+    """``PORTICO_RUN_DIR`` as the image sets it."""
+    found = re.search(r"PORTICO_RUN_DIR=(\S+)", (REPO_ROOT / "Dockerfile").read_text())
+    assert found is not None
+    return found.group(1)
+
+
+@pytest.mark.parametrize("directory", RENDERED)
+def test_every_process_can_write_its_run_directory(directory: str) -> None:
+    """The root filesystem is read-only: the run directory (where a verifier keeps the last key set it
+    fetched, to check tokens after a restart while auth is unreachable) must be a volume."""
+    for name, deployment in of_kind(render(directory), "Deployment").items():
+        run_dir = env_value(container(deployment), "PORTICO_RUN_DIR")
+        path = run_dir["value"] if run_dir is not None else image_run_dir()
+        mounts = [m["mountPath"] for m in container(deployment).get("volumeMounts", [])]
+        assert path in mounts, f"{name}: {path} is not writable"
+
+
 @pytest.mark.parametrize("directory", RENDERED)
 def test_no_durable_state_on_the_node(directory: str) -> None:
     """Stateless replicas: no hostPath, emptyDir only as /tmp scratch, and the one volume (the auth keys)
@@ -216,7 +234,9 @@ def test_no_durable_state_on_the_node(directory: str) -> None:
                 assert claim["spec"]["accessModes"] == ["ReadWriteMany"], name
         for mount in container(deployment).get("volumeMounts", []):
             if "emptyDir" in volumes[mount["name"]]:
-                assert mount["mountPath"] == SCRATCH, f"{name}: emptyDir at {mount['mountPath']} is lost"
+                # Scratch, or the run directory, which holds only a cache (the last JWKS key set).
+                where = mount["mountPath"]
+                assert where in (SCRATCH, image_run_dir()), f"{name}: emptyDir at {where} is lost"
     auth = container(of_kind(resources, "Deployment")["auth"])
     keys_dir = env_value(auth, "PORTICO_AUTH_KEYS_DIR")
     assert keys_dir is not None
