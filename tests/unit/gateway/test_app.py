@@ -117,3 +117,22 @@ def test_requests_are_counted_by_route_template_never_by_raw_path(client: TestCl
     assert "0b9f4a8e" not in metrics
     assert "/no/such/path" not in metrics
     assert 'portico_gateway_request_duration_seconds_count{method="GET",route="/health"} 1.0' in metrics
+
+
+def test_strict_ready_is_503_naming_every_part_that_is_down(client: TestClient) -> None:
+    async def up() -> bool:
+        return True
+
+    async def down() -> bool:
+        return False
+
+    client.app_state["probes"] = {"routes": up, "users": up, "redis": down, "kafka": down}
+    assert client.get("/ready").status_code == 200
+    response = client.get("/ready?strict=true")
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert "redis" in error["message"]
+    assert "kafka" in error["message"]
+    assert "users" not in error["message"]
+    client.app_state["probes"] = {"routes": up, "users": up}
+    assert client.get("/ready?strict=1").json()["status"] == "ready"
