@@ -32,6 +32,7 @@ from gateway.state import State
 from gateway.tracing import TracingMiddleware
 from gateway.upstreams import Upstreams
 from meshkit.auth.interceptor import token_checks
+from meshkit.auth.revocation_feed import RevocationFeed
 
 
 def build_edge_auth(
@@ -63,6 +64,13 @@ def create_app(
         refresher = asyncio.create_task(
             routes.refresh_forever(settings.routes_refresh_seconds), name="routes"
         )
+        revocation_feed = RevocationFeed(
+            settings.kafka_bootstrap,
+            edge_auth.revocations.local,
+            client_id="portico-gateway-revocations",
+            registry=metrics.registry,
+        )
+        feeder = asyncio.create_task(revocation_feed.run(), name="revocation-feed")
         try:
             yield State(
                 settings=settings,
@@ -78,6 +86,7 @@ def create_app(
             )
         finally:
             refresher.cancel()
+            feeder.cancel()
             await close_quietly(kafka.close)
             await close_quietly(redis.aclose)
             await upstreams.close()

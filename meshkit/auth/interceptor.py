@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
 
 from meshkit.auth.keys import JwksClient
-from meshkit.auth.revocation import RevocationChecker
+from meshkit.auth.revocation import RevocationChecker, RevocationUnknown
 from meshkit.auth.tokens import InvalidToken, Principal, TokenVerifier
 from meshkit.config.tokens import TokenSettings
 from meshkit.rpc.context import Context
@@ -96,7 +96,11 @@ class AuthInterceptor(WrappingInterceptor):
             self._rejections.labels("invalid").inc()
             log.info("token rejected", extra={"reason": str(exc)})
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, "invalid or expired token")
-        if await self._revocations.is_revoked(principal):
+        try:
+            revoked = await self._revocations.is_revoked(principal)
+        except RevocationUnknown:
+            await abort(context, grpc.StatusCode.UNAVAILABLE, "token revocations cannot be checked, retry")
+        if revoked:
             self._rejections.labels("revoked").inc()
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, "token has been revoked")
         return principal
@@ -152,7 +156,7 @@ def token_checks(
     )
     errors = Counter(
         "portico_revocation_check_errors_total",
-        "Revocation checks that could not reach Redis (accepted when fail-open).",
+        "Revocation checks that could not reach Redis (decided by the in-process set when loaded).",
         registry=registry,
     )
     return verifier, RevocationChecker(redis, fail_open=settings.revocation_fail_open, errors=errors)

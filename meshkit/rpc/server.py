@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from sqlalchemy.exc import SQLAlchemyError
 
 from meshkit.auth.interceptor import AuthInterceptor, public_methods, token_checks
+from meshkit.auth.revocation_feed import RevocationFeed
 from meshkit.config.defaults import GRPC_MAX_MESSAGE_BYTES
 from meshkit.config.serve import BackendSettings
 from meshkit.config.stores import DatabaseSettings
@@ -198,6 +199,12 @@ async def serve(spec: BackendSpec[S]) -> None:
     if spec.migrations is not None:
         db = await open_database(name, database_url(name, settings), spec.migrations)
     verifier, revocations = token_checks(auth_channel, redis, registry, settings)
+    revocation_feed = RevocationFeed(
+        settings.kafka_bootstrap,
+        revocations.local,
+        client_id=f"portico-{name}-revocations",
+        registry=registry,
+    )
     runtime: Runtime[S] = Runtime(name, settings, telemetry, registry, broker, redis, revocations, db)
     runtime.dependencies.extend([kafka_dependency(broker), redis_dependency(redis)])
     if db is not None:
@@ -215,6 +222,7 @@ async def serve(spec: BackendSpec[S]) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await server.start()
+        server.spawn(revocation_feed.run(), "revocation-feed")
         server.spawn(_connect_kafka(server, runtime), "kafka-connect")
         await stop.wait()
         await server.stop()
