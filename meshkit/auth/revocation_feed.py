@@ -121,12 +121,14 @@ class RevocationFeed:
         """The topic's partitions; while it does not exist no revocation was ever published, so the
         (empty) set is complete."""
         while True:
-            await consumer.topics()  # refreshes the cluster metadata
-            partitions = consumer.partitions_for_topic(self._topic)
+            # The public topics() drops the partitions and partitions_for_topic() reads only the topics
+            # the client already tracks, so ask the cluster for everything and read the answer.
+            cluster = await consumer._client.fetch_all_metadata()
+            partitions = cluster.partitions_for_topic(self._topic)
             if partitions:
                 return set(partitions)
             self._mark_ready()
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(0.5)
 
     def _apply(self, record: ConsumerRecord[bytes, bytes]) -> None:
         event = events_pb2.Event()
