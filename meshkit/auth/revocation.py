@@ -81,7 +81,7 @@ class RevocationChecker:
         self._redis = redis
         self._fail_open = fail_open
         self._errors = errors
-        self.local = local or RevocationSet()
+        self.local = local if local is not None else RevocationSet()
 
     async def is_revoked(self, principal: Principal) -> bool:
         """True when revoked; raises :class:`RevocationUnknown` when it cannot be known."""

@@ -1,11 +1,19 @@
-"""The edge's verified-token cache: hits until the token expires, bounded size."""
+"""The edge's verified-token cache (hits until the token expires, bounded size) and its revocation check."""
 
 from __future__ import annotations
 
 import time
+from typing import Any, cast
 
-from gateway.edge_auth import VerifiedTokenCache
-from meshkit.auth.tokens import Principal
+from prometheus_client import CollectorRegistry, Counter
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from gateway.edge_auth import EdgeAuth, Refusal, VerifiedTokenCache
+from meshkit.auth.revocation import RevocationChecker
+from meshkit.auth.revocation_set import RevocationSet
+from meshkit.auth.tokens import Principal, TokenVerifier
+from stubs.portico.gateway.v1 import options_pb2
 
 
 def _principal(sub: str, expires_in: float) -> Principal:
@@ -24,3 +32,42 @@ def test_hits_until_expiry_and_evicts_the_oldest() -> None:
     assert cache.get("a") is None
     assert cache.get("c") is not None
     assert cache.get("d") is not None
+
+
+class _Verifier:
+    async def verify(self, token: str) -> Principal:
+        return _principal(token, 60)
+
+
+class _RedisDown:
+    async def mget(self, *keys: str) -> list[str | None]:
+        raise RedisConnectionError("connection refused")
+
+
+def _edge(*, loaded: bool) -> EdgeAuth:
+    local = RevocationSet()
+    local.ready = loaded
+    checker = RevocationChecker(
+        cast(Redis, cast(Any, _RedisDown())),
+        fail_open=False,
+        errors=Counter("errors", "", registry=CollectorRegistry()),
+        local=local,
+    )
+    return EdgeAuth(cast(TokenVerifier, cast(Any, _Verifier())), checker)
+
+
+async def test_revocations_that_cannot_be_checked_answer_503_never_401_or_a_pass() -> None:
+    policy = options_pb2.RoutePolicy()
+    verdict = await _edge(loaded=False).check(policy, ["Bearer a"], [])
+    assert isinstance(verdict, Refusal)
+    assert verdict.status == 503
+
+
+async def test_with_redis_down_the_loaded_set_decides() -> None:
+    edge = _edge(loaded=True)
+    edge.revocations.local.add("jti", "jti-b", time.time() + 60)
+    policy = options_pb2.RoutePolicy()
+    assert isinstance(await edge.check(policy, ["Bearer a"], []), Principal)
+    refused = await edge.check(policy, ["Bearer b"], [])
+    assert isinstance(refused, Refusal)
+    assert refused.status == 401
