@@ -1,0 +1,69 @@
+"""The backends' authenticator and revocations: with Redis unreachable a loaded in-process set decides, and
+a process that cannot know answers UNAVAILABLE — never UNAUTHENTICATED, never the handler."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+import grpc
+import pytest
+from prometheus_client import Counter
+
+from meshkit.auth.interceptor import AuthInterceptor
+from meshkit.auth.revocation import RevocationChecker
+from meshkit.auth.revocation_set import JTI, RevocationSet
+from meshkit.auth.tokens import Principal, TokenVerifier
+from meshkit.rpc.server import BackendServer
+from tests.unit.meshkit.rpc.test_runtime import make_runtime
+from tests.unit.meshkit.rpc.test_server import SERVICE, PingSettings, ping_service
+
+
+class Verifier:
+    """Every token is valid; its text is its jti."""
+
+    async def verify(self, token: str) -> Principal:
+        now = time.time()
+        return Principal("u", "t", "", frozenset({"user"}), token, now, now + 600, token)
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[grpc.aio.Channel, RevocationSet]]:
+    runtime = make_runtime(PingSettings())  # its Redis is unreachable
+    local = RevocationSet()
+    errors = Counter("revocation_errors", "", registry=runtime.registry)
+    checker = RevocationChecker(runtime.redis, fail_open=False, errors=errors, local=local)
+    authenticator = AuthInterceptor(
+        cast(TokenVerifier, cast(Any, Verifier())), checker, frozenset(), runtime.registry
+    )
+    server = BackendServer(runtime, [ping_service()], authenticator)
+    port = await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield channel, local
+    finally:
+        await server.stop()
+
+
+async def call(channel: grpc.aio.Channel, token: str) -> grpc.StatusCode:
+    try:
+        await channel.unary_unary(f"/{SERVICE}/Ping")(b"", metadata=(("authorization", f"Bearer {token}"),))
+    except grpc.aio.AioRpcError as exc:
+        return exc.code()
+    return grpc.StatusCode.OK
+
+
+async def test_without_redis_or_a_loaded_set_the_call_is_unavailable(
+    served: tuple[grpc.aio.Channel, RevocationSet],
+) -> None:
+    channel, _ = served
+    assert await call(channel, "a") == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_without_redis_the_loaded_set_decides(served: tuple[grpc.aio.Channel, RevocationSet]) -> None:
+    channel, local = served
+    local.ready = True
+    local.add(JTI, "revoked", time.time() + 60)
+    assert await call(channel, "fine") == grpc.StatusCode.OK
+    assert await call(channel, "revoked") == grpc.StatusCode.UNAUTHENTICATED
