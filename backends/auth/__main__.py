@@ -74,6 +74,7 @@ def auth_deps(runtime: Runtime[AuthSettings]) -> AuthDeps:
         redis=runtime.redis,
         users=users_pb2_grpc.UserServiceStub(runtime.channel(settings.users_target)),
         revocations=revocation_store(settings, outbox),
+        published=runtime.revocations.local,
         metrics=AuthMetrics(runtime.registry),
     )
 

@@ -147,12 +147,15 @@ async def write_marks(redis: Redis, marks: list[Mark]) -> None:
         await pipe.execute()
 
 
-async def copy_to_redis(redis: Redis, marks: list[Mark]) -> None:
-    """Best effort after the commit: the database holds the revocations and :class:`RedisRefill` repairs."""
+async def copy_to_redis(redis: Redis, marks: list[Mark]) -> bool:
+    """Best effort after the commit: the database holds the revocations and :class:`RedisRefill` repairs.
+    Whether Redis has them now."""
     try:
         await write_marks(redis, marks)
     except RedisError:
         log.warning("could not copy revocations to Redis; they are re-filled when it is back")
+        return False
+    return True
 
 
 class RedisRefill:

@@ -28,6 +28,7 @@ from backends.auth.refresh_tokens import RefreshTokens
 from backends.auth.revocations import Mark, RevocationStore, copy_to_redis
 from backends.auth.store import CredentialStore, DuplicateCredential
 from meshkit.auth.interceptor import current_principal
+from meshkit.auth.revocation_set import RevocationSet
 from meshkit.db.database import Database
 from meshkit.events.outbox import Outbox
 from meshkit.rpc.context import Context, actor, client_ip, metadata_value
@@ -45,6 +46,7 @@ DEFAULT_TENANT = "default"
 TOKEN_TYPE = "bearer"  # noqa: S105 (the OAuth token_type value, not a secret)
 LOGIN_FAILED = "Invalid username or password"
 REFRESH_FAILED = "Invalid token, Please login again"
+LOGOUT_PUBLISH_WAIT = 5.0  # seconds a logout waits for its revocation on the stream while Redis is away
 # Statuses of the users backend passed on as they are: they describe the caller's input.
 _PASS_THROUGH = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.ALREADY_EXISTS}
 
@@ -68,6 +70,8 @@ class AuthDeps:
     redis: Redis
     users: UserServiceAsyncStub
     revocations: RevocationStore
+    # This process's copy of the revocation stream: a logout Redis missed answers once it is there.
+    published: RevocationSet | None = None
     metrics: AuthMetrics = field(default_factory=AuthMetrics)
 
 
@@ -397,7 +401,16 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                     session_id=principal.session_id,
                 ),
             )
-        await copy_to_redis(d.redis, marks)
+        in_redis = await copy_to_redis(d.redis, marks)
+        # Redis missed it: answer once the revocation stream has it (every verifier reads it at the same
+        # time), so "logged out" is true when said. It is stored either way and takes effect when Kafka
+        # delivers it; until then the client is told to retry.
+        if (
+            not in_redis
+            and d.published is not None
+            and not await d.published.wait_for_jti(principal.jti, LOGOUT_PUBLISH_WAIT)
+        ):
+            await abort(context, grpc.StatusCode.UNAVAILABLE, "Logout is not effective yet, please retry")
         return auth_pb2.LogoutResponse(status="logout successful")
 
     async def GetJwks(self, request: auth_pb2.GetJwksRequest, context: Context) -> auth_pb2.GetJwksResponse:

@@ -7,6 +7,7 @@ forgotten once no token it names can still be valid (its ``expires_at``).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -59,6 +60,15 @@ class RevocationSet:
             tenant_id=revocation.tenant_id,
             valid_after=revocation.valid_after.ToMicroseconds() / 1e6,
         )
+
+    async def wait_for_jti(self, jti: str, timeout: float) -> bool:
+        """Whether the revocation of ``jti`` arrived within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while jti not in self.jtis:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
 
     def prune(self, now: float | None = None) -> None:
         """Forget what has expired (called now and then by :meth:`add`)."""

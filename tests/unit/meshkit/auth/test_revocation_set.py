@@ -71,3 +71,10 @@ def test_applies_the_published_event_payload() -> None:
     revocations = RevocationSet()
     revocations.apply(revocation)
     assert revocations.is_revoked(principal(sub="u1", issued_at=now - 1))
+
+
+async def test_wait_for_jti_answers_when_it_arrives_or_gives_up() -> None:
+    revocations = RevocationSet()
+    assert not await revocations.wait_for_jti("late", 0.05)
+    revocations.add(JTI, "late", time.time() + 60)
+    assert await revocations.wait_for_jti("late", 0.05)
