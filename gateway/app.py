@@ -87,6 +87,7 @@ def create_app(
         finally:
             refresher.cancel()
             feeder.cancel()
+            await asyncio.wait({feeder}, timeout=5)  # lets its Kafka consumer close
             await close_quietly(kafka.close)
             await close_quietly(redis.aclose)
             await upstreams.close()
