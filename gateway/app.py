@@ -42,6 +42,7 @@ from gateway.tracing import TracingMiddleware
 from gateway.upstreams import Upstreams
 from meshkit.auth.interceptor import token_checks
 from meshkit.auth.keyfile import KeySetFile
+from meshkit.auth.revocation_feed import RevocationFeed
 from meshkit.readiness import Readiness
 
 
@@ -79,6 +80,13 @@ def create_app(
         refresher = asyncio.create_task(
             routes.refresh_forever(settings.routes_refresh_seconds), name="routes"
         )
+        revocation_feed = RevocationFeed(
+            settings.kafka_bootstrap,
+            edge_auth.revocations.local,
+            client_id="portico-gateway-revocations",
+            registry=metrics.registry,
+        )
+        feeder = asyncio.create_task(revocation_feed.run(), name="revocation-feed")
         try:
             yield State(
                 settings=settings,
@@ -95,6 +103,8 @@ def create_app(
             )
         finally:
             refresher.cancel()
+            feeder.cancel()
+            await asyncio.wait({feeder}, timeout=5)  # lets its Kafka consumer close
             await close_quietly(kafka.close)
             await close_quietly(redis.aclose)
             await upstreams.close()

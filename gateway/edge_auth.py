@@ -1,7 +1,8 @@
 """JWT at the edge: a route that is not public needs a valid, unrevoked access token before any backend
 is called. The same verifier the backends use (kit): keys from the auth backend's JWKS, refetched on an
 unknown ``kid`` with a cool-down, only the key's algorithm, ``exp``/``nbf`` with leeway, ``iss``, ``aud``,
-``typ``; then the ``jti`` / session / "valid after" revocations in one Redis round trip.
+``typ``; then the ``jti`` / session / "valid after" revocations: the in-process set, then one Redis round
+trip (503, never 401 or a pass, when neither can answer).
 
 Verified tokens are cached until they expire (signature and claims do not change); revocation is asked
 on every request, because a logout must take effect at once. A token whose key cannot be known (auth
@@ -17,7 +18,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from meshkit.auth.keys import KeysUnavailable
-from meshkit.auth.revocation import RevocationChecker
+from meshkit.auth.revocation import RevocationChecker, RevocationUnknown
 from meshkit.auth.tokens import InvalidToken, Principal, TokenVerifier
 from stubs.portico.gateway.v1 import options_pb2
 
@@ -30,7 +31,7 @@ CHALLENGE_SCOPE = 'Bearer realm="portico", error="insufficient_scope"'
 
 @dataclass(frozen=True)
 class Refusal:
-    status: int  # 400, 401, 403, or 503 when the token cannot be checked now
+    status: int  # 400, 401, 403, or 503 when the token or its revocations cannot be checked now
     message: str
     challenge: str | None = CHALLENGE_INVALID  # the WWW-Authenticate value, if any
     retry_after: int | None = None  # seconds, for a 503
@@ -73,7 +74,7 @@ class VerifiedTokenCache:
 class EdgeAuth:
     def __init__(self, verifier: TokenVerifier, revocations: RevocationChecker) -> None:
         self._verifier = verifier
-        self._revocations = revocations
+        self.revocations = revocations  # its in-process set is fed by the gateway's revocation feed
         self._cache = VerifiedTokenCache()
 
     async def check(
@@ -105,8 +106,11 @@ class EdgeAuth:
             except KeysUnavailable as exc:
                 return Refusal(503, "Cannot verify tokens right now", None, exc.retry_after)
             self._cache.put(token, principal)
-        if await self._revocations.is_revoked(principal):
-            return Refusal(401, "Token has been revoked")
+        try:
+            if await self.revocations.is_revoked(principal):
+                return Refusal(401, "Token has been revoked")
+        except RevocationUnknown:
+            return Refusal(503, "Token revocations cannot be checked, please retry", None)
         if tenant_headers and tenant_headers[0] != principal.tenant_id:
             return Refusal(403, "X-Tenant-ID does not match the token", None)
         if policy.required_roles and not principal.roles.intersection(policy.required_roles):

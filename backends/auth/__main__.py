@@ -16,10 +16,12 @@ from backends.auth.lockout import LoginThrottle
 from backends.auth.metrics import AuthMetrics
 from backends.auth.passwords import Passwords
 from backends.auth.refresh_tokens import RefreshTokens
+from backends.auth.revocations import RedisRefill, RevocationStore
 from backends.auth.service import AuthDeps, AuthService
 from backends.auth.store import CredentialStore
 from backends.auth.user_events import UserEventHandlers
 from meshkit.events.consumers import EventConsumer
+from meshkit.events.outbox import Outbox
 from meshkit.rpc.runtime import BackendSpec, EventSubscription, Runtime, Service, consume, open_outbox
 from meshkit.rpc.server import run_backend
 from stubs.auth.v1 import auth_pb2, auth_pb2_grpc
@@ -37,9 +39,16 @@ def refresh_tokens(settings: AuthSettings) -> RefreshTokens:
     )
 
 
+def revocation_store(settings: AuthSettings, outbox: Outbox) -> RevocationStore:
+    """Revocations kept as long as an access token the settings issue can live (plus the leeway)."""
+    return RevocationStore(outbox, settings.access_token_ttl + settings.jwt_leeway + 5)
+
+
 def auth_deps(runtime: Runtime[AuthSettings]) -> AuthDeps:
     """What the servicer works with, opened on the runtime's shared resources."""
     settings, db = runtime.settings, runtime.database
+    outbox = open_outbox(runtime, models.outbox)
+    runtime.run_in_background(RedisRefill(db, runtime.redis, runtime.registry).run)
     passphrase = settings.keys_passphrase.get_secret_value().encode() if settings.keys_passphrase else None
     return AuthDeps(
         settings=settings,
@@ -61,9 +70,11 @@ def auth_deps(runtime: Runtime[AuthSettings]) -> AuthDeps:
             registry=runtime.registry,
         ),
         keys=KeyRing.load_or_create(settings.keys_dir, passphrase, datetime.now(UTC)),
-        outbox=open_outbox(runtime, models.outbox),
+        outbox=outbox,
         redis=runtime.redis,
         users=users_pb2_grpc.UserServiceStub(runtime.channel(settings.users_target)),
+        revocations=revocation_store(settings, outbox),
+        published=runtime.revocations.local,
         metrics=AuthMetrics(runtime.registry),
     )
 
@@ -83,8 +94,13 @@ def services(runtime: Runtime[AuthSettings]) -> Sequence[Service]:
 
 def consumers(runtime: Runtime[AuthSettings]) -> Sequence[EventConsumer]:
     settings = runtime.settings
+    # The relay that open_outbox started in services() publishes these rows too.
+    outbox = Outbox(models.outbox)
     handlers = UserEventHandlers(
-        CredentialStore(runtime.database.dialect), refresh_tokens(settings), runtime.redis
+        CredentialStore(runtime.database.dialect),
+        refresh_tokens(settings),
+        revocation_store(settings, outbox),
+        runtime.redis,
     )
     return [
         consume(

@@ -1,4 +1,5 @@
-"""What the auth backend publishes (its audit trail on ``portico.auth.v1``) and consumes (user events).
+"""What the auth backend publishes (its audit trail on ``portico.auth.v1``, revocations on
+``portico.revocations.v1``) and consumes (user events).
 
 The users topic is named here, as the contract names it, rather than imported: a backend never imports
 another backend.
@@ -6,6 +7,7 @@ another backend.
 
 from __future__ import annotations
 
+from meshkit.auth.revocation_feed import REVOCATIONS_TOPIC
 from meshkit.events.envelope import Channel
 
 AUTH = Channel(
@@ -14,6 +16,17 @@ AUTH = Channel(
     entity="auth_audit",
     types=("login.succeeded", "login.failed", "token.refreshed", "token.reuse_detected", "logout"),
     description="Audit trail of logins and tokens.",
+)
+
+REVOCATIONS = Channel(
+    REVOCATIONS_TOPIC,
+    publisher="auth",
+    entity="revocation",
+    types=("token.revoked", "session.ended", "user.sessions_ended"),
+    description=(
+        "Every revocation of access tokens (a logout, an ended login, a deleted or deactivated user), "
+        "read from the start by every token verifier. Retention must exceed the access-token lifetime."
+    ),
 )
 
 USERS_TOPIC = "portico.users.v1"

@@ -1,8 +1,8 @@
 """Tables of the auth backend (SQLAlchemy Core). The migrations in ``migrations/`` create them.
 
 Only what authentication needs: the login credentials of each user (profiles live in the users
-backend) and refresh tokens in families, one family per login. Refresh tokens are stored only as the
-SHA-256 of the opaque token.
+backend), refresh tokens in families, one family per login, and the revocations of access tokens.
+Refresh tokens are stored only as the SHA-256 of the opaque token.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from sqlalchemy import (
     Column,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     String,
     Table,
@@ -34,6 +35,7 @@ __all__ = [
     "processed_events",
     "refresh_families",
     "refresh_tokens",
+    "revocations",
 ]
 
 EMAIL_INDEX = "uq_credentials_tenant_email_live"
@@ -132,6 +134,21 @@ Index(
 )
 # The foreign key's index: deleting a family (purge_expired) finds its tokens through it.
 Index("ix_refresh_tokens_family", refresh_tokens.c.family_id)
+
+# The source of truth of revocations (Redis and each verifier's memory are copies): written in the
+# transaction that revokes, kept until no access token it names can still be valid.
+revocations = Table(
+    "revocations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(8), nullable=False, comment="jti (one token), sid (one login) or user."),
+    Column("key", String(64), nullable=False, comment="The jti, the sid (refresh family) or the user id."),
+    Column("tenant_id", String(50), nullable=False),
+    Column("valid_after", UTCDateTime, nullable=True, comment="user: tokens issued up to it are dead."),
+    Column("expires_at", UTCDateTime, nullable=False, comment="No token it names is valid after it."),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+Index("ix_revocations_expires_at", revocations.c.expires_at)
 
 outbox = outbox_table(metadata, "auth")
 processed_events = processed_events_table(metadata, "auth")

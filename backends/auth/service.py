@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import grpc
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from backends.auth.access_tokens import IssuedToken, issue_access_token, issue_service_token
 from backends.auth.audit import audit_event
@@ -26,9 +25,10 @@ from backends.auth.lockout import LoginThrottle
 from backends.auth.metrics import AuthMetrics, LoginOutcome
 from backends.auth.passwords import Passwords, check_password
 from backends.auth.refresh_tokens import RefreshTokens
+from backends.auth.revocations import Mark, RevocationStore, copy_to_redis
 from backends.auth.store import CredentialStore, DuplicateCredential
 from meshkit.auth.interceptor import current_principal
-from meshkit.auth.revocation import revoke_jti, revoke_session
+from meshkit.auth.revocation_set import RevocationSet
 from meshkit.db.database import Database
 from meshkit.events.outbox import Outbox
 from meshkit.rpc.context import Context, actor, client_ip, metadata_value
@@ -46,6 +46,7 @@ DEFAULT_TENANT = "default"
 TOKEN_TYPE = "bearer"  # noqa: S105 (the OAuth token_type value, not a secret)
 LOGIN_FAILED = "Invalid username or password"
 REFRESH_FAILED = "Invalid token, Please login again"
+LOGOUT_PUBLISH_WAIT = 5.0  # seconds a logout waits for its revocation on the stream while Redis is away
 # Statuses of the users backend passed on as they are: they describe the caller's input.
 _PASS_THROUGH = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.ALREADY_EXISTS}
 
@@ -68,6 +69,9 @@ class AuthDeps:
     outbox: Outbox
     redis: Redis
     users: UserServiceAsyncStub
+    revocations: RevocationStore
+    # This process's copy of the revocation stream: a logout Redis missed answers once it is there.
+    published: RevocationSet | None = None
     metrics: AuthMetrics = field(default_factory=AuthMetrics)
 
 
@@ -304,6 +308,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         if not presented or len(presented) > 512:
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, REFRESH_FAILED)
         d = self._d
+        ended: list[Mark] = []
         async with d.db.write() as session:
             result = await d.refresh.rotate(session, presented, _now())
             outcome = result.outcome
@@ -318,6 +323,8 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                 await d.refresh.revoke_family(session, family_id, "user_disabled", _now())
                 outcome = "invalid"
             if outcome == "reuse":
+                # The family is revoked in the database; its access tokens die everywhere at once too.
+                ended.append(await d.revocations.end_session(session, tenant_id, family_id))
                 await d.outbox.add(
                     session,
                     AUTH.topic,
@@ -344,8 +351,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                 )
         if outcome == "reuse":
             d.metrics.refresh_reuse.inc()
-            # The family is revoked in the database; its access tokens die everywhere at once too.
-            await self._end_session(family_id)
+            await copy_to_redis(d.redis, ended)
         if outcome != "rotated" or credential is None or result.token is None:
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, REFRESH_FAILED)
         access = self._access_token(
@@ -362,24 +368,17 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             expires_in=self._s.access_token_ttl,
         )
 
-    async def _end_session(self, family_id: str) -> None:
-        try:
-            await revoke_session(
-                self._d.redis, family_id, self._s.access_token_ttl + int(self._s.jwt_leeway) + 5
-            )
-        except RedisError:
-            log.error("could not revoke a session's access tokens in Redis", extra={"session_id": family_id})
-
     async def Logout(self, request: auth_pb2.LogoutRequest, context: Context) -> auth_pb2.LogoutResponse:
         principal = current_principal()
         d = self._d
-        try:
-            await revoke_jti(d.redis, principal.jti, principal.expires_at + self._s.jwt_leeway)
-        except RedisError:
-            # Answering "logged out" while the token still works would be a lie.
-            await abort(context, grpc.StatusCode.UNAVAILABLE, "Logout is unavailable, please retry")
         families: set[str] = set()
+        # Committed with the logout (the source of truth, published to every verifier); Redis follows.
         async with d.db.write() as session:
+            marks = [
+                await d.revocations.revoke_token(
+                    session, principal.tenant_id, principal.jti, principal.expires_at + self._s.jwt_leeway
+                )
+            ]
             if principal.session_id:
                 await d.refresh.revoke_family(session, principal.session_id, "logout", _now())
                 families.add(principal.session_id)
@@ -389,6 +388,8 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                 )
                 if family_id:
                     families.add(family_id)
+            for family_id in sorted(families):
+                marks.append(await d.revocations.end_session(session, principal.tenant_id, family_id))
             await d.outbox.add(
                 session,
                 AUTH.topic,
@@ -400,8 +401,16 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                     session_id=principal.session_id,
                 ),
             )
-        for family_id in families:
-            await self._end_session(family_id)
+        in_redis = await copy_to_redis(d.redis, marks)
+        # Redis missed it: answer once the revocation stream has it (every verifier reads it at the same
+        # time), so "logged out" is true when said. It is stored either way and takes effect when Kafka
+        # delivers it; until then the client is told to retry.
+        if (
+            not in_redis
+            and d.published is not None
+            and not await d.published.wait_for_jti(principal.jti, LOGOUT_PUBLISH_WAIT)
+        ):
+            await abort(context, grpc.StatusCode.UNAVAILABLE, "Logout is not effective yet, please retry")
         return auth_pb2.LogoutResponse(status="logout successful")
 
     async def GetJwks(self, request: auth_pb2.GetJwksRequest, context: Context) -> auth_pb2.GetJwksResponse:

@@ -1,13 +1,15 @@
 """Keeps auth in step with the users backend by consuming ``portico.users.v1``.
 
 - ``user.updated``: the login index follows username, email, roles and ``is_active`` changes (an
-  inactive user may not log in or refresh; the users backend ends their access tokens itself). A name
+  inactive user may not log in or refresh, and their access tokens are ended as for a deletion). A name
   another credential still holds (that user's own change has not arrived yet) is parked, and handed over
   when the holder lets go of it (see :mod:`backends.auth.store`).
 - ``user.deleted``: login is disabled (username and email become free again: a name parked waiting for
   them takes them, or a new registration may), every refresh-token family is revoked, and the user's
-  access tokens are ended in every backend through the "valid after" mark.
-Each handler runs inside the consumer's transaction, so an event is applied exactly once.
+  access tokens are ended in every verifier through a stored "valid after" revocation.
+Each handler runs inside the consumer's transaction, so an event is applied exactly once. Redis is not
+part of that transaction's fate: the revocation commits in the database (and reaches every verifier
+through the revocation stream); the Redis copy is written best effort and re-filled if lost.
 """
 
 from __future__ import annotations
@@ -16,21 +18,27 @@ import logging
 from datetime import UTC, datetime
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backends.auth.refresh_tokens import RefreshTokens
+from backends.auth.revocations import RevocationStore, copy_to_redis
 from backends.auth.store import CredentialStore
-from meshkit.auth.revocation import end_sessions
 from stubs.events.v1 import events_pb2
 
 log = logging.getLogger(__name__)
 
 
 class UserEventHandlers:
-    def __init__(self, credentials: CredentialStore, refresh: RefreshTokens, redis: Redis) -> None:
+    def __init__(
+        self,
+        credentials: CredentialStore,
+        refresh: RefreshTokens,
+        revocations: RevocationStore,
+        redis: Redis,
+    ) -> None:
         self._credentials = credentials
         self._refresh = refresh
+        self._revocations = revocations
         self._redis = redis
 
     async def on_user_updated(self, session: AsyncSession, event: events_pb2.Event) -> None:
@@ -43,6 +51,9 @@ class UserEventHandlers:
             roles=tuple(user.roles),
             active=user.is_active,
         )
+        if not user.is_active:
+            mark = await self._revocations.end_user_sessions(session, event.tenant_id, user.id)
+            await copy_to_redis(self._redis, [mark])
         if parked:
             # Expected now and then (events of different users are not ordered against each other) and
             # repaired by the holder's own event; logged so that a name parked for long is visible.
@@ -54,10 +65,8 @@ class UserEventHandlers:
         user = event.user
         await self._credentials.disable(session, user.id)
         revoked = await self._refresh.revoke_user(session, user.id, "user_deleted", datetime.now(UTC))
-        try:
-            await end_sessions(self._redis, event.tenant_id, user.id)
-        except RedisError:
-            # Raising makes the consumer retry the event later, once Redis is back.
-            log.error("could not end a deleted user's sessions; will retry", extra={"user_id": user.id})
-            raise
+        mark = await self._revocations.end_user_sessions(session, event.tenant_id, user.id)
+        # Early (a mark for a transaction that then rolls back only ends a deleted user's tokens) and
+        # best effort: never a reason for the deletion not to commit.
+        await copy_to_redis(self._redis, [mark])
         log.info("user deleted: login disabled", extra={"user_id": user.id, "families_revoked": revoked})

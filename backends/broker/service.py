@@ -24,7 +24,7 @@ from backends.broker.metrics import BrokerMetrics
 from backends.broker.subscriptions import ConsumerLimits, Subscription, SubscriptionSlots
 from backends.broker.topics import check_name, internal_topic
 from meshkit.auth.interceptor import current_principal
-from meshkit.auth.revocation import RevocationChecker
+from meshkit.auth.revocation import RevocationChecker, RevocationUnknown
 from meshkit.auth.tokens import Principal
 from meshkit.rpc.context import Context
 from meshkit.rpc.status import INVALID_REQUEST, PAYLOAD_TOO_LARGE, FieldViolation, abort
@@ -204,7 +204,11 @@ class MessageService(broker_pb2_grpc.MessageServiceServicer):
             return
         while True:
             await asyncio.sleep(self._settings.stream_revocation_check_seconds)
-            if await self._revocations.is_revoked(principal):
+            try:
+                revoked = await self._revocations.is_revoked(principal)
+            except RevocationUnknown:
+                continue  # cannot know right now: ask again at the next check
+            if revoked:
                 self._revoked.add(expiry)
                 with contextlib.suppress(RuntimeError):  # already ending on its own
                     expiry.reschedule(asyncio.get_running_loop().time())

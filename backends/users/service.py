@@ -288,12 +288,12 @@ class UserService(users_pb2_grpc.UserServiceServicer):
         return users_pb2.DeleteUserResponse(message="User deleted successfully")
 
     async def _end_sessions(self, tenant_id: str, user_id: str) -> None:
-        """Tokens of the user stop working in every backend (they all check this mark)."""
+        """A fast path only: the user's tokens stop in Redis at once. The deletion does not depend on it:
+        auth stores the same "valid after" when it consumes the event and publishes it to every verifier."""
         try:
             await end_sessions(self._redis, tenant_id, user_id)
         except RedisError:
-            # The auth backend writes the same mark when it consumes the event, so this heals.
-            log.error("could not end sessions in Redis", extra={"user_id": user_id})
+            log.warning("could not end sessions in Redis; auth ends them", extra={"user_id": user_id})
 
 
 TextField = Literal["username", "email", "phone", "avatar_url", "first_name", "last_name"]

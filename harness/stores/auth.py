@@ -13,7 +13,14 @@ from meshkit.db.database import Database
 __all__ = ["DIALECTS", "VERSION_TABLE", "auth_database", "migrate"]
 
 VERSION_TABLE = "auth_alembic_version"
-TABLES = ("credentials", "refresh_families", "refresh_tokens", "auth_outbox", "auth_processed_events")
+TABLES = (
+    "credentials",
+    "refresh_families",
+    "refresh_tokens",
+    "revocations",
+    "auth_outbox",
+    "auth_processed_events",
+)
 
 
 async def migrate(url: str) -> None:

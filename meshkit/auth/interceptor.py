@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 
 from meshkit.auth.keyfile import KeySetFile
 from meshkit.auth.keys import JwksClient, KeysUnavailable
-from meshkit.auth.revocation import RevocationChecker
+from meshkit.auth.revocation import RevocationChecker, RevocationUnknown
 from meshkit.auth.tokens import InvalidToken, Principal, TokenVerifier
 from meshkit.config.tokens import TokenSettings
 from meshkit.rpc.context import Context
@@ -102,7 +102,11 @@ class AuthInterceptor(WrappingInterceptor):
             # Not the caller's fault, and maybe a valid token: UNAVAILABLE is retried, never a sign-out.
             self._rejections.labels("keys_unavailable").inc()
             await abort(context, grpc.StatusCode.UNAVAILABLE, "cannot verify tokens right now")
-        if await self._revocations.is_revoked(principal):
+        try:
+            revoked = await self._revocations.is_revoked(principal)
+        except RevocationUnknown:
+            await abort(context, grpc.StatusCode.UNAVAILABLE, "token revocations cannot be checked, retry")
+        if revoked:
             self._rejections.labels("revoked").inc()
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, "token has been revoked")
         return principal
@@ -170,7 +174,7 @@ def token_checks(
     )
     errors = Counter(
         "portico_revocation_check_errors_total",
-        "Revocation checks that could not reach Redis (accepted when fail-open).",
+        "Revocation checks that could not reach Redis (decided by the in-process set when loaded).",
         registry=registry,
     )
     return verifier, RevocationChecker(redis, fail_open=settings.revocation_fail_open, errors=errors)

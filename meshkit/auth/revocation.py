@@ -5,6 +5,12 @@
   dead (a deleted user, or "log out everywhere").
 - ``portico:revoked:sid:<sid>`` exists when the login (refresh-token family) named by a token's ``sid``
   claim was ended: logout, or a refresh token presented twice.
+
+Redis is only a fast shared copy. The auth backend's database is the source of truth; every revocation
+is also published on ``portico.revocations.v1`` and kept by each verifier in a :class:`RevocationSet`
+(:mod:`meshkit.auth.revocation_feed`). A token is refused when either says so; while Redis is away the
+set alone decides, and a verifier that has neither answers "cannot know" (:class:`RevocationUnknown`),
+never "allowed" — unless ``PORTICO_REVOCATION_FAIL_OPEN`` is set.
 """
 
 from __future__ import annotations
@@ -16,9 +22,14 @@ from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from meshkit.auth.revocation_set import RevocationSet
 from meshkit.auth.tokens import Principal
 
 log = logging.getLogger(__name__)
+
+# Present while Redis holds every live mark: the auth backend sets it after re-filling Redis from its
+# table, so an empty Redis (restarted without persistence) is detected and re-filled.
+FILLED_KEY = "portico:revocations:filled"
 
 # Longest access-token lifetime we ever need to remember a "valid after" mark for.
 VALID_AFTER_TTL_SECONDS = 7 * 24 * 3600
@@ -52,15 +63,30 @@ async def revoke_session(redis: Redis, sid: str, ttl_seconds: int) -> None:
     await redis.set(revoked_sid_key(sid), "1", ex=max(1, ttl_seconds))
 
 
-class RevocationChecker:
-    """Logged-out tokens and users whose sessions were ended, in one Redis round trip."""
+class RevocationUnknown(Exception):
+    """Neither Redis nor the in-process set can say whether the token is revoked: answer 503, not 401."""
 
-    def __init__(self, redis: Redis, *, fail_open: bool, errors: Counter) -> None:
+
+class RevocationChecker:
+    """Logged-out tokens and ended sessions: the in-process set, then one Redis round trip."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        fail_open: bool,
+        errors: Counter,
+        local: RevocationSet | None = None,
+    ) -> None:
         self._redis = redis
         self._fail_open = fail_open
         self._errors = errors
+        self.local = local if local is not None else RevocationSet()
 
     async def is_revoked(self, principal: Principal) -> bool:
+        """True when revoked; raises :class:`RevocationUnknown` when it cannot be known."""
+        if self.local.is_revoked(principal):
+            return True
         try:
             revoked, valid_after, session_ended = await self._redis.mget(
                 revoked_jti_key(principal.jti),
@@ -69,8 +95,12 @@ class RevocationChecker:
             )
         except RedisError:
             self._errors.inc()
+            if self.local.ready:
+                return False  # the set holds every revocation published so far: it decides alone
             log.warning("revocation check unavailable", extra={"fail_open": self._fail_open})
-            return not self._fail_open
+            if self._fail_open:
+                return False
+            raise RevocationUnknown("revocations cannot be checked: Redis is unreachable") from None
         if revoked is not None or (principal.session_id and session_ended is not None):
             return True
         return valid_after is not None and principal.issued_at <= float(valid_after)

@@ -29,6 +29,9 @@ class TokenSettings(MeshSettings):
     )
     revocation_fail_open: bool = env(
         "PORTICO_REVOCATION_FAIL_OPEN",
-        default=True,
-        description="Accept tokens when Redis cannot be asked about revocations (counted in a metric)",
+        default=False,
+        description=(
+            "Accept tokens when neither Redis nor the in-process revocation set (not loaded yet) can say "
+            "whether they are revoked; off: such calls answer 503 UNAVAILABLE"
+        ),
     )

@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from meshkit.auth.interceptor import AuthInterceptor, public_methods, token_checks
 from meshkit.auth.keyfile import KeySetFile
+from meshkit.auth.revocation_feed import RevocationFeed
 from meshkit.config.defaults import GRPC_MAX_MESSAGE_BYTES
 from meshkit.config.serve import BackendSettings
 from meshkit.config.stores import DatabaseSettings
@@ -206,6 +207,12 @@ async def serve(spec: BackendSpec[S]) -> None:
         db = await open_database(name, database_url(name, settings), spec.migrations)
     kept_keys = KeySetFile.beside_run_dir(name)  # verifies tokens after a restart while auth is down
     verifier, revocations = token_checks(auth_channel, redis, registry, settings, kept_keys=kept_keys)
+    revocation_feed = RevocationFeed(
+        settings.kafka_bootstrap,
+        revocations.local,
+        client_id=f"portico-{name}-revocations",
+        registry=registry,
+    )
     runtime: Runtime[S] = Runtime(name, settings, telemetry, registry, broker, redis, revocations, db)
     kafka_impact = Impact.UNREADY if spec.kafka_required else Impact.DEGRADED
     runtime.dependencies.extend([kafka_dependency(broker, impact=kafka_impact), redis_dependency(redis)])
@@ -224,6 +231,7 @@ async def serve(spec: BackendSpec[S]) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await server.start()
+        server.spawn(revocation_feed.run(), "revocation-feed")
         server.spawn(_connect_kafka(server, runtime), "kafka-connect")
         await stop.wait()
         await server.stop()

@@ -119,7 +119,7 @@ def dashboard() -> Dashboard:
         .with_panel(
             graph(
                 "Revocation check errors",
-                "Token revocation checks that could not reach Redis (accepted while fail-open), per process.",
+                "Revocation checks that could not reach Redis (the in-process set decided), per process.",
                 "ops",
                 query(rate("portico_revocation_check_errors_total", by="service"), "{{service}}"),
             )

@@ -27,7 +27,7 @@ from stubs.posts.v1 import posts_pb2 as posts_dot_v1_dot_posts__pb2
 from stubs.users.v1 import users_pb2 as users_dot_v1_dot_users__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x65vents/v1/events.proto\x12\tevents.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14posts/v1/posts.proto\x1a\x14users/v1/users.proto\"\x95\x02\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\ttenant_id\x18\x04 \x01(\t\x12\x1f\n\x05\x61\x63tor\x18\x05 \x01(\x0b\x32\x10.events.v1.Actor\x12\x11\n\tentity_id\x18\x06 \x01(\t\x12\x1e\n\x04user\x18\x07 \x01(\x0b\x32\x0e.users.v1.UserH\x00\x12\x1e\n\x04post\x18\x08 \x01(\x0b\x32\x0e.posts.v1.PostH\x00\x12*\n\nauth_audit\x18\t \x01(\x0b\x32\x14.events.v1.AuthAuditH\x00\x42\x08\n\x06\x65ntity\"?\n\x05\x41\x63tor\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x11\n\tclient_ip\x18\x03 \x01(\t\"T\n\tAuthAudit\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\nidentifier\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x65vents/v1/events.proto\x12\tevents.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14posts/v1/posts.proto\x1a\x14users/v1/users.proto\"\xc2\x02\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\ttenant_id\x18\x04 \x01(\t\x12\x1f\n\x05\x61\x63tor\x18\x05 \x01(\x0b\x32\x10.events.v1.Actor\x12\x11\n\tentity_id\x18\x06 \x01(\t\x12\x1e\n\x04user\x18\x07 \x01(\x0b\x32\x0e.users.v1.UserH\x00\x12\x1e\n\x04post\x18\x08 \x01(\x0b\x32\x0e.posts.v1.PostH\x00\x12*\n\nauth_audit\x18\t \x01(\x0b\x32\x14.events.v1.AuthAuditH\x00\x12+\n\nrevocation\x18\n \x01(\x0b\x32\x15.events.v1.RevocationH\x00\x42\x08\n\x06\x65ntity\"?\n\x05\x41\x63tor\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x11\n\tclient_ip\x18\x03 \x01(\t\"T\n\tAuthAudit\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\nidentifier\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\x9b\x01\n\nRevocation\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x11\n\ttenant_id\x18\x03 \x01(\t\x12/\n\x0bvalid_after\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,9 +35,11 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'events.v1.events_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EVENT']._serialized_start=115
-  _globals['_EVENT']._serialized_end=392
-  _globals['_ACTOR']._serialized_start=394
-  _globals['_ACTOR']._serialized_end=457
-  _globals['_AUTHAUDIT']._serialized_start=459
-  _globals['_AUTHAUDIT']._serialized_end=543
+  _globals['_EVENT']._serialized_end=437
+  _globals['_ACTOR']._serialized_start=439
+  _globals['_ACTOR']._serialized_end=502
+  _globals['_AUTHAUDIT']._serialized_start=504
+  _globals['_AUTHAUDIT']._serialized_end=588
+  _globals['_REVOCATION']._serialized_start=591
+  _globals['_REVOCATION']._serialized_end=746
 # @@protoc_insertion_point(module_scope)

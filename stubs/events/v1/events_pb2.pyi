@@ -38,13 +38,15 @@ class Event(_message.Message):
     USER_FIELD_NUMBER: _builtins.int
     POST_FIELD_NUMBER: _builtins.int
     AUTH_AUDIT_FIELD_NUMBER: _builtins.int
+    REVOCATION_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """Unique id of the event (a UUID), the consumers' idempotency key."""
     type: _builtins.str
     """What happened, `<entity>.<verb>`: `user.created`, `user.updated`, `user.deleted` (topic
     `portico.users.v1`); `post.created`, `post.updated`, `post.deleted` (topic `portico.posts.v1`);
     auth audit events `login.succeeded`, `login.failed`, `token.refreshed`,
-    `token.reuse_detected`, `logout`.
+    `token.reuse_detected`, `logout`; revocations `token.revoked`, `session.ended`, `user.sessions_ended`
+    (topic `portico.revocations.v1`).
     """
     tenant_id: _builtins.str
     """Tenant of the entity."""
@@ -70,6 +72,10 @@ class Event(_message.Message):
     def auth_audit(self) -> Global___AuthAudit:
         """For auth audit events."""
 
+    @_builtins.property
+    def revocation(self) -> Global___Revocation:
+        """For revocation events."""
+
     def __init__(
         self,
         *,
@@ -82,12 +88,13 @@ class Event(_message.Message):
         user: _users_pb2.User | None = ...,
         post: _posts_pb2.Post | None = ...,
         auth_audit: Global___AuthAudit | None = ...,
+        revocation: Global___Revocation | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "auth_audit", b"auth_audit", "entity", b"entity", "occurred_at", b"occurred_at", "post", b"post", "user", b"user"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "auth_audit", b"auth_audit", "entity", b"entity", "occurred_at", b"occurred_at", "post", b"post", "revocation", b"revocation", "user", b"user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "auth_audit", b"auth_audit", "entity", b"entity", "entity_id", b"entity_id", "event_id", b"event_id", "occurred_at", b"occurred_at", "post", b"post", "tenant_id", b"tenant_id", "type", b"type", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "auth_audit", b"auth_audit", "entity", b"entity", "entity_id", b"entity_id", "event_id", b"event_id", "occurred_at", b"occurred_at", "post", b"post", "revocation", b"revocation", "tenant_id", b"tenant_id", "type", b"type", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_entity: _TypeAlias = _typing.Literal["user", "post", "auth_audit"]  # noqa: Y015
+    _WhichOneofReturnType_entity: _TypeAlias = _typing.Literal["user", "post", "auth_audit", "revocation"]  # noqa: Y015
     _WhichOneofArgType_entity: _TypeAlias = _typing.Literal["entity", b"entity"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_entity) -> _WhichOneofReturnType_entity | None: ...
 
@@ -160,3 +167,47 @@ class AuthAudit(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AuthAudit: _TypeAlias = AuthAudit  # noqa: Y015
+
+@_typing.final
+class Revocation(_message.Message):
+    """One revocation, as every token verifier applies it. It never carries a token."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    VALID_AFTER_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """What is revoked: `jti` (one access token), `sid` (every access token of one login) or `user`
+    (every access token of the user issued up to `valid_after`).
+    """
+    key: _builtins.str
+    """The access token's `jti`, the login's `sid`, or the user's id."""
+    tenant_id: _builtins.str
+    """The user's tenant (for `user`)."""
+    @_builtins.property
+    def valid_after(self) -> _timestamp_pb2.Timestamp:
+        """For `user`: tokens issued at or before this time are dead."""
+
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """After this time no access token it names can still be valid; verifiers forget it then."""
+
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        key: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        valid_after: _timestamp_pb2.Timestamp | None = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "valid_after", b"valid_after"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "key", b"key", "kind", b"kind", "tenant_id", b"tenant_id", "valid_after", b"valid_after"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Revocation: _TypeAlias = Revocation  # noqa: Y015

@@ -51,6 +51,8 @@ def test_a_client_gone_mid_body_gets_a_quiet_499(caplog: pytest.LogCaptureFixtur
         metrics = client.get("/metrics").text
     assert sent[0]["type"] == "http.response.start"
     assert sent[0]["status"] == 499
-    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    # aiokafka's own connection errors (the revocation feed retrying the absent Kafka) are not the
+    # request's: the gateway's entry point silences that logger.
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR and r.name != "aiokafka"]
     assert 'status="500"' not in metrics
     assert 'status="499"' in metrics

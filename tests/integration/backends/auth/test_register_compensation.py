@@ -14,6 +14,7 @@ from backends.auth.config import AuthSettings
 from backends.auth.keys import KeyRing
 from backends.auth.passwords import Passwords
 from backends.auth.refresh_tokens import RefreshTokens
+from backends.auth.revocations import RevocationStore
 from backends.auth.service import AuthDeps, AuthService
 from backends.auth.store import CredentialStore
 from infra.paths import REPO_ROOT
@@ -87,6 +88,7 @@ async def test_the_profile_is_removed_when_the_credential_cannot_be_stored(tmp_p
         throttle=None,  # type: ignore[arg-type]  (not used by Register)
         keys=KeyRing.load_or_create(tmp_path / "keys", None, now),
         outbox=Outbox(models.outbox),
+        revocations=RevocationStore(Outbox(models.outbox), 600),
         redis=None,  # type: ignore[arg-type]
         users=users,  # type: ignore[arg-type]
     )

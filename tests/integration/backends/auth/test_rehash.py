@@ -15,6 +15,7 @@ from backends.auth.keys import KeyRing
 from backends.auth.lockout import LoginThrottle
 from backends.auth.passwords import Passwords
 from backends.auth.refresh_tokens import RefreshTokens
+from backends.auth.revocations import RevocationStore
 from backends.auth.service import AuthDeps, AuthService
 from backends.auth.store import CredentialStore
 from harness.infra import InfraEnv
@@ -68,6 +69,7 @@ async def test_login_upgrades_a_hash_made_with_older_parameters(tmp_path: Path, 
         throttle=LoginThrottle(redis),
         keys=KeyRing.load_or_create(tmp_path / "keys", None, datetime.now(UTC)),
         outbox=Outbox(models.outbox),
+        revocations=RevocationStore(Outbox(models.outbox), 600),
         redis=redis,
         users=None,  # type: ignore[arg-type]  (login does not call the users backend)
     )

@@ -72,7 +72,7 @@ async def test_upgrading_again_changes_nothing(db: Database) -> None:
         versions = (await session.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))).scalars().all()  # noqa: S608
         for table in TABLES:
             await session.execute(text(f"SELECT count(*) FROM {table}"))  # noqa: S608
-    assert versions == ["0003"]
+    assert versions == ["0004"]
 
 
 async def test_the_migrations_create_exactly_the_tables_the_code_uses(db: Database) -> None:

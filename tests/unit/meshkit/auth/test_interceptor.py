@@ -1,49 +1,69 @@
-"""What a backend answers a token it cannot verify: UNAUTHENTICATED when it is invalid, UNAVAILABLE when
-its key cannot be known right now (auth unreachable), so no caller signs its user out over an outage."""
+"""The backends' authenticator and revocations: with Redis unreachable a loaded in-process set decides, and
+a process that cannot know answers UNAVAILABLE — never UNAUTHENTICATED, never the handler."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import grpc
 import pytest
+from prometheus_client import Counter
 
 from meshkit.auth.interceptor import AuthInterceptor
-from meshkit.auth.keys import KeysUnavailable
-from meshkit.auth.tokens import InvalidToken, Principal
+from meshkit.auth.revocation import RevocationChecker
+from meshkit.auth.revocation_set import JTI, RevocationSet
+from meshkit.auth.tokens import Principal, TokenVerifier
 from meshkit.rpc.server import BackendServer
 from tests.unit.meshkit.rpc.test_runtime import make_runtime
 from tests.unit.meshkit.rpc.test_server import SERVICE, PingSettings, ping_service
 
 
-class _Verifier:
-    def __init__(self, error: Exception) -> None:
-        self._error = error
+class Verifier:
+    """Every token is valid; its text is its jti."""
 
     async def verify(self, token: str) -> Principal:
-        raise self._error
+        now = time.time()
+        return Principal("u", "t", "", frozenset({"user"}), token, now, now + 600, token)
 
 
-@pytest.mark.parametrize(
-    ("error", "code"),
-    [
-        (KeysUnavailable(retry_after=5), grpc.StatusCode.UNAVAILABLE),
-        (InvalidToken("unknown kid"), grpc.StatusCode.UNAUTHENTICATED),
-    ],
-)
-async def test_the_verifier_error_picks_the_status(error: Exception, code: grpc.StatusCode) -> None:
-    runtime = make_runtime(PingSettings())
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[grpc.aio.Channel, RevocationSet]]:
+    runtime = make_runtime(PingSettings())  # its Redis is unreachable
+    local = RevocationSet()
+    errors = Counter("revocation_errors", "", registry=runtime.registry)
+    checker = RevocationChecker(runtime.redis, fail_open=False, errors=errors, local=local)
     authenticator = AuthInterceptor(
-        cast(Any, _Verifier(error)), runtime.revocations, frozenset(), runtime.registry
+        cast(TokenVerifier, cast(Any, Verifier())), checker, frozenset(), runtime.registry
     )
     server = BackendServer(runtime, [ping_service()], authenticator)
     port = await server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            with pytest.raises(grpc.aio.AioRpcError) as refused:
-                await channel.unary_unary(f"/{SERVICE}/Ping")(
-                    b"1", metadata=(("authorization", "Bearer a.b.c"),), timeout=10
-                )
+            yield channel, local
     finally:
         await server.stop()
-    assert refused.value.code() == code
+
+
+async def call(channel: grpc.aio.Channel, token: str) -> grpc.StatusCode:
+    try:
+        await channel.unary_unary(f"/{SERVICE}/Ping")(b"", metadata=(("authorization", f"Bearer {token}"),))
+    except grpc.aio.AioRpcError as exc:
+        return exc.code()
+    return grpc.StatusCode.OK
+
+
+async def test_without_redis_or_a_loaded_set_the_call_is_unavailable(
+    served: tuple[grpc.aio.Channel, RevocationSet],
+) -> None:
+    channel, _ = served
+    assert await call(channel, "a") == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_without_redis_the_loaded_set_decides(served: tuple[grpc.aio.Channel, RevocationSet]) -> None:
+    channel, local = served
+    local.ready = True
+    local.add(JTI, "revoked", time.time() + 60)
+    assert await call(channel, "fine") == grpc.StatusCode.OK
+    assert await call(channel, "revoked") == grpc.StatusCode.UNAUTHENTICATED
