@@ -38,7 +38,7 @@ from meshkit.rpc.interceptors.text_guard import TextGuardInterceptor
 from meshkit.rpc.probes import kafka_dependency, redis_dependency
 from meshkit.rpc.runtime import BackendSpec, Runtime, S, Service
 from meshkit.rpc.tls import server_credentials
-from meshkit.shutdown import ShutdownDeadline
+from meshkit.shutdown import ShutdownDeadline, exit_now
 from observability.telemetry import setup_telemetry
 
 log = logging.getLogger(__name__)
@@ -240,8 +240,11 @@ async def _close(runtime: Runtime[Any], auth_channel: grpc.aio.Channel, deadline
 
 
 def run_backend(spec: BackendSpec[S]) -> None:
-    """Entry point for ``python -m backends.<name>``."""
+    """Entry point for ``python -m backends.<name>``: serve, shut down within the deadline, exit."""
     deadline = ShutdownDeadline(spec.settings().shutdown_grace)
-    asyncio.run(serve(spec, deadline))
-    # Still armed: the loop's executor and the interpreter join worker threads before the process ends.
-    deadline.enter("interpreter exit (worker threads)")
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(serve(spec, deadline))
+    # serve() closed everything it owns; what is left (tasks a cancelled call left behind, worker threads)
+    # would only delay the exit, or hold it forever, so the process ends here.
+    exit_now(0)
