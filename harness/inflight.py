@@ -3,8 +3,11 @@ each call is judged by when it started and how it ended.
 
 A call that started before the signal must end with the process's own answer (OK or a business status
 such as NOT_FOUND): the process accepted it, so it must finish it. A call that started after may also be
-refused — UNAVAILABLE, or the connection refused — which is how a stopping process turns new work away.
-Anything else (a reset connection, CANCELLED, INTERNAL) is a failure whenever it started.
+refused — UNAVAILABLE, the connection refused, or an idle keep-alive connection closed under the request
+(HTTP lets a server do that; clients retry such a request) — which is how a stopping process turns new
+work away. One more ending is counted apart: a gRPC call that reached the server in the instant it
+stopped accepting ends CANCELLED, because gRPC's core cancels the calls it received but had not handed to
+the application yet. Anything else (INTERNAL, a reset mid-answer) is a failure whenever it started.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import httpx
 
 # What a stopping process may answer a call that arrived after the signal.
 REFUSED = "refused"
+CANCELLED_AT_CLOSE = "cancelled at close"
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,8 @@ def grpc_call(fn: Callable[[], object], answers: frozenset[grpc.StatusCode]) -> 
             return "ok"
         if code == grpc.StatusCode.UNAVAILABLE:
             return REFUSED
+        if code == grpc.StatusCode.CANCELLED:
+            return CANCELLED_AT_CLOSE
         return f"{code.name}: {exc.details()}"
     return "ok"
 
@@ -50,8 +56,8 @@ def http_call(client: httpx.Client, url: str) -> str:
     """GET ``url``; a refused connection is a refusal, a connection dropped mid-request is a failure."""
     try:
         response = client.get(url)
-    except httpx.ConnectError:
-        return REFUSED
+    except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
+        return REFUSED  # refused, or an idle connection closed; before the signal this is a failure
     except httpx.HTTPError as exc:
         return type(exc).__name__
     return "ok" if response.status_code < 500 else f"http_{response.status_code}"
@@ -96,6 +102,7 @@ class Verdict:
     in_flight_failed: int
     after_ok: int
     after_refused: int
+    after_cancelled: int
     failures: tuple[Outcome, ...]
 
 
@@ -105,12 +112,13 @@ def judge(outcomes: list[Outcome], signalled: float) -> Verdict:
     before = [o for o in outcomes if o.started < signalled and o.ended >= signalled]
     after = [o for o in outcomes if o.started >= signalled]
     failures = tuple(o for o in before if o.result != "ok") + tuple(
-        o for o in after if o.result not in ("ok", REFUSED)
+        o for o in after if o.result not in ("ok", REFUSED, CANCELLED_AT_CLOSE)
     )
     return Verdict(
         in_flight_ok=sum(o.result == "ok" for o in before),
         in_flight_failed=sum(o.result != "ok" for o in before),
         after_ok=sum(o.result == "ok" for o in after),
         after_refused=sum(o.result == REFUSED for o in after),
+        after_cancelled=sum(o.result == CANCELLED_AT_CLOSE for o in after),
         failures=failures,
     )

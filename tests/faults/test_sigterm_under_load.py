@@ -99,7 +99,8 @@ def target_for(name: str, infra: InfraEnv, issuer: TokenIssuer, tmp: Path) -> Ta
             request = users_pb2.GetUserRequest(user_id=str(uuid.uuid4()))
             return users_pb2_grpc.UserServiceStub(ch).GetUser(request, metadata=meta, timeout=15)
 
-        make_call = _grpc_load(address, invoke, NOT_FOUND)
+        # The token's subject is no user of this database: users answers UNAUTHENTICATED after its lookup.
+        make_call = _grpc_load(address, invoke, NOT_FOUND | UNAUTHENTICATED)
     elif name == "auth":
         env["PORTICO_JWKS_TARGET"] = address  # its own keys
         env["PORTICO_AUTH_LOGIN_IP_LIMIT"] = "1000000"  # the throttle answers alike; keep hashing real
@@ -196,6 +197,7 @@ def test_sigterm_under_load(
         "in_flight_ok": sum(v.in_flight_ok for v in verdicts),
         "in_flight_failed": sum(v.in_flight_failed for v in verdicts),
         "refused_after": sum(v.after_refused for v in verdicts),
+        "cancelled_at_close": sum(v.after_cancelled for v in verdicts),
         "max_exit_s": round(max(exits), 2),
         "mean_exit_s": round(sum(exits) / len(exits), 2),
         "grace_s": GRACE,
