@@ -47,6 +47,11 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = GRPC_MAX_MESSAGE_BYTES
 
 
+def _accept_lead(grace: float) -> float:
+    """Seconds a stopping server still takes calls before it stops accepting (a share of a short grace)."""
+    return min(0.5, grace / 4)
+
+
 def new_registry() -> CollectorRegistry:
     """A per-process registry with the standard process, platform and GC collectors."""
     registry = CollectorRegistry()
@@ -130,6 +135,10 @@ class BackendServer:
         await deadline.bounded("health: report NOT_SERVING", self._health.enter_graceful_shutdown(), 1.0)
         for drain in self.runtime.drains:
             await deadline.bounded(f"drain {getattr(drain, '__qualname__', 'drain')}", drain(), 1.0)
+        # gRPC's stop cancels the calls it has received but not yet handed to us (they are queued while the
+        # event loop is busy): a call sent just before the signal would end CANCELLED. Keep accepting for a
+        # moment, so every call already on its way is taken (and finished within the grace) first.
+        await deadline.bounded("accepting the calls already sent", asyncio.sleep(_accept_lead(grace)))
         # grpc's own stop cancels the calls still running at the grace; the bound covers a stop that hangs.
         await deadline.bounded("grpc server stop (in-flight calls)", self._server.stop(grace), grace + 1.0)
         for task in self._tasks:

@@ -170,6 +170,8 @@ def _sigterm_once(name: str, target: Target, log_dir: Path) -> tuple[float, Verd
         proc.terminate(5)
 
 
+# Each restart takes 10-25 s on a busy machine, almost all of it start-up: the time limit follows the count.
+@pytest.mark.timeout(120 + 40 * RESTARTS)
 @pytest.mark.parametrize("name", ["users", "auth", "posts", "broker", "gateway"])
 def test_sigterm_under_load(
     name: str,
