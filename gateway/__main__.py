@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -11,6 +12,7 @@ import uvicorn
 from gateway.app import create_app
 from gateway.config import GatewaySettings
 from meshkit.rpc.channels import channel_credentials
+from meshkit.shutdown import ShutdownDeadline
 from observability.telemetry import setup_telemetry
 
 
@@ -36,6 +38,21 @@ def tls_options(settings: GatewaySettings) -> dict[str, Any]:
     return options
 
 
+class GatewayServer(uvicorn.Server):
+    """uvicorn's server, with the shutdown deadline armed by the first SIGTERM or SIGINT: in-flight requests
+    get the grace (uvicorn's graceful timeout), and the process exits within the grace plus two seconds
+    even if closing the connections or the lifespan's clients hangs."""
+
+    def __init__(self, config: uvicorn.Config, deadline: ShutdownDeadline) -> None:
+        super().__init__(config)
+        self.deadline = deadline
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.deadline.arm()
+        self.deadline.enter("uvicorn shutdown (open requests, then the lifespan's clients)")
+        super().handle_exit(sig, frame)
+
+
 def main() -> None:
     settings = GatewaySettings()
     try:  # a half-configured upstream mTLS stops the process here, not at the first request
@@ -58,13 +75,16 @@ def main() -> None:
         log_config=None,  # our JSON logging is already configured
         access_log=False,
         proxy_headers=False,  # X-Forwarded-For is trusted only from configured proxies, by the gateway
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace)),
         **tls,
     )
+    deadline = ShutdownDeadline(settings.shutdown_grace)
     try:
-        uvicorn.Server(config).run()
+        GatewayServer(config, deadline).run()
     finally:
-        telemetry.shutdown()
+        with deadline.step("telemetry shutdown (span export)"):
+            telemetry.shutdown()
+        deadline.enter("interpreter exit (worker threads)")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from meshkit.config.base import env, settings_config
 from meshkit.config.defaults import GATEWAY_PORT, LOOPBACK
 from meshkit.config.events import KafkaSettings
 from meshkit.config.peers import AuthPeer, BrokerPeer, PostsPeer, UsersPeer
+from meshkit.config.serve import ShutdownSettings
 from meshkit.config.stores import RedisSettings
 from meshkit.config.telemetry import TelemetrySettings
 from meshkit.config.tokens import TokenSettings
@@ -21,7 +22,15 @@ def _swagger_ui_dist() -> Path:
 
 
 class GatewaySettings(
-    TokenSettings, UsersPeer, AuthPeer, PostsPeer, BrokerPeer, KafkaSettings, RedisSettings, TelemetrySettings
+    TokenSettings,
+    UsersPeer,
+    AuthPeer,
+    PostsPeer,
+    BrokerPeer,
+    KafkaSettings,
+    RedisSettings,
+    TelemetrySettings,
+    ShutdownSettings,
 ):
     """Where the gateway listens and where its upstreams are; limits, retries, CORS and TLS at the edge."""
 

@@ -50,17 +50,23 @@ def auth_deps(runtime: Runtime[AuthSettings]) -> AuthDeps:
     outbox = open_outbox(runtime, models.outbox)
     runtime.run_in_background(RedisRefill(db, runtime.redis, runtime.registry).run)
     passphrase = settings.keys_passphrase.get_secret_value().encode() if settings.keys_passphrase else None
+    passwords = Passwords(
+        memory_cost=settings.argon2_memory_kib,
+        time_cost=settings.argon2_time_cost,
+        parallelism=settings.argon2_parallelism,
+        workers=settings.hash_workers or None,
+    )
+
+    async def close_passwords() -> None:
+        passwords.close()  # queued hashes of calls that were cancelled are dropped, not run
+
+    runtime.on_shutdown(close_passwords)
     return AuthDeps(
         settings=settings,
         db=db,
         credentials=CredentialStore(db.dialect),
         refresh=refresh_tokens(settings),
-        passwords=Passwords(
-            memory_cost=settings.argon2_memory_kib,
-            time_cost=settings.argon2_time_cost,
-            parallelism=settings.argon2_parallelism,
-            workers=settings.hash_workers or None,
-        ),
+        passwords=passwords,
         throttle=LoginThrottle(
             runtime.redis,
             account_limit=settings.login_account_limit,

@@ -24,7 +24,16 @@ def ports(backend: str) -> tuple[int, int]:
     return defaults.BACKEND_PORTS[backend], defaults.METRICS_PORTS[backend]
 
 
-class ServeSettings(MeshSettings):
+class ShutdownSettings(MeshSettings):
+    """How long a process (a backend or the gateway) lets in-flight work finish after SIGTERM; it exits
+    within this grace plus two seconds whatever hangs (:mod:`meshkit.shutdown`)."""
+
+    shutdown_grace: float = env(
+        "PORTICO_SHUTDOWN_GRACE", default=8.0, description="Seconds in-flight calls may finish after SIGTERM"
+    )
+
+
+class ServeSettings(ShutdownSettings):
     """A gRPC server with a Prometheus endpoint. Each backend gives ``port`` and ``metrics_port`` their
     defaults (:mod:`meshkit.config.defaults`)."""
 
@@ -35,9 +44,6 @@ class ServeSettings(MeshSettings):
     tls_key_file: Path | None = Field(default=None, description="PEM private key of the certificate")
     tls_client_ca_file: Path | None = Field(
         default=None, description="CA bundle: require client certificates signed by it (mTLS)"
-    )
-    shutdown_grace: float = env(
-        "PORTICO_SHUTDOWN_GRACE", default=8.0, description="Seconds in-flight calls may finish after SIGTERM"
     )
     health_interval: float = env(
         "PORTICO_HEALTH_INTERVAL",

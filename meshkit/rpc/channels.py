@@ -22,6 +22,25 @@ ROUND_ROBIN: ChannelOption = (
     json.dumps({"loadBalancingConfig": [{"round_robin": {}}]}),
 )
 
+# A backend's channel to another backend. A call waits for a peer that is starting or restarting (within
+# its own deadline) instead of failing at once, and the connection is retried at least every second: with
+# gRPC's default back-off (up to two minutes) a peer that served late stayed unused for many seconds after
+# it came up, and every call meanwhile failed with UNAVAILABLE at once.
+PEER_OPTIONS: tuple[ChannelOption, ...] = (
+    (
+        "grpc.service_config",
+        json.dumps(
+            {
+                "loadBalancingConfig": [{"round_robin": {}}],
+                "methodConfig": [{"name": [{}], "waitForReady": True}],
+            }
+        ),
+    ),
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+)
+
 
 def channel_credentials(
     ca_file: Path | None, cert_file: Path | None, key_file: Path | None

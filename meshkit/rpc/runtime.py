@@ -30,7 +30,7 @@ from meshkit.events.lag import ConsumerLagMonitor, KafkaOffsets
 from meshkit.events.outbox import Outbox
 from meshkit.events.relay import OutboxRelay
 from meshkit.events.retention import Retention
-from meshkit.rpc.channels import ROUND_ROBIN, open_channel
+from meshkit.rpc.channels import PEER_OPTIONS, open_channel
 from meshkit.rpc.health import Dependency
 from observability.telemetry import Telemetry
 
@@ -114,12 +114,13 @@ class Runtime(Generic[S]):
         return self.db
 
     def channel(self, target: str, credentials: grpc.ChannelCredentials | None = None) -> grpc.aio.Channel:
-        """A channel to another backend (round robin over the target's addresses), closed on shutdown;
-        plaintext unless ``credentials`` are given."""
+        """A channel to another backend (round robin over the target's addresses, waiting for a peer that
+        is not up yet within each call's deadline), closed on shutdown; plaintext unless ``credentials``
+        are given."""
         opened = open_channel(
             target,
             credentials=credentials,
-            options=(ROUND_ROBIN,),
+            options=PEER_OPTIONS,
             # A CLIENT span per call whose context travels in the metadata: the called backend's span
             # joins this request's trace.
             interceptors=aio_client_interceptors(tracer_provider=self.telemetry.tracer_provider),  # type: ignore[no-untyped-call]

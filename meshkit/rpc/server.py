@@ -8,7 +8,6 @@ metrics registry, tracer), asks the backend for its servicers and consumers, and
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 from collections.abc import Sequence
@@ -16,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from faststream.kafka import KafkaBroker
 from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
@@ -43,12 +41,18 @@ from meshkit.rpc.interceptors.text_guard import TextGuardInterceptor
 from meshkit.rpc.probes import kafka_dependency, redis_dependency
 from meshkit.rpc.runtime import BackendSpec, Runtime, S, Service
 from meshkit.rpc.tls import server_credentials
+from meshkit.shutdown import ShutdownDeadline, exit_now
 from observability.telemetry import setup_telemetry
 
 log = logging.getLogger(__name__)
 
 # Images are up to MAX_IMAGE_BYTES; the message limit leaves room for the rest of the request.
 MAX_MESSAGE_BYTES = GRPC_MAX_MESSAGE_BYTES
+
+
+def _accept_lead(grace: float) -> float:
+    """Seconds a stopping server still takes calls before it stops accepting (a share of a short grace)."""
+    return min(0.5, grace / 4)
 
 
 def new_registry() -> CollectorRegistry:
@@ -129,19 +133,26 @@ class BackendServer:
         """Run a background task that is cancelled on shutdown."""
         self._tasks.append(asyncio.create_task(coro, name=name))
 
-    async def stop(self) -> None:
-        """Graceful stop: report NOT_SERVING, refuse new calls, let in-flight ones finish within the grace."""
+    async def stop(self, deadline: ShutdownDeadline | None = None) -> None:
+        """Graceful stop: report NOT_SERVING, refuse new calls, let in-flight ones finish within the grace.
+
+        Every step is bounded by ``deadline``: what does not end in time is logged by name and left."""
         grace = self.runtime.settings.shutdown_grace
+        deadline = deadline or ShutdownDeadline(grace)
         log.info("shutting down", extra={"grace_s": grace})
-        await self._health.enter_graceful_shutdown()
+        await deadline.bounded("health: report NOT_SERVING", self._health.enter_graceful_shutdown(), 1.0)
         for drain in self.runtime.drains:
-            await drain()
-        await self._server.stop(grace)
+            await deadline.bounded(f"drain {getattr(drain, '__qualname__', 'drain')}", drain(), 1.0)
+        # gRPC's stop cancels the calls it has received but not yet handed to us (they are queued while the
+        # event loop is busy): a call sent just before the signal would end CANCELLED. Keep accepting for a
+        # moment, so every call already on its way is taken (and finished within the grace) first.
+        await deadline.bounded("accepting the calls already sent", asyncio.sleep(_accept_lead(grace)))
+        # grpc's own stop cancels the calls still running at the grace; the bound covers a stop that hangs.
+        await deadline.bounded("grpc server stop (in-flight calls)", self._server.stop(grace), grace + 1.0)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await deadline.bounded(f"background task {task.get_name()}", task, 1.0)
         log.info("stopped")
 
 
@@ -178,18 +189,10 @@ async def open_database(name: str, url: str, migrations: Path, attempts: int = 3
     return Database(url)
 
 
-async def _stop_broker(broker: KafkaBroker, timeout: float) -> None:
-    """Stop the broker, but not forever: aiokafka flushes pending sends first, which never ends while
-    Kafka is away, and the outbox keeps anything unacknowledged anyway."""
-    try:
-        await asyncio.wait_for(broker.stop(), timeout)
-    except TimeoutError:
-        log.warning("kafka broker did not stop in time; unacknowledged events stay in the outbox")
-
-
-async def serve(spec: BackendSpec[S]) -> None:
-    """Run a backend until SIGTERM or SIGINT, then shut down gracefully."""
+async def serve(spec: BackendSpec[S], deadline: ShutdownDeadline | None = None) -> None:
+    """Run a backend until SIGTERM or SIGINT, then shut down gracefully within ``deadline``."""
     name, settings = spec.name, spec.settings()
+    deadline = deadline or ShutdownDeadline(settings.shutdown_grace)
     telemetry = setup_telemetry(f"portico-{name}", settings.telemetry())
     registry = new_registry()
     metrics_httpd, _ = start_metrics_http_server(settings.metrics_port, addr=settings.host, registry=registry)
@@ -226,29 +229,48 @@ async def serve(spec: BackendSpec[S]) -> None:
     )
     server = BackendServer(runtime, services, authenticator)
     stop = asyncio.Event()
+
+    def on_signal() -> None:
+        deadline.arm()  # from the signal on, the process has grace + margin to exit
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     try:
         await server.start()
         server.spawn(revocation_feed.run(), "revocation-feed")
         server.spawn(_connect_kafka(server, runtime), "kafka-connect")
         await stop.wait()
-        await server.stop()
+        await server.stop(deadline)
     finally:
-        await _stop_broker(broker, settings.shutdown_grace)
-        await redis.aclose()
-        await auth_channel.close(grace=None)
-        for opened in runtime.channels:
-            await opened.close(grace=None)
-        for close in runtime.closers:
-            await close()
-        if db is not None:
-            await db.dispose()
-        metrics_httpd.shutdown()
-        telemetry.shutdown()
+        await _close(runtime, auth_channel, deadline)
+        with deadline.step("metrics server shutdown"):
+            metrics_httpd.shutdown()
+        with deadline.step("telemetry shutdown (span export)"):
+            telemetry.shutdown()
+
+
+async def _close(runtime: Runtime[Any], auth_channel: grpc.aio.Channel, deadline: ShutdownDeadline) -> None:
+    """Close the shared clients, each within the time left. Kafka's flush never ends while Kafka is away;
+    the outbox keeps anything unacknowledged, so it is simply given up."""
+    await deadline.bounded("kafka broker stop (producer flush)", runtime.broker.stop())
+    await deadline.bounded("redis close", runtime.redis.aclose())
+    await deadline.bounded("jwks channel close", auth_channel.close(grace=None))
+    for opened in runtime.channels:
+        await deadline.bounded("backend channel close", opened.close(grace=None))
+    for close in runtime.closers:
+        await deadline.bounded(f"close {getattr(close, '__qualname__', 'resource')}", close())
+    if runtime.db is not None:
+        await deadline.bounded("database dispose", runtime.db.dispose())
 
 
 def run_backend(spec: BackendSpec[S]) -> None:
-    """Entry point for ``python -m backends.<name>``."""
-    asyncio.run(serve(spec))
+    """Entry point for ``python -m backends.<name>``: serve, shut down within the deadline, exit."""
+    deadline = ShutdownDeadline(spec.settings().shutdown_grace)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(serve(spec, deadline))
+    # serve() closed everything it owns; what is left (tasks a cancelled call left behind, worker threads)
+    # would only delay the exit, or hold it forever, so the process ends here.
+    exit_now(0)

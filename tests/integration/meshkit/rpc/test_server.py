@@ -41,7 +41,7 @@ def test_sigterm_lets_the_in_flight_call_finish(infra: InfraEnv, issuer: TokenIs
             worker.start()
             time.sleep(0.7)  # the call is now in flight
             proc.popen.send_signal(signal.SIGTERM)
-            time.sleep(0.5)
+            time.sleep(1.0)  # past the half second in which calls already sent are still taken
 
             # Draining: a new call is refused while the old one is still running.
             with grpc.insecure_channel(target) as fresh, pytest.raises(grpc.RpcError) as refused:
