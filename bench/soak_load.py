@@ -3,7 +3,7 @@
 Every request varies what a leak would be keyed by: the client IP (``X-Forwarded-For`` from a large
 pool, the gateway trusting 127.0.0.1 as a proxy), the path and query string, the ``X-Request-ID``, the
 token. The mix gives 200s (a user reading themself, a list, /health), 400s (an unknown query
-parameter, an id that is not one), 404s (an unknown user, an unmatched path), 401s (no token, a forged
+parameter), 404s (an unknown user, an unmatched path), 401s (no token, a forged
 token, a wrong password) and 429s (one hot client IP over its limit, failed logins over theirs).
 The load is open-loop: a request starts every ``1/rps`` seconds whether or not earlier ones have
 finished (up to a cap in flight), so a slow gateway shows as latency and errors, not as a lower
