@@ -11,6 +11,7 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.config import GatewaySettings
+from gateway.header_timeout import protocol_with_header_timeout
 from meshkit.rpc.channels import channel_credentials
 from meshkit.shutdown import ShutdownDeadline
 from observability.telemetry import setup_telemetry
@@ -71,7 +72,8 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        # httptools, with a deadline on each request's head: slow-header connections are closed.
+        http=protocol_with_header_timeout(settings.header_timeout),
         log_config=None,  # our JSON logging is already configured
         access_log=False,
         proxy_headers=False,  # X-Forwarded-For is trusted only from configured proxies, by the gateway

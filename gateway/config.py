@@ -67,6 +67,11 @@ class GatewaySettings(
         default="",
         description="Comma-separated addresses/CIDRs whose X-Forwarded-For is believed",
     )
+    header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a client has to send a request's line and headers (408 and closed beyond)",
+    )
     ready_timeout: float = Field(default=1.5, description="Seconds each /ready probe may take")
     routes_refresh_seconds: float = Field(
         default=30.0, gt=0, description="Seconds between refreshes of the route table by gRPC reflection"

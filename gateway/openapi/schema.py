@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import Enum
-from functools import cache
 from typing import Any
 
 from google.protobuf import descriptor_pb2
@@ -24,6 +23,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from gateway.openapi.comments import Comments
 from gateway.transcode.fields import is_map, is_repeated, map_value
+from gateway.transcode.memo import memo_by_descriptor
 
 Schema = dict[str, Any]
 _T = FieldDescriptor
@@ -120,7 +120,7 @@ class SchemaBuilder:
             schema = {"type": "array", "items": self._single(field, direction)}
         else:
             schema = self._single(field, direction)
-            if direction is Direction.OUTPUT and field.name in _nullable_fields(field.containing_type):
+            if direction is Direction.OUTPUT and field.name in _nullable_fields(_owner(field)):
                 schema = nullable(schema)
         if direction is Direction.INPUT:
             schema = nullable(schema)  # the transcoder reads JSON null as "not set" for every field
@@ -202,7 +202,7 @@ def _well_known(message: Descriptor, direction: Direction) -> Schema | None:
     return dict(forms.get(name, {"type": "object"}))
 
 
-@cache
+@memo_by_descriptor
 def _synthetic(message: Descriptor) -> frozenset[str]:
     """proto3 ``optional`` fields: only the descriptor proto tells their oneof from a real one."""
     proto = descriptor_pb2.DescriptorProto()
@@ -210,7 +210,7 @@ def _synthetic(message: Descriptor) -> frozenset[str]:
     return frozenset(f.name for f in proto.field if f.proto3_optional)
 
 
-@cache
+@memo_by_descriptor
 def _nullable_fields(message: Descriptor) -> frozenset[str]:
     """Fields with presence outside a real oneof: written as null when unset (see response.py)."""
     synthetic = _synthetic(message)
@@ -222,8 +222,16 @@ def _nullable_fields(message: Descriptor) -> frozenset[str]:
     return frozenset(names)
 
 
+def _owner(field: FieldDescriptor) -> Descriptor:
+    """The message a field belongs to (typed optional by protobuf for extensions, never None here)."""
+    owner = field.containing_type
+    if owner is None:
+        raise ValueError(f"{field.full_name} belongs to no message")
+    return owner
+
+
 def _in_oneof(field: FieldDescriptor) -> bool:
-    return field.containing_oneof is not None and field.name not in _synthetic(field.containing_type)
+    return field.containing_oneof is not None and field.name not in _synthetic(_owner(field))
 
 
 def _oneof_note(message: Descriptor, skip: set[str]) -> str:

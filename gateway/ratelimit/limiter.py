@@ -7,6 +7,7 @@ which is why it only takes over on failure and the fallback is counted).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Sequence
@@ -53,20 +54,41 @@ def _decide(limits: Keyed, tats: Sequence[float], now: float) -> list[Decision]:
 
 
 class LocalLimiter:
+    """GCRA in process memory, bounded to ``max_keys`` keys whatever the number of clients.
+
+    Keys are kept in the order they were last asked about. Past the bound, keys whose TAT has passed
+    go first (such an entry means "full allowance", the same as no entry); if that is not enough, the
+    least recently asked-about go, down to a low-water mark so that the sweep runs once per many new
+    keys, not on every request. A client being refused keeps asking, so it stays near the end and
+    keeps its state: a flood of new addresses cannot reset the limits of the clients being limited.
+    """
+
     def __init__(self, max_keys: int = 100_000) -> None:
         self._tats: dict[str, float] = {}
         self._max_keys = max_keys
 
+    def __len__(self) -> int:
+        return len(self._tats)
+
     def check(self, limits: Keyed) -> list[Decision]:
         now = time.time()
-        tats = [self._tats.get(key, 0.0) for _, key in limits]
+        tats = [self._tats.pop(key, 0.0) for _, key in limits]  # popped: re-inserted last below
         results = [gcra(limit, tat, now) for (limit, _), tat in zip(limits, tats, strict=True)]
-        if all(decision.allowed for decision, _ in results):
-            if len(self._tats) > self._max_keys:  # bounded memory: forget everything (errs on allowing)
-                self._tats.clear()
-            for (_, key), (_, new_tat) in zip(limits, results, strict=True):
-                self._tats[key] = new_tat
+        charge = all(decision.allowed for decision, _ in results)
+        for (_, key), tat, (_, new_tat) in zip(limits, tats, results, strict=True):
+            stored = new_tat if charge else tat
+            if stored > now:  # a TAT in the past is the same as no entry
+                self._tats[key] = stored
+        if len(self._tats) > self._max_keys:
+            self._evict(now)
         return [decision for decision, _ in results]
+
+    def _evict(self, now: float) -> None:
+        self._tats = {key: tat for key, tat in self._tats.items() if tat > now}
+        excess = len(self._tats) - self._max_keys * 9 // 10
+        if excess > 0:  # still full of live entries: forget the least recently asked-about
+            for key in list(itertools.islice(self._tats, excess)):
+                del self._tats[key]
 
 
 class RedisLimiter:

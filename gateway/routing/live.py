@@ -1,21 +1,29 @@
 """The live route table: from the descriptor set at start (so the gateway serves at once, even offline),
 then from the backends by server reflection, refreshed on an interval.
 
-A refresh replaces the table only when every backend answered and the new table has no problems; a
-backend that gains an RPC gains its REST route at the next refresh, with no gateway change. Conflicts or
-an unreachable backend leave the previous table in force (and are logged).
+A refresh replaces the table only when every backend answered, their files changed since the table was
+built, and the new table has no problems; a backend that gains an RPC gains its REST route at the next
+refresh, with no gateway change. Conflicts or an unreachable backend leave the previous table in force
+(and are logged).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Mapping
 from pathlib import Path
 
 import grpc
+from google.protobuf import descriptor_pb2
 
-from gateway.routing.sources import fetch_services, load_descriptor_set
+from gateway.routing.sources import (
+    DescriptorSourceError,
+    fetch_files,
+    load_descriptor_set,
+    services_from_files,
+)
 from gateway.routing.table import RouteTable, build_table
 
 log = logging.getLogger(__name__)
@@ -34,11 +42,18 @@ class LiveRoutes:
         self.table: RouteTable = built.table
         self.source = "descriptor set"
         self._version = 0
+        self._fingerprint = b""  # of the files the reflected table was built from
 
     async def refresh(self, timeout: float = 3.0) -> bool:
-        """Rebuild from reflection; True when the table was replaced."""
+        """Rebuild from reflection; True when the table was replaced.
+
+        Nothing is built when the backends answer with the same files as last time: resolving them
+        in a fresh descriptor pool makes a cycle of pool and message classes that only a full garbage
+        collection frees, and a gateway whose heap is large runs one rarely, so a rebuild every
+        interval would hold a pool's worth of memory per refresh for hours.
+        """
         fetched = await asyncio.gather(
-            *(fetch_services(channel, timeout=timeout) for channel in self._channels.values()),
+            *(fetch_files(channel, timeout=timeout) for channel in self._channels.values()),
             return_exceptions=True,
         )
         failed = [
@@ -47,7 +62,15 @@ class LiveRoutes:
         if failed:
             log.info("route refresh skipped: backends not answering reflection", extra={"backends": failed})
             return False
-        services = [service for got in fetched if not isinstance(got, BaseException) for service in got]
+        answers = [got for got in fetched if not isinstance(got, BaseException)]
+        fingerprint = _fingerprint(answers)
+        if fingerprint == self._fingerprint:
+            return False
+        try:
+            services = [s for names, files in answers for s in services_from_files(files, served=names)]
+        except DescriptorSourceError as error:
+            log.error("route refresh rejected; the previous table stays", extra={"problems": [str(error)]})
+            return False
         built = build_table(services, version=self._version + 1)
         if built.table is None:
             log.error(
@@ -61,7 +84,7 @@ class LiveRoutes:
                 "routes updated", extra={"added": len(added), "removed": len(removed), "source": "reflection"}
             )
         self._version += 1
-        self.table, self.source = built.table, "reflection"
+        self.table, self.source, self._fingerprint = built.table, "reflection", fingerprint
         return True
 
     async def refresh_forever(self, interval: float) -> None:
@@ -71,3 +94,13 @@ class LiveRoutes:
             except Exception:  # a refresh must never take the gateway down
                 log.exception("route refresh failed")
             await asyncio.sleep(interval)
+
+
+def _fingerprint(answers: list[tuple[list[str], list[descriptor_pb2.FileDescriptorProto]]]) -> bytes:
+    """A digest of every backend's served names and files, in the order of the channels."""
+    digest = hashlib.sha256()
+    for names, files in answers:
+        digest.update(b"\0names\0" + "\0".join(sorted(names)).encode())
+        for blob in sorted(f.SerializeToString(deterministic=True) for f in files):
+            digest.update(len(blob).to_bytes(8, "big") + blob)
+    return digest.digest()

@@ -67,7 +67,17 @@ def services_from_files(
 
 
 async def fetch_services(channel: grpc.aio.Channel, timeout: float = 5.0) -> list[ServiceDescriptor]:
-    """The services a backend serves, with their files and every import, read by server reflection.
+    """The services a backend serves, with their files and every import, read by server reflection."""
+    names, files = await fetch_files(channel, timeout)
+    # Only the listed services: an imported file may declare another backend's service (auth imports
+    # users' contract), which this backend does not serve.
+    return services_from_files(files, served=names)
+
+
+async def fetch_files(
+    channel: grpc.aio.Channel, timeout: float = 5.0
+) -> tuple[list[str], list[descriptor_pb2.FileDescriptorProto]]:
+    """The names of the services a backend serves, and their files with every import, unresolved.
 
     One reflection stream: list the services, then ask for the file of each and, recursively, for
     each import not fetched yet. The whole exchange is bounded by `timeout` so a hung backend delays a
@@ -75,14 +85,11 @@ async def fetch_services(channel: grpc.aio.Channel, timeout: float = 5.0) -> lis
     """
     try:
         async with asyncio.timeout(timeout):
-            names, files = await _fetch_files(channel, timeout)
+            return await _fetch_files(channel, timeout)
     except TimeoutError as error:
         raise DescriptorSourceError(f"reflection did not answer within {timeout}s") from error
     except grpc.aio.AioRpcError as error:
         raise DescriptorSourceError(f"reflection failed: {error.code().name} {error.details()}") from error
-    # Only the listed services: an imported file may declare another backend's service (auth imports
-    # users' contract), which this backend does not serve.
-    return services_from_files(files, served=names)
 
 
 async def _fetch_files(

@@ -9,7 +9,6 @@ a real ``oneof`` are the exception: only the set one appears, as the mapping pre
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from google.protobuf import descriptor_pb2, json_format
@@ -17,6 +16,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from gateway.transcode.fields import descriptor_of, is_map, is_repeated, map_value
+from gateway.transcode.memo import memo_by_descriptor
 from stubs.portico.gateway.v1 import options_pb2
 
 
@@ -133,7 +133,8 @@ def _map_key(key: object) -> str:
     return str(key)
 
 
-@cache
+# Per message type, not per descriptor: a refreshed route table must free its descriptor pool.
+@memo_by_descriptor
 def _nullable_fields(descriptor: Descriptor) -> frozenset[str]:
     """Fields shown as null when unset: proto3 ``optional`` scalars and singular messages."""
     proto = descriptor_pb2.DescriptorProto()

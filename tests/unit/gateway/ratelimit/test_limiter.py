@@ -100,3 +100,27 @@ def test_the_login_limit_is_keyed_by_identity_as_the_stores_are() -> None:
     assert _login_key("acme", "Stra\u00dfe") == _login_key("acme", " STRASSE ") == "login:acme:strasse"
     assert _login_key("acme", "\uff42\uff4f\uff42") == "login:acme:bob"
     assert _login_key("acme", "bob") != _login_key("acme", "rob")
+
+
+def test_local_limiter_stays_bounded_and_keeps_limiting_a_refused_client_through_a_flood() -> None:
+    """Redis away, 10 000 distinct client addresses: the fallback holds at most its bound of keys, and
+    a client already over its limit (still trying) stays refused rather than being forgotten."""
+    limiter = LocalLimiter(max_keys=1000)
+    limit = Limit("ip", 5, 3600)
+    hot = [(limit, "ip:203.0.113.66")]
+    assert all(limiter.check(hot)[0].allowed for _ in range(5))
+    refused_all_along = True
+    for n in range(10_000):
+        limiter.check([(limit, f"ip:10.{n // 65536}.{n // 256 % 256}.{n % 256}")])
+        assert len(limiter) <= 1000
+        if n % 50 == 0:
+            refused_all_along &= not limiter.check(hot)[0].allowed
+    assert refused_all_along
+
+
+def test_local_limiter_drops_entries_whose_time_has_passed() -> None:
+    limiter = LocalLimiter(max_keys=10)
+    short = Limit("ip", 1000, 1)  # a TAT 1 ms ahead: in the past almost at once
+    for n in range(100):
+        limiter.check([(short, f"ip:{n}")])
+    assert len(limiter) <= 10
