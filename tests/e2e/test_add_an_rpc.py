@@ -131,7 +131,17 @@ def test_the_page_test_passes(copy: Path, infra: InfraEnv) -> None:
     assert command[:3] == [".venv/bin/python", "-m", "pytest"], command
     env = {**os.environ, **infra.env(), "PYTHONPATH": str(copy)}
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", *command[3:], "-p", "no:cacheprovider"],
+        # Its own --basetemp: without one, pytest resets /tmp/pytest-of-<user> to mode 0700, which locks
+        # this run's PostgreSQL (another user, its data under that directory) out of its data directory.
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            *command[3:],
+            "-p",
+            "no:cacheprovider",
+            f"--basetemp={copy / '.tmp'}",
+        ],
         cwd=copy,
         env=env,
         capture_output=True,

@@ -32,7 +32,7 @@ def test_registration_works_once_users_serves_after_auth(infra: InfraEnv, tmp_pa
         "PORTICO_AUTH_CONSUMER_GROUP": f"portico-auth-{auth_port}",
     }
     auth = spawn_backend("auth", env, tmp_path, port=auth_port)
-    stack = AuthStack(auth.target, f"127.0.0.1:{users_port}", {"auth": auth})
+    stack = AuthStack(auth.target, f"127.0.0.1:{users_port}", {"auth": auth}, env, tmp_path)
     try:
         auth.wait_serving()
         # auth calls users (its bootstrap admin) while users is not there yet, again and again.
