@@ -94,6 +94,10 @@ def _named_port(env: Mapping[str, str], key: str) -> int | None:
     return int(env[key]) if env.get(key) else None
 
 
+_BIND_ATTEMPTS = 3
+_BIND_FAILED = "Failed to add port"
+
+
 def start_backend(
     name: str,
     env: Mapping[str, str],
@@ -106,14 +110,21 @@ def start_backend(
 ) -> BackendProcess:
     """:func:`spawn_backend`, then wait for its health (see :meth:`BackendProcess.wait_serving`); on
     failure it is stopped and its log printed."""
-    backend = spawn_backend(name, env, log_dir, port=port, module=module)
-    try:
-        backend.wait_serving(timeout, serving=serving)
-    except BaseException:
-        backend.stop()
-        print(backend.proc.log()[-LOG_TAIL:])
-        raise
-    return backend
+    for attempt in range(_BIND_ATTEMPTS):
+        backend = spawn_backend(name, env, log_dir, port=port, module=module)
+        try:
+            backend.wait_serving(timeout, serving=serving)
+        except BaseException:
+            backend.stop()
+            log = backend.proc.log()
+            # A free port picked here can be taken by another process before the backend binds it: pick
+            # again (only when the port was ours to pick).
+            if port is None and _BIND_FAILED in log and attempt + 1 < _BIND_ATTEMPTS:
+                continue
+            print(log[-LOG_TAIL:])
+            raise
+        return backend
+    raise AssertionError("unreachable")
 
 
 def health_status(target: str, service: str = "") -> int | None:
