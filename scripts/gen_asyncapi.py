@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
 from backends.channels import CHANNELS  # noqa: E402
 from meshkit.events.asyncapi import asyncapi_document, render  # noqa: E402
+from scripts.generated import sync  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "asyncapi" / "asyncapi.json"
 
@@ -28,22 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail if the committed document is stale")
     args = parser.parse_args(argv)
 
-    text = render(asyncapi_document(CHANNELS))
-    current = OUTPUT.read_text(encoding="utf-8") if OUTPUT.is_file() else None
-    name = OUTPUT.relative_to(ROOT).as_posix()
-    if args.check:
-        if current != text:
-            print(f"gen_asyncapi: {name} is stale; run `.venv/bin/python scripts/gen_asyncapi.py`")
-            return 1
-        print(f"gen_asyncapi: {name} is up to date")
-        return 0
-    if current != text:
-        OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-        OUTPUT.write_text(text, encoding="utf-8")
-        print(f"gen_asyncapi: wrote {name}")
-    else:
-        print(f"gen_asyncapi: {name} unchanged")
-    return 0
+    return sync(
+        OUTPUT,
+        render(asyncapi_document(CHANNELS)),
+        tool="gen_asyncapi",
+        root=ROOT,
+        regenerate=".venv/bin/python scripts/gen_asyncapi.py",
+        check=args.check,
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
 from meshkit.config.reference import markdown  # noqa: E402
+from scripts.generated import sync  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "configuration.md"
 
@@ -25,21 +26,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail if the committed reference is stale")
     args = parser.parse_args(argv)
 
-    text = markdown()
-    current = OUTPUT.read_text(encoding="utf-8") if OUTPUT.is_file() else None
-    name = OUTPUT.relative_to(ROOT).as_posix()
-    if args.check:
-        if current != text:
-            print(f"gen_config_docs: {name} is stale; run `make config-docs`")
-            return 1
-        print(f"gen_config_docs: {name} is up to date")
-        return 0
-    if current != text:
-        OUTPUT.write_text(text, encoding="utf-8")
-        print(f"gen_config_docs: wrote {name}")
-    else:
-        print(f"gen_config_docs: {name} is up to date")
-    return 0
+    return sync(
+        OUTPUT,
+        markdown(),
+        tool="gen_config_docs",
+        root=ROOT,
+        regenerate="make config-docs",
+        check=args.check,
+    )
 
 
 if __name__ == "__main__":
