@@ -186,20 +186,15 @@ class Stack:
 def own_stack() -> Iterator[Stack]:
     """Kafka, Redis, PostgreSQL and the four backends on free ports (the tests' mesh, its gateway stopped:
     each server below starts its own); a registered user and their token."""
-    from harness.infra import start_infra
-    from harness.mesh import start_mesh
+    from harness.mesh import start_backends_on_infra
 
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="portico-bench-gw-") as tmp:
         base = Path(tmp)
         log(
-            "starting Kafka, Redis and PostgreSQL (or using PORTICO_KAFKA_BOOTSTRAP/_REDIS_URL/_DATABASE_URL)"
+            "starting Kafka, Redis, PostgreSQL (or using PORTICO_KAFKA_BOOTSTRAP/_REDIS_URL/_DATABASE_URL)"
+            " and the four backends"
         )
-        infra = start_infra(stack, base / "infra")
-        (base / "logs").mkdir()
-        log("starting the four backends")
-        mesh = start_mesh({**infra.env(), **LIMITS}, base / "logs")
-        stack.callback(mesh.stop)
-        mesh.procs.pop("gateway").terminate()
+        mesh = start_backends_on_infra(stack, base, LIMITS)
         with grpc.insecure_channel(mesh.target("auth")) as channel:
             reply = auth_pb2_grpc.AuthServiceStub(channel).Register(
                 auth_pb2.RegisterRequest(

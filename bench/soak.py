@@ -127,22 +127,17 @@ def soak_gateway(
 ) -> Iterator[tuple[str, int]]:
     """The mesh's backends and infrastructure on free ports, and a gateway of ours; yields (URL, pid)."""
     from harness.gateway import gateway_ready
-    from harness.infra import start_infra
-    from harness.mesh import start_mesh
+    from harness.mesh import start_backends_on_infra
     from harness.processes import spawn, wait_until
     from infra.procs import free_port
 
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="portico-soak-") as tmp:
         base = Path(tmp)
         log(
-            "starting Kafka, Redis and PostgreSQL (or using PORTICO_KAFKA_BOOTSTRAP/_REDIS_URL/_DATABASE_URL)"
+            "starting Kafka, Redis, PostgreSQL (or using PORTICO_KAFKA_BOOTSTRAP/_REDIS_URL/_DATABASE_URL)"
+            " and the four backends"
         )
-        infra = start_infra(stack, base / "infra")
-        (base / "logs").mkdir()
-        log("starting the four backends")
-        mesh = start_mesh({**infra.env(), **SOAK_ENV}, base / "logs")
-        stack.callback(mesh.stop)
-        mesh.procs.pop("gateway").terminate()
+        mesh = start_backends_on_infra(stack, base, SOAK_ENV)
         port = free_port()
         env = {**mesh.env, **SOAK_ENV, "PORTICO_GATEWAY_PORT": str(port)}
         if refresh_seconds is not None:

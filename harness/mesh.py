@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.backends import BackendProcess, backend_env, spawn_backend
 from harness.gateway import gateway_ready
+from harness.infra import start_infra
 from harness.processes import Proc, spawn, wait_until
 from infra.procs import free_port
 
@@ -64,4 +67,15 @@ def start_mesh(infra_env: dict[str, str], log_dir: Path, timeout: float = 60) ->
         for proc in mesh.procs.values():
             print(f"----- {proc.name} log -----\n{proc.log()[-4000:]}")
         raise
+    return mesh
+
+
+def start_backends_on_infra(stack: ExitStack, base: Path, env: Mapping[str, str]) -> Mesh:
+    """Kafka, Redis and PostgreSQL (or the ones ``PORTICO_*`` names) and the four backends under ``base``,
+    without the gateway (a benchmark runs its own); all stopped when ``stack`` closes."""
+    infra = start_infra(stack, base / "infra")
+    (base / "logs").mkdir()
+    mesh = start_mesh({**infra.env(), **env}, base / "logs")
+    stack.callback(mesh.stop)
+    mesh.procs.pop("gateway").terminate()
     return mesh
