@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 # Images are up to MAX_IMAGE_BYTES; the message limit leaves room for the rest of the request.
 MAX_MESSAGE_BYTES = GRPC_MAX_MESSAGE_BYTES
+CLOSE_CAP = 1.0  # seconds one client close may take during shutdown
 
 
 def _accept_lead(grace: float) -> float:
@@ -253,16 +254,18 @@ async def serve(spec: BackendSpec[S], deadline: ShutdownDeadline | None = None) 
 
 async def _close(runtime: Runtime[Any], auth_channel: grpc.aio.Channel, deadline: ShutdownDeadline) -> None:
     """Close the shared clients, each within the time left. Kafka's flush never ends while Kafka is away;
-    the outbox keeps anything unacknowledged, so it is simply given up."""
+    the outbox keeps anything unacknowledged, so it is simply given up. A client close takes milliseconds
+    when it works, so each is capped: one that hangs must not eat the time the steps after it need (on a
+    busy machine the metrics and telemetry shutdown after it took more than the reserve)."""
     await deadline.bounded("kafka broker stop (producer flush)", runtime.broker.stop())
-    await deadline.bounded("redis close", runtime.redis.aclose())
-    await deadline.bounded("jwks channel close", auth_channel.close(grace=None))
+    await deadline.bounded("redis close", runtime.redis.aclose(), CLOSE_CAP)
+    await deadline.bounded("jwks channel close", auth_channel.close(grace=None), CLOSE_CAP)
     for opened in runtime.channels:
-        await deadline.bounded("backend channel close", opened.close(grace=None))
+        await deadline.bounded("backend channel close", opened.close(grace=None), CLOSE_CAP)
     for close in runtime.closers:
-        await deadline.bounded(f"close {getattr(close, '__qualname__', 'resource')}", close())
+        await deadline.bounded(f"close {getattr(close, '__qualname__', 'resource')}", close(), CLOSE_CAP)
     if runtime.db is not None:
-        await deadline.bounded("database dispose", runtime.db.dispose())
+        await deadline.bounded("database dispose", runtime.db.dispose(), CLOSE_CAP)
 
 
 def run_backend(spec: BackendSpec[S]) -> None:
