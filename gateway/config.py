@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from gateway.transcode.json_depth import MAX_JSON_DEPTH
 from meshkit.config.base import env, settings_config
 from meshkit.config.defaults import GATEWAY_PORT, LOOPBACK
 from meshkit.config.events import KafkaSettings
@@ -80,6 +81,13 @@ class GatewaySettings(
         default=1024 * 1024,
         gt=0,
         description="Largest request body in bytes (413 beyond); upload routes set their own file limits",
+    )
+    max_json_depth: int = Field(
+        default=MAX_JSON_DEPTH,
+        ge=1,
+        # protobuf's JSON parser refuses messages nested deeper than 100 anyway
+        le=100,
+        description="Deepest nesting of arrays/objects in a JSON body (400 beyond; scanned before parsing)",
     )
     multipart_fields_bytes: int = Field(
         default=64 * 1024,

@@ -74,6 +74,7 @@ async def read_message(request: Request, route: Route, path: Mapping[str, str]) 
             path=path,
             query=request.query_params.multi_items(),
             body=body,
+            max_depth=settings.max_json_depth,
         )
     except TranscodeError as exc:
         raise _rejected(exc) from None

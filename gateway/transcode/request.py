@@ -22,6 +22,7 @@ from google.protobuf.message import Message
 
 from gateway.transcode.body import bind_object, check_value
 from gateway.transcode.fields import descriptor_of, field_named, is_map, is_repeated, set_from_text
+from gateway.transcode.json_depth import MAX_JSON_DEPTH, nesting_exceeds
 from gateway.transcode.violations import FieldViolation, TranscodeError
 
 M = TypeVar("M", bound=Message)
@@ -29,8 +30,11 @@ M = TypeVar("M", bound=Message)
 INVALID_PARAMETERS = "Invalid request parameters"
 
 
-def parse_json(raw: bytes) -> object:
-    """The decoded JSON of a request body; TranscodeError when it is not JSON in UTF-8."""
+def parse_json(raw: bytes, max_depth: int = MAX_JSON_DEPTH) -> object:
+    """The decoded JSON of a request body; TranscodeError when it is not JSON in UTF-8 or nests deeper
+    than ``max_depth`` (checked before parsing: the parser recurses per level)."""
+    if nesting_exceeds(raw, max_depth):
+        raise TranscodeError(f"Request body is nested too deeply (at most {max_depth} levels)")
     try:
         return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
@@ -44,19 +48,20 @@ def build_request(
     path: Mapping[str, str] | None = None,
     query: Iterable[tuple[str, str]] = (),
     body: bytes = b"",
+    max_depth: int = MAX_JSON_DEPTH,
 ) -> M:
     """The request message for one HTTP request; TranscodeError (a 400) when it cannot be built.
 
     ``path`` maps the template's field paths (proto names, dotted) to the matched URL segments,
     already percent-decoded. ``query`` is the decoded query string in order. ``body`` is the raw
-    request body; empty (or only whitespace) means none.
+    request body; empty (or only whitespace) means none; ``max_depth`` bounds its nesting.
     """
     message = message_class()
     path = path or {}
     if body.strip():
         if not body_rule:
             raise TranscodeError("This route takes no request body")
-        bind_body(message, body_rule, parse_json(body))
+        bind_body(message, body_rule, parse_json(body, max_depth))
     # Path after body, so that the path wins (see the module docstring).
     violations: list[FieldViolation] = []
     for field_path, text in path.items():
