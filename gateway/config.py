@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from gateway.multipart import MAX_PARTS
 from gateway.transcode.json_depth import MAX_JSON_DEPTH
 from meshkit.config.base import env, settings_config
 from meshkit.config.defaults import GATEWAY_PORT, LOOPBACK
@@ -93,6 +94,9 @@ class GatewaySettings(
         default=64 * 1024,
         gt=0,
         description="Upload routes: largest size in bytes of a multipart body's text fields together",
+    )
+    multipart_max_parts: int = Field(
+        default=MAX_PARTS, ge=1, description="Upload routes: most parts in one multipart body (400 beyond)"
     )
     stream_keepalive_seconds: float = Field(
         default=15.0, gt=0, description="SSE: seconds of silence before a `: keep-alive` comment"

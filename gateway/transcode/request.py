@@ -28,6 +28,7 @@ from gateway.transcode.violations import FieldViolation, TranscodeError
 M = TypeVar("M", bound=Message)
 
 INVALID_PARAMETERS = "Invalid request parameters"
+UNKNOWN_PARAMETER = "unknown parameter"
 
 
 def parse_json(raw: bytes, max_depth: int = MAX_JSON_DEPTH) -> object:
@@ -99,8 +100,11 @@ def bind_query(
     bound: list[tuple[str, ...]],
     body_rule: str,
     violations: list[FieldViolation],
+    unknown: str = UNKNOWN_PARAMETER,
 ) -> None:
-    """Bind query parameters onto fields the path and body leave free; problems go to ``violations``."""
+    """Bind query parameters onto fields the path and body leave free; problems go to ``violations``.
+
+    ``unknown`` describes a name that is no such free field (a form says "unknown field", as a body)."""
     if body_rule == "*":
         bound = [*bound, ()]  # the body binds everything: no parameter is free
     elif body_rule:
@@ -109,12 +113,12 @@ def bind_query(
     for key, text in query:
         try:
             target, field = _resolve(message, key.split("."), key, from_path=False)
-        except TranscodeError as error:
-            violations.extend(error.violations)
+        except TranscodeError:  # the one thing _resolve refuses a query name for: it is no field
+            violations.append((key, unknown))
             continue
         names = _proto_path(descriptor_of(message), key.split("."))
         if any(_overlaps(names, b) for b in bound):
-            violations.append((key, "unknown parameter"))  # set by the path or body, not the query
+            violations.append((key, unknown))  # set by the path or body, not the query
             continue
         if names in seen and not is_repeated(field):
             violations.append((key, "given more than once"))
@@ -149,7 +153,7 @@ def _resolve(
                 raise ValueError(
                     f"path variable {where!r} is not a field of {descriptor_of(message).full_name}"
                 )
-            raise TranscodeError(INVALID_PARAMETERS, [(where, "unknown parameter")])
+            raise TranscodeError(INVALID_PARAMETERS, [(where, UNKNOWN_PARAMETER)])
         if last:
             return target, field
         target = getattr(target, field.name)
