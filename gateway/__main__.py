@@ -77,6 +77,7 @@ def main() -> None:
         log_config=None,  # our JSON logging is already configured
         access_log=False,
         proxy_headers=False,  # X-Forwarded-For is trusted only from configured proxies, by the gateway
+        server_header=False,  # no `server: uvicorn`: the gateway names no software (nor its version)
         timeout_graceful_shutdown=max(1, round(settings.shutdown_grace)),
         **tls,
     )

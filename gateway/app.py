@@ -18,7 +18,7 @@ from gateway.config import GatewaySettings
 from gateway.cors import cors_middleware
 from gateway.dispatch import dispatch
 from gateway.edge_auth import EdgeAuth
-from gateway.errors import http_exception_handler, unhandled_exception_handler
+from gateway.errors import UnhandledErrorMiddleware, http_exception_handler, unhandled_exception_handler
 from gateway.health import health, ready
 from gateway.metrics import GatewayMetrics, metrics_endpoint
 from gateway.openapi.endpoints import OpenApiDocs
@@ -122,6 +122,7 @@ def create_app(
             Middleware(RequestMetricsMiddleware),
             Middleware(RequestIdMiddleware),
             *cors_middleware(settings.cors_origins, settings.cors_max_age),  # preflights: no token, no limit
+            Middleware(UnhandledErrorMiddleware),  # innermost: a crash is a 500 with the request id
         ],
         exception_handlers={HTTPException: http_exception_handler, Exception: unhandled_exception_handler},
         lifespan=lifespan,

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from pydantic import Field
 
+from gateway.multipart import MAX_PARTS
+from gateway.transcode.json_depth import MAX_JSON_DEPTH
 from meshkit.config.base import env, settings_config
 from meshkit.config.defaults import GATEWAY_PORT, LOOPBACK
 from meshkit.config.events import KafkaSettings
@@ -81,10 +83,20 @@ class GatewaySettings(
         gt=0,
         description="Largest request body in bytes (413 beyond); upload routes set their own file limits",
     )
+    max_json_depth: int = Field(
+        default=MAX_JSON_DEPTH,
+        ge=1,
+        # protobuf's JSON parser refuses messages nested deeper than 100 anyway
+        le=100,
+        description="Deepest nesting of arrays/objects in a JSON body (400 beyond; scanned before parsing)",
+    )
     multipart_fields_bytes: int = Field(
         default=64 * 1024,
         gt=0,
         description="Upload routes: largest size in bytes of a multipart body's text fields together",
+    )
+    multipart_max_parts: int = Field(
+        default=MAX_PARTS, ge=1, description="Upload routes: most parts in one multipart body (400 beyond)"
     )
     stream_keepalive_seconds: float = Field(
         default=15.0, gt=0, description="SSE: seconds of silence before a `: keep-alive` comment"

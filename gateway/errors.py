@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from opentelemetry import trace
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.request_id import request_id_of
 from gateway.status_table import BY_STATUS, ROUTING_MESSAGES, code_for
@@ -56,3 +58,36 @@ async def unhandled_exception_handler(request: Request, exc: Exception) -> Respo
     # The client gets a generic message; the details stay in the log, next to the request id.
     log.exception("unhandled error", extra={"request_id": request_id_of(request.scope)})
     return error_response(request, 500, BY_STATUS[500].message)
+
+
+class UnhandledErrorMiddleware:
+    """Innermost middleware: an exception no handler took becomes the 500 envelope here.
+
+    Starlette's own catch-all (``ServerErrorMiddleware``, the ``Exception`` handler) sits outside every
+    other middleware: its 500 lacks ``X-Request-ID``, and it re-raises, so uvicorn logs the error twice
+    and closes the keep-alive connection. Answering here keeps the request id, the metrics and the
+    connection. A response already started cannot be replaced: that error goes on up.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            if started:
+                raise
+            trace.get_current_span().record_exception(exc)  # the server span, as if it had seen it
+            response = await unhandled_exception_handler(Request(scope, receive), exc)
+            await response(scope, receive, send)

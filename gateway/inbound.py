@@ -74,6 +74,7 @@ async def read_message(request: Request, route: Route, path: Mapping[str, str]) 
             path=path,
             query=request.query_params.multi_items(),
             body=body,
+            max_depth=settings.max_json_depth,
         )
     except TranscodeError as exc:
         raise _rejected(exc) from None
@@ -85,7 +86,9 @@ async def _read_multipart(
     settings = state_of(request)["settings"]
     policy = UploadPolicy(route.policy.uploads, settings.max_body_bytes, settings.multipart_fields_bytes)
     try:
-        parts = await read_form(request.stream(), boundary, policy.limit_for, policy.fields_limit)
+        parts = await read_form(
+            request.stream(), boundary, policy.limit_for, policy.fields_limit, settings.multipart_max_parts
+        )
         # Path and query first (the query binds nothing on a `body: "*"` route, so it is checked too).
         message = build_request(
             message_class(route.input),

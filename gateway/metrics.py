@@ -7,7 +7,6 @@ from prometheus_client import (
     Counter,
     GCCollector,
     Histogram,
-    PlatformCollector,
     ProcessCollector,
 )
 from prometheus_client.exposition import choose_encoder
@@ -23,7 +22,7 @@ class GatewayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
-        PlatformCollector(registry=self.registry)
+        # No PlatformCollector: its python_info names the interpreter's version on this public port.
         GCCollector(registry=self.registry)
         self.requests = Counter(
             "portico_gateway_requests_total",

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 _HEADERS_END = b"\r\n\r\n"
 _MAX_HEADER_BYTES = 8 * 1024
-_MAX_PARTS = 128
+# The default bound on parts: Portico's largest form has 3 (a post's title, content and image).
+MAX_PARTS = 16
 _PARAM = re.compile(r';\s*([A-Za-z0-9_*.-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
 
 
@@ -82,14 +83,18 @@ def _parse_headers(block: bytes) -> Part:
 
 class FormReader:
     """Incremental parser. ``limit_for(part)`` gives each part's byte limit once its headers are read;
-    ``text_limit`` bounds all text fields together (they are small; a file has its own limit)."""
+    ``text_limit`` bounds all text fields together (they are small; a file has its own limit), and
+    ``max_parts`` their number (each costs a header block and a Part, however small it is)."""
 
-    def __init__(self, boundary: bytes, limit_for: Callable[[Part], int], text_limit: int) -> None:
+    def __init__(
+        self, boundary: bytes, limit_for: Callable[[Part], int], text_limit: int, max_parts: int = MAX_PARTS
+    ) -> None:
         # A CRLF is prepended to the body so the first delimiter looks like every other one.
         self._delimiter = b"\r\n--" + boundary
         self._limit_for = limit_for
         self._text_left = text_limit
         self._text_limit = text_limit
+        self._max_parts = max_parts
         self._buffer = bytearray(b"\r\n")
         self._state = "preamble"
         self._part: Part | None = None
@@ -154,8 +159,8 @@ class FormReader:
                 return False
             part = _parse_headers(bytes(self._buffer[:end]))
             del self._buffer[: end + len(_HEADERS_END)]
-            if len(self.parts) >= _MAX_PARTS:
-                raise MultipartError(f"More than {_MAX_PARTS} parts")
+            if len(self.parts) >= self._max_parts:
+                raise MultipartError(f"The form has more than {self._max_parts} parts")
             self._part, self._part_limit = part, self._limit_for(part)
             self._state = "body"
             return True
@@ -187,10 +192,14 @@ class FormReader:
 
 
 async def read_form(
-    chunks: AsyncIterable[bytes], boundary: bytes, limit_for: Callable[[Part], int], text_limit: int
+    chunks: AsyncIterable[bytes],
+    boundary: bytes,
+    limit_for: Callable[[Part], int],
+    text_limit: int,
+    max_parts: int = MAX_PARTS,
 ) -> list[Part]:
     """Every part of the body, in order; raises MultipartError or PartTooLarge as soon as it can."""
-    reader = FormReader(boundary, limit_for, text_limit)
+    reader = FormReader(boundary, limit_for, text_limit, max_parts)
     async for chunk in chunks:
         reader.feed(chunk)
         if reader.done:

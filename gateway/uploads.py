@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from google.protobuf.message import Message
 
 from gateway.multipart import Part
+from gateway.transcode.body import UNKNOWN_FIELD
 from gateway.transcode.request import bind_query
 from gateway.transcode.violations import FieldViolation, TranscodeError
 from meshkit.media import sniff_image
@@ -90,7 +91,7 @@ class UploadPolicy:
             setattr(message, upload.bytes_field, bytes(part.data))
             if upload.content_type_field:
                 setattr(message, upload.content_type_field, part.content_type)
-        bind_query(message, texts, bound, "", violations)
+        bind_query(message, texts, bound, "", violations, unknown=UNKNOWN_FIELD)
         if violations:
             raise TranscodeError(INVALID_FORM, violations)
 

@@ -213,7 +213,10 @@ def _multipart(route: Route, comments: Comments) -> dict[str, Any]:
             encoding[upload.form_field] = {"contentType": ", ".join(upload.content_types)}
         comment = comments.get(f"{target.full_name}.{upload.bytes_field}", "") if target else ""
         properties[upload.form_field] = _described(file_schema, " ".join([comment, *notes]).strip())
-    media: dict[str, Any] = {"schema": {"type": "object", "properties": properties}}
+    # Unknown parts are refused (400), as unknown keys of a JSON body are.
+    media: dict[str, Any] = {
+        "schema": {"type": "object", "properties": properties, "additionalProperties": False}
+    }
     if encoding:
         media["encoding"] = encoding
     return media

@@ -20,6 +20,7 @@ from gateway.transcode.fields import descriptor_of, expected, field_named, is_ma
 from gateway.transcode.violations import FieldViolation, TranscodeError
 
 INVALID_BODY = "Invalid request body"
+UNKNOWN_FIELD = "unknown field"
 
 
 def bind_object(body: object, message: Message) -> None:
@@ -47,7 +48,7 @@ def check_object(
         where = f"{prefix}{key}"
         field = field_named(descriptor, key) if isinstance(key, str) else None
         if field is None:
-            out.append((where, "unknown field"))
+            out.append((where, UNKNOWN_FIELD))
             continue
         if field.name in seen:
             out.append((where, f"given twice (also as {seen[field.name]!r})"))

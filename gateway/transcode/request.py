@@ -22,15 +22,20 @@ from google.protobuf.message import Message
 
 from gateway.transcode.body import bind_object, check_value
 from gateway.transcode.fields import descriptor_of, field_named, is_map, is_repeated, set_from_text
+from gateway.transcode.json_depth import MAX_JSON_DEPTH, nesting_exceeds
 from gateway.transcode.violations import FieldViolation, TranscodeError
 
 M = TypeVar("M", bound=Message)
 
 INVALID_PARAMETERS = "Invalid request parameters"
+UNKNOWN_PARAMETER = "unknown parameter"
 
 
-def parse_json(raw: bytes) -> object:
-    """The decoded JSON of a request body; TranscodeError when it is not JSON in UTF-8."""
+def parse_json(raw: bytes, max_depth: int = MAX_JSON_DEPTH) -> object:
+    """The decoded JSON of a request body; TranscodeError when it is not JSON in UTF-8 or nests deeper
+    than ``max_depth`` (checked before parsing: the parser recurses per level)."""
+    if nesting_exceeds(raw, max_depth):
+        raise TranscodeError(f"Request body is nested too deeply (at most {max_depth} levels)")
     try:
         return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
@@ -44,19 +49,20 @@ def build_request(
     path: Mapping[str, str] | None = None,
     query: Iterable[tuple[str, str]] = (),
     body: bytes = b"",
+    max_depth: int = MAX_JSON_DEPTH,
 ) -> M:
     """The request message for one HTTP request; TranscodeError (a 400) when it cannot be built.
 
     ``path`` maps the template's field paths (proto names, dotted) to the matched URL segments,
     already percent-decoded. ``query`` is the decoded query string in order. ``body`` is the raw
-    request body; empty (or only whitespace) means none.
+    request body; empty (or only whitespace) means none; ``max_depth`` bounds its nesting.
     """
     message = message_class()
     path = path or {}
     if body.strip():
         if not body_rule:
             raise TranscodeError("This route takes no request body")
-        bind_body(message, body_rule, parse_json(body))
+        bind_body(message, body_rule, parse_json(body, max_depth))
     # Path after body, so that the path wins (see the module docstring).
     violations: list[FieldViolation] = []
     for field_path, text in path.items():
@@ -94,8 +100,11 @@ def bind_query(
     bound: list[tuple[str, ...]],
     body_rule: str,
     violations: list[FieldViolation],
+    unknown: str = UNKNOWN_PARAMETER,
 ) -> None:
-    """Bind query parameters onto fields the path and body leave free; problems go to ``violations``."""
+    """Bind query parameters onto fields the path and body leave free; problems go to ``violations``.
+
+    ``unknown`` describes a name that is no such free field (a form says "unknown field", as a body)."""
     if body_rule == "*":
         bound = [*bound, ()]  # the body binds everything: no parameter is free
     elif body_rule:
@@ -104,12 +113,12 @@ def bind_query(
     for key, text in query:
         try:
             target, field = _resolve(message, key.split("."), key, from_path=False)
-        except TranscodeError as error:
-            violations.extend(error.violations)
+        except TranscodeError:  # the one thing _resolve refuses a query name for: it is no field
+            violations.append((key, unknown))
             continue
         names = _proto_path(descriptor_of(message), key.split("."))
         if any(_overlaps(names, b) for b in bound):
-            violations.append((key, "unknown parameter"))  # set by the path or body, not the query
+            violations.append((key, unknown))  # set by the path or body, not the query
             continue
         if names in seen and not is_repeated(field):
             violations.append((key, "given more than once"))
@@ -144,7 +153,7 @@ def _resolve(
                 raise ValueError(
                     f"path variable {where!r} is not a field of {descriptor_of(message).full_name}"
                 )
-            raise TranscodeError(INVALID_PARAMETERS, [(where, "unknown parameter")])
+            raise TranscodeError(INVALID_PARAMETERS, [(where, UNKNOWN_PARAMETER)])
         if last:
             return target, field
         target = getattr(target, field.name)

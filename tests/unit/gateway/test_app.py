@@ -136,3 +136,31 @@ def test_strict_ready_is_503_naming_every_part_that_is_down(client: TestClient) 
     assert "users" not in error["message"]
     client.app_state["probes"] = {"routes": up, "users": up}
     assert client.get("/ready?strict=1").json()["status"] == "ready"
+
+
+def test_an_unexpected_error_is_a_500_in_the_envelope_with_its_request_id(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    class BrokenRoutes:
+        @property
+        def table(self) -> object:
+            raise RuntimeError("internal detail: 10.0.0.7:5432")
+
+    client.app_state["routes"] = BrokenRoutes()
+    response = client.get("/api/v1/users/me", headers={"X-Request-ID": "req-boom"})
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "req-boom"
+    assert response.json() == {
+        "error": {
+            "code": "INTERNAL_ERROR",
+            "message": "Internal server error",
+            "status_code": 500,
+            "request_id": "req-boom",
+        }
+    }
+    assert "10.0.0.7" not in response.text
+    # The traceback is in the log, under the request id; the answer is counted as the 500 it was.
+    logged = next(r for r in caplog.records if r.getMessage() == "unhandled error")
+    assert logged.exc_info is not None
+    assert getattr(logged, "request_id", None) == "req-boom"
+    assert 'route="unmatched",status="500"' in client.get("/metrics").text

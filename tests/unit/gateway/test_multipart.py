@@ -103,6 +103,16 @@ def test_a_part_over_its_limit_is_refused_while_reading() -> None:
     assert limit < pulled <= limit + 128 * 1024
 
 
+def test_the_number_of_parts_is_bounded() -> None:
+    three = [("title", None, None, b"t")] * 3
+    at_limit = FormReader(b"XyZ", lambda part: 100, 1000, max_parts=3)
+    at_limit.feed(body(*three))
+    assert len(at_limit.close()) == 3
+    over = FormReader(b"XyZ", lambda part: 100, 1000, max_parts=3)
+    with pytest.raises(MultipartError, match="more than 3 parts"):
+        over.feed(body(*three, ("title", None, None, b"t")))
+
+
 def test_text_fields_share_one_budget() -> None:
     raw = body(("a", None, None, b"x" * 60), ("b", None, None, b"y" * 60))
     with pytest.raises(PartTooLarge) as refused:
@@ -143,8 +153,9 @@ def test_binding_types_fields_and_passes_the_file_and_its_type() -> None:
 @pytest.mark.parametrize(
     ("raw", "error", "violation"),
     [
-        (body(("colour", None, None, b"red")), TranscodeError, ("colour", "unknown parameter")),
-        (body(("post_id", None, None, b"other")), TranscodeError, ("post_id", "unknown parameter")),
+        # A form's unknown field is refused as a JSON body's is, in the same words.
+        (body(("colour", None, None, b"red")), TranscodeError, ("colour", "unknown field")),
+        (body(("post_id", None, None, b"other")), TranscodeError, ("post_id", "unknown field")),
         (body(("image_content_type", None, None, b"x")), TranscodeError, None),
         (body(("image", None, None, b"text")), TranscodeError, ("image", "must be a file")),
         (body(("title", "t.txt", "text/plain", b"x")), TranscodeError, ("title", "is not a file field")),

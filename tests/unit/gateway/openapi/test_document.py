@@ -154,6 +154,7 @@ def test_uploads_take_json_or_multipart(doc: Document) -> None:
     assert multipart["encoding"]["image"]["contentType"] == "image/png, image/jpeg, image/gif, image/webp"
     assert "image_content_type" not in multipart["schema"]["properties"]
     assert {"title", "content"} <= set(multipart["schema"]["properties"])
+    assert multipart["schema"]["additionalProperties"] is False  # unknown parts are a 400
     assert {"413", "415"} <= set(create["responses"])
 
 

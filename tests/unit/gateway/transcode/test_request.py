@@ -508,3 +508,20 @@ def test_optional_query_field_keeps_presence() -> None:
     assert built.HasField("first_name")
     assert built.HasField("is_active")
     assert not built.HasField("last_name")
+
+
+def test_a_body_nested_past_the_limit_is_refused_before_it_is_parsed() -> None:
+    # Parsed, this would exhaust the interpreter's stack (RecursionError) instead of answering.
+    deep = b'{"roles": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(TranscodeError) as caught:
+        build_request(users_pb2.CreateUserRequest, body_rule="*", body=deep)
+    assert caught.value.message == "Request body is nested too deeply (at most 32 levels)"
+    assert caught.value.violations == []
+
+
+def test_a_body_nested_as_deep_as_the_limit_is_parsed() -> None:
+    raw = body({"roles": ["admin"]})  # two levels: the deepest Portico request
+    built = build_request(users_pb2.CreateUserRequest, body_rule="*", body=raw, max_depth=2)
+    assert list(built.roles) == ["admin"]
+    with pytest.raises(TranscodeError, match="nested too deeply"):
+        build_request(users_pb2.CreateUserRequest, body_rule="*", body=raw, max_depth=1)
