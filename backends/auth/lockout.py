@@ -1,5 +1,8 @@
 """Brute-force protection for logins: sliding windows of failures per account and per client IP in Redis.
 
+- Failures are counted per account: a known account by its user id, so its username and its email (and
+  a name it held before a rename) spend one budget, and no other account shares it; a name no account
+  has, by the name's identity key (:class:`Account`).
 - An account with ``account_limit`` failures in the window is locked for ``base * 2^(failures - limit)``
   seconds after its last failure, capped at ``max_lockout_seconds``. The lockout is always temporary:
   failures age out of the window (and the key expires), so an attacker can delay a user, never disable
@@ -19,18 +22,18 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import ipaddress
 import logging
 import math
 import secrets
 from contextvars import ContextVar
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from meshkit.identity import identity_key
+from meshkit.redis_keys import key_part
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +72,17 @@ return wait
 # The (account key, IP key) of the attempt this task's last ``check`` refused, if it refused one.
 _refused: ContextVar[tuple[str, str | None] | None] = ContextVar("login_throttle_refused", default=None)
 
-_MAX_IDENTIFIER = 256  # longer identifiers are keyed by their digest, so a key's size stays bounded
+
+@dataclass(frozen=True)
+class Account:
+    """Whose failure budget a login attempt spends: the account found (by user id), else the name tried."""
+
+    user_id: str = ""
+    name: str = ""  # the identity key of the name tried (``meshkit.identity.login_account``), if no account
+
+    def key(self) -> str:
+        # Two kinds, two prefixes: a name that looks like a user id still cannot spend that user's budget.
+        return f"id:{key_part(self.user_id)}" if self.user_id else f"name:{key_part(self.name)}"
 
 
 class LoginThrottle:
@@ -108,11 +121,8 @@ class LoginThrottle:
         )
 
     @staticmethod
-    def account_key(tenant_id: str, identifier: str) -> str:
-        ident = identity_key(identifier)  # one budget per identity, as the stores count identities
-        if len(ident) > _MAX_IDENTIFIER:
-            ident = "sha256:" + hashlib.sha256(ident.encode("utf-8", "surrogatepass")).hexdigest()
-        return f"portico:auth:fail:acct:{{{tenant_id}}}:{ident}"
+    def account_key(tenant_id: str, account: Account) -> str:
+        return f"portico:auth:fail:acct:{{{key_part(tenant_id)}}}:{account.key()}"
 
     @staticmethod
     def ip_key(ip: str) -> str | None:
@@ -123,7 +133,7 @@ class LoginThrottle:
         try:
             address = ipaddress.ip_address(ip)
         except ValueError:  # not an address (a test double, a proxy's token): keyed as it is
-            return f"portico:auth:fail:ip:{ip[:64].lower()}"
+            return f"portico:auth:fail:ip:{key_part(ip.lower())}"
         if isinstance(address, ipaddress.IPv6Address):
             if address.ipv4_mapped is not None:
                 address = address.ipv4_mapped
@@ -144,29 +154,29 @@ class LoginThrottle:
         self._recovered()
         return int(wait)
 
-    def _keys(self, tenant_id: str, identifier: str, ip: str) -> tuple[str, str | None]:
-        return self.account_key(tenant_id, identifier), self.ip_key(ip)
+    def _keys(self, tenant_id: str, account: Account, ip: str) -> tuple[str, str | None]:
+        return self.account_key(tenant_id, account), self.ip_key(ip)
 
-    async def check(self, tenant_id: str, identifier: str, ip: str) -> bool:
+    async def check(self, tenant_id: str, account: Account, ip: str) -> bool:
         """True when this login attempt may go ahead (neither the account nor the IP is locked)."""
-        keys = self._keys(tenant_id, identifier, ip)
+        keys = self._keys(tenant_id, account, ip)
         wait = await self._run(False, keys)
         allowed = wait is None or wait == 0
         _refused.set(None if allowed else keys)
         return allowed
 
-    async def failed(self, tenant_id: str, identifier: str, ip: str) -> None:
+    async def failed(self, tenant_id: str, account: Account, ip: str) -> None:
         """Count a failed attempt, unless this request's ``check`` refused it (no password was tested)."""
-        keys = self._keys(tenant_id, identifier, ip)
+        keys = self._keys(tenant_id, account, ip)
         if _refused.get() == keys:
             _refused.set(None)
             return
         await self._run(True, keys)
 
-    async def succeeded(self, tenant_id: str, identifier: str) -> None:
+    async def succeeded(self, tenant_id: str, account: Account) -> None:
         try:
             async with asyncio.timeout(self._timeout):
-                await self._redis.delete(self.account_key(tenant_id, identifier))
+                await self._redis.delete(self.account_key(tenant_id, account))
         except (RedisError, OSError, TimeoutError) as exc:
             self._failed_redis(exc)  # the failures age out of the window by themselves
             return

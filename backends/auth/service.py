@@ -21,7 +21,7 @@ from backends.auth.audit import audit_event
 from backends.auth.config import AuthSettings
 from backends.auth.events import AUTH
 from backends.auth.keys import KeyRing
-from backends.auth.lockout import LoginThrottle
+from backends.auth.lockout import Account, LoginThrottle
 from backends.auth.metrics import AuthMetrics, LoginOutcome
 from backends.auth.passwords import Passwords, check_password
 from backends.auth.refresh_tokens import RefreshTokens
@@ -31,8 +31,9 @@ from meshkit.auth.interceptor import current_principal
 from meshkit.auth.revocation_set import RevocationSet
 from meshkit.db.database import Database
 from meshkit.events.outbox import Outbox
+from meshkit.identity import DEFAULT_TENANT, MAX_LOGIN_NAME, MAX_TENANT_ID, LoginAccount, login_account
 from meshkit.rpc.context import Context, actor, client_ip, metadata_value
-from meshkit.rpc.status import INVALID_REQUEST, abort
+from meshkit.rpc.status import INVALID_REQUEST, FieldViolation, abort
 from stubs.auth.v1 import auth_pb2, auth_pb2_grpc
 from stubs.events.v1 import events_pb2
 from stubs.users.v1 import users_pb2
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TENANT = "default"
 TOKEN_TYPE = "bearer"  # noqa: S105 (the OAuth token_type value, not a secret)
 LOGIN_FAILED = "Invalid username or password"
 REFRESH_FAILED = "Invalid token, Please login again"
@@ -53,6 +53,28 @@ _PASS_THROUGH = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.ALREADY_EXIST
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _login_request(request: auth_pb2.LoginRequest) -> LoginAccount | list[FieldViolation]:
+    """The account a login request names, or what is wrong with the request."""
+    # A name longer than any account's names none: refused before it is normalised, looked up, or made a
+    # Redis key or an audit event.
+    too_long = [
+        (field, f"must be at most {limit} characters")
+        for field, limit in (
+            ("tenant_id", MAX_TENANT_ID),
+            ("username", MAX_LOGIN_NAME),
+            ("email", MAX_LOGIN_NAME),
+        )
+        if len(getattr(request, field)) > limit
+    ]
+    if too_long:
+        return too_long
+    # The account as the gateway's login limit keys it: one function decides for both.
+    named = login_account(request.tenant_id, request.username, request.email)
+    if not named.name or not request.password:
+        return [("username", "username or email is required"), ("password", "is required")]
+    return named
 
 
 @dataclass(frozen=True)
@@ -221,20 +243,15 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             )
 
     async def Login(self, request: auth_pb2.LoginRequest, context: Context) -> auth_pb2.LoginResponse:
-        tenant_id = request.tenant_id or DEFAULT_TENANT
-        identifier = (request.username or request.email).strip()
-        if not identifier or not request.password:
+        named = _login_request(request)
+        if isinstance(named, list):
             self._d.metrics.login(LoginOutcome.INVALID_REQUEST)
-            await abort(
-                context,
-                grpc.StatusCode.INVALID_ARGUMENT,
-                INVALID_REQUEST,
-                violations=[("username", "username or email is required"), ("password", "is required")],
-            )
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, INVALID_REQUEST, violations=named)
+        tenant_id, identifier = named.tenant_id, named.given
         ip = client_ip(context)
         d = self._d
 
-        async def refuse(reason: str, account: str, user_id: str = "", *, count: bool = True) -> NoReturn:
+        async def refuse(reason: str, account: Account, user_id: str = "", *, count: bool = True) -> NoReturn:
             # unknown_user and wrong_password are one outcome, as they are one answer
             d.metrics.login(LoginOutcome.LOCKED if reason == "locked" else LoginOutcome.INVALID_CREDENTIALS)
             if count:  # a refused (locked) attempt is not a new failure: it would extend the lockout forever
@@ -252,9 +269,9 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, LOGIN_FAILED)
 
         async with d.db.read() as session:
-            credential = await d.credentials.find_for_login(session, tenant_id, identifier)
-        # One failure budget per account whether it is named by username or by email.
-        account = credential.username if credential is not None else identifier
+            credential = await d.credentials.find_for_login(session, tenant_id, named.name)
+        # One failure budget per account, whether it is named by username or by email.
+        account = Account(user_id=credential.user_id) if credential is not None else Account(name=named.name)
         if not await d.throttle.check(tenant_id, account, ip):
             await d.passwords.burn(request.password)  # a locked account costs what a wrong password costs
             await refuse("locked", account, credential.user_id if credential else "", count=False)

@@ -1,5 +1,9 @@
 """Which limits a request is charged against: its client IP, its user (when authenticated), and for
-routes of the login class the tenant + account it tries to log in as (from the request message)."""
+routes of the login class the account it tries to log in as (from the request message).
+
+Every part of a key taken from the request goes through :func:`meshkit.redis_keys.key_part`, so a key
+stays small whatever the client sends.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,25 @@ from gateway.config import GatewaySettings
 from gateway.ratelimit.limiter import Keyed
 from gateway.ratelimit.limits import Limit, parse_limit
 from meshkit.auth.tokens import Principal
-from meshkit.identity import identity_key
+from meshkit.identity import login_account
+from meshkit.redis_keys import key_part
 from stubs.portico.gateway.v1 import options_pb2
+
+
+def login_key(policy: options_pb2.RoutePolicy, message: Message, ip: str) -> str:
+    """The login limit's key: the account as auth resolves it (:func:`meshkit.identity.login_account`).
+
+    ``key_fields`` names the tenant field, then the name fields in auth's order (username, then email).
+    So " bob", "BOB" and "bob" with any email spend one budget, as they are one account to auth. The email
+    of that account is a second budget here (only a lookup could tell it is the same account); auth's
+    per-account lockout counts both together. No ``key_fields``: the client IP is the key.
+    """
+    if not policy.rate_limit.key_fields:
+        return f"login-by-ip:{key_part(ip)}"  # its own prefix: no tenant "ip" can meet it
+    fields = message.DESCRIPTOR.fields_by_name
+    tenant, *names = [str(getattr(message, f)) if f in fields else "" for f in policy.rate_limit.key_fields]
+    account = login_account(tenant, *names)
+    return f"login:{key_part(account.tenant_id)}:{key_part(account.name)}"
 
 
 class EdgeLimits:
@@ -23,22 +44,14 @@ class EdgeLimits:
         """A request refused before any backend sees it (404/405, a missing, bad or revoked token, a bad
         body) is charged to the client IP too: a scanner of paths or a sprayer of forged tokens must meet
         a 429 rather than cost the gateway a signature check each time for free."""
-        return [(self.ip, f"ip:{ip}")]
+        return [(self.ip, f"ip:{key_part(ip)}")]
 
     def for_request(
         self, policy: options_pb2.RoutePolicy, ip: str, principal: Principal | None, message: Message
     ) -> Keyed:
-        limits: list[tuple[Limit, str]] = [(self.ip, f"ip:{ip}")]
+        limits: list[tuple[Limit, str]] = [(self.ip, f"ip:{key_part(ip)}")]
         if principal is not None:
-            limits.append((self.user, f"user:{principal.tenant_id}:{principal.sub}"))
+            limits.append((self.user, f"user:{key_part(principal.tenant_id)}:{key_part(principal.sub)}"))
         if policy.rate_limit.limit_class == options_pb2.RATE_LIMIT_CLASS_LOGIN:
-            fields = message.DESCRIPTOR.fields_by_name
-            # An empty tenant means the default one (as auth reads it): both spellings share one budget.
-            # Names are keyed by identity, as the stores compare them (fullwidth "BOB" is "bob").
-            parts = [
-                identity_key(str(getattr(message, f))) or ("default" if f == "tenant_id" else "")
-                for f in policy.rate_limit.key_fields
-                if f in fields
-            ]
-            limits.append((self.login, "login:" + ":".join(p for p in parts if p)))
+            limits.append((self.login, login_key(policy, message, ip)))
         return limits

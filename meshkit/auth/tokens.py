@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,9 @@ REQUIRED_CLAIMS = ("sub", "tenant_id", "roles", "jti", "iat", "exp", "iss", "aud
 # Portico's access tokens are under 1 KB. A bigger one is refused before any decoding: it would cost
 # base64 and JSON work, and even when validly signed it could not travel on as gRPC metadata (16 KB cap).
 MAX_TOKEN_LENGTH = 8192
+NUMERIC_DATE_CLAIMS = ("exp", "nbf", "iat")
+# 9999-12-31T23:59:59Z: a later time is none a token means, and no datetime could hold it downstream.
+MAX_NUMERIC_DATE = 253_402_300_799
 
 
 class InvalidToken(Exception):
@@ -46,6 +50,16 @@ def jwk_thumbprint(jwk: dict[str, str]) -> str:
     members = ("crv", "kty", "x") if jwk["kty"] == "OKP" else ("crv", "kty", "x", "y")
     canonical = json.dumps({m: jwk[m] for m in members}, separators=(",", ":"), sort_keys=True)
     return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+
+
+def is_numeric_date(value: object) -> bool:
+    """RFC 7519 §2 NumericDate: a JSON number (a bool is not one, nor a string of digits), finite,
+    between the epoch and the year 9999."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    return 0 <= value <= MAX_NUMERIC_DATE  # compared as an int: 10**400 does not fit a float
 
 
 class TokenVerifier:
@@ -86,6 +100,10 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise InvalidToken(type(exc).__name__) from exc
+        # PyJWT reads these with int(), so "9999999999" would pass as a time; a string is not a NumericDate.
+        for name in NUMERIC_DATE_CLAIMS:
+            if name in claims and not is_numeric_date(claims[name]):
+                raise InvalidToken(f"{name} is not a NumericDate")
         roles = claims["roles"]
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise InvalidToken("roles is not a list of strings")

@@ -196,6 +196,10 @@ ATTACKS: dict[str, Row] = {
     "expired-beyond-leeway": (lambda e: _bearer(e.forge(exp=int(time.time()) - LEEWAY - 30)), 401, INVALID),
     "nbf-in-the-future": (lambda e: _bearer(e.forge(nbf=int(time.time()) + LEEWAY + 600)), 401, INVALID),
     "missing-exp": (lambda e: _bearer(e.forge(exp=None)), 401, INVALID),
+    # NumericDate claims are JSON numbers: a digit string or a bool is no time, however int() reads it.
+    "exp-as-a-string": (lambda e: _bearer(e.forge(exp="9999999999")), 401, INVALID),
+    "iat-as-a-bool": (lambda e: _bearer(e.forge(iat=True)), 401, INVALID),
+    "exp-beyond-a-float": (lambda e: _bearer(e.forge(exp=10**400)), 401, INVALID),
     "missing-jti": (lambda e: _bearer(e.forge(jti=None)), 401, INVALID),
     "tampered-payload": (_tampered_payload, 401, INVALID),
     "tampered-signature": (_tampered_signature, 401, INVALID),

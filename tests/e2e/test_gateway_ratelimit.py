@@ -8,8 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from harness.gateway import gateway_ready
+from harness.infra import InfraEnv
 from harness.mesh import Mesh
 from harness.processes import spawn, wait_until
 from infra.local import free_port
@@ -60,6 +62,49 @@ def test_login_class_is_limited_per_account_with_the_contract_headers(strict_gat
     assert refused.json()["error"]["code"] == "RATE_LIMIT_EXCEEDED"
     assert '"login";q=3;w=60' in refused.headers["ratelimit-policy"]
     assert '"ip";q=30;w=60' in refused.headers["ratelimit-policy"]
+
+
+def test_spellings_of_one_account_share_its_login_budget(strict_gateway: str) -> None:
+    """The login limit keys the account as auth looks it up: surrounding spaces, case, or an email sent
+    beside the username buy no fresh budget; the 429 comes after as many attempts as for one spelling."""
+    account = f"nobody-{uuid.uuid4().hex[:8]}"
+    spellings = [
+        {"username": f" {account}"},
+        {"username": f"{account}\t"},
+        {"username": account.upper()},
+        {"username": account, "email": f"junk-{uuid.uuid4().hex[:8]}@example.com"},
+    ]
+    with httpx.Client(base_url=strict_gateway, timeout=15) as client:
+        answers = [
+            client.post("/api/v1/auth/login", json={**spelling, "password": "wrong-password-1"})
+            for spelling in spellings
+        ]
+    assert [a.status_code for a in answers] == [401, 401, 401, 429]
+    assert answers[3].json()["error"]["code"] == "RATE_LIMIT_EXCEEDED"
+
+
+def test_an_oversized_login_name_is_a_400_and_leaves_no_big_redis_key(
+    strict_gateway: str, infra: InfraEnv
+) -> None:
+    huge = "a" * 256 * 1024
+    bodies = [
+        ({"username": huge, "password": "wrong-password-1"}, "username"),
+        ({"tenant_id": huge, "email": huge, "password": "wrong-password-1"}, "tenant_id"),
+    ]
+    with httpx.Client(base_url=strict_gateway, timeout=15) as client:
+        for body, field in bodies:
+            answer = client.post("/api/v1/auth/login", json=body)
+            assert answer.status_code == 400, answer.text[:500]
+            error = answer.json()["error"]
+            assert (error["code"], error["status_code"]) == ("BAD_REQUEST", 400)
+            assert field in {detail["field"] for detail in error["details"]}
+            assert huge not in answer.text
+    client_redis = redis.Redis.from_url(infra.redis_url)
+    try:
+        longest = max(len(key) for key in client_redis.scan_iter(match="portico:*", count=1000))
+    finally:
+        client_redis.close()
+    assert longest <= 256  # every Portico key of the session, the rate limiter's and auth's included
 
 
 def test_refused_tokens_and_bodies_are_charged_to_the_client_ip(strict_gateway: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from meshkit.identity import identity_key
+from meshkit.identity import DEFAULT_TENANT, LoginAccount, identity_key, login_account
 
 FULLWIDTH_BOB = "\uff22\uff2f\uff22"  # "BOB" in fullwidth letters
 FULLWIDTH_EMAIL = "\uff42\uff4f\uff42\uff20\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45\uff0e\uff43\uff4f\uff4d"
@@ -76,3 +76,41 @@ def test_ascii_names_keep_their_lower_case_form() -> None:
     # their identity when the key columns are backfilled.
     for name in ("Kim.Lee-2", "ADMIN", "First.Last+tag@Example.co.uk"):
         assert identity_key(name) == name.lower()
+
+
+@pytest.mark.parametrize(
+    ("username", "email"),
+    [
+        (" bob", ""),
+        ("bob\t", ""),
+        ("BOB", ""),
+        (FULLWIDTH_BOB, ""),
+        ("bob", "junk@example.com"),  # the email beside a username is not looked up
+        ("bob", "\x00" * 300),
+    ],
+)
+def test_every_spelling_of_a_username_names_one_account(username: str, email: str) -> None:
+    assert login_account("acme", username, email) == LoginAccount("acme", "bob", username.strip())
+
+
+@pytest.mark.parametrize("username", ["", "   ", "\t\n", "\u3000"])  # U+3000: the ideographic space
+def test_a_blank_username_falls_back_to_the_email(username: str) -> None:
+    account = login_account("acme", username, " Bob@Example.COM ")
+    assert (account.name, account.given) == ("bob@example.com", "Bob@Example.COM")
+
+
+def test_an_attempt_that_names_nobody_has_an_empty_name() -> None:
+    assert login_account("acme", " ", "") == LoginAccount("acme", "")
+    assert login_account("acme") == LoginAccount("acme", "")
+
+
+def test_the_tenant_is_taken_as_auth_takes_it() -> None:
+    # Empty is the default tenant; otherwise the tenant id is compared as it is (tenant ids are ids,
+    # not names: "Acme" is another tenant, one with no accounts unless someone registered it).
+    assert login_account("", "bob").tenant_id == DEFAULT_TENANT == "default"
+    assert login_account("Acme", "bob").tenant_id == "Acme"
+
+
+def test_the_username_and_the_email_of_one_account_are_two_names() -> None:
+    # Telling that they are one account takes a lookup, which only auth does (its lockout counts both).
+    assert login_account("acme", "bob").name != login_account("acme", "", "bob@example.com").name

@@ -159,9 +159,11 @@ class RateLimit(_message.Message):
     """The extra limit this route is subject to."""
     @_builtins.property
     def key_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Request fields whose values, in this order, key the class limit (e.g. `tenant_id`, `username`,
-        `email` for login). The gateway reads them from the decoded request, trims and lower-cases
-        them; an absent field counts as empty. Empty list: the class limit is keyed by client IP.
+        """Request fields that key the class limit. For login: the tenant field, then the login-name
+        fields in the order the auth backend reads them (`tenant_id`, `username`, `email`); the key is
+        the account auth would look up (the default tenant when empty; the first name that is not
+        blank, normalised as auth compares names; the other names ignored). An absent field counts as
+        empty. Empty list: the class limit is keyed by client IP.
         """
 
     def __init__(

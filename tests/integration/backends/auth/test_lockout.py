@@ -12,9 +12,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from backends.auth.lockout import LoginThrottle
+from backends.auth.lockout import Account, LoginThrottle
 from harness.infra import InfraEnv
 from infra.local import LocalRedis, free_port
+from meshkit.identity import login_account
 
 pytestmark = pytest.mark.infra
 
@@ -46,21 +47,22 @@ def _throttle(
     )
 
 
-def _name() -> str:
-    return f"user-{uuid.uuid4().hex[:8]}"
+def _name() -> Account:
+    """An account no login has found: its budget is keyed by the name tried."""
+    return Account(name=f"user-{uuid.uuid4().hex[:8]}")
 
 
 def _ip() -> str:
     return f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
 
 
-async def _fail(throttle: LoginThrottle, times: int, tenant: str, user: str, ip: str) -> None:
+async def _fail(throttle: LoginThrottle, times: int, tenant: str, user: Account, ip: str) -> None:
     for _ in range(times):
         assert await throttle.check(tenant, user, ip)
         await throttle.failed(tenant, user, ip)
 
 
-async def _wait_until_allowed(throttle: LoginThrottle, tenant: str, user: str, ip: str) -> float:
+async def _wait_until_allowed(throttle: LoginThrottle, tenant: str, user: Account, ip: str) -> float:
     start = time.monotonic()
     while not await throttle.check(tenant, user, ip):
         assert time.monotonic() - start < 10, "the lockout never ended"
@@ -74,7 +76,8 @@ async def test_five_failures_lock_the_account_then_back_off_expires(redis: Redis
     assert await throttle.check("t", user, ip)  # four failures: still allowed
     await throttle.failed("t", user, ip)
     assert not await throttle.check("t", user, ip)  # the sixth attempt is refused
-    assert not await throttle.check("t", user.upper(), ip)  # the identifier is case-insensitive
+    shouted = Account(name=login_account("t", user.name.upper()).name)  # the name as auth keys it
+    assert not await throttle.check("t", shouted, ip)
     waited = await _wait_until_allowed(throttle, "t", user, ip)
     assert 0.5 * BASE < waited < 3 * BASE
 
@@ -167,8 +170,28 @@ async def test_keys_are_tenant_prefixed(redis: Redis) -> None:
     await _fail(throttle, 5, "tenant-a", user, _ip())
     assert not await throttle.check("tenant-a", user, _ip())
     assert await throttle.check("tenant-b", user, _ip())  # the same username in another tenant
-    assert await redis.exists(f"portico:auth:fail:acct:{{tenant-a}}:{user}") == 1
-    assert await redis.exists(f"portico:auth:fail:acct:{{tenant-b}}:{user}") == 0
+    assert await redis.exists(f"portico:auth:fail:acct:{{tenant-a}}:name:{user.name}") == 1
+    assert await redis.exists(f"portico:auth:fail:acct:{{tenant-b}}:name:{user.name}") == 0
+
+
+async def test_a_name_that_looks_like_a_user_id_does_not_spend_that_account_budget(redis: Redis) -> None:
+    throttle, user_id, ip = _throttle(redis), str(uuid.uuid4()), _ip()
+    await _fail(throttle, 5, "t", Account(name=user_id), ip)
+    assert not await throttle.check("t", Account(name=user_id), ip)
+    assert await throttle.check("t", Account(user_id=user_id), ip)
+
+
+async def test_no_key_grows_with_what_the_client_sends(redis: Redis) -> None:
+    huge = "a" * 256 * 1024
+    tenant = f"{huge}-{uuid.uuid4().hex}"
+    throttle = _throttle(redis)
+    for account in (Account(name=huge), Account(user_id=huge)):
+        await throttle.failed(tenant, account, "not-an-address-" + huge)
+        await throttle.failed(tenant, account, "fe80::1%" + huge)
+        assert await throttle.check(tenant, account, _ip())
+    lengths = [len(key) async for key in redis.scan_iter(match="portico:auth:fail:*", count=1000)]
+    assert lengths
+    assert max(lengths) <= 160  # the prefix, a tenant part and an account part of at most 64 each
 
 
 async def test_redis_down_fails_open_without_raising(tmp_path: Path) -> None:

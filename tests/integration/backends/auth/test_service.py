@@ -128,6 +128,38 @@ def test_login_by_username_or_email_and_one_message_for_every_failure(stack: Aut
         assert error.details() == "Invalid username or password"
 
 
+def login_with(stack: AuthStack, request: auth_pb2.LoginRequest) -> auth_pb2.LoginResponse:
+    channel, auth = stack.auth()
+    with channel:
+        return auth.Login(request, timeout=15)  # type: ignore[no-any-return]
+
+
+def test_a_login_name_longer_than_any_account_is_refused_before_the_lookup(
+    stack: AuthStack, tenant: str
+) -> None:
+    huge = "a" * 256 * 1024
+    for request, field in (
+        (auth_pb2.LoginRequest(tenant_id=tenant, username=huge, password=PASSWORD), "username"),
+        (auth_pb2.LoginRequest(tenant_id=tenant, email=huge, password=PASSWORD), "email"),
+        (auth_pb2.LoginRequest(tenant_id="t" * 51, username="erin", password=PASSWORD), "tenant_id"),
+    ):
+        refused = rpc_error(lambda r=request: login_with(stack, r))
+        assert refused.code() == Code.INVALID_ARGUMENT, field
+        assert [name for name, _ in violations_of(refused)] == [field]
+    # The longest name an account can have is still looked up (and, here, not found).
+    longest = rpc_error(lambda: stack.login(tenant, "b" * 255, PASSWORD))
+    assert longest.code() == Code.UNAUTHENTICATED
+
+
+def test_a_blank_username_falls_back_to_the_email(stack: AuthStack, tenant: str) -> None:
+    user = stack.register(tenant, "fay", PASSWORD).user
+    reply = login_with(
+        stack,
+        auth_pb2.LoginRequest(tenant_id=tenant, username="  ", email="fay@example.com", password=PASSWORD),
+    )
+    assert me(stack, reply.access_token).id == user.id
+
+
 def test_refresh_rotates_and_the_old_token_is_spent(stack: AuthStack, tenant: str) -> None:
     first = stack.register(tenant, "fay", PASSWORD)
     second = refresh(stack, first.refresh_token)
@@ -433,3 +465,42 @@ def test_a_rename_that_arrives_before_the_one_it_depends_on_is_repaired(
     # The rename let go of "bob", and the parked name was handed over in the same transaction.
     assert sub(stack.login(tenant, "BOB", carl_password)) == carl.id
     assert rpc_error(lambda: stack.login(tenant, "carl", carl_password)).code() == Code.UNAUTHENTICATED
+
+
+@pytest.fixture(scope="module")
+def strict_stack(infra: InfraEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthStack]:
+    """A stack whose lockouts outlast any test, so a test can look at one without racing its end."""
+    yield from auth_stack_fixture(
+        infra,
+        Path(tmp_path_factory.mktemp("auth-strict")),
+        {
+            "PORTICO_AUTH_LOGIN_ACCOUNT_LIMIT": "3",
+            "PORTICO_AUTH_LOGIN_LOCKOUT_SECONDS": "600",
+            "PORTICO_AUTH_LOGIN_WINDOW_SECONDS": "600",
+            "PORTICO_AUTH_LOGIN_IP_LIMIT": "100000",  # the session's other failures from 127.0.0.1
+        },
+    )
+
+
+def test_the_lockout_counts_against_the_account_not_the_name_it_has(
+    strict_stack: AuthStack, tenant: str, infra: InfraEnv
+) -> None:
+    # carl takes "bob" while bob still holds it (bob's rename is on its way): carl's username is parked,
+    # so it names bob's account. Failures by carl's email are carl's, and lock carl alone.
+    bob = strict_stack.register(tenant, "bob", PASSWORD).user
+    carl_password = PASSWORD + "-carl"
+    carl = strict_stack.register(tenant, "carl", carl_password).user
+    publish_user_events(infra, renamed(carl, tenant, "bob"))
+    wait_until(
+        lambda: any(carl.id in line and "parked" in line for line in strict_stack.logs().splitlines()),
+        30,
+        "carl's rename to be parked",
+    )
+    for _ in range(3):
+        rpc_error(lambda: strict_stack.login(tenant, carl.email, "wrong-password-1"))
+    assert (
+        rpc_error(lambda: strict_stack.login(tenant, carl.email, carl_password)).code()
+        == Code.UNAUTHENTICATED
+    )
+    reply = strict_stack.login(tenant, "bob", PASSWORD)
+    assert jwt.decode(reply.access_token, options={"verify_signature": False})["sub"] == bob.id

@@ -125,3 +125,47 @@ def test_thumbprint_matches_rfc_7638_example() -> None:
     okp = {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}
     # RFC 8037 appendix A.3 gives this key's thumbprint.
     assert jwk_thumbprint(okp) == "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+
+
+def _with(issuer: TokenIssuer, **claims: object) -> str:
+    """A token signed by the issuer: the usual claims, with ``claims`` set as given (None is JSON null)."""
+    base = jwt.decode(issuer.token("u-1"), options={"verify_signature": False})
+    return issuer.sign({**base, **claims})
+
+
+def _time_values(claim: str, now: int) -> dict[str, object]:
+    """Values of a NumericDate claim that are not one. The strings and bools are times int() reads as
+    valid (PyJWT's own check), so only the type is wrong."""
+    valid = now + 300 if claim == "exp" else now - 60
+    return {
+        "digit string": str(valid),
+        "far-future digit string": "9999999999",
+        "true": True,  # int(True) is 1: long expired, but a valid nbf/iat
+        "false": False,
+        "null": None,
+        "beyond the year 9999": 10**30,
+        "beyond a float": 10**400,
+        "infinity": float("inf"),
+        "nan": float("nan"),
+        "negative": -1,
+        "list": [valid],
+    }
+
+
+TIME_CASES = [(claim, case) for claim in ("exp", "nbf", "iat") for case in _time_values(claim, 0)]
+
+
+@pytest.mark.parametrize(("claim", "case"), TIME_CASES, ids=[f"{c}-{k}" for c, k in TIME_CASES])
+async def test_a_time_claim_that_is_not_a_numeric_date_is_refused(
+    issuer: TokenIssuer, verifier: TokenVerifier, claim: str, case: str
+) -> None:
+    value = _time_values(claim, int(time.time()))[case]
+    with pytest.raises(InvalidToken):
+        await verifier.verify(_with(issuer, **{claim: value}))
+
+
+async def test_fractional_times_are_numeric_dates(issuer: TokenIssuer, verifier: TokenVerifier) -> None:
+    now = time.time()
+    principal = await verifier.verify(_with(issuer, iat=now - 0.25, nbf=now - 0.5, exp=now + 300.5))
+    assert principal.expires_at == pytest.approx(now + 300.5)
+    assert principal.issued_at == pytest.approx(now - 0.25)

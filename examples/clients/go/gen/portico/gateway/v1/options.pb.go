@@ -247,9 +247,11 @@ type RateLimit struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The extra limit this route is subject to.
 	LimitClass RateLimitClass `protobuf:"varint,1,opt,name=limit_class,json=limitClass,proto3,enum=portico.gateway.v1.RateLimitClass" json:"limit_class,omitempty"`
-	// Request fields whose values, in this order, key the class limit (e.g. `tenant_id`, `username`,
-	// `email` for login). The gateway reads them from the decoded request, trims and lower-cases
-	// them; an absent field counts as empty. Empty list: the class limit is keyed by client IP.
+	// Request fields that key the class limit. For login: the tenant field, then the login-name
+	// fields in the order the auth backend reads them (`tenant_id`, `username`, `email`); the key is
+	// the account auth would look up (the default tenant when empty; the first name that is not
+	// blank, normalised as auth compares names; the other names ignored). An absent field counts as
+	// empty. Empty list: the class limit is keyed by client IP.
 	KeyFields     []string `protobuf:"bytes,2,rep,name=key_fields,json=keyFields,proto3" json:"key_fields,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
