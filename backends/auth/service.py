@@ -23,7 +23,7 @@ from backends.auth.events import AUTH
 from backends.auth.keys import KeyRing
 from backends.auth.lockout import Account, LoginThrottle
 from backends.auth.metrics import AuthMetrics, LoginOutcome
-from backends.auth.passwords import Passwords, check_password
+from backends.auth.passwords import MAX_LENGTH as MAX_PASSWORD, Passwords, check_password
 from backends.auth.refresh_tokens import RefreshTokens
 from backends.auth.revocations import Mark, RevocationStore, copy_to_redis
 from backends.auth.store import CredentialStore, DuplicateCredential
@@ -58,13 +58,15 @@ def _now() -> datetime:
 def _login_request(request: auth_pb2.LoginRequest) -> LoginAccount | list[FieldViolation]:
     """The account a login request names, or what is wrong with the request."""
     # A name longer than any account's names none: refused before it is normalised, looked up, or made a
-    # Redis key or an audit event.
+    # Redis key or an audit event. A password longer than any the policy accepts is refused before it is
+    # hashed (argon2id over 256 KiB costs a request's worth of CPU for nothing).
     too_long = [
         (field, f"must be at most {limit} characters")
         for field, limit in (
             ("tenant_id", MAX_TENANT_ID),
             ("username", MAX_LOGIN_NAME),
             ("email", MAX_LOGIN_NAME),
+            ("password", MAX_PASSWORD),
         )
         if len(getattr(request, field)) > limit
     ]

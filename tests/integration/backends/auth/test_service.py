@@ -134,7 +134,7 @@ def login_with(stack: AuthStack, request: auth_pb2.LoginRequest) -> auth_pb2.Log
         return auth.Login(request, timeout=15)  # type: ignore[no-any-return]
 
 
-def test_a_login_name_longer_than_any_account_is_refused_before_the_lookup(
+def test_a_login_name_or_password_longer_than_any_account_has_is_refused_before_the_lookup(
     stack: AuthStack, tenant: str
 ) -> None:
     huge = "a" * 256 * 1024
@@ -142,6 +142,7 @@ def test_a_login_name_longer_than_any_account_is_refused_before_the_lookup(
         (auth_pb2.LoginRequest(tenant_id=tenant, username=huge, password=PASSWORD), "username"),
         (auth_pb2.LoginRequest(tenant_id=tenant, email=huge, password=PASSWORD), "email"),
         (auth_pb2.LoginRequest(tenant_id="t" * 51, username="erin", password=PASSWORD), "tenant_id"),
+        (auth_pb2.LoginRequest(tenant_id=tenant, username="erin", password=huge), "password"),
     ):
         refused = rpc_error(lambda r=request: login_with(stack, r))
         assert refused.code() == Code.INVALID_ARGUMENT, field
