@@ -23,7 +23,8 @@ from backends.auth.events import AUTH
 from backends.auth.keys import KeyRing
 from backends.auth.lockout import Account, LoginThrottle
 from backends.auth.metrics import AuthMetrics, LoginOutcome
-from backends.auth.passwords import MAX_LENGTH as MAX_PASSWORD, Passwords, check_password
+from backends.auth.passwords import MAX_LENGTH as MAX_PASSWORD
+from backends.auth.passwords import Passwords, check_password
 from backends.auth.refresh_tokens import RefreshTokens
 from backends.auth.revocations import Mark, RevocationStore, copy_to_redis
 from backends.auth.store import CredentialStore, DuplicateCredential
