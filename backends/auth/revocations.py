@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -100,9 +101,18 @@ class RevocationStore:
         return await self._record(session, Mark(SID, sid, tenant_id, time.time() + self._lifetime))
 
     async def end_user_sessions(self, session: AsyncSession, tenant_id: str, user_id: str) -> Mark:
-        """Every access token of the user issued up to now."""
+        """Every access token of the user issued up to now.
+
+        Call it holding the user's credential row (changed or locked in ``session``): logins and
+        refreshes lock that row and issue their token before they commit, so every token issued from
+        what the credential said before is older than the mark. Returns once the clock has passed the
+        mark's second: a token's ``iat`` is whole seconds, so one issued later in the same second (after
+        this transaction commits) would die too — a user logging in again right away would be refused.
+        """
         now = time.time()
-        return await self._record(session, Mark(USER, user_id, tenant_id, now + self._lifetime, now))
+        mark = await self._record(session, Mark(USER, user_id, tenant_id, now + self._lifetime, now))
+        await asyncio.sleep(math.floor(now) + 1 - time.time())
+        return mark
 
     @staticmethod
     async def live(session: AsyncSession, now: float | None = None) -> list[Mark]:

@@ -1,7 +1,11 @@
 """Keeps auth in step with the users backend by consuming ``portico.users.v1``.
 
 - ``user.updated``: the login index follows username, email, roles and ``is_active`` changes (an
-  inactive user may not log in or refresh, and their access tokens are ended as for a deletion). A name
+  inactive user may not log in or refresh). A deactivation or a change of roles ends the user's access
+  tokens as for a deletion: they carry the roles they were issued with, so a demoted admin's would keep
+  admin rights until they expire. The refresh-token families live on: a refresh issues the roles the
+  credential holds then, and issues them under the credential's lock, so a refresh that read the old
+  roles issued a token older than the mark (see :meth:`RevocationStore.end_user_sessions`). A name
   another credential still holds (that user's own change has not arrived yet) is parked, and handed over
   when the holder lets go of it (see :mod:`backends.auth.store`).
 - ``user.deleted``: login is disabled (username and email become free again: a name parked waiting for
@@ -43,6 +47,7 @@ class UserEventHandlers:
 
     async def on_user_updated(self, session: AsyncSession, event: events_pb2.Event) -> None:
         user = event.user
+        before = await self._credentials.get(session, user.id, lock="update")
         parked = await self._credentials.update_profile(
             session,
             user.id,
@@ -51,7 +56,8 @@ class UserEventHandlers:
             roles=tuple(user.roles),
             active=user.is_active,
         )
-        if not user.is_active:
+        roles_changed = before is not None and set(before.roles) != set(user.roles)
+        if not user.is_active or roles_changed:
             mark = await self._revocations.end_user_sessions(session, event.tenant_id, user.id)
             await copy_to_redis(self._redis, [mark])
         if parked:
@@ -63,8 +69,9 @@ class UserEventHandlers:
 
     async def on_user_deleted(self, session: AsyncSession, event: events_pb2.Event) -> None:
         user = event.user
-        await self._credentials.disable(session, user.id)
+        # Families before the credential: a refresh locks its family, then the credential, in that order.
         revoked = await self._refresh.revoke_user(session, user.id, "user_deleted", datetime.now(UTC))
+        await self._credentials.disable(session, user.id)
         mark = await self._revocations.end_user_sessions(session, event.tenant_id, user.id)
         # Early (a mark for a transaction that then rolls back only ends a deleted user's tokens) and
         # best effort: never a reason for the deletion not to commit.
