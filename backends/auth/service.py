@@ -32,6 +32,7 @@ from meshkit.auth.revocation_set import RevocationSet
 from meshkit.db.database import Database
 from meshkit.events.outbox import Outbox
 from meshkit.rpc.context import Context, actor, client_ip, metadata_value
+from meshkit.rpc.forwarding import forwarder_metadata
 from meshkit.rpc.status import INVALID_REQUEST, abort
 from stubs.auth.v1 import auth_pb2, auth_pb2_grpc
 from stubs.events.v1 import events_pb2
@@ -116,9 +117,11 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
     async def _users_call(self, context: Context, method: Any, request: Any, tenant_id: str) -> Any:
         metadata = (
             *self.service_metadata(tenant_id),
-            # Forwarded so the users backend's events name the end client, not this backend.
+            # Forwarded so the users backend's events name the end client, not this backend; users
+            # believes the address from auth as it does from the gateway (meshkit.rpc.forwarding).
             ("x-request-id", metadata_value(context, "x-request-id")),
             ("x-client-ip", client_ip(context)),
+            *forwarder_metadata(self._s.forwarding_secret),
         )
         try:
             return await method(request, metadata=metadata, timeout=5)

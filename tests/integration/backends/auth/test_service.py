@@ -316,7 +316,7 @@ def test_bootstrap_admin_logs_in_with_the_configured_password(stack: AuthStack) 
 
 def test_audit_events_carry_who_and_where(stack: AuthStack, tenant: str, infra: InfraEnv) -> None:
     user = stack.register(tenant, "max", PASSWORD).user
-    stack.login(tenant, "max", PASSWORD, **{"x-request-id": "req-audit-1", "x-client-ip": "203.0.113.9"})
+    stack.login(tenant, "max", PASSWORD, **{"x-request-id": "req-audit-1", **stack.as_gateway("203.0.113.9")})
     rpc_error(lambda: stack.login(tenant, "max", "wrong-password-2"))
     events = asyncio.run(
         read_topic(infra.kafka_bootstrap, "portico.auth.v1", lambda e: e.tenant_id == tenant, want=3)
@@ -337,7 +337,7 @@ def test_the_profile_event_names_the_end_client_not_the_auth_backend(
             auth_pb2.RegisterRequest(
                 tenant_id=tenant, username="ines", email="ines@example.com", password=PASSWORD
             ),
-            metadata=(("x-request-id", "req-register-1"), ("x-client-ip", "198.51.100.23")),
+            metadata=(("x-request-id", "req-register-1"), *stack.as_gateway("198.51.100.23").items()),
             timeout=15,
         )
     events = asyncio.run(
