@@ -395,7 +395,7 @@ def test_no_secret_in_any_log_line_or_event(stack: AuthStack, tenant: str, infra
     login = stack.register(tenant, "nia", secret)
     rotated = refresh(stack, login.refresh_token)
     rpc_error(lambda: stack.login(tenant, "nia", secret + "x"))
-    stack.login(tenant, "nia", secret)
+    stack.login(tenant, "nia", secret, **stack.as_gateway("192.0.2.7"))  # with the forwarding secret
     events = asyncio.run(
         read_topic(
             infra.kafka_bootstrap, "portico.auth.v1", lambda e: e.tenant_id == tenant, want=4, raw=True
@@ -413,6 +413,7 @@ def test_no_secret_in_any_log_line_or_event(stack: AuthStack, tenant: str, infra
         "rotated refresh token": rotated.refresh_token,
         "access token signature": login.access_token.rsplit(".", 1)[1],
         "argon2 hash": "$argon2id$",
+        "forwarding secret": stack.env["PORTICO_FORWARDING_SECRET"],
     }
     for name, needle in needles.items():
         assert needle.encode() not in haystack, f"a {name} leaked"
