@@ -105,14 +105,9 @@ class RevocationStore:
 
         Call it holding the user's credential row (changed or locked in ``session``): logins and
         refreshes lock that row and issue their token before they commit, so every token issued from
-        what the credential said before is older than the mark. Returns once the clock has passed the
-        mark's second: a token's ``iat`` is whole seconds, so one issued later in the same second (after
-        this transaction commits) would die too — a user logging in again right away would be refused.
-        """
+        what the credential said before is older than the mark (see also :func:`wait_past`)."""
         now = time.time()
-        mark = await self._record(session, Mark(USER, user_id, tenant_id, now + self._lifetime, now))
-        await asyncio.sleep(math.floor(now) + 1 - time.time())
-        return mark
+        return await self._record(session, Mark(USER, user_id, tenant_id, now + self._lifetime, now))
 
     @staticmethod
     async def live(session: AsyncSession, now: float | None = None) -> list[Mark]:
@@ -142,6 +137,14 @@ class RevocationStore:
             delete(models.revocations).where(t.expires_at <= _dt(time.time() if now is None else now))
         )
         return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def wait_past(mark: Mark) -> None:
+    """Return once the clock has passed the second of a user's mark. A token's ``iat`` is whole seconds,
+    so one issued later in that same second would die too: a user who may log in again (another role,
+    reactivated) would be refused. Awaited before the transaction that holds the credential commits,
+    logins and refreshes (which lock it) issue their tokens a second later."""
+    await asyncio.sleep(math.floor(mark.valid_after) + 1 - time.time())
 
 
 async def write_marks(redis: Redis, marks: list[Mark]) -> None:

@@ -5,9 +5,10 @@
   tokens as for a deletion: they carry the roles they were issued with, so a demoted admin's would keep
   admin rights until they expire. The refresh-token families live on: a refresh issues the roles the
   credential holds then, and issues them under the credential's lock, so a refresh that read the old
-  roles issued a token older than the mark (see :meth:`RevocationStore.end_user_sessions`). A name
-  another credential still holds (that user's own change has not arrived yet) is parked, and handed over
-  when the holder lets go of it (see :mod:`backends.auth.store`).
+  roles issued a token older than the mark, and one issued after it is a second newer (see
+  :mod:`backends.auth.revocations`). A name another credential still holds (that user's own change has
+  not arrived yet) is parked, and handed over when the holder lets go of it (see
+  :mod:`backends.auth.store`).
 - ``user.deleted``: login is disabled (username and email become free again: a name parked waiting for
   them takes them, or a new registration may), every refresh-token family is revoked, and the user's
   access tokens are ended in every verifier through a stored "valid after" revocation.
@@ -25,7 +26,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backends.auth.refresh_tokens import RefreshTokens
-from backends.auth.revocations import RevocationStore, copy_to_redis
+from backends.auth.revocations import RevocationStore, copy_to_redis, wait_past
 from backends.auth.store import CredentialStore
 from stubs.events.v1 import events_pb2
 
@@ -60,6 +61,7 @@ class UserEventHandlers:
         if not user.is_active or roles_changed:
             mark = await self._revocations.end_user_sessions(session, event.tenant_id, user.id)
             await copy_to_redis(self._redis, [mark])
+            await wait_past(mark)  # the user may log in again at once: with new roles, or reactivated
         if parked:
             # Expected now and then (events of different users are not ordered against each other) and
             # repaired by the holder's own event; logged so that a name parked for long is visible.
