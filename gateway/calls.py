@@ -13,6 +13,7 @@ from gateway.request_id import request_id_of
 from gateway.routing.rules import Route
 from gateway.state import state_of
 from gateway.transcode.errors import ErrorReply, from_rpc_error
+from meshkit.rpc.forwarding import forwarder_metadata
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,8 @@ Metadata = tuple[tuple[str, str], ...]
 
 
 def call_metadata(request: Request, client_address: str) -> Metadata:
-    """The bearer token, request id, client address and W3C trace context, as gRPC metadata."""
+    """The bearer token, request id, client address (with the forwarding secret) and W3C trace context, as
+    gRPC metadata."""
     carried: dict[str, str] = {}
     # The current context holds the gateway's SERVER span (tracing.py), itself the child of the caller's
     # traceparent: injecting it makes the backend's span a child of the gateway's, one tree end to end.
@@ -31,6 +33,8 @@ def call_metadata(request: Request, client_address: str) -> Metadata:
     pairs.append(("x-request-id", request_id_of(request.scope)))
     if client_address:
         pairs.append(("x-client-ip", client_address))
+        # The backends believe x-client-ip only from a forwarder that proves itself (meshkit.rpc.forwarding).
+        pairs.extend(forwarder_metadata(state_of(request)["settings"].forwarding_secret))
     return tuple(pairs)
 
 

@@ -12,7 +12,7 @@ from meshkit.config.base import env, settings_config
 from meshkit.config.defaults import GATEWAY_PORT, LOOPBACK
 from meshkit.config.events import KafkaSettings
 from meshkit.config.peers import AuthPeer, BrokerPeer, PostsPeer, UsersPeer
-from meshkit.config.serve import ShutdownSettings
+from meshkit.config.serve import ForwardingSecret, ShutdownSettings
 from meshkit.config.stores import RedisSettings
 from meshkit.config.telemetry import TelemetrySettings
 from meshkit.config.tokens import TokenSettings
@@ -33,6 +33,7 @@ class GatewaySettings(
     RedisSettings,
     TelemetrySettings,
     ShutdownSettings,
+    ForwardingSecret,
 ):
     """Where the gateway listens and where its upstreams are; limits, retries, CORS and TLS at the edge."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ import grpc
 from harness.backends import BackendProcess, spawn_backend
 from harness.infra import InfraEnv
 from infra.procs import free_port
+from meshkit.rpc.forwarding import FORWARDER_KEY
 from stubs.auth.v1 import auth_pb2, auth_pb2_grpc
 from stubs.users.v1 import users_pb2_grpc
 
@@ -54,6 +56,11 @@ class AuthStack:
                 timeout=15,
             )
 
+    def as_gateway(self, client_ip: str) -> dict[str, str]:
+        """The metadata the gateway adds to a call from ``client_ip``: believed, as it carries the
+        mesh's forwarding secret."""
+        return {"x-client-ip": client_ip, FORWARDER_KEY: self.env["PORTICO_FORWARDING_SECRET"]}
+
     def logs(self) -> str:
         return "\n".join(backend.proc.log() for backend in self.backends.values())
 
@@ -71,6 +78,7 @@ def start_auth_stack(infra: InfraEnv, log_dir: Path, extra_env: dict[str, str] |
         # own, or they would share its partitions and apply some of its events to their database.
         "PORTICO_AUTH_CONSUMER_GROUP": f"portico-auth-{auth_port}",
         "PORTICO_LOG_LEVEL": "DEBUG",  # the secret-leak test reads everything the backends say
+        "PORTICO_FORWARDING_SECRET": secrets.token_urlsafe(32),
         **(extra_env or {}),
     }
     users = spawn_backend("users", env, log_dir, port=users_port)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.auth import ADMIN_PASSWORD
 from harness.backends import BackendProcess, backend_env, spawn_backend
 from harness.gateway import gateway_ready
 from harness.infra import start_infra
@@ -41,6 +43,10 @@ def mesh_env(infra_env: dict[str, str]) -> tuple[dict[str, str], dict[str, int],
         env.update(backend_env(name, ports[name], metrics_ports[name]))
         env[f"PORTICO_{name.upper()}_TARGET"] = f"127.0.0.1:{ports[name]}"
     env["PORTICO_GATEWAY_PORT"] = str(gateway_port)
+    # As `make up` does: the backends believe the gateway's x-client-ip (and auth's, calling users).
+    env.setdefault("PORTICO_FORWARDING_SECRET", secrets.token_urlsafe(32))
+    # A bootstrap admin in tenant "default" (the tests that change roles need an admin who logs in).
+    env.setdefault("PORTICO_AUTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
     # Every test calls from 127.0.0.1: the shared gateway must not throttle the suite (the rate-limit
     # tests start their own gateway with small limits).
     env.setdefault("PORTICO_GATEWAY_RATE_LIMIT_PER_IP", "100000/minute")

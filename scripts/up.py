@@ -1,11 +1,14 @@
 """Run the whole mesh in the foreground under honcho until Ctrl-C or SIGTERM (``make up``).
 
-Services that ``PORTICO_KAFKA_BOOTSTRAP`` / ``PORTICO_REDIS_URL`` point elsewhere are not started.
+Services that ``PORTICO_KAFKA_BOOTSTRAP`` / ``PORTICO_REDIS_URL`` point elsewhere are not started. The
+processes share a forwarding secret (``PORTICO_FORWARDING_SECRET``, so the backends believe the gateway's
+client addresses), kept in the run directory unless the environment sets one.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -26,6 +29,23 @@ manager.KILL_WAIT = 15
 EXTERNAL = {"kafka": "PORTICO_KAFKA_BOOTSTRAP", "redis": "PORTICO_REDIS_URL"}
 
 
+FORWARDING_SECRET_FILE = "forwarding-secret"  # noqa: S105 (a file name, not a secret)
+
+
+def forwarding_secret(run_dir: Path) -> str:
+    """The local mesh's forwarding secret: read from the run directory, created there (0600) at first."""
+    path = run_dir / FORWARDING_SECRET_FILE
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="utf-8").strip()
+    secret = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(secret)
+    return secret
+
+
 def app_env(base: dict[str, str]) -> dict[str, str]:
     """The environment of Portico's own processes: where the local Kafka and Redis listen, unless the
     operator named existing ones. Only app processes get it: ``infra run`` treats those same variables
@@ -35,6 +55,10 @@ def app_env(base: dict[str, str]) -> dict[str, str]:
     redis_port = base.get("PORTICO_REDIS_PORT", str(REDIS_PORT))
     env.setdefault("PORTICO_KAFKA_BOOTSTRAP", f"{LOOPBACK}:{kafka_port}")
     env.setdefault("PORTICO_REDIS_URL", f"redis://{LOOPBACK}:{redis_port}/0")
+    if not env.get("PORTICO_FORWARDING_SECRET"):
+        env["PORTICO_FORWARDING_SECRET"] = forwarding_secret(
+            Path(base.get("PORTICO_RUN_DIR") or ROOT / ".run")
+        )
     return env
 
 

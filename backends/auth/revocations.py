@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -100,7 +101,11 @@ class RevocationStore:
         return await self._record(session, Mark(SID, sid, tenant_id, time.time() + self._lifetime))
 
     async def end_user_sessions(self, session: AsyncSession, tenant_id: str, user_id: str) -> Mark:
-        """Every access token of the user issued up to now."""
+        """Every access token of the user issued up to now.
+
+        Call it holding the user's credential row (changed or locked in ``session``): logins and
+        refreshes lock that row and issue their token before they commit, so every token issued from
+        what the credential said before is older than the mark (see also :func:`wait_past`)."""
         now = time.time()
         return await self._record(session, Mark(USER, user_id, tenant_id, now + self._lifetime, now))
 
@@ -132,6 +137,14 @@ class RevocationStore:
             delete(models.revocations).where(t.expires_at <= _dt(time.time() if now is None else now))
         )
         return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def wait_past(mark: Mark) -> None:
+    """Return once the clock has passed the second of a user's mark. A token's ``iat`` is whole seconds,
+    so one issued later in that same second would die too: a user who may log in again (another role,
+    reactivated) would be refused. Awaited before the transaction that holds the credential commits,
+    logins and refreshes (which lock it) issue their tokens a second later."""
+    await asyncio.sleep(math.floor(mark.valid_after) + 1 - time.time())
 
 
 async def write_marks(redis: Redis, marks: list[Mark]) -> None:

@@ -27,13 +27,14 @@ from backends.auth.passwords import MAX_LENGTH as MAX_PASSWORD
 from backends.auth.passwords import Passwords, check_password
 from backends.auth.refresh_tokens import RefreshTokens
 from backends.auth.revocations import Mark, RevocationStore, copy_to_redis
-from backends.auth.store import CredentialStore, DuplicateCredential
+from backends.auth.store import CredentialStore, DuplicateCredential, Issued
 from meshkit.auth.interceptor import current_principal
 from meshkit.auth.revocation_set import RevocationSet
 from meshkit.db.database import Database
 from meshkit.events.outbox import Outbox
 from meshkit.identity import DEFAULT_TENANT, MAX_LOGIN_NAME, MAX_TENANT_ID, LoginAccount, login_account
 from meshkit.rpc.context import Context, actor, client_ip, metadata_value
+from meshkit.rpc.forwarding import forwarder_metadata
 from meshkit.rpc.status import INVALID_REQUEST, FieldViolation, abort
 from stubs.auth.v1 import auth_pb2, auth_pb2_grpc
 from stubs.events.v1 import events_pb2
@@ -141,9 +142,11 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
     async def _users_call(self, context: Context, method: Any, request: Any, tenant_id: str) -> Any:
         metadata = (
             *self.service_metadata(tenant_id),
-            # Forwarded so the users backend's events name the end client, not this backend.
+            # Forwarded so the users backend's events name the end client, not this backend; users
+            # believes the address from auth as it does from the gateway (meshkit.rpc.forwarding).
             ("x-request-id", metadata_value(context, "x-request-id")),
             ("x-client-ip", client_ip(context)),
+            *forwarder_metadata(self._s.forwarding_secret),
         )
         try:
             return await method(request, metadata=metadata, timeout=5)
@@ -290,32 +293,11 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             await refuse("user_inactive", account, credential.user_id, count=False)
         await d.throttle.succeeded(tenant_id, account)
         new_hash = await d.passwords.hash(request.password) if verdict.needs_rehash else None
-        async with d.db.write() as session:
-            if new_hash is not None:
-                await d.credentials.set_password_hash(session, credential.user_id, new_hash)
-            family = await d.refresh.start_family(
-                session, user_id=credential.user_id, tenant_id=tenant_id, now=_now()
-            )
-            await d.outbox.add(
-                session,
-                AUTH.topic,
-                audit_event(
-                    "login.succeeded",
-                    tenant_id,
-                    actor=actor(context, credential.user_id),
-                    user_id=credential.user_id,
-                    identifier=identifier,
-                    session_id=family.family_id,
-                ),
-            )
+        started = await self._start_login(context, credential.user_id, tenant_id, identifier, new_hash)
+        if started is None:  # deleted or deactivated since the password was checked
+            await refuse("user_inactive", account, credential.user_id, count=False)
+        family, access = started
         d.metrics.login(LoginOutcome.SUCCEEDED)
-        access = self._access_token(
-            sub=credential.user_id,
-            tenant_id=tenant_id,
-            email=credential.email,
-            roles=credential.roles,
-            sid=family.family_id,
-        )
         return auth_pb2.LoginResponse(
             access_token=access.token,
             refresh_token=family.token,
@@ -323,12 +305,50 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             expires_in=self._s.access_token_ttl,
         )
 
+    async def _start_login(
+        self, context: Context, user_id: str, tenant_id: str, identifier: str, new_hash: str | None
+    ) -> tuple[Issued, IssuedToken] | None:
+        """The login's refresh-token family and access token; None when the user may not log in now.
+
+        The credential is read again, locked, and the token issued before the commit: a change of roles
+        or a deactivation consumed meanwhile either waits for this login, and its "valid after" mark
+        then ends this token, or came first, and the token carries what it changed."""
+        d = self._d
+        async with d.db.write() as session:
+            current = await d.credentials.get(session, user_id, lock="update")
+            if current is None or current.disabled or not current.active:
+                return None
+            if new_hash is not None:
+                await d.credentials.set_password_hash(session, user_id, new_hash)
+            family = await d.refresh.start_family(session, user_id=user_id, tenant_id=tenant_id, now=_now())
+            await d.outbox.add(
+                session,
+                AUTH.topic,
+                audit_event(
+                    "login.succeeded",
+                    tenant_id,
+                    actor=actor(context, user_id),
+                    user_id=user_id,
+                    identifier=identifier,
+                    session_id=family.family_id,
+                ),
+            )
+            access = self._access_token(
+                sub=user_id,
+                tenant_id=tenant_id,
+                email=current.email,
+                roles=current.roles,
+                sid=family.family_id,
+            )
+        return family, access
+
     async def Refresh(self, request: auth_pb2.RefreshRequest, context: Context) -> auth_pb2.RefreshResponse:
         presented = request.refresh_token or request.old_refresh_token  # old_refresh_token: its earlier name
         if not presented or len(presented) > 512:
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, REFRESH_FAILED)
         d = self._d
         ended: list[Mark] = []
+        access: IssuedToken | None = None
         async with d.db.write() as session:
             result = await d.refresh.rotate(session, presented, _now())
             outcome = result.outcome
@@ -338,7 +358,12 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                 result.tenant_id or "",
                 result.family_id or "",
             )
-            credential = await d.credentials.get(session, user_id) if outcome == "rotated" else None
+            # Locked, and the token issued before the commit, as in Login: a refresh that read the roles
+            # a change is replacing issued a token older than that change's "valid after" mark. The
+            # family itself lives on after a change of roles: the next refresh issues the new roles.
+            credential = (
+                await d.credentials.get(session, user_id, lock="share") if outcome == "rotated" else None
+            )
             if outcome == "rotated" and (credential is None or credential.disabled or not credential.active):
                 await d.refresh.revoke_family(session, family_id, "user_disabled", _now())
                 outcome = "invalid"
@@ -357,7 +382,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                         reason="refresh_token_reused",
                     ),
                 )
-            elif outcome == "rotated":
+            elif outcome == "rotated" and credential is not None:
                 await d.outbox.add(
                     session,
                     AUTH.topic,
@@ -369,18 +394,18 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                         session_id=family_id,
                     ),
                 )
+                access = self._access_token(
+                    sub=credential.user_id,
+                    tenant_id=credential.tenant_id,
+                    email=credential.email,
+                    roles=credential.roles,
+                    sid=family_id,
+                )
         if outcome == "reuse":
             d.metrics.refresh_reuse.inc()
             await copy_to_redis(d.redis, ended)
-        if outcome != "rotated" or credential is None or result.token is None:
+        if outcome != "rotated" or access is None or result.token is None:
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, REFRESH_FAILED)
-        access = self._access_token(
-            sub=credential.user_id,
-            tenant_id=credential.tenant_id,
-            email=credential.email,
-            roles=credential.roles,
-            sid=family_id,
-        )
         return auth_pb2.RefreshResponse(
             access_token=access.token,
             refresh_token=result.token,

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 from sqlalchemy import Column, ColumnElement, Row, case, delete, exists, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -55,6 +55,7 @@ _COLUMNS = (
 _NAMED = ("username", "email")  # the fields that are login names
 _ENABLED = _c.disabled_at.is_(None)
 _AnyRow: TypeAlias = Row[*tuple[Any, ...]]
+LockMode: TypeAlias = Literal["share", "update"]
 
 # What each driver's unique-violation message names: PostgreSQL the index, SQLite the columns.
 _VIOLATIONS = (
@@ -188,9 +189,16 @@ class CredentialStore:
         row = (await session.execute(query)).first()
         return _credential(row) if row else None
 
-    async def get(self, session: AsyncSession, user_id: str) -> Credential | None:
-        """The credential of ``user_id``, disabled or not."""
-        row = (await session.execute(select(*_COLUMNS).where(_c.user_id == user_id))).first()
+    async def get(
+        self, session: AsyncSession, user_id: str, *, lock: LockMode | None = None
+    ) -> Credential | None:
+        """The credential of ``user_id``, disabled or not; with ``lock``, its row is locked (``share``:
+        against changes, ``update``: against other lockers too) until the transaction ends (PostgreSQL;
+        SQLite's write transactions run one at a time)."""
+        query = select(*_COLUMNS).where(_c.user_id == user_id)
+        if lock is not None:
+            query = query.with_for_update(read=lock == "share")
+        row = (await session.execute(query)).first()
         return _credential(row) if row else None
 
     async def set_password_hash(self, session: AsyncSession, user_id: str, password_hash: str) -> None:

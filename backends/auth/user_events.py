@@ -1,9 +1,14 @@
 """Keeps auth in step with the users backend by consuming ``portico.users.v1``.
 
 - ``user.updated``: the login index follows username, email, roles and ``is_active`` changes (an
-  inactive user may not log in or refresh, and their access tokens are ended as for a deletion). A name
-  another credential still holds (that user's own change has not arrived yet) is parked, and handed over
-  when the holder lets go of it (see :mod:`backends.auth.store`).
+  inactive user may not log in or refresh). A deactivation or a change of roles ends the user's access
+  tokens as for a deletion: they carry the roles they were issued with, so a demoted admin's would keep
+  admin rights until they expire. The refresh-token families live on: a refresh issues the roles the
+  credential holds then, and issues them under the credential's lock, so a refresh that read the old
+  roles issued a token older than the mark, and one issued after it is a second newer (see
+  :mod:`backends.auth.revocations`). A name another credential still holds (that user's own change has
+  not arrived yet) is parked, and handed over when the holder lets go of it (see
+  :mod:`backends.auth.store`).
 - ``user.deleted``: login is disabled (username and email become free again: a name parked waiting for
   them takes them, or a new registration may), every refresh-token family is revoked, and the user's
   access tokens are ended in every verifier through a stored "valid after" revocation.
@@ -21,7 +26,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backends.auth.refresh_tokens import RefreshTokens
-from backends.auth.revocations import RevocationStore, copy_to_redis
+from backends.auth.revocations import RevocationStore, copy_to_redis, wait_past
 from backends.auth.store import CredentialStore
 from stubs.events.v1 import events_pb2
 
@@ -43,6 +48,7 @@ class UserEventHandlers:
 
     async def on_user_updated(self, session: AsyncSession, event: events_pb2.Event) -> None:
         user = event.user
+        before = await self._credentials.get(session, user.id, lock="update")
         parked = await self._credentials.update_profile(
             session,
             user.id,
@@ -51,9 +57,11 @@ class UserEventHandlers:
             roles=tuple(user.roles),
             active=user.is_active,
         )
-        if not user.is_active:
+        roles_changed = before is not None and set(before.roles) != set(user.roles)
+        if not user.is_active or roles_changed:
             mark = await self._revocations.end_user_sessions(session, event.tenant_id, user.id)
             await copy_to_redis(self._redis, [mark])
+            await wait_past(mark)  # the user may log in again at once: with new roles, or reactivated
         if parked:
             # Expected now and then (events of different users are not ordered against each other) and
             # repaired by the holder's own event; logged so that a name parked for long is visible.
@@ -63,8 +71,9 @@ class UserEventHandlers:
 
     async def on_user_deleted(self, session: AsyncSession, event: events_pb2.Event) -> None:
         user = event.user
-        await self._credentials.disable(session, user.id)
+        # Families before the credential: a refresh locks its family, then the credential, in that order.
         revoked = await self._refresh.revoke_user(session, user.id, "user_deleted", datetime.now(UTC))
+        await self._credentials.disable(session, user.id)
         mark = await self._revocations.end_user_sessions(session, event.tenant_id, user.id)
         # Early (a mark for a transaction that then rolls back only ends a deleted user's tokens) and
         # best effort: never a reason for the deletion not to commit.

@@ -5,7 +5,8 @@ Authorization (the caller is the verified token's principal):
 - admins create, update and delete anyone in their tenant; the auth backend (role ``service``) creates,
   and deletes a profile whose registration failed half-way;
 - a user updates and deletes themself; ``email``, ``roles`` and ``is_active`` are admin-only.
-Every change writes its event to the outbox in the same transaction, then invalidates the cache.
+Every change writes its event to the outbox in the same transaction, then invalidates the cache. A
+change of roles or a deactivation also ends the user's sessions (see :func:`ends_sessions`).
 """
 
 from __future__ import annotations
@@ -241,8 +242,9 @@ class UserService(users_pb2_grpc.UserServiceServicer):
             return users_pb2.UpdateUserResponse(user=current)
         try:
             async with self._db.write() as session:
+                before = await self._store.get(session, tenant_id, user_id, lock=True)
                 record = await self._store.update(session, tenant_id, user_id, changes)
-                if record is None:
+                if before is None or record is None:
                     await _not_found(context)
                 event = USERS.event(
                     "user.updated",
@@ -257,7 +259,7 @@ class UserService(users_pb2_grpc.UserServiceServicer):
                 context, grpc.StatusCode.ALREADY_EXISTS, f"A user with this {exc.field} already exists"
             )
         await self._committed_change(tenant_id, user_id)
-        if changes.get("is_active") is False:
+        if ends_sessions(before, record):
             await self._end_sessions(tenant_id, user_id)
         return users_pb2.UpdateUserResponse(user=user_message(record))
 
@@ -294,6 +296,13 @@ class UserService(users_pb2_grpc.UserServiceServicer):
             await end_sessions(self._redis, tenant_id, user_id)
         except RedisError:
             log.warning("could not end sessions in Redis; auth ends them", extra={"user_id": user_id})
+
+
+def ends_sessions(before: UserRecord, after: UserRecord) -> bool:
+    """Whether a change must end the user's sessions: their access tokens carry the roles they had when
+    issued, so a demoted admin would stay an admin until expiry; a deactivated user must stop at once.
+    Roles are compared as sets (tokens carry them as one): the same roles again log nobody out."""
+    return not after.is_active or set(before.roles) != set(after.roles)
 
 
 TextField = Literal["username", "email", "phone", "avatar_url", "first_name", "last_name"]

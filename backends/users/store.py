@@ -164,9 +164,13 @@ class UserStore:
         assert row is not None
         return _record(row)
 
-    async def get(self, session: AsyncSession, tenant_id: str, user_id: str) -> UserRecord | None:
-        """The non-deleted user ``user_id`` of ``tenant_id``, else None."""
-        row = (await session.execute(self._select_live(tenant_id, user_id))).first()
+    async def get(
+        self, session: AsyncSession, tenant_id: str, user_id: str, *, lock: bool = False
+    ) -> UserRecord | None:
+        """The non-deleted user ``user_id`` of ``tenant_id``, else None; with ``lock``, its row is locked
+        until the transaction ends (what an update is compared against cannot change meanwhile)."""
+        query = self._select_live(tenant_id, user_id)
+        row = (await session.execute(query.with_for_update() if lock else query)).first()
         return _record(row) if row else None
 
     async def get_any(self, session: AsyncSession, user_id: str) -> UserRecord | None:

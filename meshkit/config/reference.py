@@ -150,7 +150,8 @@ _MESH_TITLES = {
     "events": ("Events", "Kafka, the outbox and the event consumers (`meshkit/config/events.py`)."),
     "serve": (
         "Serving gRPC",
-        "Where each backend listens, its TLS files, health checks and shutdown (`meshkit/config/serve.py`).",
+        "Where each backend listens, its TLS files, whose forwarded client address it believes, health "
+        "checks and shutdown (`meshkit/config/serve.py`).",
     ),
     "telemetry": (
         "Telemetry",

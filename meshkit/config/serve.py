@@ -1,14 +1,15 @@
-"""How a backend serves gRPC: where it listens, TLS/mTLS, health checks and draining.
+"""How a backend serves gRPC: where it listens, TLS/mTLS, whose forwarded client address it believes,
+health checks and draining.
 
-The address, metrics port and TLS files are the process's own (``PORTICO_<PROCESS>_*``); the timing of
-health checks and shutdown is mesh-wide (``PORTICO_*``).
+The address, metrics port and TLS files are the process's own (``PORTICO_<PROCESS>_*``); the forwarders'
+credentials and the timing of health checks and shutdown are mesh-wide (``PORTICO_*``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from meshkit.config import defaults
 from meshkit.config.base import MeshSettings, env
@@ -31,6 +32,36 @@ class ShutdownSettings(MeshSettings):
     shutdown_grace: float = env(
         "PORTICO_SHUTDOWN_GRACE", default=8.0, description="Seconds in-flight calls may finish after SIGTERM"
     )
+
+
+class ForwardingSecret(MeshSettings):
+    """The credential of a forwarder of client addresses: the gateway, and auth when it calls users."""
+
+    forwarding_secret: SecretStr | None = env(
+        "PORTICO_FORWARDING_SECRET",
+        default=None,  # no length constraint: a validation error would print the value
+        description=(
+            "Shared secret (32+ random characters) the gateway, and auth calling users, send so that "
+            "backends believe their x-client-ip; the same in every process (`make up` generates one)"
+        ),
+    )
+
+
+class ForwardingSettings(ForwardingSecret):
+    """Whose ``x-client-ip`` a backend believes (:mod:`meshkit.rpc.forwarding`); nobody's when neither is
+    set: a caller is then known by its peer address."""
+
+    trusted_forwarders: str = env(
+        "PORTICO_TRUSTED_FORWARDERS",
+        default="",
+        description=(
+            "Comma-separated client-certificate identities (SAN, else CN) whose x-client-ip is believed: "
+            "the gateway's, in mTLS deployments"
+        ),
+    )
+
+    def forwarder_identities(self) -> frozenset[str]:
+        return frozenset(part.strip() for part in self.trusted_forwarders.split(",") if part.strip())
 
 
 class ServeSettings(ShutdownSettings):
@@ -59,6 +90,7 @@ class ServeSettings(ShutdownSettings):
 
 class BackendSettings(
     ServeSettings,
+    ForwardingSettings,
     KafkaSettings,
     RedisSettings,
     RunDirSettings,

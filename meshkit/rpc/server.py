@@ -34,7 +34,9 @@ from meshkit.db.migrations import upgrade
 from meshkit.events.broker import build_broker, start_with_retry
 from meshkit.readiness import Impact
 from meshkit.rpc.channels import open_channel
+from meshkit.rpc.forwarding import ForwarderTrust
 from meshkit.rpc.health import AsyncHealthServicer, Dependency, HealthMonitor
+from meshkit.rpc.interceptors.forwarding import ForwardingInterceptor
 from meshkit.rpc.interceptors.internal_errors import ErrorInterceptor
 from meshkit.rpc.interceptors.metrics import GrpcServerMetrics, MetricsInterceptor
 from meshkit.rpc.interceptors.text_guard import TextGuardInterceptor
@@ -74,12 +76,14 @@ class BackendServer:
         self.runtime = runtime
         self._services = services
         self._health = AsyncHealthServicer()
+        self._forwarders = ForwarderTrust.from_settings(runtime.settings)
         # Order matters: the span opens first, metrics then see every outcome, auth runs next, and
         # unexpected errors are turned into a plain INTERNAL closest to the handler.
         self._server = grpc.aio.server(
             interceptors=[
                 aio_server_interceptor(tracer_provider=runtime.telemetry.tracer_provider),  # type: ignore[no-untyped-call]
                 MetricsInterceptor(GrpcServerMetrics(runtime.registry)),
+                ForwardingInterceptor(self._forwarders),
                 authenticator,
                 TextGuardInterceptor(),
                 ErrorInterceptor(),
@@ -118,6 +122,7 @@ class BackendServer:
         else:
             self.port = self._server.add_secure_port(settings.address, credentials)
         await self._server.start()
+        self._forwarders.log_at_start(mtls=settings.tls_client_ca_file is not None)
         await self.monitor.check_once()  # publish a real status before the first client asks
         self._tasks.append(asyncio.create_task(self.monitor.run(), name="health-monitor"))
         log.info(

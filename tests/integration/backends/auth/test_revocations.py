@@ -1,8 +1,10 @@
 """Revocations in auth's database on SQLite and PostgreSQL: written with their events, applied by the
-``user.deleted`` handler even while Redis is down, and copied back to a Redis that lost its memory."""
+``user.deleted`` and ``user.updated`` handlers even while Redis is down, and copied back to a Redis that
+lost its memory."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 import uuid
@@ -12,13 +14,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from backends.auth import models
 from backends.auth.refresh_tokens import RefreshTokens
-from backends.auth.revocations import RedisRefill, RevocationStore
+from backends.auth.revocations import Mark, RedisRefill, RevocationStore
 from backends.auth.store import CredentialStore
 from backends.auth.user_events import UserEventHandlers
+from harness.events import eventually
 from harness.stores.auth import DIALECTS, auth_database
 from infra.local import LocalRedis
 from infra.procs import free_port
@@ -156,3 +159,111 @@ async def test_an_empty_redis_is_refilled_from_the_table(db: Database, own_redis
         assert not await refill.refill_if_empty()  # already filled: nothing to do
     finally:
         await redis.aclose()
+
+
+async def _credential(db: Database, tenant: str, user_id: str, roles: tuple[str, ...]) -> None:
+    async with db.write() as session:
+        await CredentialStore(db.dialect).add(
+            session,
+            user_id=user_id,
+            tenant_id=tenant,
+            username=f"u{user_id[:8]}",
+            email=f"u{user_id[:8]}@example.com",
+            password_hash=HASH,
+            roles=roles,
+        )
+
+
+def _updated(tenant: str, user_id: str, roles: list[str]) -> events_pb2.Event:
+    event = events_pb2.Event(event_id=str(uuid.uuid4()), type="user.updated", tenant_id=tenant)
+    event.user.CopyFrom(
+        users_pb2.User(
+            id=user_id,
+            tenant_id=tenant,
+            username=f"u{user_id[:8]}",
+            email=f"u{user_id[:8]}@example.com",
+            roles=roles,
+            is_active=True,
+        )
+    )
+    return event
+
+
+def _handlers(db: Database, redis: Redis) -> UserEventHandlers:
+    refresh = RefreshTokens(
+        idle=timedelta(days=1), absolute=timedelta(days=2), reuse_grace=timedelta(seconds=1)
+    )
+    return UserEventHandlers(CredentialStore(db.dialect), refresh, store(), redis)
+
+
+async def test_a_change_of_roles_ends_the_users_sessions_and_the_same_roles_do_not(db: Database) -> None:
+    tenant, user_id = f"t-{secrets.token_hex(6)}", str(uuid.uuid4())
+    await _credential(db, tenant, user_id, ("admin", "user"))
+    down = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
+    handlers = _handlers(db, down)
+    try:
+        async with db.write() as session:
+            await handlers.on_user_updated(session, _updated(tenant, user_id, ["user"]))
+        # A login right after the change gets a whole second (iat) later than the mark: it lives.
+        [mark] = [m for m in await _live(db) if m.key == user_id]
+        assert int(time.time()) > mark.valid_after
+        async with db.write() as session:  # the same roles, in another order: nobody is logged out
+            await handlers.on_user_updated(session, _updated(tenant, user_id, ["user"]))
+        async with db.write() as session:
+            await handlers.on_user_updated(session, _updated(tenant, user_id, ["admin", "user"]))
+        async with db.write() as session:
+            await handlers.on_user_updated(session, _updated(tenant, user_id, ["user", "admin"]))
+    finally:
+        await down.aclose()
+    assert [r.kind for r in await revocation_events(db, user_id)] == ["user", "user"]
+
+
+async def _live(db: Database) -> list[Mark]:
+    async with db.read() as session:
+        return await RevocationStore.live(session)
+
+
+async def test_a_login_reading_the_credential_waits_for_a_role_change_in_flight(db: Database) -> None:
+    """A login or refresh reads the roles it issues under the credential's lock: while the change's
+    transaction (and its "valid after" mark) is open it waits, then issues the new roles — never the
+    old ones in a token newer than the mark."""
+    if db.dialect == "sqlite":
+        pytest.skip("SQLite runs one write transaction at a time: there is nothing to interleave")
+    tenant, user_id = f"t-{secrets.token_hex(6)}", str(uuid.uuid4())
+    await _credential(db, tenant, user_id, ("admin", "user"))
+    down = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
+    handlers, applied, release = _handlers(db, down), asyncio.Event(), asyncio.Event()
+
+    async def change_roles() -> None:
+        async with db.write() as session:
+            await handlers.on_user_updated(session, _updated(tenant, user_id, ["user"]))
+            applied.set()
+            await release.wait()  # the consumer's transaction is still open
+
+    async def login_reads() -> tuple[str, ...]:
+        async with db.write() as session:
+            credential = await CredentialStore(db.dialect).get(session, user_id, lock="update")
+            assert credential is not None
+            return credential.roles
+
+    async def login_waits() -> bool:
+        async with db.read() as session:
+            waiting = await session.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+            return bool(waiting.scalar_one())
+
+    try:
+        change = asyncio.create_task(change_roles())
+        await asyncio.wait_for(applied.wait(), 30)
+        login = asyncio.create_task(login_reads())
+        await eventually(login_waits, timeout=30, what="the login to wait for the credential's lock")
+        release.set()
+        await change
+        assert await login == ("user",)
+    finally:
+        release.set()
+        await down.aclose()

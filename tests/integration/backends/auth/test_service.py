@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import secrets
 import threading
 import time
 import uuid
@@ -16,8 +17,10 @@ from typing import Any
 import grpc
 import jwt
 import pytest
+from redis import Redis as SyncRedis
 
 from backends.auth.events import USERS_TOPIC
+from backends.auth.lockout import LoginThrottle
 from backends.users.events import USERS
 from harness.auth import ADMIN_PASSWORD, AuthStack, auth_stack_fixture
 from harness.events import started_broker
@@ -349,7 +352,7 @@ def test_bootstrap_admin_logs_in_with_the_configured_password(stack: AuthStack) 
 
 def test_audit_events_carry_who_and_where(stack: AuthStack, tenant: str, infra: InfraEnv) -> None:
     user = stack.register(tenant, "max", PASSWORD).user
-    stack.login(tenant, "max", PASSWORD, **{"x-request-id": "req-audit-1", "x-client-ip": "203.0.113.9"})
+    stack.login(tenant, "max", PASSWORD, **{"x-request-id": "req-audit-1", **stack.as_gateway("203.0.113.9")})
     rpc_error(lambda: stack.login(tenant, "max", "wrong-password-2"))
     events = asyncio.run(
         read_topic(infra.kafka_bootstrap, "portico.auth.v1", lambda e: e.tenant_id == tenant, want=3)
@@ -361,6 +364,42 @@ def test_audit_events_carry_who_and_where(stack: AuthStack, tenant: str, infra: 
     assert (ok.auth_audit.user_id, ok.actor.client_ip) == (user.id, "203.0.113.9")
 
 
+def _ip_key(ip: str) -> str:
+    key = LoginThrottle.ip_key(ip)
+    assert key is not None
+    return key
+
+
+def test_a_direct_caller_cannot_choose_the_client_ip_of_its_failed_logins(
+    stack: AuthStack, tenant: str, infra: InfraEnv
+) -> None:
+    """A forged x-client-ip without the forwarding secret counts against the caller's own address, and
+    the audit trail names that address; the gateway's (with the secret) is believed."""
+    forged, forwarded = (f"198.18.{secrets.randbelow(256)}.{secrets.randbelow(254) + 1}" for _ in range(2))
+    redis = SyncRedis.from_url(infra.redis_url)
+    peer_key, forged_key, forwarded_key = (_ip_key(ip) for ip in ("127.0.0.1", forged, forwarded))
+    stack.register(tenant, "omar", PASSWORD)
+    try:
+        counted_before = set(redis.zrange(peer_key, 0, -1))
+        metadata = {"x-request-id": "req-forged-1", "x-client-ip": forged}
+        rpc_error(lambda: stack.login(tenant, "omar", "wrong-password-3", **metadata))
+        assert set(redis.zrange(peer_key, 0, -1)) - counted_before  # a new failure of the peer's
+        assert not redis.exists(forged_key)
+        rpc_error(lambda: stack.login(tenant, "omar", "wrong-password-4", **stack.as_gateway(forwarded)))
+        assert redis.exists(forwarded_key)
+    finally:
+        redis.close()
+    [failed] = asyncio.run(
+        read_topic(
+            infra.kafka_bootstrap,
+            "portico.auth.v1",
+            lambda e: e.tenant_id == tenant and e.actor.request_id == "req-forged-1",
+            want=1,
+        )
+    )
+    assert (failed.type, failed.actor.client_ip) == ("login.failed", "127.0.0.1")
+
+
 def test_the_profile_event_names_the_end_client_not_the_auth_backend(
     stack: AuthStack, tenant: str, infra: InfraEnv
 ) -> None:
@@ -370,7 +409,7 @@ def test_the_profile_event_names_the_end_client_not_the_auth_backend(
             auth_pb2.RegisterRequest(
                 tenant_id=tenant, username="ines", email="ines@example.com", password=PASSWORD
             ),
-            metadata=(("x-request-id", "req-register-1"), ("x-client-ip", "198.51.100.23")),
+            metadata=(("x-request-id", "req-register-1"), *stack.as_gateway("198.51.100.23").items()),
             timeout=15,
         )
     events = asyncio.run(
@@ -389,7 +428,7 @@ def test_no_secret_in_any_log_line_or_event(stack: AuthStack, tenant: str, infra
     login = stack.register(tenant, "nia", secret)
     rotated = refresh(stack, login.refresh_token)
     rpc_error(lambda: stack.login(tenant, "nia", secret + "x"))
-    stack.login(tenant, "nia", secret)
+    stack.login(tenant, "nia", secret, **stack.as_gateway("192.0.2.7"))  # with the forwarding secret
     events = asyncio.run(
         read_topic(
             infra.kafka_bootstrap, "portico.auth.v1", lambda e: e.tenant_id == tenant, want=4, raw=True
@@ -407,6 +446,7 @@ def test_no_secret_in_any_log_line_or_event(stack: AuthStack, tenant: str, infra
         "rotated refresh token": rotated.refresh_token,
         "access token signature": login.access_token.rsplit(".", 1)[1],
         "argon2 hash": "$argon2id$",
+        "forwarding secret": stack.env["PORTICO_FORWARDING_SECRET"],
     }
     for name, needle in needles.items():
         assert needle.encode() not in haystack, f"a {name} leaked"

@@ -335,3 +335,36 @@ def test_reads_see_every_change_through_the_cache(
 
 def metrics_value(users_backend: UsersBackend, result: str) -> float:
     return users_backend.metric("portico_cache_requests_total", {"cache": "users", "result": result})
+
+
+def test_a_change_of_roles_ends_the_users_sessions_at_once(
+    users_backend: UsersBackend, stub: users_pb2_grpc.UserServiceStub, tenant: str
+) -> None:
+    _, admin_token = users_backend.admin(tenant)
+    hank = users_backend.create_user(
+        admin_token, email="hank@example.com", username="hank", roles=["admin", "user"]
+    )
+    hank_token = users_backend.token(hank)
+    assert call(users_backend, stub.GetMe, users_pb2.GetMeRequest(), hank_token).user.id == hank["id"]
+    demote = users_pb2.UpdateUserRequest(user_id=hank["id"], roles=["user"])
+    assert call(users_backend, stub.UpdateUser, demote, admin_token).user.roles == ["user"]
+    # His token still says admin: it stops working at once, so he cannot promote himself back.
+    assert code_of(users_backend, stub.GetMe, users_pb2.GetMeRequest(), hank_token) == Code.UNAUTHENTICATED
+    promote = users_pb2.UpdateUserRequest(user_id=hank["id"], roles=["admin", "user"])
+    assert code_of(users_backend, stub.UpdateUser, promote, hank_token) == Code.UNAUTHENTICATED
+
+
+def test_a_change_that_keeps_the_roles_keeps_the_sessions(
+    users_backend: UsersBackend, stub: users_pb2_grpc.UserServiceStub, tenant: str
+) -> None:
+    _, admin_token = users_backend.admin(tenant)
+    ivy = users_backend.create_user(
+        admin_token, email="ivy@example.com", username="ivy", roles=["admin", "user"]
+    )
+    ivy_token = users_backend.token(ivy)
+    for change in (
+        users_pb2.UpdateUserRequest(user_id=ivy["id"], first_name="Ivy"),
+        users_pb2.UpdateUserRequest(user_id=ivy["id"], roles=["user", "admin"], last_name="Ives"),
+    ):
+        call(users_backend, stub.UpdateUser, change, admin_token)
+    assert call(users_backend, stub.GetMe, users_pb2.GetMeRequest(), ivy_token).user.last_name == "Ives"

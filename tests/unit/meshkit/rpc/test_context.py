@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import cast
 
 import grpc
 import pytest
+from pydantic import SecretStr
 
-from meshkit.rpc.context import Context, actor, client_ip, metadata_value
+from meshkit.rpc.context import Context, actor, client_ip, forwarded_by_trusted, metadata_value
+from meshkit.rpc.forwarding import ForwarderTrust, forwarder_metadata
+from meshkit.rpc.interceptors.forwarding import ForwardingInterceptor
 from stubs.events.v1 import events_pb2
 
 
@@ -37,6 +40,14 @@ def test_metadata_value_is_the_first_text_value_or_empty() -> None:
     assert metadata_value(ctx, "absent") == ""
 
 
+@pytest.fixture
+def trusted() -> Iterator[None]:
+    """The call comes from a trusted forwarder (what the forwarding interceptor decides per call)."""
+    reset = forwarded_by_trusted.set(True)
+    yield
+    forwarded_by_trusted.reset(reset)
+
+
 @pytest.mark.parametrize(
     ("metadata", "peer", "expected"),
     [
@@ -47,12 +58,18 @@ def test_metadata_value_is_the_first_text_value_or_empty() -> None:
         ([("x-client-ip", "9" * 100)], "", "9" * 64),  # caller-supplied: bounded
     ],
 )
-def test_client_ip_is_the_forwarded_address_else_the_peer(
+@pytest.mark.usefixtures("trusted")
+def test_a_trusted_forwarders_address_wins_else_the_peer(
     metadata: list[tuple[str, str]], peer: str, expected: str
 ) -> None:
     assert client_ip(context(metadata, peer)) == expected
 
 
+def test_an_untrusted_callers_forwarded_address_is_ignored() -> None:
+    assert client_ip(context([("x-client-ip", "203.0.113.9")], "ipv4:192.0.2.1:40000")) == "192.0.2.1"
+
+
+@pytest.mark.usefixtures("trusted")
 def test_actor_names_the_user_the_request_and_the_client() -> None:
     ctx = context([("x-request-id", "r" * 200), ("x-client-ip", "198.51.100.4")])
     assert actor(ctx, "u-1") == events_pb2.Actor(
@@ -62,6 +79,7 @@ def test_actor_names_the_user_the_request_and_the_client() -> None:
 
 
 SERVICE = "portico.test.Who"
+SECRET = "forwarding-secret-for-tests"  # noqa: S105 (a test value)
 
 
 @pytest.fixture
@@ -69,7 +87,7 @@ async def who() -> AsyncIterator[grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]]
     async def handler(request: bytes, context: Context) -> bytes:
         return actor(context, request.decode()).SerializeToString()
 
-    server = grpc.aio.server()
+    server = grpc.aio.server(interceptors=[ForwardingInterceptor(ForwarderTrust(SECRET.encode()))])
     server.add_generic_rpc_handlers(
         (
             grpc.method_handlers_generic_handler(
@@ -84,12 +102,23 @@ async def who() -> AsyncIterator[grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]]
     await server.stop(None)
 
 
-async def test_a_real_call_gives_its_peer_and_forwarded_metadata(
+async def test_a_real_call_gives_its_peer_and_a_trusted_forwarders_metadata(
     who: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes],
 ) -> None:
     direct = events_pb2.Actor.FromString(await who(b"u-7"))
     assert (direct.user_id, direct.request_id, direct.client_ip) == ("u-7", "", "127.0.0.1")
+    forged = events_pb2.Actor.FromString(
+        await who(b"", metadata=(("x-request-id", "req-8"), ("x-client-ip", "203.0.113.5")))
+    )
+    assert (forged.request_id, forged.client_ip) == ("req-8", "127.0.0.1")  # no secret: its peer
     forwarded = events_pb2.Actor.FromString(
-        await who(b"", metadata=(("x-request-id", "req-9"), ("x-client-ip", "203.0.113.5")))
+        await who(
+            b"",
+            metadata=(
+                ("x-request-id", "req-9"),
+                ("x-client-ip", "203.0.113.5"),
+                *forwarder_metadata(SecretStr(SECRET)),
+            ),
+        )
     )
     assert (forwarded.user_id, forwarded.request_id, forwarded.client_ip) == ("", "req-9", "203.0.113.5")
