@@ -223,12 +223,12 @@ async def _live(db: Database) -> list[Mark]:
         return await RevocationStore.live(session)
 
 
+# PostgreSQL only: SQLite runs one write transaction at a time, so there is nothing to interleave.
+@pytest.mark.parametrize("db", [pytest.param("postgresql", marks=pytest.mark.infra)], indirect=True)
 async def test_a_login_reading_the_credential_waits_for_a_role_change_in_flight(db: Database) -> None:
     """A login or refresh reads the roles it issues under the credential's lock: while the change's
     transaction (and its "valid after" mark) is open it waits, then issues the new roles — never the
     old ones in a token newer than the mark."""
-    if db.dialect == "sqlite":
-        pytest.skip("SQLite runs one write transaction at a time: there is nothing to interleave")
     tenant, user_id = f"t-{secrets.token_hex(6)}", str(uuid.uuid4())
     await _credential(db, tenant, user_id, ("admin", "user"))
     down = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
