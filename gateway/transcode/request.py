@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from gateway.transcode.body import bind_object, check_value
+from gateway.transcode.body import INVALID_BODY, bind_object, check_value
 from gateway.transcode.fields import descriptor_of, field_named, is_map, is_repeated, set_from_text
 from gateway.transcode.json_depth import MAX_JSON_DEPTH, nesting_exceeds
 from gateway.transcode.violations import FieldViolation, TranscodeError
@@ -37,9 +37,30 @@ def parse_json(raw: bytes, max_depth: int = MAX_JSON_DEPTH) -> object:
     if nesting_exceeds(raw, max_depth):
         raise TranscodeError(f"Request body is nested too deeply (at most {max_depth} levels)")
     try:
-        return json.loads(raw.decode("utf-8"))
+        return json.loads(raw.decode("utf-8"), object_pairs_hook=_object_without_duplicates)
+    except _DuplicateKey as duplicate:
+        raise TranscodeError(INVALID_BODY, [(duplicate.key, "given twice")]) from None
     except (UnicodeDecodeError, ValueError):
         raise TranscodeError("Request body is not valid JSON") from None
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice: readers disagree on which value wins (Python keeps the
+    last, others the first), so a proxy in front could check one value while the backend gets another."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
 
 
 def build_request(

@@ -525,3 +525,17 @@ def test_a_body_nested_as_deep_as_the_limit_is_parsed() -> None:
     assert list(built.roles) == ["admin"]
     with pytest.raises(TranscodeError, match="nested too deeply"):
         build_request(users_pb2.CreateUserRequest, body_rule="*", body=raw, max_depth=1)
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b'{"username": "ann", "username": "bob"}', "username"),
+        (b'{"first_name": "a", "roles": ["x"], "first_name": "a"}', "first_name"),
+    ],
+)
+def test_a_key_given_twice_is_refused_not_last_one_wins(raw: bytes, field: str) -> None:
+    with pytest.raises(TranscodeError) as caught:
+        build_request(users_pb2.CreateUserRequest, body_rule="*", body=raw)
+    assert caught.value.message == "Invalid request body"
+    assert caught.value.violations == [(field, "given twice")]
