@@ -57,13 +57,21 @@ def public_methods(service_names: Iterable[str]) -> frozenset[str]:
     return frozenset(found)
 
 
-def bearer_token(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:
-    for key, value in metadata or ():
-        if key == "authorization" and isinstance(value, str):
-            scheme, _, token = value.partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
-    return None
+# Two ``authorization`` entries are ambiguous (a proxy in front may have checked the other one): refused
+# as the gateway refuses two Authorization headers, never resolved by picking one.
+AMBIGUOUS = object()
+
+
+def bearer_token(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | object | None:
+    """The bearer token of a call; None without one; :data:`AMBIGUOUS` when there is more than one
+    ``authorization`` entry."""
+    values = [value for key, value in metadata or () if key == "authorization"]
+    if len(values) > 1:
+        return AMBIGUOUS
+    if not values or not isinstance(values[0], str):
+        return None
+    scheme, _, token = values[0].partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 class AuthInterceptor(WrappingInterceptor):
@@ -88,8 +96,11 @@ class AuthInterceptor(WrappingInterceptor):
     def applies(self, details: grpc.HandlerCallDetails) -> bool:
         return not (details.method in self._public or details.method.startswith(_ALWAYS_OPEN))
 
-    async def _authenticate(self, token: str | None, context: Context) -> Principal:
-        if token is None:
+    async def _authenticate(self, token: str | object | None, context: Context) -> Principal:
+        if token is AMBIGUOUS:
+            self._rejections.labels("invalid").inc()
+            await abort(context, grpc.StatusCode.UNAUTHENTICATED, "more than one authorization entry")
+        if not isinstance(token, str):
             self._rejections.labels("missing").inc()
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, "missing bearer token")
         try:

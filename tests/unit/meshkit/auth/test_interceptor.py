@@ -11,7 +11,7 @@ import grpc
 import pytest
 from prometheus_client import Counter
 
-from meshkit.auth.interceptor import AuthInterceptor
+from meshkit.auth.interceptor import AMBIGUOUS, AuthInterceptor, bearer_token
 from meshkit.auth.revocation import RevocationChecker
 from meshkit.auth.revocation_set import JTI, RevocationSet
 from meshkit.auth.tokens import Principal, TokenVerifier
@@ -67,3 +67,21 @@ async def test_without_redis_the_loaded_set_decides(served: tuple[grpc.aio.Chann
     local.add(JTI, "revoked", time.time() + 60)
     assert await call(channel, "fine") == grpc.StatusCode.OK
     assert await call(channel, "revoked") == grpc.StatusCode.UNAUTHENTICATED
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        ((("authorization", "Bearer abc"),), "abc"),
+        ((("authorization", "bearer  abc "),), "abc"),
+        ((("authorization", "Basic abc"),), None),
+        ((("authorization", "Bearer "),), None),
+        ((("x-request-id", "r1"),), None),
+        ((), None),
+        # Two entries are refused, whichever is valid: a proxy in front may have checked the other one.
+        ((("authorization", "Bearer abc"), ("authorization", "Bearer def")), AMBIGUOUS),
+        ((("authorization", "Bearer abc"), ("authorization", "Basic x")), AMBIGUOUS),
+    ],
+)
+def test_the_bearer_token_of_a_call(metadata: tuple[tuple[str, str], ...], expected: object) -> None:
+    assert bearer_token(metadata) == expected
