@@ -107,14 +107,15 @@ class TokenVerifier:
         roles = claims["roles"]
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise InvalidToken("roles is not a list of strings")
-        if not isinstance(claims["sub"], str) or not isinstance(claims["tenant_id"], str):
-            raise InvalidToken("sub and tenant_id must be strings")
+        # Empty ids name nobody: a revocation mark keyed on an empty jti or sub would match every such token.
+        if not all(isinstance(claims[name], str) and claims[name] for name in ("sub", "tenant_id", "jti")):
+            raise InvalidToken("sub, tenant_id and jti must be non-empty strings")
         return Principal(
             sub=claims["sub"],
             tenant_id=claims["tenant_id"],
             email=str(claims.get("email", "")),
             roles=frozenset(roles),
-            jti=str(claims["jti"]),
+            jti=claims["jti"],
             issued_at=float(claims["iat"]),
             expires_at=float(claims["exp"]),
             token=token,

@@ -169,3 +169,15 @@ async def test_fractional_times_are_numeric_dates(issuer: TokenIssuer, verifier:
     principal = await verifier.verify(_with(issuer, iat=now - 0.25, nbf=now - 0.5, exp=now + 300.5))
     assert principal.expires_at == pytest.approx(now + 300.5)
     assert principal.issued_at == pytest.approx(now - 0.25)
+
+
+ID_CASES = [(claim, value) for claim in ("sub", "tenant_id", "jti") for value in ("", 12345, None, ["x"])]
+
+
+@pytest.mark.parametrize(("claim", "value"), ID_CASES, ids=[f"{c}-{v!r}" for c, v in ID_CASES])
+async def test_an_id_claim_that_is_not_a_non_empty_string_is_refused(
+    issuer: TokenIssuer, verifier: TokenVerifier, claim: str, value: object
+) -> None:
+    """An empty id names nobody, and a revocation keyed on it would be keyed on nothing."""
+    with pytest.raises(InvalidToken):
+        await verifier.verify(_with(issuer, **{claim: value}))
