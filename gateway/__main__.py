@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
+import socket
 import ssl
 from types import FrameType
 from typing import Any
@@ -11,9 +14,10 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.config import GatewaySettings
+from gateway.drain import Draining
 from gateway.header_timeout import protocol_with_header_timeout
 from meshkit.rpc.channels import channel_credentials
-from meshkit.shutdown import ShutdownDeadline
+from meshkit.shutdown import ShutdownDeadline, accept_lead
 from observability.telemetry import setup_telemetry
 
 
@@ -40,18 +44,28 @@ def tls_options(settings: GatewaySettings) -> dict[str, Any]:
 
 
 class GatewayServer(uvicorn.Server):
-    """uvicorn's server, with the shutdown deadline armed by the first SIGTERM or SIGINT: in-flight requests
-    get the grace (uvicorn's graceful timeout), and the process exits within the grace plus two seconds
-    even if closing the connections or the lifespan's clients hangs."""
+    """uvicorn's server, with the shutdown deadline armed by the first SIGTERM or SIGINT: requests already
+    sent are answered for a short lead (each answer closing its connection, :mod:`gateway.drain`), then
+    in-flight requests get the rest of the grace (uvicorn's graceful timeout), and the process exits within
+    the grace plus two seconds even if closing the connections or the lifespan's clients hangs."""
 
-    def __init__(self, config: uvicorn.Config, deadline: ShutdownDeadline) -> None:
+    def __init__(
+        self, config: uvicorn.Config, deadline: ShutdownDeadline, draining: Draining | None = None
+    ) -> None:
         super().__init__(config)
         self.deadline = deadline
+        self.draining = draining
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.deadline.arm()
         self.deadline.enter("uvicorn shutdown (open requests, then the lifespan's clients)")
         super().handle_exit(sig, frame)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.draining is not None and not self.force_exit:
+            self.draining.start()
+            await asyncio.sleep(accept_lead(self.deadline.grace))
+        await super().shutdown(sockets)
 
 
 def main() -> None:
@@ -67,8 +81,10 @@ def main() -> None:
     # The Kafka readiness probe reports an unreachable broker through /ready; aiokafka's own
     # connection errors would repeat that on every probe.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    draining = Draining(create_app(settings))
+    lead = accept_lead(settings.shutdown_grace)
     config = uvicorn.Config(
-        create_app(settings),
+        draining,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
@@ -78,12 +94,13 @@ def main() -> None:
         access_log=False,
         proxy_headers=False,  # X-Forwarded-For is trusted only from configured proxies, by the gateway
         server_header=False,  # no `server: uvicorn`: the gateway names no software (nor its version)
-        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace)),
+        # The drain lead comes out of the grace (uvicorn counts whole seconds).
+        timeout_graceful_shutdown=max(1, math.floor(settings.shutdown_grace - lead)),
         **tls,
     )
     deadline = ShutdownDeadline(settings.shutdown_grace)
     try:
-        GatewayServer(config, deadline).run()
+        GatewayServer(config, deadline, draining).run()
     finally:
         with deadline.step("telemetry shutdown (span export)"):
             telemetry.shutdown()

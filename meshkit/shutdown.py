@@ -32,6 +32,12 @@ RESERVE = 0.5  # kept back from bounded steps, so a normal exit beats the watchd
 EXIT_CODE = 70  # EX_SOFTWARE: the shutdown did not finish by itself
 
 
+def accept_lead(grace: float) -> float:
+    """Seconds a stopping server still takes the requests already sent to it before it stops accepting (a
+    share of a short grace): a request in flight when the signal arrives is answered, not cut off."""
+    return min(0.5, grace / 4)
+
+
 class ShutdownDeadline:
     """The deadline of one process's shutdown: ``grace`` for in-flight work, then ``margin`` for the rest."""
 

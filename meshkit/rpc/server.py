@@ -43,7 +43,7 @@ from meshkit.rpc.interceptors.text_guard import TextGuardInterceptor
 from meshkit.rpc.probes import kafka_dependency, redis_dependency
 from meshkit.rpc.runtime import BackendSpec, Runtime, S, Service
 from meshkit.rpc.tls import server_credentials
-from meshkit.shutdown import ShutdownDeadline, exit_now
+from meshkit.shutdown import ShutdownDeadline, accept_lead, exit_now
 from observability.telemetry import setup_telemetry
 
 log = logging.getLogger(__name__)
@@ -51,11 +51,6 @@ log = logging.getLogger(__name__)
 # Images are up to MAX_IMAGE_BYTES; the message limit leaves room for the rest of the request.
 MAX_MESSAGE_BYTES = GRPC_MAX_MESSAGE_BYTES
 CLOSE_CAP = 1.0  # seconds one client close may take during shutdown
-
-
-def _accept_lead(grace: float) -> float:
-    """Seconds a stopping server still takes calls before it stops accepting (a share of a short grace)."""
-    return min(0.5, grace / 4)
 
 
 def new_registry() -> CollectorRegistry:
@@ -152,7 +147,7 @@ class BackendServer:
         # gRPC's stop cancels the calls it has received but not yet handed to us (they are queued while the
         # event loop is busy): a call sent just before the signal would end CANCELLED. Keep accepting for a
         # moment, so every call already on its way is taken (and finished within the grace) first.
-        await deadline.bounded("accepting the calls already sent", asyncio.sleep(_accept_lead(grace)))
+        await deadline.bounded("accepting the calls already sent", asyncio.sleep(accept_lead(grace)))
         # grpc's own stop cancels the calls still running at the grace; the bound covers a stop that hangs.
         await deadline.bounded("grpc server stop (in-flight calls)", self._server.stop(grace), grace + 1.0)
         for task in self._tasks:
