@@ -8,6 +8,8 @@ short lead after the signal the gateway keeps reading and answering, and every a
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -16,10 +18,10 @@ class Draining:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.active = False
+        self.started = asyncio.Event()
 
     def start(self) -> None:
-        self.active = True
+        self.started.set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -27,7 +29,7 @@ class Draining:
             return
 
         async def send_closing(message: Message) -> None:
-            if self.active and message["type"] == "http.response.start":
+            if self.started.is_set() and message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != b"connection"]
                 message = {**message, "headers": [*headers, (b"connection", b"close")]}
             await send(message)
