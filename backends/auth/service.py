@@ -4,8 +4,9 @@ Credentials and refresh tokens only — profiles stay in the users backend, reac
 short-lived ``service`` token. Auth's copy of a profile (roles, active) follows the users backend's
 events, so a login or a refresh asks the users backend itself before issuing a token: a user deleted,
 deactivated or demoted a moment ago gets no token (or none with the old roles), and when the users
-backend cannot answer, neither does auth (UNAVAILABLE). Every failed login answers the same message after the same amount of work
-(an unknown user or a locked account still costs one password verification). Audit events go through
+backend cannot answer, neither does auth (UNAVAILABLE). Every failed login answers the same message
+after the same amount of work (an unknown user or a locked account still costs one password
+verification). Audit events go through
 the outbox in the same transaction as the change they describe.
 """
 
