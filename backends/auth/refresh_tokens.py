@@ -163,6 +163,22 @@ class RefreshTokens:
         # matters is whether the family is still alive, i.e. whether a replay could still gain anything.
         return await self._spent(session, presented_hash, row.used_at, ids, now)
 
+    async def owner(self, session: AsyncSession, presented: str) -> tuple[str, str] | None:
+        """The ``(user_id, tenant_id)`` of the family ``presented`` belongs to, spent or live; no lock.
+
+        Read before a refresh so that the user can be checked with the users backend outside the
+        transaction that rotates (and locks) the token."""
+        if not presented or len(presented) > _MAX_PRESENTED:
+            return None
+        row = (
+            await session.execute(
+                select(_f.user_id, _f.tenant_id)
+                .join_from(refresh_tokens, refresh_families)
+                .where(_t.token_hash == hash_token(presented))
+            )
+        ).first()
+        return (row.user_id, row.tenant_id) if row else None
+
     async def revoke_family(self, session: AsyncSession, family_id: str, reason: str, now: datetime) -> None:
         """Revoke every token of the family; a family revoked already keeps its first reason."""
         await session.execute(

@@ -1,14 +1,19 @@
 """gRPC handlers of ``auth.v1.AuthService``: register, log in, refresh, log out, publish the keys.
 
 Credentials and refresh tokens only — profiles stay in the users backend, reached over gRPC with a
-short-lived ``service`` token. Every failed login answers the same message after the same amount of work
-(an unknown user or a locked account still costs one password verification). Audit events go through
+short-lived ``service`` token. Auth's copy of a profile (roles, active) follows the users backend's
+events, so a login or a refresh asks the users backend itself before issuing a token: a user deleted,
+deactivated or demoted a moment ago gets no token (or none with the old roles), and when the users
+backend cannot answer, neither does auth (UNAVAILABLE). Every failed login answers the same message
+after the same amount of work (an unknown user or a locked account still costs one password
+verification). Audit events go through
 the outbox in the same transaction as the change they describe.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn, cast
@@ -49,12 +54,27 @@ TOKEN_TYPE = "bearer"  # noqa: S105 (the OAuth token_type value, not a secret)
 LOGIN_FAILED = "Invalid username or password"
 REFRESH_FAILED = "Invalid token, Please login again"
 LOGOUT_PUBLISH_WAIT = 5.0  # seconds a logout waits for its revocation on the stream while Redis is away
+# Seconds a login or refresh waits for the users backend to confirm the user: one cached read there, so
+# short; well inside the gateway's deadline, which also covers the password's verification.
+PROFILE_CHECK_TIMEOUT = 2.0
 # Statuses of the users backend passed on as they are: they describe the caller's input.
 _PASS_THROUGH = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.ALREADY_EXISTS}
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _granted_roles(fresh: Sequence[str], held: Sequence[str]) -> tuple[str, ...]:
+    """The roles a new token carries: those the users backend answered (``fresh``, asked before the
+    credential's lock) that auth's copy (``held``, read under that lock) has too.
+
+    A change of roles committed between the two is either consumed already (the copy has it, and a
+    demotion shows here although the answer predates it) or waits for the lock, and its "valid after"
+    mark then ends this token. Neither source can add a role the other has withdrawn; a promotion shows
+    once both have it (the next login or refresh after auth consumed it)."""
+    kept = set(held)
+    return tuple(role for role in fresh if role in kept)
 
 
 def _login_request(request: auth_pb2.LoginRequest) -> LoginAccount | list[FieldViolation]:
@@ -139,8 +159,8 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         )
         return (("authorization", f"Bearer {token.token}"),)
 
-    async def _users_call(self, context: Context, method: Any, request: Any, tenant_id: str) -> Any:
-        metadata = (
+    def _users_metadata(self, context: Context, tenant_id: str) -> tuple[tuple[str, str], ...]:
+        return (
             *self.service_metadata(tenant_id),
             # Forwarded so the users backend's events name the end client, not this backend; users
             # believes the address from auth as it does from the gateway (meshkit.rpc.forwarding).
@@ -148,6 +168,30 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             ("x-client-ip", client_ip(context)),
             *forwarder_metadata(self._s.forwarding_secret),
         )
+
+    async def _current_profile(self, context: Context, tenant_id: str, user_id: str) -> users_pb2.User | None:
+        """The user as the users backend has it now, None once deleted; UNAVAILABLE when it cannot say.
+
+        The users backend is the source of truth: auth's copy (roles, active, disabled) follows its
+        events and lags them, so a user deleted or demoted a moment ago still looks unchanged here.
+        Its GetUser reads through a cache that is invalidated when a change commits."""
+        try:
+            found = await self._d.users.GetUser(
+                users_pb2.GetUserRequest(tenant_id=tenant_id, user_id=user_id),
+                metadata=self._users_metadata(context, tenant_id),
+                timeout=PROFILE_CHECK_TIMEOUT,
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            # "Cannot check" is neither a yes nor a no: never a token, never the 401 of a wrong password.
+            log.error("could not check the user with the users backend", extra={"code": exc.code().name})
+            await abort(context, grpc.StatusCode.UNAVAILABLE, "The user service is unavailable")
+        user: users_pb2.User = found.user
+        return user
+
+    async def _users_call(self, context: Context, method: Any, request: Any, tenant_id: str) -> Any:
+        metadata = self._users_metadata(context, tenant_id)
         try:
             return await method(request, metadata=metadata, timeout=5)
         except grpc.aio.AioRpcError as exc:
@@ -291,9 +335,21 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         if not credential.active:
             # The same answer as any failure; the right password of a deactivated account is no attack.
             await refuse("user_inactive", account, credential.user_id, count=False)
+        # Asked after the password (an unknown name or a wrong password costs the users backend
+        # nothing) and before the credential's lock (a lock is not held across a network call; see
+        # _granted_roles for why the answer still fits what is read under the lock).
+        profile = await self._current_profile(context, tenant_id, credential.user_id)
+        if profile is None:
+            # Deleted, its event not consumed yet. Not counted: the right password is no guess, and
+            # counting it would spend the client IP's budget shared with other users.
+            await refuse("user_deleted", account, credential.user_id, count=False)
+        if not profile.is_active:
+            await refuse("user_inactive", account, credential.user_id, count=False)
         await d.throttle.succeeded(tenant_id, account)
         new_hash = await d.passwords.hash(request.password) if verdict.needs_rehash else None
-        started = await self._start_login(context, credential.user_id, tenant_id, identifier, new_hash)
+        started = await self._start_login(
+            context, credential.user_id, tenant_id, identifier, new_hash, profile.roles
+        )
         if started is None:  # deleted or deactivated since the password was checked
             await refuse("user_inactive", account, credential.user_id, count=False)
         family, access = started
@@ -306,7 +362,13 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         )
 
     async def _start_login(
-        self, context: Context, user_id: str, tenant_id: str, identifier: str, new_hash: str | None
+        self,
+        context: Context,
+        user_id: str,
+        tenant_id: str,
+        identifier: str,
+        new_hash: str | None,
+        fresh_roles: Sequence[str],
     ) -> tuple[Issued, IssuedToken] | None:
         """The login's refresh-token family and access token; None when the user may not log in now.
 
@@ -337,7 +399,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                 sub=user_id,
                 tenant_id=tenant_id,
                 email=current.email,
-                roles=current.roles,
+                roles=_granted_roles(fresh_roles, current.roles),
                 sid=family.family_id,
             )
         return family, access
@@ -347,6 +409,13 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         if not presented or len(presented) > 512:
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, REFRESH_FAILED)
         d = self._d
+        # The owner is checked with the users backend before the transaction that rotates and locks
+        # (as in Login); a failed check rotates nothing, so the client keeps a token it can retry with.
+        async with d.db.read() as session:
+            owner = await d.refresh.owner(session, presented)
+        if owner is None:
+            await abort(context, grpc.StatusCode.UNAUTHENTICATED, REFRESH_FAILED)
+        profile = await self._current_profile(context, owner[1], owner[0])
         ended: list[Mark] = []
         access: IssuedToken | None = None
         async with d.db.write() as session:
@@ -359,13 +428,20 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                 result.family_id or "",
             )
             # Locked, and the token issued before the commit, as in Login: a refresh that read the roles
-            # a change is replacing issued a token older than that change's "valid after" mark. The
+            # a change is replacing issued a token older than that change's "valid after" mark; the
+            # roles are those the users backend's answer and this copy agree on (_granted_roles). The
             # family itself lives on after a change of roles: the next refresh issues the new roles.
             credential = (
                 await d.credentials.get(session, user_id, lock="share") if outcome == "rotated" else None
             )
             if outcome == "rotated" and (credential is None or credential.disabled or not credential.active):
                 await d.refresh.revoke_family(session, family_id, "user_disabled", _now())
+                outcome = "invalid"
+            if outcome in ("rotated", "race") and (profile is None or not profile.is_active):
+                # Deleted or deactivated in the users backend, its event still on the way: the family
+                # ends now (the event would end it too), the rotation with it.
+                reason = "user_deleted" if profile is None else "user_disabled"
+                await d.refresh.revoke_family(session, family_id, reason, _now())
                 outcome = "invalid"
             if outcome == "reuse":
                 # The family is revoked in the database; its access tokens die everywhere at once too.
@@ -382,7 +458,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                         reason="refresh_token_reused",
                     ),
                 )
-            elif outcome == "rotated" and credential is not None:
+            elif outcome == "rotated" and credential is not None and profile is not None:
                 await d.outbox.add(
                     session,
                     AUTH.topic,
@@ -398,7 +474,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                     sub=credential.user_id,
                     tenant_id=credential.tenant_id,
                     email=credential.email,
-                    roles=credential.roles,
+                    roles=_granted_roles(profile.roles, credential.roles),
                     sid=family_id,
                 )
         if outcome == "reuse":

@@ -24,6 +24,7 @@ from meshkit.db.database import Database
 from meshkit.db.migrations import upgrade
 from meshkit.events.outbox import Outbox
 from stubs.auth.v1 import auth_pb2
+from stubs.users.v1 import users_pb2
 
 pytestmark = pytest.mark.infra
 MIGRATIONS = REPO_ROOT / "backends" / "auth" / "migrations"
@@ -39,6 +40,14 @@ class FakeContext:
 
     async def abort(self, code: Any, details: str, *_: Any) -> None:
         raise AssertionError(f"aborted: {code} {details}")
+
+
+class FakeUsers:
+    """The users backend as a login asks it: the user exists and is active."""
+
+    async def GetUser(self, request: users_pb2.GetUserRequest, **_: Any) -> users_pb2.GetUserResponse:
+        user = users_pb2.User(id=request.user_id, tenant_id=request.tenant_id, roles=["user"], is_active=True)
+        return users_pb2.GetUserResponse(user=user)
 
 
 async def test_login_upgrades_a_hash_made_with_older_parameters(tmp_path: Path, infra: InfraEnv) -> None:
@@ -71,7 +80,7 @@ async def test_login_upgrades_a_hash_made_with_older_parameters(tmp_path: Path, 
         outbox=Outbox(models.outbox),
         revocations=RevocationStore(Outbox(models.outbox), 600),
         redis=redis,
-        users=None,  # type: ignore[arg-type]  (login does not call the users backend)
+        users=FakeUsers(),  # type: ignore[arg-type]
     )
     try:
         reply = await AuthService(deps).Login(

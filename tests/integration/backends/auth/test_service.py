@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import secrets
+import sqlite3
 import threading
 import time
 import uuid
@@ -21,8 +22,10 @@ from redis import Redis as SyncRedis
 
 from backends.auth.events import USERS_TOPIC
 from backends.auth.lockout import LoginThrottle
+from backends.users.cache import UserCache
 from backends.users.events import USERS
 from harness.auth import ADMIN_PASSWORD, AuthStack, auth_stack_fixture
+from harness.backends import SERVING, spawn_backend
 from harness.events import started_broker
 from harness.infra import InfraEnv
 from harness.kafka import read_topic
@@ -545,3 +548,98 @@ def test_the_lockout_counts_against_the_account_not_the_name_it_has(
     )
     reply = strict_stack.login(tenant, "bob", PASSWORD)
     assert jwt.decode(reply.access_token, options={"verify_signature": False})["sub"] == bob.id
+
+
+# -- the users backend decides, not auth's copy of the profile (issue 14) --------------------------------
+# Auth's copy follows the users backend's events. To leave no race, these tests change the profile in
+# the users backend's database and drop its cache entry (what a committed change does) with no event:
+# auth, as it would before consuming one, can only learn of the change by asking.
+
+
+def change_without_event(
+    stack: AuthStack, infra: InfraEnv, tenant: str, user_id: str, **columns: str
+) -> None:
+    db = sqlite3.connect(stack.log_dir / "run" / "users.db")
+    try:
+        with db:
+            assignments = ", ".join(f"{name} = ?" for name in columns)
+            changed = db.execute(f"UPDATE users SET {assignments} WHERE id = ?", (*columns.values(), user_id))  # noqa: S608 (test-chosen column names)
+            assert changed.rowcount == 1
+    finally:
+        db.close()
+    key = UserCache.key(tenant, user_id)
+    with SyncRedis.from_url(infra.redis_url) as redis:
+        redis.incr(f"{key}:gen")
+        redis.delete(key)
+
+
+def roles_of(token: str) -> list[str]:
+    roles: list[str] = jwt.decode(token, options={"verify_signature": False})["roles"]
+    return roles
+
+
+def test_a_deleted_user_cannot_log_in_or_refresh_before_auth_hears_of_it(
+    stack: AuthStack, tenant: str, infra: InfraEnv
+) -> None:
+    login = stack.register(tenant, "uma", PASSWORD)
+    change_without_event(stack, infra, tenant, login.user.id, deleted_at="2026-01-01 00:00:00.000000")
+    refused = rpc_error(lambda: stack.login(tenant, "uma", PASSWORD))
+    assert (refused.code(), refused.details()) == (Code.UNAUTHENTICATED, "Invalid username or password")
+    spent = rpc_error(lambda: refresh(stack, login.refresh_token))
+    assert (spent.code(), spent.details()) == (Code.UNAUTHENTICATED, "Invalid token, Please login again")
+
+
+def test_a_demoted_admin_logs_in_with_the_new_roles_at_once(stack: AuthStack, infra: InfraEnv) -> None:
+    tenant, name = "default", f"vic-{uuid.uuid4().hex[:6]}"  # the bootstrap admin's tenant
+    login = stack.register(tenant, name, PASSWORD)
+    admin_token = bootstrap_admin_token(stack)
+    channel, users = stack.users()
+    with channel:
+        users.UpdateUser(
+            users_pb2.UpdateUserRequest(user_id=login.user.id, roles=["admin", "user"]),
+            metadata=(("authorization", f"Bearer {admin_token}"),),
+            timeout=10,
+        )
+        wait_until(
+            lambda: "admin" in roles_of(stack.login(tenant, name, PASSWORD).access_token),
+            30,
+            "auth to apply the promotion",
+        )
+        before_demotion = stack.login(tenant, name, PASSWORD)
+    change_without_event(stack, infra, tenant, login.user.id, roles='["user"]')  # auth's copy: admin
+    assert roles_of(stack.login(tenant, name, PASSWORD).access_token) == ["user"]
+    # A refresh of a login from before the demotion issues the new roles too.
+    assert roles_of(refresh(stack, before_demotion.refresh_token).access_token) == ["user"]
+
+
+# Last in the module: it stops the stack's users backend (and starts it again).
+def test_login_and_refresh_answer_unavailable_while_users_is_down(stack: AuthStack, tenant: str) -> None:
+    login = stack.register(tenant, "wes", PASSWORD)
+    users = stack.backends["users"]
+    port = int(users.target.rsplit(":", 1)[1])
+    users.stop()
+    try:
+        down = rpc_error(lambda: stack.login(tenant, "wes", PASSWORD))
+        assert (down.code(), down.details()) == (Code.UNAVAILABLE, "The user service is unavailable")
+        not_refreshed = rpc_error(lambda: refresh(stack, login.refresh_token))
+        assert not_refreshed.code() == Code.UNAVAILABLE
+        # A wrong password is still a wrong password: it needs no word from users.
+        wrong = rpc_error(lambda: stack.login(tenant, "wes", "not-the-password"))
+        assert wrong.code() == Code.UNAUTHENTICATED
+    finally:
+        again = spawn_backend("users", stack.env, stack.log_dir, port=port)
+        stack.backends["users"] = again
+        wait_until(lambda: again.health() == SERVING, 90, "users SERVING again")
+
+    meanwhile: list[Code] = []
+
+    def refreshes() -> bool:
+        try:
+            return bool(refresh(stack, login.refresh_token).access_token)
+        except grpc.RpcError as exc:
+            meanwhile.append(exc.code())
+            return False
+
+    # The refused refresh rotated nothing: the token the client kept still works.
+    wait_until(refreshes, 30, "a refresh once users is back")
+    assert set(meanwhile) <= {Code.UNAVAILABLE}  # until auth's channel has reconnected
