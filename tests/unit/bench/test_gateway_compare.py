@@ -71,8 +71,6 @@ def test_markdown_tables() -> None:
     c = compare(ROWS, "uvicorn", LOADS)
     table = comparison_table(c)
     assert table.splitlines()[0] == "| Portico (uvicorn) against the peer | c=1 | c=16 | c=64 |"
-    assert (
-    )
     assert "| **CPU per request, Portico / peer** (goal ≤ 1.5x) | **3.00x** | **3.25x** | **-** |" in table
     assert "| users backend CPU-µs/req: direct / via Portico / via peer | 900 / 950 / 905 |" in table
     assert "| Portico gateway, uvicorn (wrk) | +0.80 ms | +2.50 ms |" in added_table(c)
