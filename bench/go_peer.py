@@ -69,7 +69,7 @@ def build(log: Callable[[str], None] = lambda _: None) -> Path:
     binary = CACHE_DIR / f"grpc-gateway-peer-{source_digest(version.strip())}"
     if binary.exists():
         return binary
-    log(f"building the Go grpc-gateway peer into {binary.relative_to(REPO_ROOT)}")
+    log(f"building the Go grpc-gateway peer into {binary}")
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="portico-peer-") as tmp:
         work = Path(tmp, "peer")
