@@ -3,7 +3,7 @@
 // google.api.http rules; in front of them the token checks and rate limits Portico's gateway applies;
 // behind them the same users backend, the bearer token forwarded as gRPC metadata.
 //
-//	go build -o peer . && ./peer -listen 127.0.0.1:8090
+//	./generate.sh && go run . -listen 127.0.0.1:8090
 //
 // Configured by Portico's own variables: PORTICO_USERS_TARGET, PORTICO_AUTH_TARGET (GetJwks),
 // PORTICO_REDIS_URL, PORTICO_JWT_ISSUER, PORTICO_JWT_AUDIENCE, PORTICO_JWT_LEEWAY and
