@@ -6,7 +6,7 @@ UV := $(PYTHON) -m uv
 UV_VERSION := 0.13.9
 VENV_PY := .venv/bin/python
 
-.PHONY: up test install python-env protos lint check-protos clean-run bench asyncapi dashboards config-docs
+.PHONY: up test install python-env protos lint check-protos clean-run bench bench-gateway asyncapi dashboards config-docs
 
 up: export PORTICO_UP_STARTED := $(shell date +%s.%N)
 up: install
@@ -33,6 +33,11 @@ check-protos: python-env
 bench: install
 	@$(VENV_PY) -m bench.users_get
 	@$(VENV_PY) -m bench.auth_login
+	@$(VENV_PY) -m bench.gateway_users
+
+# Portico's gateway against the Go grpc-gateway peer (built on demand) and direct gRPC; rewrites its
+# section of docs/benchmarks.md and bench/results/gateway_users.png.
+bench-gateway: install
 	@$(VENV_PY) -m bench.gateway_users
 
 lint: python-env

@@ -1,25 +1,30 @@
-"""Benchmark the gateway: ``GET /api/v1/users/{id}`` through it (wrk) against ``GetUser`` direct over gRPC
-(ghz), under uvicorn (uvloop + httptools, what ``python -m gateway`` runs) and under granian.
+"""Benchmark the gateway: ``GET /api/v1/users/{id}`` through Portico's gateway and through the Go
+grpc-gateway peer (``bench/peer``, built on demand) with wrk, against ``GetUser`` direct over gRPC (ghz).
 
     .venv/bin/python -m bench.gateway_users          # starts Kafka, Redis, PostgreSQL, 4 backends itself
 
-One user reads themself with one token on every call; the users cache and the gateway's verified-token
-cache are warm before any measurement. JWT edge validation and the Redis rate limit are on (limits set
-high enough never to refuse: every gateway answer must be a 200, or the run fails). Two loads: ``load``
-(``--connections`` concurrent requests) and ``c=1`` (one at a time, to see the latency the gateway adds).
-Both gateways run side by side; each row gets ``--seconds`` in all, split over ``--rounds`` interleaved
-rounds (order reversed every other round); latencies are merged (ghz: every call; wrk: 1000 quantiles
-per run).
+One user reads themself with one token on every call; the users cache and both gateways' verified-token
+caches are warm before any measurement. JWT edge validation and the Redis rate limit are on in both
+(limits set high enough never to refuse): every answer of either gateway must be a 200 carrying the same
+user, or the run fails. Loads: ``--concurrency`` (default 1, 16 and 64 requests in flight). Portico's
+gateway runs under ``--servers`` (uvicorn, what ``python -m gateway`` runs; granian on request). All
+servers run side by side; each row gets ``--seconds`` in all, split over ``--rounds`` interleaved rounds
+(order reversed every other round); latencies are merged (ghz: every call; wrk: 1000 quantiles per run).
 Columns: rps, p50, p99, and CPU-µs per request of the gateway's processes and of the users backend,
-from /proc utime+stime before and after each run. Prints a table and the goals (gateway rps >= 0.7 x
-direct, <= 0.3 ms p50 added at c=1), a server recommendation, and saves a PNG plot.
-Exit status: 0; 1 when a goal is missed with ``--strict``; 2 on a setup problem or a non-200 answer.
+from /proc utime+stime before and after each run; each server's RSS idle after the warm-up.
+Prints the rows, Portico over the peer (CPU per request, goal <= 1.5x; rps), the latency each gateway
+adds at c=1, the earlier goals (rps >= 0.7 x direct at c=16, <= 0.3 ms p50 added at c=1), saves a PNG
+plot and rewrites its section of docs/benchmarks.md.
+Exit status: 0; 1 when a goal is missed with ``--strict``; 2 on a setup problem or a wrong answer.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -34,8 +39,26 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
+from bench import go_peer
+from bench.docs_section import write_section
+from bench.gateway_compare import (
+    DIRECT,
+    PEER,
+    Idle,
+    Row,
+    added_table,
+    compare,
+    comparison_table,
+    idle_table,
+    label,
+    load_name,
+    portico,
+    rows_table,
+    verdict,
+)
 from bench.ghz import GHZ, BenchError, GhzResult, run_ghz
 from bench.plot import save_bars
+from bench.sessions import session_cpu_seconds, session_rss_bytes
 from bench.wrk import WrkResult, run_wrk
 from stubs.auth.v1 import auth_pb2, auth_pb2_grpc
 
@@ -43,15 +66,17 @@ ROOT = Path(__file__).resolve().parents[1]
 CALL = "users.v1.UserService/GetUser"
 ROUTE = "/api/v1/users/{user_id}"  # the route template the gateway labels its metrics with
 PASSWORD = "bench-Gateway-reads-2026"  # noqa: S105 (the benchmark user's password)
-RPS_GOAL = 0.7  # gateway rps >= this x direct gRPC rps, at load
+RPS_GOAL = 0.7  # gateway rps >= this x direct gRPC rps, at GOAL_LOAD
 ADDED_P50_GOAL_MS = 0.3  # gateway p50 - direct p50 at c=1
+GOAL_LOAD = "c=16"
+DOCS = ROOT / "docs" / "benchmarks.md"
+SECTION = "bench.gateway_users"  # the marked section of DOCS each run rewrites
 # Never refuse during the run (the limiter is still consulted in Redis on every request).
 LIMITS = {
     "PORTICO_GATEWAY_RATE_LIMIT_PER_IP": "100000000/minute",
     "PORTICO_GATEWAY_RATE_LIMIT_PER_USER": "100000000/hour",
     "PORTICO_AUTH_ACCESS_TOKEN_TTL": "3600",
 }
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def log(message: str) -> None:
@@ -97,35 +122,6 @@ SERVERS: dict[str, list[str]] = {
 # --- CPU accounting ------------------------------------------------------------------------------------
 
 
-def session_cpu_seconds(leader: int) -> float:
-    """utime + stime of every process in ``leader``'s session (the server and any worker it spawned;
-    all threads included), in seconds. Processes are started with ``start_new_session``."""
-    total = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = Path(entry.path, "stat").read_text()
-        except OSError:  # gone meanwhile
-            continue
-        fields = raw[raw.rindex(")") + 2 :].split()  # fields from 3 (state) on; comm may hold spaces
-        if int(fields[3]) == leader:  # field 6: session id
-            total += int(fields[11]) + int(fields[12])  # fields 14, 15: utime, stime (clock ticks)
-    return total / CLK_TCK
-
-
-@dataclass(frozen=True)
-class Row:
-    name: str
-    load: str
-    requests: int
-    rps: float
-    p50_ms: float | None
-    p99_ms: float | None
-    gateway_cpu_us: float | None  # per request
-    backend_cpu_us: float  # users backend, per request
-
-
 @contextmanager
 def cpu_meter(pids: dict[str, int]) -> Iterator[dict[str, float]]:
     """CPU seconds used by each process session during the block."""
@@ -167,6 +163,24 @@ def check_all_200(
             f"and {others or 'nothing else'}: the measurement is not of successful reads"
         )
     return abandoned
+
+
+def check_same_user(answers: Mapping[str, bytes], user_id: str) -> None:
+    """Every gateway's answer is ``{"data": user}`` for ``user_id``, and the users are the same JSON
+    (bytes may differ: key order, spacing)."""
+    users = {}
+    for name, body in answers.items():
+        try:
+            user = json.loads(body)["data"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BenchError(f"{name}: not a {{'data': user}} answer: {body[:300]!r}") from exc
+        if not isinstance(user, dict) or user.get("id") != user_id:
+            raise BenchError(f"{name}: answered another user than {user_id}: {body[:300]!r}")
+        users[name] = user
+    first, *others = users
+    for name in others:
+        if users[name] != users[first]:
+            raise BenchError(f"{name} and {first} answer different JSON: {users[name]} vs {users[first]}")
 
 
 # --- the mesh --------------------------------------------------------------------------------------------
@@ -234,6 +248,41 @@ def gateway(stack: Stack, server: str, port: int) -> Iterator[tuple[str, int]]:
         raise BenchError(f"{exc}; its log ends:\n{proc.log()[-3000:]}") from exc
     finally:
         proc.terminate()
+
+
+@contextmanager
+def peer(stack: Stack, port: int) -> Iterator[tuple[str, int]]:
+    """The Go grpc-gateway peer (built if needed) on ``port``, with the mesh's settings, until /ready."""
+    from harness.processes import wait_until
+
+    binary = go_peer.build(log)
+    log_file = stack.log_dir / "grpc-gateway-peer.log"
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{url}/ready", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    with go_peer.running(binary, port, stack.env, log_file) as popen:
+        try:
+            wait_until(lambda: popen.poll() is None and ready(), 30, "the Go grpc-gateway peer /ready")
+        except TimeoutError as exc:
+            raise BenchError(f"{exc}; its log ends:\n{log_file.read_text()[-3000:]}") from exc
+        yield url, popen.pid
+
+
+def first_answer(url: str, stack: Stack, what: str) -> bytes:
+    """One read through a gateway, the body every answer of the runs must then repeat byte for byte."""
+    reply = httpx.get(
+        f"{url}/api/v1/users/{stack.user_id}",
+        headers={"Authorization": f"Bearer {stack.token}", "Accept-Encoding": "identity"},
+        timeout=10,
+    )
+    if reply.status_code != 200:
+        raise BenchError(f"{what}: {reply.status_code} {reply.text[:300]}")
+    return reply.content
 
 
 # --- the runs -------------------------------------------------------------------------------------------
@@ -339,56 +388,93 @@ class Direct:
 
 @dataclass(frozen=True)
 class Gateway:
-    server: str
+    """An HTTP gateway under measurement: one of Portico's servers, or the peer."""
+
+    name: str  # its row
     url: str
     pid: int
+    expected: bytes  # the body of every answer: the first one's
+    counts_answers: bool  # Portico's /metrics counts answers by status: checked as well
 
     def wrk(self, stack: Stack, connections: int, seconds: float) -> tuple[WrkResult, dict[str, float]]:
-        """One wrk run; fails unless every answer was a 200."""
-        what = f"gateway ({self.server}), {connections} connection(s)"
-        before = route_answers(self.url)
+        """One wrk run; fails unless every answer was a 200 with the expected body."""
+        what = f"{self.name}, {connections} connection(s)"
+        before = route_answers(self.url) if self.counts_answers else {}
         with cpu_meter({"gateway": self.pid, "users": stack.users_pid}) as used:
             result = run_wrk(
                 f"{self.url}/api/v1/users/{stack.user_id}",
                 token=stack.token,
                 connections=connections,
                 seconds=seconds,
+                expect_body=self.expected,
             )
-        if result.non_2xx or result.socket_errors:
+        if result.non_2xx or result.socket_errors or result.mismatched:
             raise BenchError(
-                f"{what}: wrk saw {result.non_2xx} non-2xx answers and {result.socket_errors} socket errors"
+                f"{what}: wrk saw {result.non_2xx} non-2xx answers, {result.socket_errors} socket errors"
+                f" and {result.mismatched} answers other than a 200 with the expected user"
             )
-        abandoned = check_all_200(before, route_answers(self.url), result.requests, connections, what)
-        if abandoned:
-            log(f"{what}: {abandoned} request(s) cut off by wrk's stop, counted 500 (client disconnect)")
+        if self.counts_answers:
+            abandoned = check_all_200(before, route_answers(self.url), result.requests, connections, what)
+            if abandoned:
+                log(f"{what}: {abandoned} request(s) cut off by wrk's stop, counted 500 (client disconnect)")
         return result, used
 
     def run(self, stack: Stack, tally: Tally, connections: int, seconds: float) -> None:
-        log(f"gateway ({self.server}): {seconds:g}s at {connections} connection(s)")
+        log(f"{self.name}: {seconds:g}s at {connections} connection(s)")
         result, used = self.wrk(stack, connections, seconds)
         tally.add(result.requests, result.seconds, wrk_weights_us(result), used)
 
 
-def measure(stack: Stack, args: argparse.Namespace) -> list[Row]:
-    """Both gateways run side by side on their own ports; every round runs each row for its share of
-    ``--seconds``, the order reversed every other round, so noise from the rest of the machine falls on
-    every row alike rather than on whichever ran during a burst."""
+@dataclass(frozen=True)
+class Measured:
+    rows: list[Row]
+    idle: list[Idle]
+
+
+def start_gateways(running: ExitStack, stack: Stack, args: argparse.Namespace) -> dict[str, tuple[str, int]]:
+    """Portico's gateway under each server, and the peer: row name -> (URL, pid)."""
     from infra.local import free_port
 
-    loads = {"load": args.connections, "c=1": 1}
-    names = ["grpc direct (ghz)", *(f"gateway {s} (wrk)" for s in args.servers)]
-    tallies = {(name, load): Tally() for name in names for load in loads}
-    slice_seconds = args.seconds / args.rounds
+    started = {}
+    for server in args.servers:
+        log(f"starting the gateway under {server}")
+        started[portico(server)] = running.enter_context(gateway(stack, server, free_port()))
+    if args.peer:
+        log("starting the Go grpc-gateway peer")
+        started[PEER] = running.enter_context(peer(stack, free_port()))
+    return started
+
+
+def idle_memory(gateways: Mapping[str, Gateway], stack: Stack) -> list[Idle]:
+    """Each server's RSS (its whole session) once the warm-up is over and nothing is sent."""
+    time.sleep(1.0)  # let the last warm-up answers drain
+    idle = [
+        Idle(label(name).replace(" (wrk)", ""), session_rss_bytes(gw.pid)) for name, gw in gateways.items()
+    ]
+    return [*idle, Idle("users backend", session_rss_bytes(stack.users_pid))]
+
+
+def measure(stack: Stack, args: argparse.Namespace) -> Measured:
+    """All gateways run side by side on their own ports; every round runs each row for its share of
+    ``--seconds``, the order reversed every other round, so noise from the rest of the machine falls on
+    every row alike rather than on whichever ran during a burst."""
+    loads = {load_name(c): c for c in args.concurrency}
     with ExitStack() as running:
-        gateways = {}
-        for server in args.servers:
-            log(f"starting the gateway under {server}")
-            url, pid = running.enter_context(gateway(stack, server, free_port()))
-            gateways[f"gateway {server} (wrk)"] = Gateway(server, url, pid)
+        started = start_gateways(running, stack, args)
+        answers = {name: first_answer(url, stack, name) for name, (url, _) in started.items()}
+        check_same_user(answers, stack.user_id)
+        gateways = {
+            name: Gateway(name, url, pid, answers[name], counts_answers=name != PEER)
+            for name, (url, pid) in started.items()
+        }
+        names = [DIRECT, *gateways]
+        tallies = {(name, load): Tally() for name in names for load in loads}
+        slice_seconds = args.seconds / args.rounds
         log("warming up: the users cache, each gateway's token cache and upstream channel")
         direct = {load: Direct(stack, c, args.ghz) for load, c in loads.items()}
         for gw in gateways.values():
-            gw.wrk(stack, args.connections, 2)
+            gw.wrk(stack, max(loads.values()), 2)
+        idle = idle_memory(gateways, stack)
         for round_index in range(args.rounds):
             order = names if round_index % 2 == 0 else names[::-1]
             for load, connections in loads.items():
@@ -398,7 +484,8 @@ def measure(stack: Stack, args: argparse.Namespace) -> list[Row]:
                         gateways[name].run(stack, tally, connections, slice_seconds)
                     else:
                         direct[load].run(tally, slice_seconds)
-    return [tallies[name, load].row(name, load) for load in loads for name in names]
+    rows = [tallies[name, load].row(name, load) for load in loads for name in names]
+    return Measured(rows, idle)
 
 
 # --- output ---------------------------------------------------------------------------------------------
@@ -428,15 +515,16 @@ def find(rows: list[Row], name: str, load: str) -> Row:
 
 def goals(rows: list[Row], servers: list[str]) -> tuple[list[str], bool]:
     """One line per server and goal, and whether every goal was met by at least the recommended one."""
-    direct_load, direct_c1 = find(rows, "grpc direct (ghz)", "load"), find(rows, "grpc direct (ghz)", "c=1")
+    direct_load, direct_c1 = find(rows, DIRECT, GOAL_LOAD), find(rows, DIRECT, "c=1")
     lines, met_by = [], set()
     for server in servers:
-        load, c1 = find(rows, f"gateway {server} (wrk)", "load"), find(rows, f"gateway {server} (wrk)", "c=1")
+        load, c1 = find(rows, portico(server), GOAL_LOAD), find(rows, portico(server), "c=1")
         ratio = load.rps / direct_load.rps if direct_load.rps else 0.0
         added = (c1.p50_ms or 0.0) - (direct_c1.p50_ms or 0.0)
         ok_rps, ok_p50 = ratio >= RPS_GOAL, added <= ADDED_P50_GOAL_MS
         lines.append(
-            f"{server}: rps {ratio:.2f} x direct (goal >= {RPS_GOAL}) {'met' if ok_rps else 'NOT met'}; "
+            f"{server}: rps {ratio:.2f} x direct at {GOAL_LOAD} (goal >= {RPS_GOAL}) "
+            f"{'met' if ok_rps else 'NOT met'}; "
             f"added p50 at c=1 {added:.3f} ms (goal <= {ADDED_P50_GOAL_MS}) {'met' if ok_p50 else 'NOT met'}"
         )
         if ok_rps and ok_p50:
@@ -445,10 +533,10 @@ def goals(rows: list[Row], servers: list[str]) -> tuple[list[str], bool]:
 
 
 def recommend(rows: list[Row], servers: list[str]) -> str:
-    """The server that wins more of rps, p50, p99 and gateway CPU-µs/req at load (a tie: less CPU)."""
+    """The server that wins more of rps, p50, p99 and gateway CPU-µs/req at GOAL_LOAD (a tie: less CPU)."""
     if len(servers) < 2:
         return ""
-    load = {s: find(rows, f"gateway {s} (wrk)", "load") for s in servers}
+    load = {s: find(rows, portico(s), GOAL_LOAD) for s in servers}
     a, b = servers[0], servers[1]
     measures = {
         "rps": (load[a].rps, load[b].rps, True),
@@ -463,7 +551,7 @@ def recommend(rows: list[Row], servers: list[str]) -> str:
     cpu_a, cpu_b = measures["CPU-µs/req"][0], measures["CPU-µs/req"][1]
     best = max(servers, key=lambda s: (wins[s], -(cpu_a if s == a else cpu_b)))
     detail = ", ".join(f"{name} {x:.4g} vs {y:.4g}" for name, (x, y, _) in measures.items())
-    line = f"server: {best} wins {wins[best]} of 4 at load ({a} vs {b}: {detail})"
+    line = f"server: {best} wins {wins[best]} of 4 at {GOAL_LOAD} ({a} vs {b}: {detail})"
     leaner = a if cpu_a < cpu_b else b
     if cpu_a != cpu_b and leaner != best:
         # Under contention a server with more runnable threads (granian's runtime thread) wins more of
@@ -476,10 +564,11 @@ def recommend(rows: list[Row], servers: list[str]) -> str:
 
 
 def plot(rows: list[Row], path: Path, note: str) -> Path:
-    labels = [f"{r.name.replace(' (wrk)', '').replace(' (ghz)', '')}\n{r.load}" for r in rows]
+    short = {DIRECT: "gRPC direct", PEER: "Go peer"}
+    labels = [f"{short.get(r.name, r.name.replace(' (wrk)', ''))}\n{r.load}" for r in rows]
     return save_bars(
         path,
-        "GET /api/v1/users/{id} via the gateway vs GetUser direct over gRPC",
+        "GET /api/v1/users/{id}: Portico's gateway, the Go grpc-gateway peer, GetUser direct over gRPC",
         labels,
         {
             "requests/s": {"rps": [r.rps for r in rows]},
@@ -493,7 +582,28 @@ def plot(rows: list[Row], path: Path, note: str) -> Path:
     )
 
 
+def report(measured: Measured, args: argparse.Namespace, header: str, plot_path: Path) -> str:
+    """What a run found, as the Markdown of its docs/benchmarks.md section (also printed)."""
+    loads = [load_name(c) for c in args.concurrency]
+    parts = [header, rows_table(measured.rows)]
+    if args.peer:
+        for server in args.servers:
+            comparison = compare(measured.rows, server, loads)
+            parts += [comparison_table(comparison), verdict(comparison) + ".", added_table(comparison)]
+    parts.append(idle_table(measured.idle))
+    image = os.path.relpath(plot_path, args.docs.parent if args.docs else ROOT)
+    parts.append(f"![gateway benchmark]({image})")
+    return "\n\n".join(parts) + "\n"
+
+
 # --- main -----------------------------------------------------------------------------------------------
+
+
+def concurrency_list(text: str) -> list[int]:
+    values = sorted({int(v) for v in text.split(",") if v.strip()})
+    if 1 not in values or 16 not in values or values[0] < 1:
+        raise argparse.ArgumentTypeError("a comma-separated list that includes 1 and 16 (the ratios' loads)")
+    return values
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -502,48 +612,70 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured time of each row, in all")
-    parser.add_argument("--rounds", type=int, default=2, help="rows interleaved in this many rounds")
-    parser.add_argument("--connections", type=int, default=16, help="concurrent requests of the load rows")
-    parser.add_argument("--servers", default="uvicorn,granian", help="comma-separated: uvicorn, granian")
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured time of each row, in all")
+    parser.add_argument("--rounds", type=int, default=4, help="rows interleaved in this many rounds")
+    parser.add_argument(
+        "--concurrency",
+        type=concurrency_list,
+        default=[1, 16, 64],
+        help="requests in flight (default 1,16,64)",
+    )
+    parser.add_argument("--servers", default="uvicorn", help="Portico's, comma-separated: uvicorn, granian")
+    parser.add_argument("--no-peer", dest="peer", action="store_false", help="leave the Go peer out")
     parser.add_argument("--plot", type=Path, default=ROOT / "bench" / "results" / "gateway_users.png")
+    parser.add_argument("--docs", type=Path, default=DOCS, help=f"rewrite its {SECTION} section")
+    parser.add_argument("--no-docs", dest="docs", action="store_const", const=None, help="leave the docs be")
     parser.add_argument("--strict", action="store_true", help="exit 1 when no server meets both goals")
     parser.add_argument("--ghz", type=Path, default=GHZ)
     args = parser.parse_args(argv)
     args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     if not args.servers or set(args.servers) - set(SERVERS):
         parser.error(f"--servers: choose from {', '.join(SERVERS)}")
-    if args.rounds < 1 or args.connections < 1 or args.seconds < args.rounds:
-        parser.error("--rounds and --connections must be >= 1, --seconds at least one per round")
+    if args.rounds < 1 or args.seconds < args.rounds:
+        parser.error("--rounds must be >= 1, --seconds at least one per round")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    command = shlex.join(
+        [".venv/bin/python", "-m", "bench.gateway_users", *(sys.argv[1:] if argv is None else argv)]
+    )
     started, load_before = time.monotonic(), os.getloadavg()[0]
     machine = f"{os.cpu_count()} cores, {os.uname().machine}, Python {sys.version.split()[0]}"
     try:
         with own_stack() as stack:
-            rows = measure(stack, args)
+            measured = measure(stack, args)
     except (BenchError, grpc.RpcError, httpx.HTTPError) as exc:
         detail = exc.details() if isinstance(exc, grpc.Call) else str(exc)
         print(f"bench: {detail}", file=sys.stderr)
         return 2
 
+    took = time.monotonic() - started
     load_avg = f"1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
-    note = f"one run on {machine} ({load_avg}); load generator, gateway, backends and Redis share the cores"
+    note = f"one run on {machine} ({load_avg}); load generator, gateways, backends and Redis share the cores"
     print(f"machine: {machine}; {load_avg}. One run, load generator and servers sharing the cores: noisy.")
     print(f"{args.rounds} rounds, rows interleaved; each row {args.seconds:g}s in all")
-    print(f"load = {args.connections} concurrent requests (wrk: connections; ghz: streams on 1 connection)")
-    print(table(rows))
-    goal_lines, met = goals(rows, args.servers)
+    print("c=N: N requests in flight (wrk: connections; ghz: streams on 1 connection)")
+    print(table(measured.rows))
+    goal_lines, met = goals(measured.rows, args.servers)
     print("goals:")
     for line in goal_lines:
         print(f"  {line}")
-    recommendation = recommend(rows, args.servers)
+    recommendation = recommend(measured.rows, args.servers)
     if recommendation:
         print(recommendation)
-    print(f"plot: {plot(rows, args.plot, note)}")
+    plot_path = plot(measured.rows, args.plot, note)
+    print(f"plot: {plot_path}")
+    header = (
+        f"`{command}`, {datetime.date.today().isoformat()}: {machine}, {load_avg}; each row "
+        f"{args.seconds:g} s in {args.rounds} interleaved rounds; the run took {took:.0f} s."
+    )
+    section = report(measured, args, header, plot_path)
+    print(section)
+    if args.docs is not None:
+        write_section(args.docs, SECTION, section)
+        print(f"docs: {args.docs} (section {SECTION})")
     log(f"done in {time.monotonic() - started:.0f}s")
     return 1 if args.strict and not met else 0
 

@@ -11,18 +11,19 @@ from pathlib import Path
 
 import pytest
 
+from bench.gateway_compare import Row
 from bench.gateway_users import (
-    Row,
     Tally,
     check_all_200,
     ghz_weights_us,
     goals,
     percentile_ms,
     recommend,
-    session_cpu_seconds,
     wrk_weights_us,
 )
 from bench.ghz import BenchError, GhzResult
+from bench.rss import rss_bytes
+from bench.sessions import session_cpu_seconds, session_rss_bytes
 from bench.wrk import WrkResult
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -46,6 +47,12 @@ def test_wrk_output_parsed_from_the_lua_summary_lines() -> None:
 def test_wrk_non_2xx_answers_are_counted() -> None:
     result = WrkResult.parse(WRK_REFUSED)
     assert result.requests == result.non_2xx == 1900
+    assert result.mismatched == 0  # no body was expected: the script printed no count
+
+
+def test_wrk_answers_other_than_the_expected_body_are_counted() -> None:
+    checked = WRK_OK.replace('"timeout":0}', '"timeout":0,"mismatched":3}', 1)
+    assert WrkResult.parse(checked).mismatched == 3
 
 
 def test_wrk_output_without_the_summary_lines_is_a_setup_error() -> None:
@@ -83,7 +90,7 @@ def test_tally_sums_rounds() -> None:
     tally = Tally()
     for _ in range(2):
         tally.add(wrk.requests, wrk.seconds, wrk_weights_us(wrk), {"gateway": 0.3, "users": 0.45})
-    row = tally.row("gateway uvicorn (wrk)", "load")
+    row = tally.row("gateway uvicorn (wrk)", "c=16")
     assert row.requests == 600
     assert row.rps == pytest.approx(wrk.rps)
     assert row.p50_ms == percentile_ms(wrk_weights_us(wrk), 50)
@@ -112,13 +119,17 @@ def test_session_cpu_counts_this_process() -> None:
     assert session_cpu_seconds(os.getsid(0)) > before
 
 
+def test_session_rss_counts_this_process() -> None:
+    assert session_rss_bytes(os.getsid(0)) >= rss_bytes(os.getpid()) > 0
+
+
 def rows(gateway_rps: float, gateway_c1_p50: float, gateway_p50: float = 12.0) -> list[Row]:
     return [
-        Row("grpc direct (ghz)", "load", 1000, 1000.0, 10.0, 20.0, None, 900.0),
+        Row("grpc direct (ghz)", "c=16", 1000, 1000.0, 10.0, 20.0, None, 900.0),
         Row("grpc direct (ghz)", "c=1", 500, 500.0, 1.0, 2.0, None, 900.0),
-        Row("gateway uvicorn (wrk)", "load", 800, gateway_rps, gateway_p50, 25.0, 600.0, 900.0),
+        Row("gateway uvicorn (wrk)", "c=16", 800, gateway_rps, gateway_p50, 25.0, 600.0, 900.0),
         Row("gateway uvicorn (wrk)", "c=1", 400, 400.0, gateway_c1_p50, 3.0, 700.0, 900.0),
-        Row("gateway granian (wrk)", "load", 650, 650.0, 13.0, 24.0, 650.0, 900.0),
+        Row("gateway granian (wrk)", "c=16", 650, 650.0, 13.0, 24.0, 650.0, 900.0),
         Row("gateway granian (wrk)", "c=1", 400, 400.0, 1.6, 3.0, 700.0, 900.0),
     ]
 
@@ -126,7 +137,7 @@ def rows(gateway_rps: float, gateway_c1_p50: float, gateway_p50: float = 12.0) -
 def test_goals_compare_with_direct_grpc() -> None:
     lines, met = goals(rows(800.0, 1.2), ["uvicorn", "granian"])
     assert met
-    assert "uvicorn: rps 0.80 x direct (goal >= 0.7) met; added p50 at c=1 0.200 ms" in lines[0]
+    assert "uvicorn: rps 0.80 x direct at c=16 (goal >= 0.7) met; added p50 at c=1 0.200 ms" in lines[0]
     assert lines[1].count("NOT met") == 2
     _, met = goals(rows(600.0, 1.2), ["uvicorn", "granian"])
     assert not met

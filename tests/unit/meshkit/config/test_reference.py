@@ -165,8 +165,16 @@ NAMED_IN = {
     "harness": ("harness/**/*.py", r"\"(PORTICO_[A-Z0-9_]+)\""),
     "bench": ("bench/**/*.py", r"\"(PORTICO_[A-Z0-9_]+)\""),
 }
-# What the benchmarks and example clients pass to themselves (a token, a user id, wrk's options).
-TOOLING = {"PORTICO_TOKEN", "PORTICO_USER_ID", "PORTICO_WRK", "PORTICO_WRK_QUANTILES", "PORTICO_BENCH_TOKEN"}
+# What the benchmarks and example clients pass to themselves (a token, a user id, wrk's options and
+# the body it expects).
+TOOLING = {
+    "PORTICO_TOKEN",
+    "PORTICO_USER_ID",
+    "PORTICO_WRK",
+    "PORTICO_WRK_QUANTILES",
+    "PORTICO_BENCH_TOKEN",
+    "PORTICO_BENCH_EXPECT",
+}
 
 
 @pytest.mark.parametrize("where", list(NAMED_IN))
