@@ -91,7 +91,8 @@ class UserCache:
             future.exception()  # mark retrieved: the waiters (if any) re-raise it themselves
             raise
         finally:
-            del self._inflight[key]
+            if self._inflight.get(key) is future:  # invalidate() may have dropped it already
+                del self._inflight[key]
 
     async def _get(self, key: str, load: Loader) -> users_pb2.User | None:
         gen_key = f"{key}:gen"
@@ -133,8 +134,11 @@ class UserCache:
         return None
 
     async def invalidate(self, tenant_id: str, user_id: str) -> None:
-        """Forget a user after a change committed; fills that started earlier will not write back."""
+        """Forget a user after a change committed; fills that started earlier will not write back, and a
+        load already running in this process (it may have read the row before the commit) is shared with
+        no caller that comes after."""
         key = self.key(tenant_id, user_id)
+        self._inflight.pop(key, None)
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.incr(f"{key}:gen")

@@ -81,6 +81,31 @@ async def test_a_slow_load_cannot_write_back_a_stale_user(redis: Redis) -> None:
     assert await cache.get("t", old.id, fresh_load) == new  # the stale value was not cached
 
 
+async def test_a_read_after_a_commit_does_not_join_a_load_from_before_it(redis: Redis) -> None:
+    """A GetUser right after DeleteUser committed must not share the answer of a load that read the row
+    before the commit (auth asks this at every login to refuse a deleted user at once)."""
+    cache = UserCache(redis, CollectorRegistry())
+    user = _user("gone")
+    started, finish = asyncio.Event(), asyncio.Event()
+
+    async def slow_load() -> users_pb2.User:
+        started.set()
+        await finish.wait()
+        return user  # read before the deletion committed
+
+    async def after_the_commit() -> None:
+        return None  # the row is deleted
+
+    before = asyncio.create_task(cache.get("t", user.id, slow_load))
+    await started.wait()
+    await cache.invalidate("t", user.id)  # the deletion commits while the first load is in flight
+    after = asyncio.create_task(cache.get("t", user.id, after_the_commit))
+    await asyncio.sleep(0)  # let the second read start before the first load ends
+    finish.set()
+    assert await before == user
+    assert await after is None
+
+
 async def test_concurrent_misses_load_once(redis: Redis) -> None:
     registry = CollectorRegistry()
     cache = UserCache(redis, registry)
