@@ -19,7 +19,8 @@ from starlette.responses import JSONResponse, Response
 from gateway.calls import Metadata, call_metadata, upstream_failure
 from gateway.client_ip import client_ip
 from gateway.conditional import BINARY_SAFETY, not_modified
-from gateway.edge_auth import Refusal
+from gateway.edge_auth import REVOCATIONS_UNKNOWN, REVOKED, Refusal
+from gateway.edge_gate import gate
 from gateway.errors import error_envelope, error_response
 from gateway.inbound import Rejected, message_class, read_message
 from gateway.ratelimit.headers import rate_limit_headers
@@ -44,17 +45,24 @@ def _error(request: Request, reply: ErrorReply, headers: dict[str, str]) -> Resp
     return error_response(request, reply.status, reply.message, details=reply.details, headers=headers)
 
 
-async def _charge(request: Request, limits: Keyed) -> dict[str, str] | Response:
-    """The rate-limit headers, or the refusal (429, or 503 when limiting is down and fails closed)."""
-    decisions = await state_of(request)["limiter"].check(limits)
-    if decisions is None:
+async def _charge(
+    request: Request, limits: Keyed, refusal: Keyed | None = None, principal: Principal | None = None
+) -> dict[str, str] | Response:
+    """The rate-limit headers, or the refusal: 429; 503 when limiting is down and fails closed; and for a
+    token, its revocation read in the same Redis call (401, or 503 when it cannot be known)."""
+    state = state_of(request)
+    gated = await gate(state["limiter"], state["edge_auth"].revocations, limits, refusal or limits, principal)
+    if gated.decisions is None:
         return error_response(request, 503, "Rate limiting is unavailable")
-    headers = rate_limit_headers(decisions)
-    if any(not d.allowed for d in decisions):
+    headers = rate_limit_headers(gated.decisions)
+    if any(not d.allowed for d in gated.decisions):
         wait = headers["Retry-After"]
         return error_response(
             request, 429, f"Rate limit exceeded. Try again in {wait} seconds.", headers=headers
         )
+    for refused, why in ((gated.unknown, REVOCATIONS_UNKNOWN), (gated.revoked, REVOKED)):
+        if refused:
+            return error_response(request, why.status, why.message, headers={**headers, **why.headers()})
     return headers
 
 
@@ -88,27 +96,29 @@ async def dispatch(request: Request) -> Response:
     verdict = await state["edge_auth"].check(
         route.policy, request.headers.getlist("authorization"), request.headers.getlist("x-tenant-id")
     )
+    refusal = state["edge_limits"].for_refusal(ip)
     if isinstance(verdict, Refusal):
-        charged = await _charge(request, state["edge_limits"].for_refusal(ip))
+        charged = await _charge(request, refusal, principal=verdict.principal)
         if isinstance(charged, Response):
             return charged
         return error_response(
             request, verdict.status, verdict.message, headers={**charged, **verdict.headers()}
         )
+    principal = verdict
     try:
         message = await read_message(request, route, found.params)
     except ClientDisconnect:
         return Response(status_code=CLIENT_CLOSED_REQUEST)  # the client left mid-body: not our error
     except Rejected as rejected:
-        charged = await _charge(request, state["edge_limits"].for_refusal(ip))
+        charged = await _charge(request, refusal, principal=principal)
         if isinstance(charged, Response):
             return charged
         return error_response(
             request, rejected.status, rejected.message, details=rejected.details, headers=charged
         )
 
-    principal = verdict if isinstance(verdict, Principal) else None
-    charged = await _charge(request, state["edge_limits"].for_request(route.policy, ip, principal, message))
+    limits = state["edge_limits"].for_request(route.policy, ip, principal, message)
+    charged = await _charge(request, limits, refusal, principal)
     if isinstance(charged, Response):
         return charged
     metadata = call_metadata(request, ip)

@@ -1,8 +1,9 @@
 """JWT at the edge: a route that is not public needs a valid, unrevoked access token before any backend
 is called. The same verifier the backends use (kit): keys from the auth backend's JWKS, refetched on an
 unknown ``kid`` with a cool-down, only the key's algorithm, ``exp``/``nbf`` with leeway, ``iss``, ``aud``,
-``typ``; then the ``jti`` / session / "valid after" revocations: the in-process set, then one Redis round
-trip (503, never 401 or a pass, when neither can answer).
+``typ``; then the ``jti`` / session / "valid after" revocations: the in-process set here, then Redis's
+marks, read in the request's one Redis round trip by :mod:`gateway.edge_gate` (503, never 401 or a pass,
+when neither can answer).
 
 Verified tokens are cached until they expire (signature and claims do not change); revocation is asked
 on every request, because a logout must take effect at once. A token whose key cannot be known (auth
@@ -18,7 +19,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from meshkit.auth.keys import KeysUnavailable
-from meshkit.auth.revocation import RevocationChecker, RevocationUnknown
+from meshkit.auth.revocation import RevocationChecker
 from meshkit.auth.tokens import InvalidToken, Principal, TokenVerifier
 from stubs.portico.gateway.v1 import options_pb2
 
@@ -35,12 +36,18 @@ class Refusal:
     message: str
     challenge: str | None = CHALLENGE_INVALID  # the WWW-Authenticate value, if any
     retry_after: int | None = None  # seconds, for a 503
+    # The verified token refused for what it may do (403): its revocation is still read, a 401 comes first.
+    principal: Principal | None = None
 
     def headers(self) -> dict[str, str]:
         found = {"WWW-Authenticate": self.challenge} if self.challenge else {}
         if self.retry_after is not None:
             found["Retry-After"] = str(self.retry_after)
         return found
+
+
+REVOKED = Refusal(401, "Token has been revoked")
+REVOCATIONS_UNKNOWN = Refusal(503, "Token revocations cannot be checked, please retry", None)
 
 
 class VerifiedTokenCache:
@@ -106,13 +113,10 @@ class EdgeAuth:
             except KeysUnavailable as exc:
                 return Refusal(503, "Cannot verify tokens right now", None, exc.retry_after)
             self._cache.put(token, principal)
-        try:
-            if await self.revocations.is_revoked(principal):
-                return Refusal(401, "Token has been revoked")
-        except RevocationUnknown:
-            return Refusal(503, "Token revocations cannot be checked, please retry", None)
+        if self.revocations.local.is_revoked(principal):
+            return REVOKED  # Redis's marks are read with the rate limits (gateway.edge_gate)
         if tenant_headers and tenant_headers[0] != principal.tenant_id:
-            return Refusal(403, "X-Tenant-ID does not match the token", None)
+            return Refusal(403, "X-Tenant-ID does not match the token", None, principal=principal)
         if policy.required_roles and not principal.roles.intersection(policy.required_roles):
-            return Refusal(403, "Not allowed", CHALLENGE_SCOPE)
+            return Refusal(403, "Not allowed", CHALLENGE_SCOPE, principal=principal)
         return principal

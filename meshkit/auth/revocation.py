@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 from prometheus_client import Counter
 from redis.asyncio import Redis
@@ -88,19 +89,36 @@ class RevocationChecker:
         if self.local.is_revoked(principal):
             return True
         try:
-            revoked, valid_after, session_ended = await self._redis.mget(
-                revoked_jti_key(principal.jti),
-                valid_after_key(principal.tenant_id, principal.sub),
-                revoked_sid_key(principal.session_id or "-"),
-            )
+            marks = await self._redis.mget(*revocation_keys(principal))
         except RedisError:
-            self._errors.inc()
-            if self.local.ready:
-                return False  # the set holds every revocation published so far: it decides alone
-            log.warning("revocation check unavailable", extra={"fail_open": self._fail_open})
-            if self._fail_open:
-                return False
-            raise RevocationUnknown("revocations cannot be checked: Redis is unreachable") from None
-        if revoked is not None or (principal.session_id and session_ended is not None):
-            return True
-        return valid_after is not None and principal.issued_at <= float(valid_after)
+            return self.unreachable()
+        return revoked_by_marks(principal, marks)
+
+    def unreachable(self) -> bool:
+        """The answer when Redis could not be read (the local set already said "not revoked"): False
+        when the set is loaded or fail-open is set, else :class:`RevocationUnknown`. Counts the error."""
+        self._errors.inc()
+        if self.local.ready:
+            return False  # the set holds every revocation published so far: it decides alone
+        log.warning("revocation check unavailable", extra={"fail_open": self._fail_open})
+        if self._fail_open:
+            return False
+        raise RevocationUnknown("revocations cannot be checked: Redis is unreachable")
+
+
+def revocation_keys(principal: Principal) -> tuple[str, str, str]:
+    """The three marks that can revoke a token, in the order :func:`revoked_by_marks` reads them. A
+    caller may read them in its own round trip (the gateway does, inside its rate-limit script)."""
+    return (
+        revoked_jti_key(principal.jti),
+        valid_after_key(principal.tenant_id, principal.sub),
+        revoked_sid_key(principal.session_id or "-"),
+    )
+
+
+def revoked_by_marks(principal: Principal, marks: Sequence[bytes | str | None]) -> bool:
+    """Whether the marks read at :func:`revocation_keys` revoke the token."""
+    revoked, valid_after, session_ended = marks
+    if revoked is not None or (principal.session_id and session_ended is not None):
+        return True
+    return valid_after is not None and principal.issued_at <= float(valid_after)
