@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import Message
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from gateway.calls import Metadata, call_metadata, upstream_failure
 from gateway.client_ip import client_ip
@@ -23,6 +23,7 @@ from gateway.edge_auth import REVOCATIONS_UNKNOWN, REVOKED, Refusal
 from gateway.edge_gate import gate
 from gateway.errors import error_envelope, error_response
 from gateway.inbound import Rejected, message_class, read_message
+from gateway.json_response import FastJSONResponse
 from gateway.ratelimit.headers import rate_limit_headers
 from gateway.ratelimit.limiter import Keyed
 from gateway.retry import RetryPolicy, with_retries
@@ -170,7 +171,7 @@ async def _unary(
         )
     shaped = json_reply(reply, response_body=route.response_body, shape=shape)
     headers = {**limit_headers, **({"Cache-Control": shape.cache_control} if shape.cache_control else {})}
-    return JSONResponse(shaped.body, status_code=shaped.status, headers=headers)
+    return FastJSONResponse(shaped.body, status_code=shaped.status, headers=headers)
 
 
 async def _stream(

@@ -8,9 +8,10 @@ from typing import Any
 from opentelemetry import trace
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.json_response import FastJSONResponse
 from gateway.request_id import request_id_of
 from gateway.status_table import BY_STATUS, ROUTING_MESSAGES, code_for
 
@@ -24,9 +25,9 @@ def error_response(
     *,
     details: Any = None,
     headers: dict[str, str] | None = None,
-) -> JSONResponse:
+) -> FastJSONResponse:
     """``{"error": {"code", "message", "status_code", "request_id"[, "details"]}}``."""
-    return JSONResponse(
+    return FastJSONResponse(
         error_envelope(request, status, message, details), status_code=status, headers=headers
     )
 
