@@ -143,7 +143,7 @@ async def _unary(
     # Only an idempotent read is retried: the policy says the RPC is one, and the method says the
     # client asked for one (a POST binding of the same RPC is not retried).
     attempts = settings.retry_attempts if route.policy.retryable and request.method in _SAFE_METHODS else 1
-    retries = state["metrics"].upstream_retries.labels(route.backend)
+    retries = state["metrics"].upstream_retry_count(route.backend)
 
     async def attempt(timeout: float) -> Any:
         return await call(message, metadata=metadata, timeout=timeout)

@@ -56,5 +56,5 @@ class RequestMetricsMiddleware:
             metrics = scope_state(scope).get("metrics")
             if metrics is not None:
                 labels = (scope["method"], route_label(scope))
-                metrics.requests.labels(*labels, str(status)).inc()
-                metrics.duration.labels(*labels).observe(time.perf_counter() - started, trace_exemplar())
+                metrics.request_count(*labels, str(status)).inc()
+                metrics.request_duration(*labels).observe(time.perf_counter() - started, trace_exemplar())

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from gateway.metrics import Children
 from gateway.ratelimit.limits import Decision, Limit, gcra
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,7 @@ class RedisLimiter:
             ["limit", "outcome"],
             registry=registry,
         )
+        self._decided = Children(self.decisions)
         self.fallbacks = Counter(
             "portico_gateway_rate_limit_fallbacks_total",
             "Decisions made by the in-process limiter because Redis was unreachable.",
@@ -186,4 +188,4 @@ class RedisLimiter:
 
     def count(self, decisions: Sequence[Decision]) -> None:
         for decision in decisions:
-            self.decisions.labels(decision.limit.name, "allowed" if decision.allowed else "refused").inc()
+            self._decided(decision.limit.name, "allowed" if decision.allowed else "refused").inc()
