@@ -4,7 +4,8 @@ unknown ``kid`` with a cool-down, only the key's algorithm, ``exp``/``nbf`` with
 ``typ``; then the ``jti`` / session / "valid after" revocations: the in-process set, then one Redis round
 trip (503, never 401 or a pass, when neither can answer).
 
-Verified tokens are cached until they expire (signature and claims do not change); revocation is asked
+Verified tokens are cached until they expire (signature and claims do not change; the verifier's
+:class:`~meshkit.auth.token_cache.VerifiedTokenCache`, shared with the backends); revocation is asked
 on every request, because a logout must take effect at once. A token whose key cannot be known (auth
 unreachable and the kid not in the kept key set) is answered 503 with ``Retry-After``, never 401: a
 client that signs its user out on 401 must not do so because of an outage.
@@ -12,9 +13,6 @@ client that signs its user out on 401 must not do so because of an outage.
 
 from __future__ import annotations
 
-import hashlib
-import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from meshkit.auth.keys import KeysUnavailable
@@ -43,39 +41,10 @@ class Refusal:
         return found
 
 
-class VerifiedTokenCache:
-    """Bounded LRU of verified principals by token digest, each valid until its token expires."""
-
-    def __init__(self, size: int = 10_000) -> None:
-        self._size = size
-        self._entries: OrderedDict[bytes, Principal] = OrderedDict()
-
-    @staticmethod
-    def _key(token: str) -> bytes:
-        return hashlib.sha256(token.encode()).digest()
-
-    def get(self, token: str) -> Principal | None:
-        key = self._key(token)
-        principal = self._entries.get(key)
-        if principal is None:
-            return None
-        if principal.expires_at <= time.time():
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        return principal
-
-    def put(self, token: str, principal: Principal) -> None:
-        self._entries[self._key(token)] = principal
-        if len(self._entries) > self._size:
-            self._entries.popitem(last=False)
-
-
 class EdgeAuth:
     def __init__(self, verifier: TokenVerifier, revocations: RevocationChecker) -> None:
         self._verifier = verifier
         self.revocations = revocations  # its in-process set is fed by the gateway's revocation feed
-        self._cache = VerifiedTokenCache()
 
     async def check(
         self, policy: options_pb2.RoutePolicy, authorizations: list[str], tenant_headers: list[str]
@@ -97,15 +66,12 @@ class EdgeAuth:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             return Refusal(401, "Missing bearer token", CHALLENGE_BAD_REQUEST)
-        principal = self._cache.get(token)
-        if principal is None:
-            try:
-                principal = await self._verifier.verify(token)
-            except InvalidToken:
-                return Refusal(401, "Invalid or expired token")
-            except KeysUnavailable as exc:
-                return Refusal(503, "Cannot verify tokens right now", None, exc.retry_after)
-            self._cache.put(token, principal)
+        try:
+            principal = await self._verifier.verify(token)  # cached by token digest until exp
+        except InvalidToken:
+            return Refusal(401, "Invalid or expired token")
+        except KeysUnavailable as exc:
+            return Refusal(503, "Cannot verify tokens right now", None, exc.retry_after)
         try:
             if await self.revocations.is_revoked(principal):
                 return Refusal(401, "Token has been revoked")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 from prometheus_client import Counter
 from redis.asyncio import Redis
@@ -85,22 +86,42 @@ class RevocationChecker:
 
     async def is_revoked(self, principal: Principal) -> bool:
         """True when revoked; raises :class:`RevocationUnknown` when it cannot be known."""
+        revoked, _ = await self.check(principal)
+        return revoked
+
+    async def check(
+        self, principal: Principal, also: Sequence[str] = ()
+    ) -> tuple[bool, list[bytes | str | None] | None]:
+        """Whether the token is revoked, and the values of the Redis keys ``also`` read in the same
+        round trip (None when Redis was not asked or did not answer: the caller reads them itself).
+        Raises :class:`RevocationUnknown` when it cannot be known."""
         if self.local.is_revoked(principal):
-            return True
+            return True, None
         try:
-            revoked, valid_after, session_ended = await self._redis.mget(
-                revoked_jti_key(principal.jti),
-                valid_after_key(principal.tenant_id, principal.sub),
-                revoked_sid_key(principal.session_id or "-"),
-            )
+            values = await self._redis.mget(*revocation_keys(principal), *also)
         except RedisError:
             self._errors.inc()
             if self.local.ready:
-                return False  # the set holds every revocation published so far: it decides alone
+                return False, None  # the set holds every revocation published so far: it decides alone
             log.warning("revocation check unavailable", extra={"fail_open": self._fail_open})
             if self._fail_open:
-                return False
+                return False, None
             raise RevocationUnknown("revocations cannot be checked: Redis is unreachable") from None
-        if revoked is not None or (principal.session_id and session_ended is not None):
-            return True
-        return valid_after is not None and principal.issued_at <= float(valid_after)
+        return revoked_by(principal, values[:3]), values[3:]
+
+
+def revocation_keys(principal: Principal) -> tuple[str, str, str]:
+    """The three marks that can revoke a token, in the order :func:`revoked_by` reads their values."""
+    return (
+        revoked_jti_key(principal.jti),
+        valid_after_key(principal.tenant_id, principal.sub),
+        revoked_sid_key(principal.session_id or "-"),
+    )
+
+
+def revoked_by(principal: Principal, values: Sequence[bytes | str | None]) -> bool:
+    """Whether the values of :func:`revocation_keys` revoke the token."""
+    revoked, valid_after, session_ended = values
+    if revoked is not None or (principal.session_id and session_ended is not None):
+        return True
+    return valid_after is not None and principal.issued_at <= float(valid_after)

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from sqlalchemy import Table
 
+from meshkit.auth.prefetch import Prefetch
 from meshkit.auth.revocation import RevocationChecker
 from meshkit.config.serve import BackendSettings, ConsumingBackendSettings, PublishingBackendSettings
 from meshkit.db.database import Database
@@ -60,10 +61,13 @@ class NoDatabase(RuntimeError):
 
 @dataclass(frozen=True)
 class Service:
-    """One gRPC service to host: its full name (for reflection and health) and how to register it."""
+    """One gRPC service to host: its full name (for reflection and health), how to register it, and the
+    Redis keys some of its methods read first, by method name (read with the token's revocation marks in
+    one round trip: :mod:`meshkit.auth.prefetch`)."""
 
     full_name: str
     register: Callable[[grpc.aio.Server], None]
+    prefetch: Mapping[str, Prefetch] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -72,9 +76,19 @@ class Service:
         name: str,
         servicer: object,
         add: Callable[[Any, grpc.aio.Server], None],
+        *,
+        prefetch: Mapping[str, Prefetch] | None = None,
     ) -> Service:
         """The service ``name`` of a generated ``*_pb2`` file, registered with its ``add_*_to_server``."""
-        return cls(file.services_by_name[name].full_name, lambda server: add(servicer, server))
+        descriptor = file.services_by_name[name]
+        unknown = set(prefetch or {}) - set(descriptor.methods_by_name)
+        if unknown:
+            raise ValueError(f"prefetch names methods {name} does not have: {sorted(unknown)}")
+        return cls(descriptor.full_name, lambda server: add(servicer, server), dict(prefetch or {}))
+
+    def prefetches(self) -> dict[str, Prefetch]:
+        """The declared prefetches by full method path (``/pkg.Service/Method``), as calls name them."""
+        return {f"/{self.full_name}/{method}": keys for method, keys in self.prefetch.items()}
 
 
 @dataclass(frozen=True)

@@ -226,7 +226,11 @@ async def serve(spec: BackendSpec[S], deadline: ShutdownDeadline | None = None) 
     services = spec.services(runtime)
     spec.consumers(runtime)  # subscribed before the broker starts in _connect_kafka
     authenticator = AuthInterceptor(
-        verifier, revocations, public_methods(s.full_name for s in services), registry
+        verifier,
+        revocations,
+        public_methods(s.full_name for s in services),
+        registry,
+        prefetches={path: keys for s in services for path, keys in s.prefetches().items()},
     )
     server = BackendServer(runtime, services, authenticator)
     stop = asyncio.Event()

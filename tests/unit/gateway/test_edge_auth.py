@@ -1,5 +1,5 @@
-"""The edge's verified-token cache (hits until the token expires, bounded size), its revocation check, and
-what a token that cannot be verified is answered."""
+"""The edge's revocation check, and what a token that cannot be verified is answered (the verified-token
+cache is the verifier's: tests/unit/meshkit/auth/test_token_cache.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from gateway.edge_auth import CHALLENGE_INVALID, EdgeAuth, Refusal, VerifiedTokenCache
+from gateway.edge_auth import CHALLENGE_INVALID, EdgeAuth, Refusal
 from meshkit.auth.keys import KeysUnavailable
 from meshkit.auth.revocation import RevocationChecker
 from meshkit.auth.revocation_set import RevocationSet
@@ -23,19 +23,6 @@ PRIVATE = options_pb2.RoutePolicy(access=options_pb2.ACCESS_AUTHENTICATED)
 def _principal(sub: str, expires_in: float) -> Principal:
     now = time.time()
     return Principal(sub, "t", "", frozenset({"user"}), f"jti-{sub}", now, now + expires_in, f"tok-{sub}")
-
-
-def test_hits_until_expiry_and_evicts_the_oldest() -> None:
-    cache = VerifiedTokenCache(size=2)
-    cache.put("a", _principal("a", 60))
-    cache.put("b", _principal("b", -1))  # already expired
-    assert cache.get("a") is not None
-    assert cache.get("b") is None
-    cache.put("c", _principal("c", 60))
-    cache.put("d", _principal("d", 60))  # size 2: "a" is the least recently used and goes
-    assert cache.get("a") is None
-    assert cache.get("c") is not None
-    assert cache.get("d") is not None
 
 
 class _Verifier:
