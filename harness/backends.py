@@ -7,6 +7,8 @@ kit) starts it here: :func:`spawn_backend` starts it without waiting (so several
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +62,24 @@ class BackendProcess:
 
     def stop(self, timeout: float = 20) -> int:
         return self.proc.terminate(timeout)
+
+    def client_ports(self, port: int) -> set[int]:
+        """Local ports of the process's established TCP connections to ``port`` (Linux ``/proc``)."""
+        pid = self.proc.popen.pid
+        inodes = set()
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+        found = set()
+        for table in ("tcp", "tcp6"):
+            for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+                fields = line.split()
+                remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+                if remote_port == port and fields[3] == "01" and fields[9] in inodes:
+                    found.add(int(fields[1].rsplit(":", 1)[1], 16))
+        return found
 
 
 def backend_env(name: str, port: int, metrics_port: int) -> dict[str, str]:

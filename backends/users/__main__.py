@@ -8,7 +8,7 @@ from pathlib import Path
 from backends.users import models
 from backends.users.cache import UserCache
 from backends.users.config import UsersSettings
-from backends.users.service import UsersDeps, UserService
+from backends.users.service import PREFETCH, UsersDeps, UserService
 from backends.users.store import UserStore
 from meshkit.rpc.runtime import BackendSpec, Runtime, Service, open_outbox
 from meshkit.rpc.server import run_backend
@@ -26,6 +26,7 @@ def users_deps(runtime: Runtime[UsersSettings]) -> UsersDeps:
         cache=UserCache(runtime.redis, runtime.registry),
         outbox=open_outbox(runtime, models.outbox),
         redis=runtime.redis,
+        revocations=runtime.revocations.local,
     )
 
 
@@ -33,7 +34,11 @@ def services(runtime: Runtime[UsersSettings]) -> Sequence[Service]:
     servicer = UserService(users_deps(runtime))
     return [
         Service.of(
-            users_pb2.DESCRIPTOR, "UserService", servicer, users_pb2_grpc.add_UserServiceServicer_to_server
+            users_pb2.DESCRIPTOR,
+            "UserService",
+            servicer,
+            users_pb2_grpc.add_UserServiceServicer_to_server,
+            prefetch=PREFETCH,
         )
     ]
 

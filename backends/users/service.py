@@ -7,13 +7,25 @@ Authorization (the caller is the verified token's principal):
 - a user updates and deletes themself; ``email``, ``roles`` and ``is_active`` are admin-only.
 Every change writes its event to the outbox in the same transaction, then invalidates the cache. A
 change of roles or a deactivation also ends the user's sessions (see :func:`ends_sessions`).
+
+Who may call is the authenticator's answer alone (``current_principal()``: a valid token that no
+revocation mark refuses); no call reads the caller's profile to find out. Every way a user stops being
+allowed ends their sessions — deletion, deactivation and a change of roles here
+(:meth:`UserService._end_sessions`: this process's in-process set at once, Redis for every other
+verifier, auth's durable mark and revocation stream for all), "log out everywhere" in auth — so a profile
+read would only repeat the revocation check. GetMe still refuses a caller whose own profile is gone or
+inactive: it reads that profile anyway.
+
+GetUser and GetMe declare the cache keys they read first (:data:`PREFETCH`), so a warm read is one
+Redis round trip together with the token's revocation marks.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, NoReturn
 
@@ -27,7 +39,9 @@ from backends.users.convert import user_message
 from backends.users.events import USERS
 from backends.users.store import DuplicateError, UserRecord, UserStore
 from meshkit.auth.interceptor import current_principal
-from meshkit.auth.revocation import end_sessions
+from meshkit.auth.prefetch import Prefetch
+from meshkit.auth.revocation import VALID_AFTER_TTL_SECONDS, end_sessions
+from meshkit.auth.revocation_set import USER, RevocationSet
 from meshkit.auth.tokens import Principal
 from meshkit.db.database import Database
 from meshkit.events.outbox import Outbox
@@ -58,6 +72,7 @@ class UsersDeps:
     cache: UserCache
     outbox: Outbox
     redis: Redis
+    revocations: RevocationSet  # this process's in-process revocations (its authenticator's)
 
 
 class UserService(users_pb2_grpc.UserServiceServicer):
@@ -67,6 +82,7 @@ class UserService(users_pb2_grpc.UserServiceServicer):
         self._cache = deps.cache
         self._outbox = deps.outbox
         self._redis = deps.redis
+        self._revocations = deps.revocations
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -77,16 +93,6 @@ class UserService(users_pb2_grpc.UserServiceServicer):
             return user_message(record) if record else None
 
         return await self._cache.get(tenant_id, user_id, load)
-
-    async def _caller(self, context: Context) -> Principal:
-        """The principal, refused when its user was deleted or deactivated since the token was issued."""
-        principal = current_principal()
-        if principal.has_role(SERVICE):
-            return principal
-        caller = await self._cached_user(principal.tenant_id, principal.sub)
-        if caller is None or not caller.is_active:
-            await abort(context, grpc.StatusCode.UNAUTHENTICATED, "invalid or expired token")
-        return principal
 
     async def _tenant(self, context: Context, principal: Principal, requested: str) -> str:
         if requested and requested != principal.tenant_id:
@@ -107,7 +113,7 @@ class UserService(users_pb2_grpc.UserServiceServicer):
     async def CreateUser(
         self, request: users_pb2.CreateUserRequest, context: Context
     ) -> users_pb2.CreateUserResponse:
-        principal = await self._caller(context)
+        principal = current_principal()
         if not (principal.has_role(ADMIN) or principal.has_role(SERVICE)):
             await _deny(context, "Only admins can create users")
         tenant_id = await self._tenant(context, principal, request.tenant_id)
@@ -174,7 +180,7 @@ class UserService(users_pb2_grpc.UserServiceServicer):
         return record
 
     async def GetUser(self, request: users_pb2.GetUserRequest, context: Context) -> users_pb2.GetUserResponse:
-        principal = await self._caller(context)
+        principal = current_principal()
         tenant_id = await self._tenant(context, principal, request.tenant_id)
         await self._check_id(context, request.user_id)
         user = await self._cached_user(tenant_id, request.user_id.lower())
@@ -183,16 +189,19 @@ class UserService(users_pb2_grpc.UserServiceServicer):
         return users_pb2.GetUserResponse(user=user)
 
     async def GetMe(self, request: users_pb2.GetMeRequest, context: Context) -> users_pb2.GetMeResponse:
-        principal = await self._caller(context)
+        principal = current_principal()
         user = await self._cached_user(principal.tenant_id, principal.sub)
-        if user is None:
-            await _not_found(context)
+        if user is None or not user.is_active:
+            if principal.has_role(SERVICE):  # a service has no profile of its own
+                await _not_found(context)
+            # Read anyway: a caller whose profile is gone or inactive is refused, whatever the marks say.
+            await abort(context, grpc.StatusCode.UNAUTHENTICATED, "invalid or expired token")
         return users_pb2.GetMeResponse(user=user)
 
     async def ListUsers(
         self, request: users_pb2.ListUsersRequest, context: Context
     ) -> users_pb2.ListUsersResponse:
-        principal = await self._caller(context)
+        principal = current_principal()
         tenant_id = await self._tenant(context, principal, request.tenant_id)
         if problems := v.check_page(request.page, request.page_size):
             await abort(context, grpc.StatusCode.INVALID_ARGUMENT, INVALID_REQUEST, violations=problems)
@@ -206,7 +215,7 @@ class UserService(users_pb2_grpc.UserServiceServicer):
     async def SearchUsers(
         self, request: users_pb2.SearchUsersRequest, context: Context
     ) -> users_pb2.SearchUsersResponse:
-        principal = await self._caller(context)
+        principal = current_principal()
         tenant_id = await self._tenant(context, principal, request.tenant_id)
         if problems := v.check_query(request.q) + v.check_page(request.page, request.page_size):
             await abort(context, grpc.StatusCode.INVALID_ARGUMENT, INVALID_REQUEST, violations=problems)
@@ -222,7 +231,7 @@ class UserService(users_pb2_grpc.UserServiceServicer):
     async def UpdateUser(
         self, request: users_pb2.UpdateUserRequest, context: Context
     ) -> users_pb2.UpdateUserResponse:
-        principal = await self._caller(context)
+        principal = current_principal()
         await self._check_id(context, request.user_id)
         user_id = request.user_id.lower()
         is_admin = principal.has_role(ADMIN)
@@ -266,7 +275,7 @@ class UserService(users_pb2_grpc.UserServiceServicer):
     async def DeleteUser(
         self, request: users_pb2.DeleteUserRequest, context: Context
     ) -> users_pb2.DeleteUserResponse:
-        principal = await self._caller(context)
+        principal = current_principal()
         await self._check_id(context, request.user_id)
         user_id = request.user_id.lower()
         # The auth backend (role service) deletes a profile whose registration it could not finish.
@@ -290,12 +299,33 @@ class UserService(users_pb2_grpc.UserServiceServicer):
         return users_pb2.DeleteUserResponse(message="User deleted successfully")
 
     async def _end_sessions(self, tenant_id: str, user_id: str) -> None:
-        """A fast path only: the user's tokens stop in Redis at once. The deletion does not depend on it:
-        auth stores the same "valid after" when it consumes the event and publishes it to every verifier."""
+        """The user's tokens stop at once: in this process's in-process set (cannot fail, and refuses
+        their next call here even with Redis away), then in Redis for every other verifier (best effort).
+        Neither is the durable record: auth stores the same "valid after" when it consumes the event and
+        publishes it to every verifier."""
+        now = time.time()
+        self._revocations.add(
+            USER, user_id, now + VALID_AFTER_TTL_SECONDS, tenant_id=tenant_id, valid_after=now
+        )
         try:
-            await end_sessions(self._redis, tenant_id, user_id)
+            await end_sessions(self._redis, tenant_id, user_id, at=now)
         except RedisError:
             log.warning("could not end sessions in Redis; auth ends them", extra={"user_id": user_id})
+
+
+def _get_user_keys(request: users_pb2.GetUserRequest, principal: Principal) -> Sequence[str]:
+    """The cache keys GetUser reads first for a request it will serve (none for one it refuses)."""
+    if (request.tenant_id and request.tenant_id != principal.tenant_id) or v.check_id(request.user_id):
+        return ()
+    return UserCache.read_keys(principal.tenant_id, request.user_id.lower())
+
+
+def _get_me_keys(request: users_pb2.GetMeRequest, principal: Principal) -> Sequence[str]:
+    return UserCache.read_keys(principal.tenant_id, principal.sub)
+
+
+# Read with the token's revocation marks in one round trip (meshkit.auth.prefetch).
+PREFETCH: Mapping[str, Prefetch] = {"GetUser": _get_user_keys, "GetMe": _get_me_keys}
 
 
 def ends_sessions(before: UserRecord, after: UserRecord) -> bool:
