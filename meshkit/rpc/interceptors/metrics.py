@@ -62,28 +62,55 @@ def _exemplar() -> dict[str, str] | None:
     return {"trace_id": format(ctx.trace_id, "032x")} if ctx.is_valid and ctx.trace_flags.sampled else None
 
 
+class _MethodMetrics:
+    """One method's metric children, looked up once: ``labels()`` per call takes a lock and builds a key."""
+
+    def __init__(self, metrics: GrpcServerMetrics, labels: tuple[str, str, str]) -> None:
+        self._metrics, self._labels = metrics, labels
+        self.started = metrics.started.labels(*labels)
+        self.duration = metrics.duration.labels(*labels)
+        self.in_flight = metrics.in_flight.labels(*labels[:2])
+        self._handled: dict[str, Any] = {}
+
+    def handled(self, code: str) -> Any:
+        child = self._handled.get(code)
+        if child is None:  # at most one per status code
+            child = self._handled[code] = self._metrics.handled.labels(*self._labels, code)
+        return child
+
+
 class MetricsInterceptor(WrappingInterceptor):
     """Counts and times unary and server-streaming calls."""
 
     def __init__(self, metrics: GrpcServerMetrics) -> None:
         self._m = metrics
+        # By method path; only registered methods get here (an unknown one has no handler to wrap).
+        self._methods: dict[tuple[str, str], _MethodMetrics] = {}
 
-    def _finish(self, labels: tuple[str, str, str], started: float, code: str) -> None:
-        self._m.handled.labels(*labels, code).inc()
-        self._m.duration.labels(*labels).observe(time.perf_counter() - started, exemplar=_exemplar())
-        self._m.in_flight.labels(*labels[:2]).dec()
+    def _method(self, details: grpc.HandlerCallDetails, kind: str) -> _MethodMetrics:
+        found = self._methods.get((details.method, kind))
+        if found is None:
+            service, _, method = details.method.lstrip("/").partition("/")
+            found = self._methods[(details.method, kind)] = _MethodMetrics(self._m, (service, method, kind))
+        return found
 
-    def _begin(self, labels: tuple[str, str, str]) -> float:
-        self._m.started.labels(*labels).inc()
-        self._m.in_flight.labels(*labels[:2]).inc()
+    @staticmethod
+    def _finish(m: _MethodMetrics, started: float, code: str) -> None:
+        m.handled(code).inc()
+        m.duration.observe(time.perf_counter() - started, exemplar=_exemplar())
+        m.in_flight.dec()
+
+    @staticmethod
+    def _begin(m: _MethodMetrics) -> float:
+        m.started.inc()
+        m.in_flight.inc()
         return time.perf_counter()
 
     def wrap_unary(self, behavior: Unary, details: grpc.HandlerCallDetails) -> Unary:
-        service, _, method = details.method.lstrip("/").partition("/")
-        labels = (service, method, "unary")
+        m = self._method(details, "unary")
 
         async def unary(request: Any, context: Context) -> Any:
-            started = self._begin(labels)
+            started = self._begin(m)
             error: BaseException | None = None
             try:
                 return await behavior(request, context)
@@ -91,16 +118,15 @@ class MetricsInterceptor(WrappingInterceptor):
                 error = exc
                 raise
             finally:
-                self._finish(labels, started, _status_of(context, error))
+                self._finish(m, started, _status_of(context, error))
 
         return unary
 
     def wrap_stream(self, behavior: Stream, details: grpc.HandlerCallDetails) -> Stream:
-        service, _, method = details.method.lstrip("/").partition("/")
-        labels = (service, method, "server_stream")
+        m = self._method(details, "server_stream")
 
         async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
-            started = self._begin(labels)
+            started = self._begin(m)
             error: BaseException | None = None
             try:
                 async for item in behavior(request, context):
@@ -109,6 +135,6 @@ class MetricsInterceptor(WrappingInterceptor):
                 error = exc
                 raise
             finally:
-                self._finish(labels, started, _status_of(context, error))
+                self._finish(m, started, _status_of(context, error))
 
         return stream
