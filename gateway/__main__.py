@@ -16,8 +16,10 @@ from gateway.app import create_app
 from gateway.config import GatewaySettings
 from gateway.drain import Draining
 from gateway.header_timeout import protocol_with_header_timeout
+from gateway.processes import OperationsOnly, child_sockets, supervised_ports
 from meshkit.rpc.channels import channel_credentials
 from meshkit.shutdown import ShutdownDeadline, accept_lead
+from meshkit.supervisor import process_index, shared_port, supervise
 from observability.telemetry import setup_telemetry
 
 
@@ -77,14 +79,21 @@ def main() -> None:
     except (ValueError, OSError) as exc:
         raise SystemExit(f"Upstream TLS: {exc}") from None
     tls = tls_options(settings)
+    if settings.processes > 1 and process_index() is None:  # N children serve; this process binds nothing
+        raise SystemExit(supervise(settings.processes, settings.host, supervised_ports(settings), "gateway"))
     telemetry = setup_telemetry("portico-gateway", settings)
     # The Kafka readiness probe reports an unreachable broker through /ready; aiokafka's own
     # connection errors would repeat that on every probe.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     draining = Draining(create_app(settings))
+    app: Any = draining
+    sockets: list[socket.socket] | None = None
+    if shared_port():  # one of a supervisor's children: the shared port, and its own for scrapes
+        sockets, own = child_sockets(settings)
+        app = OperationsOnly(draining, own)
     lead = accept_lead(settings.shutdown_grace)
     config = uvicorn.Config(
-        draining,
+        app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
@@ -100,7 +109,7 @@ def main() -> None:
     )
     deadline = ShutdownDeadline(settings.shutdown_grace)
     try:
-        GatewayServer(config, deadline, draining).run()
+        GatewayServer(config, deadline, draining).run(sockets=sockets)
     finally:
         with deadline.step("telemetry shutdown (span export)"):
             telemetry.shutdown()

@@ -12,7 +12,7 @@ from meshkit.config.base import env, settings_config
 from meshkit.config.defaults import GATEWAY_PORT, LOOPBACK
 from meshkit.config.events import KafkaSettings
 from meshkit.config.peers import AuthPeer, BrokerPeer, PostsPeer, UsersPeer
-from meshkit.config.serve import ForwardingSecret, ShutdownSettings
+from meshkit.config.serve import ForwardingSecret, ProcessesSettings, ShutdownSettings
 from meshkit.config.stores import RedisSettings
 from meshkit.config.telemetry import TelemetrySettings
 from meshkit.config.tokens import TokenSettings
@@ -33,6 +33,7 @@ class GatewaySettings(
     RedisSettings,
     TelemetrySettings,
     ShutdownSettings,
+    ProcessesSettings,
     ForwardingSecret,
 ):
     """Where the gateway listens and where its upstreams are; limits, retries, CORS and TLS at the edge."""
@@ -41,6 +42,13 @@ class GatewaySettings(
 
     host: str = Field(default=LOOPBACK, description="HTTP listen address")
     port: int = Field(default=GATEWAY_PORT, description="HTTP listen port (REST, SSE, /docs and /metrics)")
+    metrics_port: int | None = Field(
+        default=None,
+        description=(
+            "With processes > 1: process i also listens on this port + i, answering only /metrics, "
+            "/health and /ready (the shared port answers from any process); default the HTTP port + 1"
+        ),
+    )
 
     # Each limit is N/second|minute|hour|day; the older unprefixed names are the public contract's.
     rate_limit_per_ip: str = env(

@@ -34,6 +34,21 @@ class ShutdownSettings(MeshSettings):
     )
 
 
+class ProcessesSettings(MeshSettings):
+    """How many processes serve one port (:mod:`meshkit.supervisor`): the process's own prefix, e.g.
+    ``PORTICO_GATEWAY_PROCESSES`` or ``PORTICO_USERS_PROCESSES``."""
+
+    processes: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description=(
+            "Serving processes sharing the port (SO_REUSEPORT) under a supervisor; each serves its "
+            "metrics on its own port, the metrics port + its index (0 to N-1)"
+        ),
+    )
+
+
 class ForwardingSecret(MeshSettings):
     """The credential of a forwarder of client addresses: the gateway, and auth when it calls users."""
 
@@ -64,7 +79,7 @@ class ForwardingSettings(ForwardingSecret):
         return frozenset(part.strip() for part in self.trusted_forwarders.split(",") if part.strip())
 
 
-class ServeSettings(ShutdownSettings):
+class ServeSettings(ShutdownSettings, ProcessesSettings):
     """A gRPC server with a Prometheus endpoint. Each backend gives ``port`` and ``metrics_port`` their
     defaults (:mod:`meshkit.config.defaults`)."""
 

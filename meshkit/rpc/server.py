@@ -44,6 +44,7 @@ from meshkit.rpc.probes import kafka_dependency, redis_dependency
 from meshkit.rpc.runtime import BackendSpec, Runtime, S, Service
 from meshkit.rpc.tls import server_credentials
 from meshkit.shutdown import ShutdownDeadline, accept_lead, exit_now
+from meshkit.supervisor import own_port, process_index, shared_port, supervise
 from observability.telemetry import setup_telemetry
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,9 @@ class BackendServer:
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.so_reuseport", 0),
+                # A port clash is an error, never two servers silently sharing: only the children of
+                # one supervisor share their port (it checked that no other program holds it).
+                ("grpc.so_reuseport", 1 if shared_port() else 0),
             ],
         )
         names = [s.full_name for s in services]
@@ -196,7 +199,9 @@ async def serve(spec: BackendSpec[S], deadline: ShutdownDeadline | None = None) 
     deadline = deadline or ShutdownDeadline(settings.shutdown_grace)
     telemetry = setup_telemetry(f"portico-{name}", settings.telemetry())
     registry = new_registry()
-    metrics_httpd, _ = start_metrics_http_server(settings.metrics_port, addr=settings.host, registry=registry)
+    metrics_httpd, _ = start_metrics_http_server(
+        own_port(settings.metrics_port), addr=settings.host, registry=registry
+    )
     broker = build_broker(
         settings.kafka_bootstrap,
         service=name,
@@ -270,7 +275,11 @@ async def _close(runtime: Runtime[Any], auth_channel: grpc.aio.Channel, deadline
 
 def run_backend(spec: BackendSpec[S]) -> None:
     """Entry point for ``python -m backends.<name>``: serve, shut down within the deadline, exit."""
-    deadline = ShutdownDeadline(spec.settings().shutdown_grace)
+    settings = spec.settings()
+    if settings.processes > 1 and process_index() is None:
+        ports = [settings.port, *(settings.metrics_port + i for i in range(settings.processes))]
+        exit_now(supervise(settings.processes, settings.host, ports, spec.name))
+    deadline = ShutdownDeadline(settings.shutdown_grace)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(serve(spec, deadline))
