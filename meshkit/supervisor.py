@@ -75,8 +75,11 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def supervise(count: int, host: str, ports: Sequence[int], what: str) -> int:
-    """Run ``count`` copies of this command line until they exit; returns the exit status (see above).
+def supervise(
+    count: int, host: str, ports: Sequence[int], what: str, argv: Sequence[str] | None = None
+) -> int:
+    """Run ``count`` copies of this command line (or ``argv``) until they exit; returns the exit status
+    (see above).
 
     ``ports`` are checked free first (the shared port and every child's own ports), so a port held by
     another program stops the start with a clear message instead of being shared or failing in a child.
@@ -87,7 +90,7 @@ def supervise(count: int, host: str, ports: Sequence[int], what: str) -> int:
             print(f"{what}: {host}:{port} is already in use", file=sys.stderr)
             return 1
     parent = os.getpid()
-    argv = [sys.executable, *sys.orig_argv[1:]]
+    argv = list(argv) if argv is not None else [sys.executable, *sys.orig_argv[1:]]
     children: dict[int, subprocess.Popen[bytes]] = {}
     for index in range(count):
         child = subprocess.Popen(

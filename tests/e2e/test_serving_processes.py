@@ -1,0 +1,120 @@
+"""The gateway and the users backend as two processes each (``PORTICO_<PROCESS>_PROCESSES=2``) in a real
+mesh: both children of each serve the shared port, each is scraped on its own metrics port, SIGTERM
+drains them all and the supervisors exit 0; a child killed with SIGKILL stops its siblings and its
+supervisor exits 1 (it is not restarted: the process manager above restarts the whole)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from harness.accounts import bearer, register
+from harness.backends import metric_value
+from harness.gateway import gateway_ready
+from harness.infra import InfraEnv
+from harness.mesh import start_mesh
+from harness.processes import wait_until
+from harness.tokens import TokenIssuer
+from harness.users import start_users_backend
+from infra.procs import free_port
+
+pytestmark = pytest.mark.infra
+CONNECTIONS = 40  # new connections each: all on one child of two has odds 2**-39
+
+
+def children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_gone(pids: list[int], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while any(alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, f"still running: {pids}"
+        time.sleep(0.1)
+
+
+def handled(metrics_port: int, service: str) -> float:
+    return metric_value(metrics_port, "grpc_server_handled_total", {"grpc_service": service})
+
+
+def gateway_requests(port: int, route: str) -> float:
+    return metric_value(port, "portico_gateway_requests_total", {"route": route, "status": "200"})
+
+
+def test_two_processes_each_serve_drain_on_sigterm_and_exit_0(infra: InfraEnv, tmp_path: Path) -> None:
+    gateway_own = free_port()  # the gateway children's own ports: gateway_own and gateway_own + 1
+    env = {**infra.env(), "PORTICO_GATEWAY_PROCESSES": "2", "PORTICO_USERS_PROCESSES": "2"}
+    env["PORTICO_GATEWAY_METRICS_PORT"] = str(gateway_own)
+    mesh = start_mesh(env, tmp_path)
+    stopped = False
+    try:
+        gateway, users = mesh.procs["gateway"].popen.pid, mesh.procs["users"].popen.pid
+        gateway_children, users_children = children(gateway), children(users)
+        assert len(gateway_children) == 2
+        assert len(users_children) == 2
+
+        # Every gateway child is ready on its own port, and only operations paths answer there.
+        for index in range(2):
+            own = f"http://127.0.0.1:{gateway_own + index}"
+            wait_until(lambda own=own: gateway_ready(own), 60, f"gateway child {index} ready")  # type: ignore[misc]
+            assert httpx.get(f"{own}/api/v1/users/me", timeout=10).status_code == 404
+
+        # Real requests on the shared port, each on a new connection: both gateway children answer.
+        with httpx.Client(base_url=mesh.gateway_url, timeout=30) as client:
+            user = register(client, f"procs_{uuid.uuid4().hex[:8]}")["user"]
+            headers = bearer(register(client, user["tenant_id"]))
+        route = "/api/v1/users/{user_id}"
+        for _ in range(CONNECTIONS):
+            reply = httpx.get(f"{mesh.gateway_url}/api/v1/users/{user['id']}", headers=headers, timeout=30)
+            assert reply.status_code == 200
+            assert reply.json()["data"]["id"] == user["id"]
+        per_child = [gateway_requests(gateway_own + index, route) for index in range(2)]
+        assert all(count > 0 for count in per_child), per_child
+        assert sum(per_child) >= CONNECTIONS, per_child
+
+        # New gRPC connections to the users port: both users children answer, each on its metrics port.
+        for _ in range(CONNECTIONS):
+            with grpc.insecure_channel(mesh.target("users")) as channel:
+                reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        users_metrics = mesh.metrics_ports["users"]
+        health = [handled(users_metrics + index, "grpc.health.v1.Health") for index in range(2)]
+        assert all(count > 0 for count in health), health
+
+        codes = mesh.stop()
+        stopped = True
+        assert codes["gateway"] == 0, codes
+        assert codes["users"] == 0, codes
+        wait_gone(gateway_children + users_children)
+    finally:
+        if not stopped:
+            mesh.stop()
+
+
+def test_a_child_killed_with_sigkill_stops_its_siblings_and_the_supervisor_exits_1(
+    infra: InfraEnv, issuer: TokenIssuer, tmp_path: Path
+) -> None:
+    backend = start_users_backend(infra, issuer, tmp_path, extra_env={"PORTICO_USERS_PROCESSES": "2"})
+    try:
+        first, second = children(backend.proc.popen.pid)
+        os.kill(first, signal.SIGKILL)
+        assert backend.proc.popen.wait(30) == 1
+        wait_gone([second])
+        assert "child exited" in backend.proc.log()
+    finally:
+        backend.stop()
