@@ -17,7 +17,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from harness.accounts import bearer, register
-from harness.backends import metric_value
+from harness.backends import metric_value, spawn_backend
 from harness.gateway import gateway_ready
 from harness.infra import InfraEnv
 from harness.mesh import start_mesh
@@ -118,3 +118,29 @@ def test_a_child_killed_with_sigkill_stops_its_siblings_and_the_supervisor_exits
         assert "child exited" in backend.proc.log()
     finally:
         backend.stop()
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_a_port_held_by_another_backend_fails_the_start(
+    infra: InfraEnv, issuer: TokenIssuer, tmp_path: Path, processes: str
+) -> None:
+    # One process binds without SO_REUSEPORT; a supervisor checks the port before any child binds it:
+    # either way a clash is an error, never two servers silently sharing the port.
+    running = start_users_backend(infra, issuer, tmp_path / "running")
+    try:
+        port = int(running.target.rsplit(":", 1)[1])
+        env = {
+            **infra.env(),
+            "PORTICO_DATABASE_URL": running.database_url,
+            "PORTICO_JWKS_TARGET": issuer.target,
+            "PORTICO_USERS_PROCESSES": processes,
+        }
+        clash = spawn_backend("users", env, tmp_path, port=port)
+        try:
+            assert clash.proc.popen.wait(120) != 0
+        finally:
+            clash.stop()
+        assert ("Failed to add port" if processes == "1" else "is already in use") in clash.proc.log()
+        assert running.health() == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        running.stop()
