@@ -19,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from harness.accounts import bearer, register
 from harness.backends import metric_value, spawn_backend
 from harness.gateway import gateway_ready
+from harness.inflight import Call, Load, grpc_call, http_call, judge
 from harness.infra import InfraEnv
 from harness.mesh import start_mesh
 from harness.processes import wait_until
@@ -96,10 +97,34 @@ def test_two_processes_each_serve_drain_on_sigterm_and_exit_0(infra: InfraEnv, t
         health = [handled(users_metrics + index, "grpc.health.v1.Health") for index in range(2)]
         assert all(count > 0 for count in health), health
 
+        # SIGTERM under load: every call in flight at the signal is answered, by whichever child had it.
+        url = f"{mesh.gateway_url}/api/v1/users/{user['id']}"
+
+        def http_load() -> Call:
+            client = httpx.Client(headers=headers, timeout=30)
+            return lambda: http_call(client, url)
+
+        def grpc_load() -> Call:
+            stub = health_pb2_grpc.HealthStub(grpc.insecure_channel(mesh.target("users")))
+            check = health_pb2.HealthCheckRequest()
+            return lambda: grpc_call(lambda: stub.Check(check, timeout=10), frozenset())
+
+        through_gateway, to_users = Load(http_load).start(), Load(grpc_load).start()
+        time.sleep(1.0)
+        gateway_signalled = time.monotonic()
+        gateway_code = mesh.procs["gateway"].terminate()
+        users_signalled = time.monotonic()
+        users_code = mesh.procs["users"].terminate()
+        gateway_verdict = judge(through_gateway.stop(), gateway_signalled)
+        users_verdict = judge(to_users.stop(), users_signalled)
         codes = mesh.stop()
         stopped = True
-        assert codes["gateway"] == 0, codes
-        assert codes["users"] == 0, codes
+        assert gateway_code == 0, mesh.procs["gateway"].log()[-3000:]
+        assert users_code == 0, mesh.procs["users"].log()[-3000:]
+        assert gateway_verdict.failures == (), gateway_verdict
+        assert users_verdict.failures == (), users_verdict
+        assert gateway_verdict.in_flight_ok + users_verdict.in_flight_ok > 0, (gateway_verdict, users_verdict)
+        assert set(codes.values()) == {0}, codes
         wait_gone(gateway_children + users_children)
     finally:
         if not stopped:
