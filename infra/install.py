@@ -251,9 +251,11 @@ def steps(component: str) -> list[Step]:
         ],
         "redis": [Step("redis-server", ensure_redis)],
         "postgres": [Step("postgresql", ensure_postgres)],
+        # swagger-ui-dist serves the gateway's /docs; buf, from the same package.json, lints the protos.
+        "npm": [Step("npm ci (buf, swagger-ui-dist)", npm_packages)],
+        # What only the tests and benchmarks use: `make up` never installs these.
         "tools": [
             *(Step(f"{name} {GO_TOOLS[name][1]}", go_tool(name)) for name in GO_TOOLS),
-            Step("npm ci (buf, swagger-ui-dist)", npm_packages),
             Step("wrk", debian_tool("wrk", "wrk")),
             Step("chromium", debian_tool("chromium", "chromium")),
             # Static checks of the deployment files: compose.yaml, observability/prometheus.
@@ -264,7 +266,10 @@ def steps(component: str) -> list[Step]:
     return table[component]
 
 
-COMPONENTS = ("kafka", "redis", "postgres", "tools")
+COMPONENTS = ("kafka", "redis", "postgres", "npm", "tools")
+# What each purpose needs: `make up` runs Kafka, Redis and the mesh on SQLite (PostgreSQL only by URL);
+# `make test` (and `make bench`) need everything, PostgreSQL and the developer tools included.
+PURPOSES: dict[str, tuple[str, ...]] = {"up": ("kafka", "redis", "npm"), "test": COMPONENTS}
 
 
 def install(components: list[str]) -> None:
