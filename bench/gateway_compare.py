@@ -8,18 +8,24 @@ machine the absolute figures move with whatever else runs, the ratios much less.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 DIRECT = "grpc direct (ghz)"
 PEER = "grpc-gateway peer (wrk)"
 CPU_GOAL = 1.5  # Portico's gateway CPU per request <= this x the peer's
 MIB = 1024 * 1024
+Show = Callable[[float | None], str]  # a figure as the tables print it
 
 
 def portico(server: str) -> str:
     """The row name of Portico's gateway under ``server``."""
     return f"gateway {server} (wrk)"
+
+
+def baseline(rev: str) -> str:
+    """The row name of Portico's gateway as it was at the git revision ``rev`` (under uvicorn)."""
+    return f"gateway at {rev} (wrk)"
 
 
 def load_name(concurrency: int) -> str:
@@ -133,6 +139,8 @@ def label(name: str) -> str:
         return "GetUser direct (ghz)"
     if name == PEER:
         return "Go grpc-gateway peer (wrk)"
+    if name.startswith("gateway at "):
+        return f"Portico {name}"
     return name.replace("gateway ", "Portico gateway, ")
 
 
@@ -186,3 +194,37 @@ def verdict(c: Comparison) -> str:
     ratios = ", ".join(f"{times(v)} at {load}" for load, v in zip(c.loads, c.cpu_ratio, strict=True))
     word = "met" if c.goal_met() else "NOT met"
     return f"Portico ({c.server}) gateway CPU per request ≤ {CPU_GOAL}x the peer's: {word} ({ratios})"
+
+
+def before_after_table(rows: Sequence[Row], rev: str, server: str, loads: Sequence[str]) -> str:
+    """Portico's gateway at ``rev`` and now, both measured in this run; each also over the peer."""
+    before, now = baseline(rev), portico(server)
+
+    def value(name: str, load: str, attr: str) -> float | None:
+        row = find(rows, name, load)
+        return None if row is None else getattr(row, attr)
+
+    def over_peer(name: str, load: str, attr: str) -> float | None:
+        return ratio(value(name, load, attr), value(PEER, load, attr))
+
+    def arrows(of: Callable[[str, str, str], float | None], attr: str, show: Show) -> list[str]:
+        return [f"{show(of(before, load, attr))} → {show(of(now, load, attr))}" for load in loads]
+
+    def line(what: str, cells: Sequence[str]) -> str:
+        return f"| {what} | {' | '.join(cells)} |"
+
+    direct = value(DIRECT, "c=1", "p50_ms")
+    p50 = [plus_ms(added(value(name, "c=1", "p50_ms"), direct)) for name in (before, now)]
+    return "\n".join(
+        [
+            line(f"Portico's gateway, at {rev} → now", list(loads)),
+            "|---|" + "---|" * len(loads),
+            line("gateway CPU-µs/req", arrows(value, "gateway_cpu_us", num)),
+            line(
+                f"**CPU per request over the peer** (goal ≤ {CPU_GOAL}x)",
+                [f"**{cell}**" for cell in arrows(over_peer, "gateway_cpu_us", times)],
+            ),
+            line("rps over the peer", arrows(over_peer, "rps", times)),
+            line("added p50 at c=1 over GetUser direct", [f"{p50[0]} → {p50[1]}", *[""] * (len(loads) - 1)]),
+        ]
+    )

@@ -7,14 +7,17 @@ One user reads themself with one token on every call; the users cache and both g
 caches are warm before any measurement. JWT edge validation and the Redis rate limit are on in both
 (limits set high enough never to refuse): every answer of either gateway must be a 200 carrying the same
 user, or the run fails. Loads: ``--concurrency`` (default 1, 16 and 64 requests in flight). Portico's
-gateway runs under ``--servers`` (uvicorn, what ``python -m gateway`` runs; granian on request). All
+gateway runs under ``--servers`` (uvicorn, what ``python -m gateway`` runs; granian on request). With
+``--processes 1,2`` each count above 1 adds a row ``gateway N procs``: the gateway under uvicorn with
+``PORTICO_GATEWAY_PROCESSES=N`` in front of a users backend of its own with ``PORTICO_USERS_PROCESSES=N``
+(same database); CPU is summed over each supervisor's session, so over all its children. All
 servers run side by side; each row gets ``--seconds`` in all, split over ``--rounds`` interleaved rounds
 (order reversed every other round); latencies are merged (ghz: every call; wrk: 1000 quantiles per run).
 Columns: rps, p50, p99, and CPU-µs per request of the gateway's processes and of the users backend,
 from /proc utime+stime before and after each run; each server's RSS idle after the warm-up.
 Prints the rows, Portico over the peer (CPU per request, goal <= 1.5x; rps), the latency each gateway
 adds at c=1, the earlier goals (rps >= 0.7 x direct at c=16, <= 0.3 ms p50 added at c=1), saves a PNG
-plot and rewrites its section of docs/benchmarks.md.
+plot and rewrites its section of docs/benchmarks.md (with ``--no-docs``, neither unless ``--plot``).
 Exit status: 0; 1 when a goal is missed with ``--strict``; 2 on a setup problem or a wrong answer.
 """
 
@@ -25,6 +28,7 @@ import datetime
 import json
 import os
 import shlex
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +51,8 @@ from bench.gateway_compare import (
     Idle,
     Row,
     added_table,
+    baseline,
+    before_after_table,
     compare,
     comparison_table,
     idle_table,
@@ -70,6 +76,7 @@ RPS_GOAL = 0.7  # gateway rps >= this x direct gRPC rps, at GOAL_LOAD
 ADDED_P50_GOAL_MS = 0.3  # gateway p50 - direct p50 at c=1
 GOAL_LOAD = "c=16"
 DOCS = ROOT / "docs" / "benchmarks.md"
+PLOT = ROOT / "bench" / "results" / "gateway_users.png"
 SECTION = "bench.gateway_users"  # the marked section of DOCS each run rewrites
 # Never refuse during the run (the limiter is still consulted in Redis on every request).
 LIMITS = {
@@ -134,10 +141,16 @@ def cpu_meter(pids: dict[str, int]) -> Iterator[dict[str, float]]:
 # --- the gateway's own count of answers ----------------------------------------------------------------
 
 
-def route_answers(gateway_url: str) -> dict[str, float]:
-    """``portico_gateway_requests_total`` of GET ``ROUTE`` by status."""
-    text = httpx.get(f"{gateway_url}/metrics", timeout=5).text
+def route_answers(metrics_urls: tuple[str, ...]) -> dict[str, float]:
+    """``portico_gateway_requests_total`` of GET ``ROUTE`` by status, summed over the gateway's processes
+    (each of several is scraped on its own port: the shared one answers from any of them)."""
     counts: dict[str, float] = {}
+    for url in metrics_urls:
+        _add_route_answers(httpx.get(f"{url}/metrics", timeout=5).text, counts)
+    return counts
+
+
+def _add_route_answers(text: str, counts: dict[str, float]) -> None:
     for family in text_string_to_metric_families(text):
         if family.name != "portico_gateway_requests":
             continue
@@ -145,7 +158,6 @@ def route_answers(gateway_url: str) -> dict[str, float]:
             labels = sample.labels
             if sample.name.endswith("_total") and labels.get("route") == ROUTE and labels["method"] == "GET":
                 counts[labels["status"]] = counts.get(labels["status"], 0.0) + sample.value
-    return counts
 
 
 def check_all_200(
@@ -229,21 +241,51 @@ def own_stack() -> Iterator[Stack]:
         )
 
 
+@dataclass(frozen=True)
+class Started:
+    """A gateway running: its URL, its session leader, where its answers are counted, its users pid."""
+
+    url: str
+    pid: int
+    metrics_urls: tuple[str, ...]
+    users_pid: int | None = None  # None: the stack's users backend
+
+
 @contextmanager
-def gateway(stack: Stack, server: str, port: int) -> Iterator[tuple[str, int]]:
-    """The gateway under ``server`` on ``port``, until /ready; yields (URL, pid)."""
+def gateway(
+    stack: Stack,
+    server: str,
+    port: int,
+    processes: int = 1,
+    env: Mapping[str, str] | None = None,
+    checkout: Path = ROOT,
+) -> Iterator[Started]:
+    """The gateway of ``checkout`` under ``server`` on ``port`` (with ``processes`` children), until
+    /ready."""
     from harness.gateway import gateway_ready
     from harness.processes import spawn, wait_until
+    from infra.procs import free_port_range
 
     args = SERVERS[server]
     if server == "granian":
         args = [*args, "--host", "127.0.0.1", "--port", str(port)]
-    env = {**stack.env, "PORTICO_GATEWAY_PORT": str(port)}
-    proc = spawn(f"gateway-{server}", args, env, stack.log_dir)
+    full_env = {**stack.env, **(env or {}), "PORTICO_GATEWAY_PORT": str(port)}
     url = f"http://127.0.0.1:{port}"
+    metrics_urls: tuple[str, ...] = (url,)
+    if processes > 1:
+        base = free_port_range(processes)
+        full_env |= {"PORTICO_GATEWAY_PROCESSES": str(processes), "PORTICO_GATEWAY_METRICS_PORT": str(base)}
+        metrics_urls = tuple(f"http://127.0.0.1:{base + i}" for i in range(processes))
+    name = f"gateway-{server}-{processes}" + ("" if checkout == ROOT else f"-{checkout.name}")
+    proc = spawn(name, args, full_env, stack.log_dir, cwd=checkout)
     try:
-        wait_until(lambda: proc.popen.poll() is None and gateway_ready(url), 60, f"gateway ({server}) /ready")
-        yield url, proc.popen.pid
+        for ready_url in metrics_urls:  # every child ready, each asked on its own port
+            wait_until(
+                lambda u=ready_url: proc.popen.poll() is None and gateway_ready(u),  # type: ignore[misc]
+                90,
+                f"gateway ({server}, {processes} process(es)) /ready",
+            )
+        yield Started(url, proc.popen.pid, metrics_urls)
     except TimeoutError as exc:
         raise BenchError(f"{exc}; its log ends:\n{proc.log()[-3000:]}") from exc
     finally:
@@ -251,7 +293,44 @@ def gateway(stack: Stack, server: str, port: int) -> Iterator[tuple[str, int]]:
 
 
 @contextmanager
-def peer(stack: Stack, port: int) -> Iterator[tuple[str, int]]:
+def checkout_at(rev: str) -> Iterator[Path]:
+    """A detached git worktree of this repository at ``rev`` (its gateway runs on this virtualenv),
+    removed afterwards: the "before" of a before/after in one run."""
+    with tempfile.TemporaryDirectory(prefix="portico-bench-base-") as tmp:
+        path = Path(tmp) / rev.replace("/", "-")
+        git = ["git", "-C", str(ROOT), "worktree"]
+        try:
+            subprocess.run(
+                [*git, "add", "--detach", "--quiet", str(path), rev], check=True, capture_output=True
+            )
+        except subprocess.CalledProcessError as exc:
+            raise BenchError(f"--baseline {rev}: {exc.stderr.decode(errors='replace').strip()}") from exc
+        try:
+            yield path
+        finally:
+            subprocess.run([*git, "remove", "--force", str(path)], check=False, capture_output=True)
+
+
+@contextmanager
+def scaled(stack: Stack, processes: int) -> Iterator[Started]:
+    """A users backend of its own with ``processes`` children (the stack's database) and the gateway
+    under uvicorn with as many, in front of it."""
+    from harness.backends import start_backend
+    from infra.procs import free_port
+
+    own_ports = ("PORTICO_USERS_PORT", "PORTICO_USERS_METRICS_PORT")  # free ones are picked instead
+    env = {k: v for k, v in stack.env.items() if k not in own_ports}
+    env["PORTICO_USERS_PROCESSES"] = str(processes)
+    users = start_backend("users", env, stack.log_dir, timeout=120)
+    try:
+        with gateway(stack, "uvicorn", free_port(), processes, {"PORTICO_USERS_TARGET": users.target}) as gw:
+            yield Started(gw.url, gw.pid, gw.metrics_urls, users.proc.popen.pid)
+    finally:
+        users.stop()
+
+
+@contextmanager
+def peer(stack: Stack, port: int) -> Iterator[Started]:
     """The Go grpc-gateway peer (built if needed) on ``port``, with the mesh's settings, until /ready."""
     from harness.processes import wait_until
 
@@ -270,7 +349,7 @@ def peer(stack: Stack, port: int) -> Iterator[tuple[str, int]]:
             wait_until(lambda: popen.poll() is None and ready(), 30, "the Go grpc-gateway peer /ready")
         except TimeoutError as exc:
             raise BenchError(f"{exc}; its log ends:\n{log_file.read_text()[-3000:]}") from exc
-        yield url, popen.pid
+        yield Started(url, popen.pid, ())
 
 
 def first_answer(url: str, stack: Stack, what: str) -> bytes:
@@ -393,14 +472,15 @@ class Gateway:
     name: str  # its row
     url: str
     pid: int
+    users_pid: int  # the users backend behind it
     expected: bytes  # the body of every answer: the first one's
-    counts_answers: bool  # Portico's /metrics counts answers by status: checked as well
+    metrics_urls: tuple[str, ...]  # Portico's /metrics count answers by status: checked as well
 
     def wrk(self, stack: Stack, connections: int, seconds: float) -> tuple[WrkResult, dict[str, float]]:
         """One wrk run; fails unless every answer was a 200 with the expected body."""
         what = f"{self.name}, {connections} connection(s)"
-        before = route_answers(self.url) if self.counts_answers else {}
-        with cpu_meter({"gateway": self.pid, "users": stack.users_pid}) as used:
+        before = route_answers(self.metrics_urls) if self.metrics_urls else {}
+        with cpu_meter({"gateway": self.pid, "users": self.users_pid}) as used:
             result = run_wrk(
                 f"{self.url}/api/v1/users/{stack.user_id}",
                 token=stack.token,
@@ -413,8 +493,9 @@ class Gateway:
                 f"{what}: wrk saw {result.non_2xx} non-2xx answers, {result.socket_errors} socket errors"
                 f" and {result.mismatched} answers other than a 200 with the expected user"
             )
-        if self.counts_answers:
-            abandoned = check_all_200(before, route_answers(self.url), result.requests, connections, what)
+        if self.metrics_urls:
+            after = route_answers(self.metrics_urls)
+            abandoned = check_all_200(before, after, result.requests, connections, what)
             if abandoned:
                 log(f"{what}: {abandoned} request(s) cut off by wrk's stop, counted 500 (client disconnect)")
         return result, used
@@ -431,14 +512,29 @@ class Measured:
     idle: list[Idle]
 
 
-def start_gateways(running: ExitStack, stack: Stack, args: argparse.Namespace) -> dict[str, tuple[str, int]]:
-    """Portico's gateway under each server, and the peer: row name -> (URL, pid)."""
+def processes_row(processes: int) -> str:
+    """The row name of the gateway and users backend at ``processes`` processes each."""
+    return f"gateway {processes} procs (wrk)"
+
+
+def start_gateways(running: ExitStack, stack: Stack, args: argparse.Namespace) -> dict[str, Started]:
+    """Portico's gateway under each server, at each process count above 1, and the peer: by row name."""
     from infra.local import free_port
 
     started = {}
     for server in args.servers:
         log(f"starting the gateway under {server}")
         started[portico(server)] = running.enter_context(gateway(stack, server, free_port()))
+    if args.baseline:
+        log(f"starting the gateway as it was at {args.baseline}")
+        checkout = running.enter_context(checkout_at(args.baseline))
+        started[baseline(args.baseline)] = running.enter_context(
+            gateway(stack, "uvicorn", free_port(), checkout=checkout)
+        )
+    for processes in args.processes:
+        if processes > 1:
+            log(f"starting a users backend and the gateway with {processes} processes each")
+            started[processes_row(processes)] = running.enter_context(scaled(stack, processes))
     if args.peer:
         log("starting the Go grpc-gateway peer")
         started[PEER] = running.enter_context(peer(stack, free_port()))
@@ -451,7 +547,12 @@ def idle_memory(gateways: Mapping[str, Gateway], stack: Stack) -> list[Idle]:
     idle = [
         Idle(label(name).replace(" (wrk)", ""), session_rss_bytes(gw.pid)) for name, gw in gateways.items()
     ]
-    return [*idle, Idle("users backend", session_rss_bytes(stack.users_pid))]
+    scaled_users = [
+        Idle(f"users backend behind {label(name).replace(' (wrk)', '')}", session_rss_bytes(gw.users_pid))
+        for name, gw in gateways.items()
+        if gw.users_pid != stack.users_pid
+    ]
+    return [*idle, Idle("users backend", session_rss_bytes(stack.users_pid)), *scaled_users]
 
 
 def measure(stack: Stack, args: argparse.Namespace) -> Measured:
@@ -461,11 +562,13 @@ def measure(stack: Stack, args: argparse.Namespace) -> Measured:
     loads = {load_name(c): c for c in args.concurrency}
     with ExitStack() as running:
         started = start_gateways(running, stack, args)
-        answers = {name: first_answer(url, stack, name) for name, (url, _) in started.items()}
+        answers = {name: first_answer(gw.url, stack, name) for name, gw in started.items()}
         check_same_user(answers, stack.user_id)
         gateways = {
-            name: Gateway(name, url, pid, answers[name], counts_answers=name != PEER)
-            for name, (url, pid) in started.items()
+            name: Gateway(
+                name, gw.url, gw.pid, gw.users_pid or stack.users_pid, answers[name], gw.metrics_urls
+            )
+            for name, gw in started.items()
         }
         names = [DIRECT, *gateways]
         tallies = {(name, load): Tally() for name in names for load in loads}
@@ -582,7 +685,7 @@ def plot(rows: list[Row], path: Path, note: str) -> Path:
     )
 
 
-def report(measured: Measured, args: argparse.Namespace, header: str, plot_path: Path) -> str:
+def report(measured: Measured, args: argparse.Namespace, header: str, plot_path: Path | None) -> str:
     """What a run found, as the Markdown of its docs/benchmarks.md section (also printed)."""
     loads = [load_name(c) for c in args.concurrency]
     parts = [header, rows_table(measured.rows)]
@@ -590,9 +693,12 @@ def report(measured: Measured, args: argparse.Namespace, header: str, plot_path:
         for server in args.servers:
             comparison = compare(measured.rows, server, loads)
             parts += [comparison_table(comparison), verdict(comparison) + ".", added_table(comparison)]
+        if args.baseline:
+            parts.append(before_after_table(measured.rows, args.baseline, args.servers[0], loads))
     parts.append(idle_table(measured.idle))
-    image = os.path.relpath(plot_path, args.docs.parent if args.docs else ROOT)
-    parts.append(f"![gateway benchmark]({image})")
+    if plot_path is not None:
+        image = os.path.relpath(plot_path, args.docs.parent if args.docs else ROOT)
+        parts.append(f"![gateway benchmark]({image})")
     return "\n\n".join(parts) + "\n"
 
 
@@ -603,6 +709,13 @@ def concurrency_list(text: str) -> list[int]:
     values = sorted({int(v) for v in text.split(",") if v.strip()})
     if 1 not in values or 16 not in values or values[0] < 1:
         raise argparse.ArgumentTypeError("a comma-separated list that includes 1 and 16 (the ratios' loads)")
+    return values
+
+
+def processes_list(text: str) -> list[int]:
+    values = sorted({int(v) for v in text.split(",") if v.strip()})
+    if not values or values[0] < 1:
+        raise argparse.ArgumentTypeError("a comma-separated list of process counts, each 1 or more")
     return values
 
 
@@ -622,7 +735,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--servers", default="uvicorn", help="Portico's, comma-separated: uvicorn, granian")
     parser.add_argument("--no-peer", dest="peer", action="store_false", help="leave the Go peer out")
-    parser.add_argument("--plot", type=Path, default=ROOT / "bench" / "results" / "gateway_users.png")
+    parser.add_argument(
+        "--processes",
+        type=processes_list,
+        default=[1],
+        help="serving processes of the gateway and the users backend: each count above 1 adds a row",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run the gateway as it was at this git revision (a temporary worktree), as a row",
+    )
+    parser.add_argument(
+        "--plot", type=Path, default=None, help=f"the PNG to write (default {PLOT}; none with --no-docs)"
+    )
     parser.add_argument("--docs", type=Path, default=DOCS, help=f"rewrite its {SECTION} section")
     parser.add_argument("--no-docs", dest="docs", action="store_const", const=None, help="leave the docs be")
     parser.add_argument("--strict", action="store_true", help="exit 1 when no server meets both goals")
@@ -665,8 +791,11 @@ def main(argv: list[str] | None = None) -> int:
     recommendation = recommend(measured.rows, args.servers)
     if recommendation:
         print(recommendation)
-    plot_path = plot(measured.rows, args.plot, note)
-    print(f"plot: {plot_path}")
+    # --no-docs leaves the work tree as it was: no plot either, unless one is asked for.
+    plot_path = args.plot or (PLOT if args.docs is not None else None)
+    if plot_path is not None:
+        plot_path = plot(measured.rows, plot_path, note)
+        print(f"plot: {plot_path}")
     header = (
         f"`{command}`, {datetime.date.today().isoformat()}: {machine}, {load_avg}; each row "
         f"{args.seconds:g} s in {args.rounds} interleaved rounds; the run took {took:.0f} s."

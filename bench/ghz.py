@@ -19,7 +19,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 GHZ = ROOT / ".cache" / "bin" / "ghz"
 PROTO = "proto/users/v1/users.proto"
-IMPORT_PATHS = "proto,proto/third_party/googleapis"
+# users.proto imports google/api and buf/validate, both vendored under proto/third_party.
+IMPORT_PATHS = "proto,proto/third_party/googleapis,proto/third_party/protovalidate"
 
 
 class BenchError(RuntimeError):

@@ -1,8 +1,12 @@
 """Resident memory of a process from ``/proc``, and whether a series of samples has levelled off.
 
-A plateau is judged on medians of windows, not on single samples: the allocator returns memory to the
-system in steps and a busy machine delays the process unevenly, so one sample says little, while the
-median of a third of a run says where the process sits.
+Under a steady load a Python process's RSS is a sawtooth: garbage piles up between collections and
+``malloc_trim`` (``meshkit.memory``) hands pages back every few seconds, and a busy machine makes the
+teeth taller. What a leak raises is the floor the sawtooth comes back to, so a plateau is judged on the
+lowest sample of each half of the run after the warm-up: each half must be longer than the sawtooth's
+period (the soak's halves are 120 s; the gateway's big collections came 76-90 s apart under its load).
+Medians of windows were tried first: their verdict depended on where the teeth fell and flipped on a
+busy machine (a CI run read +3 MiB from a flat gateway).
 """
 
 from __future__ import annotations
@@ -24,10 +28,10 @@ def rss_bytes(pid: int) -> int:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The post-warm-up samples split in thirds: where the first and last third sit, and the trend."""
+    """The post-warm-up samples split in halves: the floor of each, and the trend."""
 
-    first_mib: float  # median RSS of the first third after the warm-up
-    last_mib: float  # median RSS of the last third
+    first_mib: float  # lowest RSS of the first half after the warm-up
+    last_mib: float  # lowest RSS of the last half
     growth_mib: float  # last - first
     slope_mib_per_hour: float  # least-squares slope over all post-warm-up samples
     bound_mib: float
@@ -40,8 +44,8 @@ class Verdict:
     def describe(self) -> str:
         word = "PLATEAU" if self.flat else "GROWING"
         return (
-            f"{word}: median RSS {self.first_mib:.1f} MiB (first third after warm-up) -> "
-            f"{self.last_mib:.1f} MiB (last third), growth {self.growth_mib:+.2f} MiB "
+            f"{word}: lowest RSS {self.first_mib:.1f} MiB (first half after warm-up) -> "
+            f"{self.last_mib:.1f} MiB (last half), growth {self.growth_mib:+.2f} MiB "
             f"(bound {self.bound_mib:.2f}), slope {self.slope_mib_per_hour:+.2f} MiB/h, "
             f"{self.samples} samples"
         )
@@ -52,14 +56,14 @@ def plateau(
 ) -> Verdict:
     """Judge ``(seconds, rss bytes)`` samples taken after the warm-up (at least 6).
 
-    The bound is the larger of ``min_bound_mib`` and ``relative_bound`` of the first third's median:
-    a process that keeps growing crosses it in a long enough run, while the allocator's steps do not.
+    The bound is the larger of ``min_bound_mib`` and ``relative_bound`` of the first half's floor: a
+    process that keeps growing crosses it in a long enough run, while the allocator's steps do not.
     """
     if len(samples) < 6:
         raise ValueError(f"need at least 6 samples after the warm-up, got {len(samples)}")
-    third = len(samples) // 3
-    first = statistics.median(rss for _, rss in samples[:third]) / MIB
-    last = statistics.median(rss for _, rss in samples[-third:]) / MIB
+    half = len(samples) // 2
+    first = min(rss for _, rss in samples[:half]) / MIB
+    last = min(rss for _, rss in samples[-half:]) / MIB
     times = [t for t, _ in samples]
     values = [rss / MIB for _, rss in samples]
     slope = statistics.linear_regression(times, values).slope if len(set(times)) > 1 else 0.0

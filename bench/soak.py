@@ -8,7 +8,7 @@ own (``python -m gateway``, as ``make up`` runs it) with the limits in ``bench.s
 offers the mix of ``bench.soak_load`` at ``--rps``. Every ``--sample-seconds`` it reads the gateway's
 RSS; every ``--report-seconds`` it prints a row (elapsed time, median RSS of the row's samples, answers
 per second, errors, p99 latency). At the end: a plateau verdict on the samples after ``--warmup``
-(``bench.rss.plateau``: the median of the last third against the first third).
+(``bench.rss.plateau``: the lowest RSS of the last half against that of the first half).
 
 Exit status: 0 on a plateau with an error rate at most ``--max-error-rate``; 1 otherwise; 2 on a setup
 problem. With ``--tracemalloc DIR`` the gateway runs under ``bench.memtrace`` and the sites that grew most
@@ -69,10 +69,13 @@ async def soak(
     report_seconds: float,
     warmup: float,
     on_row: Callable[[Row], None] | None = None,
+    max_in_flight: int = 200,
 ) -> SoakResult:
-    """Load the gateway at ``url`` (process ``pid``) for ``seconds``; sample and judge its RSS."""
+    """Load the gateway at ``url`` (process ``pid``) for ``seconds``; sample and judge its RSS.
+    ``max_in_flight`` bounds the requests open at once (beyond it an offered request counts as an
+    error): a machine that stalls then cannot turn a steady load into a burst of concurrency."""
     tally = Tally()
-    load = asyncio.create_task(run_load(url, account, rps, seconds, tally))
+    load = asyncio.create_task(run_load(url, account, rps, seconds, tally, max_in_flight=max_in_flight))
     start = time.monotonic()
     samples: list[tuple[float, int]] = []
     rows: list[Row] = []

@@ -145,7 +145,8 @@ async def run_load(
     """Offer ``rps`` requests a second for ``seconds``; answers go to ``tally``."""
     require_loopback(urlsplit(url).netloc)
     rng = random.Random(seed)  # noqa: S311 (a reproducible load mix, not a secret)
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    connections = min(64, max_in_flight)
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     async with httpx.AsyncClient(base_url=url, timeout=10, limits=limits) as client:
         tasks: set[asyncio.Task[None]] = set()
         start = time.monotonic()

@@ -11,10 +11,11 @@ Scenarios, each ``--requests`` calls at ``--concurrency`` (and stopped after ``-
   first read of its user: a Redis miss, a database load and a cache fill. Redis is not flushed: that
   would also drop token revocations and anything else sharing the Redis.
 
-Prints scenario, requests, rps, p50, p99, errors (and, when the backend's /metrics is known, the users-cache
-misses per call: about 0 and 1 when the scenarios are what they say), then the hit/miss ratios of rps and
-p50. Exits 1 when a scenario has errors in
-more than ``--max-error-rate`` of its calls (1 % by default), 2 on a setup problem.
+Prints scenario, requests, rps, p50, p99, errors, the users-cache misses per call when the backend's
+/metrics is known (about 0 and 1 when the scenarios are what they say) and the backend's CPU-µs per call
+when its process is known (its own, or ``--pid``: utime + stime of its session from ``/proc``, before and
+after the scenario), then the hit/miss ratios of rps and p50. Exits 1 when a scenario has errors in more
+than ``--max-error-rate`` of its calls (1 % by default), 2 on a setup problem.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.ghz import GHZ, BenchError, GhzResult, require_loopback, run_ghz
+from bench.sessions import session_cpu_seconds
 from stubs.users.v1 import users_pb2, users_pb2_grpc
 
 CALL = "users.v1.UserService/GetUser"
@@ -51,6 +53,7 @@ class Setup:
     hit_user_id: str
     miss_user_ids: list[str]
     metrics_url: str | None
+    pid: int | None  # the backend's process (leader of its session), for its CPU time
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class Scenario:
     name: str
     result: GhzResult
     misses_per_call: float | None  # users-cache misses per call, from the backend's metrics when known
+    cpu_us_per_call: float | None  # the backend's CPU-µs per call, from /proc when its pid is known
 
 
 def log(message: str) -> None:
@@ -128,6 +132,7 @@ def run_scenario(
 ) -> Scenario:
     log(f"{name}: {args.requests} calls, concurrency {args.concurrency}")
     before = cache_counts(setup.metrics_url)
+    cpu_before = session_cpu_seconds(setup.pid) if setup.pid else None
     result = run_ghz(
         target=setup.target,
         call=CALL,
@@ -139,7 +144,11 @@ def run_scenario(
         max_seconds=args.max_seconds,
         ghz=args.ghz,
     )
-    scenario = Scenario(name, result, misses_per_call(before, cache_counts(setup.metrics_url), result.count))
+    cpu_us = None
+    if cpu_before is not None and setup.pid and result.count:
+        cpu_us = (session_cpu_seconds(setup.pid) - cpu_before) * 1e6 / result.count
+    misses = misses_per_call(before, cache_counts(setup.metrics_url), result.count)
+    scenario = Scenario(name, result, misses, cpu_us)
     if args.report_dir:
         args.report_dir.mkdir(parents=True, exist_ok=True)
         (args.report_dir / f"{name}.json").write_text(json.dumps(result.redacted_report(), indent=2))
@@ -153,15 +162,16 @@ def fmt_ms(value: float | None) -> str:
 def table(scenarios: list[Scenario]) -> str:
     columns = (("scenario", 12), ("requests", 10), ("rps", 10), ("p50 ms", 9), ("p99 ms", 9))
     header = "".join(f"{n:<{w}}" if n == "scenario" else f"{n:>{w}}" for n, w in columns)
-    header += f"{'errors':>16}{'misses/call':>13}"
+    header += f"{'errors':>16}{'misses/call':>13}{'users CPU-µs/call':>19}"
     lines = [header, "-" * len(header)]
     for s in scenarios:
         r = s.result
         misses = "n/a" if s.misses_per_call is None else f"{s.misses_per_call:.2f}"
+        cpu = "n/a" if s.cpu_us_per_call is None else f"{s.cpu_us_per_call:.0f}"
         errors = f"{r.errors} ({r.error_rate:.2%})"
         lines.append(
             f"{s.name:<12}{r.count:>10}{r.rps:>10.1f}{fmt_ms(r.p50_ms):>9}{fmt_ms(r.p99_ms):>9}"
-            f"{errors:>16}{misses:>13}"
+            f"{errors:>16}{misses:>13}{cpu:>19}"
         )
     by_name = {s.name: s.result for s in scenarios}
     hit, miss = by_name.get("cache-hit"), by_name.get("cache-miss")
@@ -181,9 +191,10 @@ def table(scenarios: list[Scenario]) -> str:
 
 
 @contextmanager
-def own_backend(args: argparse.Namespace) -> Iterator[tuple[str, Callable[[str], str], str, str]]:
+def own_backend(args: argparse.Namespace) -> Iterator[tuple[str, Callable[[str], str], str, str, int]]:
     """Start Kafka/Redis/PostgreSQL (or use PORTICO_*), a token issuer and a users backend, like the
-    tests do. Yields (target, token-for-user-id, admin token, metrics URL); all stopped on exit."""
+    tests do. Yields (target, token-for-user-id, admin token, metrics URL, backend pid); all stopped on
+    exit."""
     from harness.infra import start_infra
     from harness.tokens import TokenIssuer
     from harness.users import start_users_backend
@@ -207,7 +218,8 @@ def own_backend(args: argparse.Namespace) -> Iterator[tuple[str, Callable[[str],
         def user_token(user_id: str) -> str:
             return backend.token({"id": user_id, "tenant_id": tenant, "email": "", "roles": ["user"]})
 
-        yield backend.target, user_token, admin_token, f"http://127.0.0.1:{backend.metrics_port}/metrics"
+        metrics_url = f"http://127.0.0.1:{backend.metrics_port}/metrics"
+        yield backend.target, user_token, admin_token, metrics_url, backend.proc.popen.pid
 
 
 def prepare(args: argparse.Namespace, stack: ExitStack) -> Setup:
@@ -222,16 +234,16 @@ def prepare(args: argparse.Namespace, stack: ExitStack) -> Setup:
         else:
             log(f"creating {args.requests} users for the miss pool (needs an admin --token)")
             pool = create_users(args.target, args.token, args.requests, prefix)
-        return Setup(args.target, args.token, hit_id, pool, args.metrics_url)
+        return Setup(args.target, args.token, hit_id, pool, args.metrics_url, args.pid)
 
-    target, user_token, admin_token, metrics_url = stack.enter_context(own_backend(args))
+    target, user_token, admin_token, metrics_url, pid = stack.enter_context(own_backend(args))
     hit_id = create_users(target, admin_token, 1, f"{prefix}-hit")[0]
     started = time.monotonic()
     log(f"creating {args.requests} users for the miss pool")
     pool = create_users(target, admin_token, args.requests, prefix)
     log(f"created in {time.monotonic() - started:.1f}s")
     # Read as an ordinary user of the tenant (the hit user themself), like most production reads.
-    return Setup(target, user_token(hit_id), hit_id, pool, args.metrics_url or metrics_url)
+    return Setup(target, user_token(hit_id), hit_id, pool, args.metrics_url or metrics_url, pid)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -248,6 +260,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--user-id", default=env("PORTICO_USER_ID", ""), help="user of the hit scenario")
     parser.add_argument("--pool-file", type=Path, help="ids for the miss scenario, one a line (else created)")
     parser.add_argument("--metrics-url", default=None, help="the backend's /metrics, to report cache hits")
+    parser.add_argument("--pid", type=int, help="the --target backend's pid, to report its CPU per call")
     parser.add_argument(
         "--db", choices=("sqlite", "postgres"), default="sqlite", help="own backend's database"
     )

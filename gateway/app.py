@@ -7,13 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from opentelemetry.sdk.trace import TracerProvider
-from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Route, request_response
 
+from gateway.access_log import AccessLog
 from gateway.client_ip import parse_networks
+from gateway.compression import Compression
 from gateway.config import GatewaySettings
 from gateway.cors import cors_middleware
 from gateway.dispatch import dispatch
@@ -34,20 +35,21 @@ from gateway.probes import (
 )
 from gateway.ratelimit.edge import EdgeLimits
 from gateway.ratelimit.limiter import RedisLimiter
-from gateway.request_id import RequestIdMiddleware
-from gateway.request_metrics import RequestMetricsMiddleware
+from gateway.request_edge import RequestEdgeMiddleware
+from gateway.rest_shortcut import rest_shortcut
 from gateway.routing.live import LiveRoutes
 from gateway.state import State
-from gateway.tracing import TracingMiddleware
 from gateway.upstreams import Upstreams
 from meshkit.auth.interceptor import token_checks
 from meshkit.auth.keyfile import KeySetFile
 from meshkit.auth.revocation_feed import RevocationFeed
+from meshkit.memory import release_periodically
 from meshkit.readiness import Readiness
+from meshkit.redis_client import RedisClient, connect
 
 
 def build_edge_auth(
-    settings: GatewaySettings, upstreams: Upstreams, redis: Redis, metrics: GatewayMetrics
+    settings: GatewaySettings, upstreams: Upstreams, redis: RedisClient, metrics: GatewayMetrics
 ) -> EdgeAuth:
     verifier, revocations = token_checks(
         upstreams.channels["auth"],
@@ -67,8 +69,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         upstreams = Upstreams.from_settings(settings)
-        redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
-        kafka = KafkaProbe(settings.kafka_bootstrap, settings.ready_timeout)
+        redis = connect(settings)
+        kafka = KafkaProbe(
+            settings.kafka_bootstrap, settings.ready_timeout, security=settings.kafka_security()
+        )
         routes = LiveRoutes(upstreams.channels)
         probes: dict[str, Probe] = {ROUTES: routes_probe(routes)}
         for name, channel in upstreams.channels.items():
@@ -85,8 +89,10 @@ def create_app(
             edge_auth.revocations.local,
             client_id="portico-gateway-revocations",
             registry=metrics.registry,
+            security=settings.kafka_security(),
         )
         feeder = asyncio.create_task(revocation_feed.run(), name="revocation-feed")
+        releaser = asyncio.create_task(release_periodically(), name="memory-release")
         try:
             yield State(
                 settings=settings,
@@ -104,6 +110,7 @@ def create_app(
         finally:
             refresher.cancel()
             feeder.cancel()
+            releaser.cancel()
             await asyncio.wait({feeder}, timeout=5)  # lets its Kafka consumer close
             await close_quietly(kafka.close)
             await close_quietly(redis.aclose)
@@ -116,11 +123,15 @@ def create_app(
             Route("/metrics", metrics_endpoint, methods=["GET"]),
             *OpenApiDocs(settings.docs_assets_dir).routes(),  # /openapi.json, /docs
         ],
-        # Tracing outermost: its span is current for the metrics (exemplars) and the backend call.
+        # Span, request id, metrics and access log outermost, in one layer: the span is current for the
+        # metrics (exemplars), the log line and the backend call, and every response carries the request id.
         middleware=[
-            Middleware(TracingMiddleware, tracer_provider=tracer_provider),
-            Middleware(RequestMetricsMiddleware),
-            Middleware(RequestIdMiddleware),
+            Middleware(
+                RequestEdgeMiddleware,
+                tracer_provider=tracer_provider,
+                access_log=AccessLog(settings.access_log_sample_ratio) if settings.access_log else None,
+                compression=Compression(settings.compress_min_bytes) if settings.compression else None,
+            ),
             *cors_middleware(settings.cors_origins, settings.cors_max_age),  # preflights: no token, no limit
             Middleware(UnhandledErrorMiddleware),  # innermost: a crash is a 500 with the request id
         ],
@@ -129,4 +140,5 @@ def create_app(
     )
     # Every path the operations routes do not claim is a REST route of the contract (or a 404/405).
     app.router.default = request_response(dispatch)
+    app.router.middleware_stack = rest_shortcut(app.router)  # REST paths skip the operations routes
     return app

@@ -12,7 +12,7 @@ from meshkit.config.base import env, settings_config
 from meshkit.config.defaults import GATEWAY_PORT, LOOPBACK
 from meshkit.config.events import KafkaSettings
 from meshkit.config.peers import AuthPeer, BrokerPeer, PostsPeer, UsersPeer
-from meshkit.config.serve import ForwardingSecret, ShutdownSettings
+from meshkit.config.serve import ForwardingSecret, ProcessesSettings, ShutdownSettings
 from meshkit.config.stores import RedisSettings
 from meshkit.config.telemetry import TelemetrySettings
 from meshkit.config.tokens import TokenSettings
@@ -33,6 +33,7 @@ class GatewaySettings(
     RedisSettings,
     TelemetrySettings,
     ShutdownSettings,
+    ProcessesSettings,
     ForwardingSecret,
 ):
     """Where the gateway listens and where its upstreams are; limits, retries, CORS and TLS at the edge."""
@@ -41,6 +42,13 @@ class GatewaySettings(
 
     host: str = Field(default=LOOPBACK, description="HTTP listen address")
     port: int = Field(default=GATEWAY_PORT, description="HTTP listen port (REST, SSE, /docs and /metrics)")
+    metrics_port: int | None = Field(
+        default=None,
+        description=(
+            "With processes > 1: process i also listens on this port + i, answering only /metrics, "
+            "/health and /ready (the shared port answers from any process); default the HTTP port + 1"
+        ),
+    )
 
     # Each limit is N/second|minute|hour|day; the older unprefixed names are the public contract's.
     rate_limit_per_ip: str = env(
@@ -60,6 +68,21 @@ class GatewaySettings(
         "PORTICO_RATE_LIMIT_LOGIN",
         default="10/minute",
         description="Login attempts one client IP may make (N/second|minute|hour|day)",
+    )
+    rate_limit_signup: str = env(
+        "PORTICO_GATEWAY_RATE_LIMIT_SIGNUP",
+        default="20/hour",
+        description="Accounts one client IP may create: the signup class (N/second|minute|hour|day)",
+    )
+    rate_limit_password: str = env(
+        "PORTICO_GATEWAY_RATE_LIMIT_PASSWORD",
+        default="10/hour",
+        description="Password changes and resets one caller may make: the password class (N/…)",
+    )
+    rate_limit_search: str = env(
+        "PORTICO_GATEWAY_RATE_LIMIT_SEARCH",
+        default="60/minute",
+        description="Searches one caller may make: routes of the search class (N/second|minute|hour|day)",
     )
     rate_limit_fail_open: bool = Field(
         default=True, description="Redis unreachable: limit in process (true) or answer 503 (false)"
@@ -101,6 +124,21 @@ class GatewaySettings(
     )
     stream_keepalive_seconds: float = Field(
         default=15.0, gt=0, description="SSE: seconds of silence before a `: keep-alive` comment"
+    )
+    access_log: bool = Field(
+        default=True, description="One JSON line per request (logger gateway.access, level INFO)"
+    )
+    access_log_sample_ratio: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="Share of requests the access log writes, drawn per request; every 5xx is written",
+    )
+    compression: bool = Field(
+        default=True, description="Compress JSON answers (br or gzip) for clients that accept it"
+    )
+    compress_min_bytes: int = Field(
+        default=1024, ge=0, description="Smallest JSON answer in bytes that is compressed"
     )
     retry_attempts: int = Field(
         default=3,

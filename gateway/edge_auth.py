@@ -1,10 +1,12 @@
 """JWT at the edge: a route that is not public needs a valid, unrevoked access token before any backend
 is called. The same verifier the backends use (kit): keys from the auth backend's JWKS, refetched on an
 unknown ``kid`` with a cool-down, only the key's algorithm, ``exp``/``nbf`` with leeway, ``iss``, ``aud``,
-``typ``; then the ``jti`` / session / "valid after" revocations: the in-process set, then one Redis round
-trip (503, never 401 or a pass, when neither can answer).
+``typ``; then the ``jti`` / session / "valid after" revocations: the in-process set here, then Redis's
+marks, read in the request's one Redis round trip by :mod:`gateway.edge_gate` (503, never 401 or a pass,
+when neither can answer).
 
-Verified tokens are cached until they expire (signature and claims do not change); revocation is asked
+Verified tokens are cached until they expire (signature and claims do not change; the verifier's
+:class:`~meshkit.auth.token_cache.VerifiedTokenCache`, shared with the backends); revocation is asked
 on every request, because a logout must take effect at once. A token whose key cannot be known (auth
 unreachable and the kid not in the kept key set) is answered 503 with ``Retry-After``, never 401: a
 client that signs its user out on 401 must not do so because of an outage.
@@ -12,13 +14,10 @@ client that signs its user out on 401 must not do so because of an outage.
 
 from __future__ import annotations
 
-import hashlib
-import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from meshkit.auth.keys import KeysUnavailable
-from meshkit.auth.revocation import RevocationChecker, RevocationUnknown
+from meshkit.auth.revocation import RevocationChecker
 from meshkit.auth.tokens import InvalidToken, Principal, TokenVerifier
 from stubs.portico.gateway.v1 import options_pb2
 
@@ -35,6 +34,8 @@ class Refusal:
     message: str
     challenge: str | None = CHALLENGE_INVALID  # the WWW-Authenticate value, if any
     retry_after: int | None = None  # seconds, for a 503
+    # The verified token refused for what it may do (403): its revocation is still read, a 401 comes first.
+    principal: Principal | None = None
 
     def headers(self) -> dict[str, str]:
         found = {"WWW-Authenticate": self.challenge} if self.challenge else {}
@@ -43,39 +44,14 @@ class Refusal:
         return found
 
 
-class VerifiedTokenCache:
-    """Bounded LRU of verified principals by token digest, each valid until its token expires."""
-
-    def __init__(self, size: int = 10_000) -> None:
-        self._size = size
-        self._entries: OrderedDict[bytes, Principal] = OrderedDict()
-
-    @staticmethod
-    def _key(token: str) -> bytes:
-        return hashlib.sha256(token.encode()).digest()
-
-    def get(self, token: str) -> Principal | None:
-        key = self._key(token)
-        principal = self._entries.get(key)
-        if principal is None:
-            return None
-        if principal.expires_at <= time.time():
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        return principal
-
-    def put(self, token: str, principal: Principal) -> None:
-        self._entries[self._key(token)] = principal
-        if len(self._entries) > self._size:
-            self._entries.popitem(last=False)
+REVOKED = Refusal(401, "Token has been revoked")
+REVOCATIONS_UNKNOWN = Refusal(503, "Token revocations cannot be checked, please retry", None)
 
 
 class EdgeAuth:
     def __init__(self, verifier: TokenVerifier, revocations: RevocationChecker) -> None:
         self._verifier = verifier
         self.revocations = revocations  # its in-process set is fed by the gateway's revocation feed
-        self._cache = VerifiedTokenCache()
 
     async def check(
         self, policy: options_pb2.RoutePolicy, authorizations: list[str], tenant_headers: list[str]
@@ -97,22 +73,16 @@ class EdgeAuth:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             return Refusal(401, "Missing bearer token", CHALLENGE_BAD_REQUEST)
-        principal = self._cache.get(token)
-        if principal is None:
-            try:
-                principal = await self._verifier.verify(token)
-            except InvalidToken:
-                return Refusal(401, "Invalid or expired token")
-            except KeysUnavailable as exc:
-                return Refusal(503, "Cannot verify tokens right now", None, exc.retry_after)
-            self._cache.put(token, principal)
         try:
-            if await self.revocations.is_revoked(principal):
-                return Refusal(401, "Token has been revoked")
-        except RevocationUnknown:
-            return Refusal(503, "Token revocations cannot be checked, please retry", None)
+            principal = await self._verifier.verify(token)  # cached by token digest until exp
+        except InvalidToken:
+            return Refusal(401, "Invalid or expired token")
+        except KeysUnavailable as exc:
+            return Refusal(503, "Cannot verify tokens right now", None, exc.retry_after)
+        if self.revocations.local.is_revoked(principal):
+            return REVOKED  # Redis's marks are read with the rate limits (gateway.edge_gate)
         if tenant_headers and tenant_headers[0] != principal.tenant_id:
-            return Refusal(403, "X-Tenant-ID does not match the token", None)
+            return Refusal(403, "X-Tenant-ID does not match the token", None, principal=principal)
         if policy.required_roles and not principal.roles.intersection(policy.required_roles):
-            return Refusal(403, "Not allowed", CHALLENGE_SCOPE)
+            return Refusal(403, "Not allowed", CHALLENGE_SCOPE, principal=principal)
         return principal

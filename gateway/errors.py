@@ -1,4 +1,8 @@
-"""The contract's error envelope, and the handlers that make every error use it."""
+"""The contract's error envelope, and the handlers that make every error use it.
+
+A matched route whose response shape sets an error style or error messages (a seed's dialect, e.g.
+FastAPI's ``{"detail": …}``) has its errors written that way instead; the status code is the same.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,14 @@ from typing import Any
 from opentelemetry import trace
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.json_response import FastJSONResponse
 from gateway.request_id import request_id_of
+from gateway.state import scope_state
 from gateway.status_table import BY_STATUS, ROUTING_MESSAGES, code_for
+from stubs.portico.gateway.v1 import options_pb2
 
 log = logging.getLogger(__name__)
 
@@ -24,17 +31,24 @@ def error_response(
     *,
     details: Any = None,
     headers: dict[str, str] | None = None,
-) -> JSONResponse:
+) -> FastJSONResponse:
     """``{"error": {"code", "message", "status_code", "request_id"[, "details"]}}``."""
-    return JSONResponse(
+    return FastJSONResponse(
         error_envelope(request, status, message, details), status_code=status, headers=headers
     )
 
 
 def error_envelope(request: Request, status: int, message: str, details: Any = None) -> dict[str, Any]:
-    """The envelope itself, also sent inside a stream that fails after it has started."""
+    """The envelope itself (or the matched route's error style), also sent inside a stream that fails
+    after it has started."""
+    code = code_for(status)
+    shape = scope_state(request.scope).get("error_shape")
+    if shape is not None:
+        message = shape.error_messages.get(code, message)
+        if shape.error_style == options_pb2.ERROR_STYLE_DETAIL:
+            return {"detail": _detail_items(details) if details else message}
     body: dict[str, Any] = {
-        "code": code_for(status),
+        "code": code,
         "message": message,
         "status_code": status,
         "request_id": request_id_of(request.scope),
@@ -42,6 +56,14 @@ def error_envelope(request: Request, status: int, message: str, details: Any = N
     if details is not None:
         body["details"] = details
     return {"error": body}
+
+
+def _detail_items(details: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """Per-field problems as FastAPI lists them: where (``loc``), what (``msg``) and a ``type``."""
+    return [
+        {"loc": ["body", *item["field"].split(".")], "msg": item["description"], "type": "value_error"}
+        for item in details
+    ]
 
 
 async def http_exception_handler(request: Request, exc: Exception) -> Response:

@@ -16,6 +16,8 @@ import logging
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from gateway.one_write import CoalescingTransport
+
 log = logging.getLogger(__name__)
 
 _BODY = b"The request headers took too long.\n"
@@ -32,37 +34,50 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a deadline on each request head (see the module docstring)."""
 
     header_timeout: float = 10.0  # set per server by protocol_with_header_timeout
+    # The timer is not re-armed and cancelled per request (two timer operations on every request): it
+    # stays armed, and when it fires for a head that has completed since, it lapses (no head in
+    # progress) or is set again for the head now in progress.
     _head_deadline: asyncio.TimerHandle | None = None
+    _head_began: float | None = None  # loop time the current head began; None between requests
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm_head_deadline()
+        self._head_began = self.loop.time()
+        self._arm_head_deadline(self._head_began)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_head_deadline()
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
         super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         # The first byte of a request after an idle keep-alive connection (the connection's first
-        # request is already armed since connection_made: its clock does not restart).
-        if self._head_deadline is None:
-            self._arm_head_deadline()
+        # request began when it opened: its clock does not restart).
+        if self._head_began is None:
+            self._head_began = self.loop.time()
+            if self._head_deadline is None:
+                self._arm_head_deadline(self._head_began)
 
     def on_headers_complete(self) -> None:
-        self._disarm_head_deadline()
+        self._head_began = None
         super().on_headers_complete()
+        if self.cycle is not None and not isinstance(self.cycle.transport, CoalescingTransport):
+            # The response's head and body leave in one write (gateway.one_write).
+            self.cycle.transport = CoalescingTransport(self.cycle.transport, self.loop)  # type: ignore[assignment]
 
-    def _arm_head_deadline(self) -> None:
-        self._head_deadline = self.loop.call_later(self.header_timeout, self._head_timed_out)
-
-    def _disarm_head_deadline(self) -> None:
-        if self._head_deadline is not None:
-            self._head_deadline.cancel()
-            self._head_deadline = None
+    def _arm_head_deadline(self, began: float) -> None:
+        self._head_deadline = self.loop.call_at(began + self.header_timeout, self._head_timed_out)
 
     def _head_timed_out(self) -> None:
         self._head_deadline = None
+        began = self._head_began
+        if began is None:
+            return  # no head in progress: the next request's first byte arms the deadline again
+        if self.loop.time() < began + self.header_timeout:
+            self._arm_head_deadline(began)  # armed for an earlier head: this one has time left
+            return
         if self.transport.is_closing():
             return
         log.debug("request head not complete in time: connection closed", extra={"client": self.client})

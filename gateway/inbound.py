@@ -1,4 +1,4 @@
-"""The request message of a matched route, from the path, the query and a JSON or multipart body.
+"""The request message of a matched route, from the path, the query and a JSON, form or multipart body.
 
 Bodies are counted while they are read, never trusted from a Content-Length: JSON bodies up to
 ``max_body_bytes``; on routes with ``uploads``, ``multipart/form-data`` parts each up to their own
@@ -14,6 +14,7 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 from starlette.requests import Request
 
+from gateway.form import FORM, form_fields, without_oauth_extras
 from gateway.multipart import MultipartError, PartTooLarge, boundary_of, read_form
 from gateway.routing.rules import Route
 from gateway.state import state_of
@@ -50,6 +51,11 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _query(request: Request) -> list[tuple[str, str]]:
+    """The decoded query string in order; most requests have none, so nothing is parsed for them."""
+    return request.query_params.multi_items() if request.scope.get("query_string") else []
+
+
 def _rejected(error: TranscodeError) -> Rejected:
     reply = from_transcode_error(error)
     return Rejected(reply.status, reply.message, reply.details)
@@ -62,22 +68,43 @@ async def read_message(request: Request, route: Route, path: Mapping[str, str]) 
     boundary = boundary_of(content_type) if route.policy.uploads else None
     if boundary is not None:
         return await _read_multipart(request, route, path, boundary)
-    # A GET or HEAD has no body to bind (none of the rules names one): nothing is read for it.
-    body = b"" if request.method in ("GET", "HEAD") else await _read_body(request, settings.max_body_bytes)
-    if body.strip() and route.body and content_type.split(";")[0].strip().lower() != _JSON:
-        accepted = "application/json or multipart/form-data" if route.policy.uploads else _JSON
+    # A GET or HEAD has no body to bind, unless its rule names one (seed 002's `GET /auth/login`
+    # sends its credentials in a body): nothing is read for it.
+    bodiless = request.method == "HEAD" or (request.method == "GET" and not route.body)
+    body = b"" if bodiless else await _read_body(request, settings.max_body_bytes)
+    if body.strip() and route.body and (media := content_type.split(";")[0].strip().lower()) != _JSON:
+        if media == FORM and route.body == "*":
+            return _form_message(request, route, path, body)
+        accepted = f"{_JSON}, {FORM} or multipart/form-data" if route.policy.uploads else f"{_JSON} or {FORM}"
         raise Rejected(415, f"The body must be {accepted}")
     try:
         return build_request(
             message_class(route.input),
             body_rule=route.body,
             path=path,
-            query=request.query_params.multi_items(),
+            query=_query(request),
             body=body,
             max_depth=settings.max_json_depth,
         )
     except TranscodeError as exc:
         raise _rejected(exc) from None
+
+
+def _form_message(request: Request, route: Route, path: Mapping[str, str], body: bytes) -> Message:
+    settings = state_of(request)["settings"]
+    policy = UploadPolicy(route.policy.uploads, settings.max_body_bytes, settings.multipart_fields_bytes)
+    try:
+        # Path and query first, as for a multipart body (the query binds nothing on a `body: "*"` route).
+        message = build_request(
+            message_class(route.input), body_rule=route.body, path=path, query=_query(request)
+        )
+        fields = form_fields(body)
+        if route.policy.checks_credentials:  # login, refresh: an OAuth client's token request works too
+            fields = without_oauth_extras(fields, route.input)
+        policy.bind_fields(message, fields, path)
+    except TranscodeError as exc:
+        raise _rejected(exc) from None
+    return message
 
 
 async def _read_multipart(
@@ -94,7 +121,7 @@ async def _read_multipart(
             message_class(route.input),
             body_rule=route.body,
             path=path,
-            query=request.query_params.multi_items(),
+            query=_query(request),
         )
         policy.bind(message, parts, path)
     except PartTooLarge as exc:

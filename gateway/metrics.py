@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Generic, TypeVar
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -14,6 +16,27 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.state import state_of
+
+T = TypeVar("T", Counter, Histogram)
+
+
+class Children(Generic[T]):
+    """A labelled metric's children by label values, kept: ``labels()`` validates, locks and looks up
+    on every call, several times per request otherwise. Bounded (labels from clients, such as the
+    method, must not grow it without end): past ``size`` values, ``labels()`` is asked each time."""
+
+    def __init__(self, metric: T, size: int = 4096) -> None:
+        self._metric: T = metric
+        self._children: dict[tuple[str, ...], T] = {}
+        self._size = size
+
+    def __call__(self, *values: str) -> T:
+        child = self._children.get(values)
+        if child is None:
+            child = self._metric.labels(*values)
+            if len(self._children) < self._size:
+                self._children[values] = child
+        return child
 
 
 class GatewayMetrics:
@@ -49,6 +72,9 @@ class GatewayMetrics:
             ["backend"],
             registry=self.registry,
         )
+        self.request_count = Children(self.requests)
+        self.request_duration = Children(self.duration)
+        self.upstream_retry_count = Children(self.upstream_retries)
 
 
 async def metrics_endpoint(request: Request) -> Response:

@@ -12,10 +12,11 @@ from collections.abc import Awaitable, Callable, Mapping
 import grpc
 from aiokafka.admin import AIOKafkaAdminClient
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from redis.asyncio import Redis
 
 from gateway.routing.live import LiveRoutes
+from meshkit.events.security import PLAINTEXT, KafkaSecurity
 from meshkit.readiness import Impact
+from meshkit.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def grpc_health_probe(channel: grpc.aio.Channel, timeout: float) -> Probe:
     return probe
 
 
-def redis_probe(redis: Redis) -> Probe:
+def redis_probe(redis: RedisClient) -> Probe:
     async def probe() -> bool:
         return bool(await redis.ping())
 
@@ -61,15 +62,18 @@ def redis_probe(redis: Redis) -> Probe:
 class KafkaProbe:
     """Up when the cluster answers a describe request; connects lazily so Kafka may start after us."""
 
-    def __init__(self, bootstrap: str, timeout: float) -> None:
+    def __init__(self, bootstrap: str, timeout: float, *, security: KafkaSecurity = PLAINTEXT) -> None:
         self._bootstrap = bootstrap
+        self._security = security
         self._timeout = timeout
         self._admin: AIOKafkaAdminClient | None = None
 
     async def __call__(self) -> bool:
         if self._admin is None:
             admin = AIOKafkaAdminClient(
-                bootstrap_servers=self._bootstrap, request_timeout_ms=int(self._timeout * 1000)
+                bootstrap_servers=self._bootstrap,
+                request_timeout_ms=int(self._timeout * 1000),
+                **self._security.client_kwargs(),
             )
             try:
                 await admin.start()

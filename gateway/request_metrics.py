@@ -1,14 +1,14 @@
 """RED metrics of the gateway's requests, labelled by route TEMPLATE (never the raw path or an id), so
-the number of series stays bounded whatever clients send. Pure ASGI, so it sees every response,
-including errors written by exception handlers. Inside the tracing middleware, so durations carry the
-request's trace id as an exemplar."""
+the number of series stays bounded whatever clients send. Taken by the outermost layer
+(:mod:`gateway.request_edge`), so they see every response, including errors written by exception
+handlers, and durations carry the request's trace id as an exemplar."""
 
 from __future__ import annotations
 
 import time
 
 from opentelemetry import trace
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from gateway.state import scope_state
 
@@ -33,28 +33,10 @@ def route_label(scope: Scope) -> str:
     return path if path in _OPS else "unmatched"
 
 
-class RequestMetricsMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500  # if the app dies before answering, that is what the client gets
-
-        async def capture(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, capture)
-        finally:
-            metrics = scope_state(scope).get("metrics")
-            if metrics is not None:
-                labels = (scope["method"], route_label(scope))
-                metrics.requests.labels(*labels, str(status)).inc()
-                metrics.duration.labels(*labels).observe(time.perf_counter() - started, trace_exemplar())
+def record_request(scope: Scope, status: int, started: float) -> None:
+    """Count the answered request and observe its duration since ``started`` (``time.perf_counter``)."""
+    metrics = scope_state(scope).get("metrics")
+    if metrics is not None:
+        labels = (scope["method"], route_label(scope))
+        metrics.request_count(*labels, str(status)).inc()
+        metrics.request_duration(*labels).observe(time.perf_counter() - started, trace_exemplar())

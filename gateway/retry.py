@@ -4,6 +4,12 @@ inside the route's one overall deadline.
 DEADLINE_EXCEEDED is not retried: the attempt used the budget the next one would need, and a slow
 backend is not helped by more load. Whether a route may retry at all is the caller's decision
 (``retryable`` policy and a GET/HEAD request); this module never sees a write.
+
+Why not gRPC's own ``retryPolicy`` in the channel's service config: it is keyed by gRPC method, and one
+RPC may be bound to a GET (an idempotent read, retried) and a POST (not retried); it would also hide the
+retries from ``portico_gateway_upstream_retries_total``. What gRPC does retry by itself (transparent
+retries) are the calls that never reached a server, such as one racing a replica's GOAWAY when its
+connection ages out: those are safe for writes too.
 """
 
 from __future__ import annotations
@@ -48,10 +54,11 @@ async def with_retries(
     """``attempt(timeout)`` until it succeeds, fails for good, or the deadline (seconds) is spent."""
     loop = asyncio.get_running_loop()
     end = loop.time() + deadline
+    timeout = deadline  # the next attempt's share: what is left of the deadline when it starts
     retry = 0
     while True:
         try:
-            return await attempt(max(end - loop.time(), 0.001))
+            return await attempt(max(timeout, 0.001))
         except grpc.aio.AioRpcError as exc:
             retry += 1
             if not retryable(exc) or retry >= policy.attempts:
@@ -59,5 +66,8 @@ async def with_retries(
             pause = policy.delay(retry)
             if end - loop.time() - pause < _MIN_ATTEMPT_S:
                 raise
-            on_retry()
             await asyncio.sleep(pause)
+            timeout = end - loop.time()
+            if timeout < _MIN_ATTEMPT_S:  # the pause overran on a busy loop: no attempt that could only
+                raise  # time out
+            on_retry()

@@ -13,8 +13,6 @@ from starlette.requests import Request
 from starlette.types import Scope
 
 if TYPE_CHECKING:  # only names for the checker: these modules import the ones that read the state
-    from redis.asyncio import Redis
-
     from gateway.client_ip import Network
     from gateway.config import GatewaySettings
     from gateway.edge_auth import EdgeAuth
@@ -25,6 +23,8 @@ if TYPE_CHECKING:  # only names for the checker: these modules import the ones t
     from gateway.routing.live import LiveRoutes
     from gateway.upstreams import Upstreams
     from meshkit.readiness import Readiness
+    from meshkit.redis_client import RedisClient
+    from stubs.portico.gateway.v1.options_pb2 import ResponseShape
 
 
 class State(TypedDict):
@@ -33,7 +33,7 @@ class State(TypedDict):
     settings: GatewaySettings
     metrics: GatewayMetrics
     upstreams: Upstreams
-    redis: Redis
+    redis: RedisClient
     probes: dict[str, Probe]
     readiness: Readiness
     routes: LiveRoutes
@@ -48,6 +48,9 @@ class RequestState(State, total=False):
 
     request_id: str  # set by the request-id middleware, before any route runs
     route_template: str  # the metrics label, set once a route is matched: never the raw path
+    error_shape: ResponseShape  # the matched route's shape: how its errors are written
+    client_ip: str  # the caller's address as the dispatcher derived it (for the access log)
+    user_id: str  # the verified token's subject, once the dispatcher has checked it (access log)
 
 
 def scope_state(scope: Scope) -> RequestState:

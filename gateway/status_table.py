@@ -56,7 +56,13 @@ HTTP_ERRORS: tuple[HttpError, ...] = (
     HttpError(403, "FORBIDDEN", "Forbidden", "The token's tenant or roles do not allow this.", "Forbidden"),
     HttpError(404, "NOT_FOUND", "Not found", "No such resource (also another tenant's).", "NotFound"),
     HttpError(405, "METHOD_NOT_ALLOWED", "Method not allowed", "The path exists; the method does not."),
-    HttpError(406, "NOT_ACCEPTABLE", "Not acceptable", "No media type the client accepts is offered."),
+    HttpError(
+        406,
+        "NOT_ACCEPTABLE",
+        "Not acceptable",
+        "No media type the client accepts is offered (a stream: SSE or NDJSON).",
+        "NotAcceptable",
+    ),
     HttpError(
         409, "CONFLICT", "Conflict", "Conflicts with the current state (e.g. a duplicate).", "Conflict"
     ),

@@ -8,6 +8,8 @@
 - A failure before the stream starts is an ordinary error response with its status; one after it has
   started is a last item (SSE ``event: error``, NDJSON ``{"error": …}``) carrying the envelope.
 - A client that goes away cancels the gRPC call at once, not at the next write.
+- Resuming: the SSE ``Last-Event-ID`` header (what a reconnecting browser sends) goes into the request
+  field ``last_event_id`` when the stream's request has one; the backend continues after that id.
 
 Deadline: the policy's ``deadline_ms`` is the whole call's gRPC deadline when set; 0 means none, as
 options.proto says: a subscription lasts until the client goes away.
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -37,6 +40,17 @@ STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # How long the gateway waits for the backend to accept the call (initial metadata), send a first
 # message or fail, before it opens the HTTP stream anyway. Within it, a refusal is a plain error response.
 OPEN_WAIT_S = 2.0
+
+
+RESUME_FIELD = "last_event_id"
+
+
+def resume(message: Message, last_event_id: str | None) -> None:
+    """Hand the ``Last-Event-ID`` header to the backend in the request's ``last_event_id`` string field,
+    if it has one: a convention rather than a per-route option, as path variables bind by field name."""
+    field = message.DESCRIPTOR.fields_by_name.get(RESUME_FIELD)
+    if last_event_id and field is not None and field.type == FieldDescriptor.TYPE_STRING:
+        setattr(message, RESUME_FIELD, last_event_id)
 
 
 def negotiate(accept: str | None) -> str | None:

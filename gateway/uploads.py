@@ -71,9 +71,6 @@ class UploadPolicy:
 
     def bind(self, message: Message, parts: list[Part], path: Mapping[str, str]) -> None:
         """Set the message's fields from the parts; TranscodeError or UnsupportedMedia when refused."""
-        bound = [tuple(p.split(".")) for p in path]
-        for upload in self._uploads.values():
-            bound += [(upload.bytes_field,), (upload.content_type_field,)]
         violations: list[FieldViolation] = []
         texts: list[tuple[str, str]] = []
         for part in parts:
@@ -91,6 +88,21 @@ class UploadPolicy:
             setattr(message, upload.bytes_field, bytes(part.data))
             if upload.content_type_field:
                 setattr(message, upload.content_type_field, part.content_type)
+        self.bind_fields(message, texts, path, violations)
+
+    def bind_fields(
+        self,
+        message: Message,
+        texts: Iterable[tuple[str, str]],
+        path: Mapping[str, str],
+        violations: list[FieldViolation] | None = None,
+    ) -> None:
+        """Bind text fields (multipart text parts, or a urlencoded form's) as query parameters are bound;
+        the path's fields and the uploads' own are not theirs to set. TranscodeError when refused."""
+        bound = [tuple(p.split(".")) for p in path]
+        for upload in self._uploads.values():
+            bound += [(upload.bytes_field,), (upload.content_type_field,)]
+        violations = [] if violations is None else violations
         bind_query(message, texts, bound, "", violations, unknown=UNKNOWN_FIELD)
         if violations:
             raise TranscodeError(INVALID_FORM, violations)

@@ -10,7 +10,7 @@ from typing import Any
 
 import grpc
 
-from harness.backends import BackendProcess, spawn_backend
+from harness.backends import BackendProcess, open_sync_channel, spawn_backend
 from harness.infra import InfraEnv
 from infra.procs import free_port
 from meshkit.rpc.forwarding import FORWARDER_KEY
@@ -27,13 +27,14 @@ class AuthStack:
     backends: dict[str, BackendProcess]
     env: dict[str, str]  # what both were started with (to restart one of them)
     log_dir: Path
+    credentials: grpc.ChannelCredentials | None = None  # the tests' client TLS when both serve TLS
 
     def auth(self) -> tuple[grpc.Channel, auth_pb2_grpc.AuthServiceStub]:
-        channel = grpc.insecure_channel(self.auth_target)
+        channel = open_sync_channel(self.auth_target, self.credentials)
         return channel, auth_pb2_grpc.AuthServiceStub(channel)
 
     def users(self) -> tuple[grpc.Channel, users_pb2_grpc.UserServiceStub]:
-        channel = grpc.insecure_channel(self.users_target)
+        channel = open_sync_channel(self.users_target, self.credentials)
         return channel, users_pb2_grpc.UserServiceStub(channel)
 
     def register(self, tenant: str, username: str, password: str, **fields: Any) -> auth_pb2.RegisterResponse:
@@ -65,7 +66,14 @@ class AuthStack:
         return "\n".join(backend.proc.log() for backend in self.backends.values())
 
 
-def start_auth_stack(infra: InfraEnv, log_dir: Path, extra_env: dict[str, str] | None = None) -> AuthStack:
+def start_auth_stack(
+    infra: InfraEnv,
+    log_dir: Path,
+    extra_env: dict[str, str] | None = None,
+    credentials: grpc.ChannelCredentials | None = None,
+) -> AuthStack:
+    """users and auth calling each other; ``credentials`` are the tests' client TLS when ``extra_env``
+    makes them serve TLS."""
     users_port, auth_port = free_port(), free_port()
     env = {
         **infra.env(),
@@ -83,10 +91,10 @@ def start_auth_stack(infra: InfraEnv, log_dir: Path, extra_env: dict[str, str] |
     }
     users = spawn_backend("users", env, log_dir, port=users_port)
     auth = spawn_backend("auth", env, log_dir, port=auth_port)
-    stack = AuthStack(auth.target, users.target, {"users": users, "auth": auth}, env, log_dir)
+    stack = AuthStack(auth.target, users.target, {"users": users, "auth": auth}, env, log_dir, credentials)
     try:
         for backend in (auth, users):
-            backend.wait_serving()
+            backend.wait_serving(credentials=credentials)
     except BaseException:
         stop_auth_stack(stack)
         print(stack.logs()[-6000:])

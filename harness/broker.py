@@ -4,8 +4,6 @@ and helpers to call it and read its metrics."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -40,21 +38,7 @@ class BrokerBackend(BackendProcess):
 
     def connections_to(self, port: int) -> int:
         """Established TCP connections of the backend process to ``port`` (Linux ``/proc``)."""
-        pid = self.proc.popen.pid
-        inodes = set()
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            with contextlib.suppress(OSError):
-                link = os.readlink(f"/proc/{pid}/fd/{fd}")
-                if link.startswith("socket:["):
-                    inodes.add(link[8:-1])
-        count = 0
-        for table in ("tcp", "tcp6"):
-            for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
-                fields = line.split()
-                remote_port = int(fields[2].rsplit(":", 1)[1], 16)
-                if remote_port == port and fields[3] == "01" and fields[9] in inodes:
-                    count += 1
-        return count
+        return len(self.client_ports(port))
 
     def wait_metric(self, name: str, value: float, timeout: float = 10) -> None:
         wait_until(lambda: self.metric(name) == value, timeout, f"{name} == {value}")

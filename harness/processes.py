@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra import procs
-from infra.paths import REPO_ROOT
+from infra.bytecode import cached_bytecode_env
+from infra.paths import CACHE_DIR, REPO_ROOT
 
 ROOT = REPO_ROOT
 
@@ -35,13 +36,15 @@ class Proc:
         return self.popen.wait(5)
 
 
-def spawn(name: str, args: list[str], env: Mapping[str, str], log_dir: Path) -> Proc:
-    """``python <args>`` from the project root with ``env`` on top of ours; output to ``<name>.log``."""
+def spawn(name: str, args: list[str], env: Mapping[str, str], log_dir: Path, cwd: Path = ROOT) -> Proc:
+    """``python <args>`` from the project root (or ``cwd``, another checkout) with ``env`` on top of ours;
+    output to ``<name>.log``."""
     log_path = log_dir / f"{name}.log"
     # infra appends to a log; a test reads its process's log from the start, so each start gets a new one.
     log_path.unlink(missing_ok=True)
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "PORTICO_LOG_LEVEL": "INFO", **env}
-    popen = procs.spawn([sys.executable, *args], log_file=log_path, cwd=ROOT, env=full_env)
+    base = cached_bytecode_env(os.environ, CACHE_DIR / "pycache")  # not compiled again per start
+    full_env = {**base, "PYTHONUNBUFFERED": "1", "PORTICO_LOG_LEVEL": "INFO", **env}
+    popen = procs.spawn([sys.executable, *args], log_file=log_path, cwd=cwd, env=full_env)
     return Proc(name, popen, log_path)
 
 

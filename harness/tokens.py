@@ -20,6 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from infra.procs import free_port
 from meshkit.auth.tokens import jwk_thumbprint
+from meshkit.rpc.health import READINESS
 from stubs.auth.v1 import auth_pb2, auth_pb2_grpc
 
 ISSUER = "portico-auth"
@@ -44,6 +45,8 @@ class TokenIssuer:
         auth_pb2_grpc.add_AuthServiceServicer_to_server(_Jwks(self), self._server)  # type: ignore[abstract]
         health_servicer = health.HealthServicer()
         health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        # As a kit backend: the kit's balanced channels send calls only where READINESS is SERVING.
+        health_servicer.set(READINESS, health_pb2.HealthCheckResponse.SERVING)
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, self._server)
         self.port = free_port()
         self._server.add_insecure_port(f"127.0.0.1:{self.port}")

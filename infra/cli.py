@@ -1,4 +1,4 @@
-"""Command line: `python -m infra install [--only a,b]` and `python -m infra run <service>`."""
+"""Command line: `python -m infra install [--for up|test] [--only a,b]`, `python -m infra run <service>`."""
 
 from __future__ import annotations
 
@@ -19,10 +19,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     inst = sub.add_parser("install", help="install/fetch what is missing (idempotent)")
-    inst.add_argument(
+    chosen = inst.add_mutually_exclusive_group()
+    chosen.add_argument(
+        "--for",
+        dest="purpose",
+        choices=sorted(install.PURPOSES),
+        default="test",
+        help="what `make up` needs, or that and what the tests add (the default: everything)",
+    )
+    chosen.add_argument(
         "--only",
         type=_components,
-        default=list(install.COMPONENTS),
+        default=None,
         help=f"comma-separated subset of {','.join(install.COMPONENTS)}",
     )
     runp = sub.add_parser("run", help="run one server in the foreground (for honcho)")
@@ -31,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "install":
         try:
-            install.install(args.only)
+            install.install(args.only or list(install.PURPOSES[args.purpose]))
         except (install.InstallError, apt.AptError, RuntimeError) as exc:
             print(f"[install] error: {exc}", flush=True)
             return 1

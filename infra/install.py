@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra import apt, kafka_probe, kafka_server, paths, postgres_server
-from infra.procs import free_port, spawn, stop_group, wait_until
+from infra.procs import free_ports, spawn, stop_group, wait_until
 
 GO_TOOLS = {
     "grpcurl": ("github.com/fullstorydev/grpcurl/cmd/grpcurl", "v1.9.3"),
@@ -131,7 +131,8 @@ def build_cds_archive() -> str | None:
         return None
     scratch = paths.kafka_home() / f"cds-train-{os.getpid()}"
     shutil.rmtree(scratch, ignore_errors=True)
-    layout = kafka_server.KafkaLayout(port=free_port(), controller_port=free_port(), data_dir=scratch)
+    port, controller_port = free_ports(2)
+    layout = kafka_server.KafkaLayout(port=port, controller_port=controller_port, data_dir=scratch)
     dump = archive.with_name(f"{archive.name}.tmp-{os.getpid()}")
     try:
         kafka_server.prepare(layout)
@@ -251,9 +252,11 @@ def steps(component: str) -> list[Step]:
         ],
         "redis": [Step("redis-server", ensure_redis)],
         "postgres": [Step("postgresql", ensure_postgres)],
+        # swagger-ui-dist serves the gateway's /docs; buf, from the same package.json, lints the protos.
+        "npm": [Step("npm ci (buf, swagger-ui-dist)", npm_packages)],
+        # What only the tests and benchmarks use: `make up` never installs these.
         "tools": [
             *(Step(f"{name} {GO_TOOLS[name][1]}", go_tool(name)) for name in GO_TOOLS),
-            Step("npm ci (buf, swagger-ui-dist)", npm_packages),
             Step("wrk", debian_tool("wrk", "wrk")),
             Step("chromium", debian_tool("chromium", "chromium")),
             # Static checks of the deployment files: compose.yaml, observability/prometheus.
@@ -264,7 +267,10 @@ def steps(component: str) -> list[Step]:
     return table[component]
 
 
-COMPONENTS = ("kafka", "redis", "postgres", "tools")
+COMPONENTS = ("kafka", "redis", "postgres", "npm", "tools")
+# What each purpose needs: `make up` runs Kafka, Redis and the mesh on SQLite (PostgreSQL only by URL);
+# `make test` (and `make bench`) need everything, PostgreSQL and the developer tools included.
+PURPOSES: dict[str, tuple[str, ...]] = {"up": ("kafka", "redis", "npm"), "test": COMPONENTS}
 
 
 def install(components: list[str]) -> None:

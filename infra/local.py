@@ -18,7 +18,7 @@ from typing import Self
 from infra import kafka_probe, kafka_server, postgres_server, redis_server
 from infra.procs import Popen, free_port, free_ports, spawn, stop_group, wait_until
 
-__all__ = ["LocalKafka", "LocalPostgres", "LocalRedis", "free_port", "free_ports"]
+__all__ = ["LocalKafka", "LocalKafkaCluster", "LocalPostgres", "LocalRedis", "free_port", "free_ports"]
 
 
 class _LocalServer:
@@ -48,6 +48,10 @@ class _LocalServer:
     @property
     def pid(self) -> int | None:
         return None if self._proc is None else self._proc.pid
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
 
     def start(self) -> None:
         """Prepare and launch the server without waiting for it (so several can boot in parallel)."""
@@ -85,15 +89,31 @@ class _LocalServer:
 
 
 class LocalKafka(_LocalServer):
-    """Single-node KRaft Kafka (broker+controller) from the cached Maven jars."""
+    """KRaft Kafka (broker+controller) from the cached Maven jars: one node alone, or one of a
+    :class:`LocalKafkaCluster`; with ``tls`` its client listener speaks TLS (SCRAM too with users)."""
 
     name = "kafka"
 
     def __init__(
-        self, *, port: int, controller_port: int, data_dir: Path, log_file: Path | None = None
+        self,
+        *,
+        port: int,
+        controller_port: int,
+        data_dir: Path,
+        log_file: Path | None = None,
+        tls: kafka_server.KafkaTls | None = None,
+        layout: kafka_server.KafkaLayout | None = None,
     ) -> None:
         super().__init__(data_dir=data_dir, log_file=log_file)
-        self.layout = kafka_server.KafkaLayout(port=port, controller_port=controller_port, data_dir=data_dir)
+        self.layout = layout or kafka_server.KafkaLayout(
+            port=port, controller_port=controller_port, data_dir=data_dir, tls=tls
+        )
+
+    @classmethod
+    def node(cls, layout: kafka_server.KafkaLayout) -> LocalKafka:
+        return cls(
+            port=layout.port, controller_port=layout.controller_port, data_dir=layout.data_dir, layout=layout
+        )
 
     @property
     def bootstrap(self) -> str:
@@ -106,7 +126,63 @@ class LocalKafka(_LocalServer):
         return kafka_server.server_argv(self.layout)
 
     def is_ready(self) -> bool:
-        return kafka_probe.is_ready(self.bootstrap)
+        return kafka_probe.is_ready(self.layout.probe_bootstrap)
+
+    def kill(self) -> None:
+        """SIGKILL the broker (a crash: no controlled shutdown); ``start()`` brings it back on its data."""
+        if self._proc is not None:
+            stop_group(self._proc, sig=signal.SIGKILL, timeout=10)
+            self._proc = None
+
+
+class LocalKafkaCluster:
+    """``brokers`` combined broker+controller nodes on consecutive port pairs from ``port`` and
+    ``controller_port`` (:func:`infra.kafka_server.cluster_layouts`); ready once every node is registered."""
+
+    def __init__(self, *, brokers: int, port: int, controller_port: int, data_dir: Path) -> None:
+        layouts = kafka_server.cluster_layouts(port, controller_port, brokers, data_dir)
+        self.nodes = [LocalKafka.node(layout) for layout in layouts]
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(node.bootstrap for node in self.nodes)
+
+    def start(self) -> None:
+        for node in self.nodes:  # a quorum needs a majority: start them all before waiting for any
+            node.start()
+
+    def registered(self) -> int:
+        """Brokers the cluster's metadata lists, as any live node answers (0 when none does)."""
+        for node in self.nodes:
+            host, _, port = node.bootstrap.rpartition(":")
+            try:
+                return kafka_probe.broker_count(host, int(port))
+            except (OSError, ValueError):
+                continue
+        return 0
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        for node in self.nodes:
+            node.wait_ready(timeout)
+        wait_until(lambda: self.registered() == len(self.nodes), timeout=timeout, what="kafka cluster")
+
+    def stop(self, timeout: float = 20) -> None:
+        for node in self.nodes:
+            node.stop(timeout)
+
+    def __enter__(self) -> Self:
+        self.start()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
 
 
 class LocalRedis(_LocalServer):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -14,12 +15,21 @@ from pathlib import Path
 Popen = subprocess.Popen[bytes]
 
 
+# Ports this process already handed out: the OS may offer a just-closed port again at once, so two calls
+# in a row (a broker's listener and its controller, say) could otherwise get the same one.
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A loopback TCP port that is free right now (the OS picks it, so parallel runs do not collide)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A loopback TCP port that is free right now and not handed out before by this process (the OS picks
+    it, so parallel runs do not collide)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def free_ports(count: int) -> list[int]:
@@ -28,7 +38,28 @@ def free_ports(count: int) -> list[int]:
         socks = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)]
         for sock in socks:
             sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
+        ports = [int(sock.getsockname()[1]) for sock in socks]
+        _handed_out.update(ports)
+        return ports
+
+
+def free_port_range(count: int, attempts: int = 100) -> int:
+    """The first of ``count`` consecutive loopback TCP ports that are all free right now (a supervisor's
+    children take a base port + i; the OS only vouches for the one port it hands out)."""
+    for _ in range(attempts):
+        base = free_port()
+        if base + count > 65536:
+            continue
+        with contextlib.ExitStack() as stack:
+            try:
+                for port in range(base, base + count):
+                    stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)).bind(
+                        ("127.0.0.1", port)
+                    )
+            except OSError:
+                continue
+            return base
+    raise RuntimeError(f"no {count} consecutive free loopback ports found in {attempts} tries")
 
 
 def spawn(
@@ -54,6 +85,37 @@ def spawn(
             group=None if user is None else _primary_group(user),
             extra_groups=None if user is None else [],
         )
+
+
+def ephemeral_port_floor() -> int:
+    """The first port the kernel picks connection source ports from."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def peer_port_range(count: int, attempts: int = 200) -> int:
+    """Like :func:`free_port_range`, but below the kernel's source-port range: for servers that dial each
+    other before all of them listen (a KRaft quorum). Dialling a port in that range where nothing listens
+    yet can get that very port as the source, and TCP then connects the socket to itself; a Kafka
+    controller reading its own request back as the answer exits (seen on the loaded CI machine)."""
+    high = ephemeral_port_floor() - count
+    for _ in range(attempts):
+        base = random.randrange(20000, high)  # noqa: S311 - spreads parallel runs, not a secret
+        if _handed_out.intersection(range(base, base + count)):
+            continue
+        with contextlib.ExitStack() as stack:
+            try:
+                for port in range(base, base + count):
+                    stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)).bind(
+                        ("127.0.0.1", port)
+                    )
+            except OSError:
+                continue
+        _handed_out.update(range(base, base + count))
+        return base
+    raise RuntimeError(f"no {count} consecutive free loopback ports below {high + count} in {attempts} tries")
 
 
 def _primary_group(user: str) -> int:

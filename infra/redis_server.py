@@ -14,6 +14,13 @@ def redis_server_bin() -> str:
     return found
 
 
+def redis_cli_bin() -> str:
+    found = shutil.which("redis-cli")
+    if found is None:
+        raise RuntimeError("redis-cli not found: run `python -m infra install --only redis`")
+    return found
+
+
 def server_argv(*, port: int, data_dir: Path) -> list[str]:
     """No RDB snapshots, no AOF: the cache is disposable, and fsyncs would only slow tests down."""
     return [

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from infra import kafka_server, paths, postgres_server, redis_server
+from infra.local import LocalKafkaCluster
 from meshkit.config import defaults
 
 EXTERNAL_ENV = {
@@ -69,6 +70,9 @@ def _exec(argv: list[str]) -> None:
 
 
 def run_kafka() -> int:
+    brokers = kafka_server.local_brokers(os.environ)
+    if brokers > 1:
+        return run_kafka_cluster(brokers)
     layout = kafka_server.KafkaLayout(
         port=_port("PORTICO_KAFKA_PORT", defaults.KAFKA_PORT),
         controller_port=_port("PORTICO_KAFKA_CONTROLLER_PORT", defaults.KAFKA_CONTROLLER_PORT),
@@ -84,6 +88,44 @@ def run_kafka() -> int:
     )
     _exec(kafka_server.server_argv(layout))
     return 1  # not reached
+
+
+def run_kafka_cluster(brokers: int) -> int:
+    """Several nodes cannot all be this process: start them as children, each logging to its own file,
+    and stop them all on SIGTERM/SIGINT or as soon as one of them exits."""
+    port = _port("PORTICO_KAFKA_PORT", defaults.KAFKA_PORT)
+    controller_port = _port("PORTICO_KAFKA_CONTROLLER_PORT", defaults.KAFKA_CONTROLLER_PORT)
+    cluster = LocalKafkaCluster(
+        brokers=brokers,
+        port=port,
+        controller_port=controller_port,
+        data_dir=paths.run_dir() / "kafka-cluster",
+    )
+    for node in cluster.nodes:
+        _check_port_free("kafka", node.layout.port, "PORTICO_KAFKA_PORT")
+        _check_port_free("kafka", node.layout.controller_port, "PORTICO_KAFKA_CONTROLLER_PORT")
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    cluster.start()
+    for node in cluster.nodes:
+        _say(
+            f"kafka {paths.kafka_version()} node {node.layout.node_id}/{brokers}: {node.bootstrap} "
+            f"(controller :{node.layout.controller_port}), log {node.log_file}"
+        )
+    _say(
+        f"kafka: topics get {cluster.nodes[0].layout.replication} replicas, min ISR "
+        f"{cluster.nodes[0].layout.min_insync_replicas}; bootstrap {cluster.bootstrap}"
+    )
+    try:
+        while (received := signal.sigtimedwait(stop_signals, 1.0)) is None:
+            dead = [node for node in cluster.nodes if not node.running]
+            if dead:
+                _say(f"kafka node {dead[0].layout.node_id} exited; stopping the cluster")
+                return 1
+        _say(f"kafka: {signal.Signals(received.si_signo).name} received, stopping the cluster")
+        return 0
+    finally:
+        cluster.stop()
 
 
 def run_redis() -> int:

@@ -11,10 +11,11 @@ tag (``{…}``) around a part stays one tag.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
-__all__ = ["READABLE_MAX", "key_part"]
+__all__ = ["READABLE_MAX", "key_part", "tenant_tag"]
 
 READABLE_MAX = 64  # characters; a digest part is 33
 _READABLE = re.compile(rf"[A-Za-z0-9_.@+\-]{{0,{READABLE_MAX}}}")
@@ -27,3 +28,10 @@ def key_part(value: str) -> str:
     # surrogatepass: a lone surrogate (possible in a decoded request) must digest, not raise.
     digest = hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
     return f"#{digest}"
+
+
+@functools.lru_cache(maxsize=1024)  # a few tenants, on every request's keys; bounded whatever is sent
+def tenant_tag(tenant_id: str) -> str:
+    """``{<tenant>}``: the Redis Cluster hash tag of the keys one tenant's request reads together (a
+    token's revocation marks, its user's rate limits). Only the first ``{…}`` of a key is its tag."""
+    return f"{{{key_part(tenant_id)}}}"

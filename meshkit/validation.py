@@ -1,17 +1,13 @@
-"""Field checks every backend shares: text normalisation, UUID ids and page parameters; pure functions.
-
-Each check returns ``(field, description)`` violations so a request with several problems reports all
-of them at once.
-"""
+"""What every backend does with request fields once their proto rules passed: text normalisation and
+page defaults. The rules themselves are in the protos, checked by
+:mod:`meshkit.rpc.interceptors.validation` before a handler runs."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
-import uuid
 
-from meshkit.rpc.status import FieldViolation
-
-PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX = 20, 100
+PAGE_SIZE_DEFAULT = 20
 
 
 def normalise(text: str) -> str:
@@ -19,24 +15,15 @@ def normalise(text: str) -> str:
     return unicodedata.normalize("NFC", text).strip()
 
 
-def check_uuid(value: str, field: str, what: str) -> list[FieldViolation]:
-    """``value`` is a UUID in its canonical form (any case); ``what`` names it, e.g. "a user id"."""
-    try:
-        parsed = uuid.UUID(value)
-    except (ValueError, AttributeError):
-        return [(field, f"must be {what} (UUID)")]
-    return [] if str(parsed) == value.lower() else [(field, f"must be {what} (UUID)")]
+# The canonical form, any case (what the protos' `string.uuid` rule accepts). ASCII hex only.
+_CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
-def check_page(page: int, page_size: int) -> list[FieldViolation]:
-    """0 means "not given" (proto3 defaults): page 1 and the default size."""
-    problems: list[FieldViolation] = []
-    if page < 0:
-        problems.append(("page", "must be at least 1"))
-    if page_size < 0 or page_size > PAGE_SIZE_MAX:
-        problems.append(("page_size", f"must be between 1 and {PAGE_SIZE_MAX}"))
-    return problems
+def is_uuid(value: str) -> bool:
+    """For code that runs before the rules are checked (a prefetch of cache keys): is ``value`` an id?"""
+    return _CANONICAL_UUID.fullmatch(value) is not None
 
 
 def page_or_default(page: int, page_size: int) -> tuple[int, int]:
+    """0 is "not sent": the rules refuse an explicit 0 (``optional`` fields), so it takes the default."""
     return page or 1, page_size or PAGE_SIZE_DEFAULT

@@ -8,6 +8,8 @@ Python package `stubs/`:
 
 - `<pkg>/v1/<name>_pb2.py` (messages) and `<name>_pb2.pyi` (mypy-protobuf types);
 - `<name>_pb2_grpc.py` / `.pyi` (service stubs), only for files that declare a service;
+- `buf/validate/validate_pb2.py`, the protovalidate rule options our protos use, compiled from the copy
+  vendored in `proto/third_party/protovalidate/` (see its README);
 - `__init__.py` files, so `from stubs.users.v1 import users_pb2, users_pb2_grpc` works;
 - `portico.binpb`, a FileDescriptorSet with imports and source info (comments), from which the
   gateway can load its routes offline.
@@ -37,14 +39,13 @@ PROTO_ROOT = ROOT / "proto"
 THIRD_PARTY = PROTO_ROOT / "third_party"
 VENDORED_GOOGLEAPIS = THIRD_PARTY / "googleapis"
 VENDORED_FILES = ("google/api/annotations.proto", "google/api/http.proto")
+# Compiled into stubs/ with our own files: no Python package ships it as google.protobuf code.
+PROTOVALIDATE = THIRD_PARTY / "protovalidate"
+PROTOVALIDATE_FILES = ("buf/validate/validate.proto",)
 STUBS = ROOT / "stubs"
 DESCRIPTOR_SET = "portico.binpb"
-OWN_PACKAGES = ("auth", "broker", "events", "portico", "posts", "users")
 
 STUBS_INIT = '"""Generated Python stubs of the proto/ contract: do not edit, run scripts/gen_protos.py."""\n'
-_OWN = "|".join(OWN_PACKAGES)
-_FROM_IMPORT = re.compile(rf"^(\s*)from ((?:{_OWN})(?:\.\w+)*) import ", re.MULTILINE)
-_PLAIN_IMPORT = re.compile(rf"^\s*import (?:{_OWN})\.", re.MULTILINE)
 
 
 def proto_files() -> list[str]:
@@ -88,6 +89,7 @@ def run_protoc(files: list[str], out: Path) -> None:
         "-m",
         "grpc_tools.protoc",
         f"--proto_path={PROTO_ROOT}",
+        f"--proto_path={PROTOVALIDATE}",
         f"--proto_path={googleapis_include()}",
         f"--proto_path={grpc_tools_include()}",
         f"--plugin=protoc-gen-mypy={plugin('protoc-gen-mypy')}",
@@ -114,12 +116,20 @@ def files_with_services(descriptor_set: Path, files: list[str]) -> set[str]:
     return {f.name for f in fds.file if f.name in files and f.service}
 
 
+def own_packages() -> tuple[str, ...]:
+    """The top-level packages of our stubs: the first folder of every .proto of ours (so a new package
+    needs no change here), and the vendored protovalidate's `buf`."""
+    return tuple(sorted({"buf", *(name.split("/", 1)[0] for name in proto_files())}))
+
+
 def rewrite_imports(path: Path) -> None:
     """`from users.v1 import x` → `from stubs.users.v1 import x`, for our own packages only."""
+    own = "|".join(map(re.escape, own_packages()))
     text = path.read_text(encoding="utf-8")
-    if _PLAIN_IMPORT.search(text):
+    if re.search(rf"^\s*import (?:{own})\.", text, re.MULTILINE):
         sys.exit(f"gen_protos: unexpected `import <own package>.` form in {path}; extend rewrite_imports")
-    path.write_text(_FROM_IMPORT.sub(r"\1from stubs.\2 import ", text), encoding="utf-8")
+    from_import = re.compile(rf"^(\s*)from ((?:{own})(?:\.\w+)*) import ", re.MULTILINE)
+    path.write_text(from_import.sub(r"\1from stubs.\2 import ", text), encoding="utf-8")
 
 
 def generate(out: Path) -> None:
@@ -127,10 +137,11 @@ def generate(out: Path) -> None:
     files = proto_files()
     if not files:
         sys.exit(f"gen_protos: no .proto files under {PROTO_ROOT}")
-    run_protoc(files, out)
+    compiled = [*PROTOVALIDATE_FILES, *files]
+    run_protoc(compiled, out)
 
-    with_services = files_with_services(out / DESCRIPTOR_SET, files)
-    for name in files:
+    with_services = files_with_services(out / DESCRIPTOR_SET, compiled)
+    for name in compiled:
         if name not in with_services:  # the grpc plugins emit an empty module even then
             stem = name.removesuffix(".proto")
             for suffix in ("_pb2_grpc.py", "_pb2_grpc.pyi"):

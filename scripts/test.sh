@@ -12,9 +12,10 @@ $py -m ruff check .
 $py -m ruff format --check .
 step "mypy"
 $py -m mypy
-step "contracts: buf lint, buf format, generated stubs and configuration reference up to date"
+step "contracts: buf lint, buf format, buf breaking, generated stubs and configuration reference up to date"
 node_modules/.bin/buf lint
 node_modules/.bin/buf format --diff --exit-code
+scripts/breaking.sh
 $py scripts/gen_protos.py --check
 examples/clients/go/generate.sh --check
 $py scripts/gen_config_docs.py --check

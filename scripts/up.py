@@ -2,7 +2,8 @@
 
 Services that ``PORTICO_KAFKA_BOOTSTRAP`` / ``PORTICO_REDIS_URL`` point elsewhere are not started. The
 processes share a forwarding secret (``PORTICO_FORWARDING_SECRET``, so the backends believe the gateway's
-client addresses), kept in the run directory unless the environment sets one.
+client addresses), kept in the run directory unless the environment sets one. Where
+``PYTHONDONTWRITEBYTECODE`` is set, their compiled bytecode is kept in the run directory too.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from honcho.environ import parse_procfile
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
+from infra.bytecode import cached_bytecode_env  # noqa: E402
+from infra.kafka_server import cluster_bootstrap, local_brokers  # noqa: E402
 from meshkit.config.defaults import KAFKA_PORT, LOOPBACK, REDIS_PORT  # noqa: E402
 
 # Backends drain in-flight calls for PORTICO_SHUTDOWN_GRACE seconds (default 8); honcho's default
@@ -30,6 +33,17 @@ EXTERNAL = {"kafka": "PORTICO_KAFKA_BOOTSTRAP", "redis": "PORTICO_REDIS_URL"}
 
 
 FORWARDING_SECRET_FILE = "forwarding-secret"  # noqa: S105 (a file name, not a secret)
+PYCACHE_DIR = "pycache"
+
+
+def run_directory(base: dict[str, str]) -> Path:
+    return Path(base.get("PORTICO_RUN_DIR") or ROOT / ".run")
+
+
+def bytecode_env(base: dict[str, str]) -> dict[str, str]:
+    """The mesh's processes cache bytecode under the run directory where PYTHONDONTWRITEBYTECODE would
+    have them compile every module at each start (:mod:`infra.bytecode`)."""
+    return cached_bytecode_env(base, run_directory(base) / PYCACHE_DIR)
 
 
 def forwarding_secret(run_dir: Path) -> str:
@@ -53,17 +67,15 @@ def app_env(base: dict[str, str]) -> dict[str, str]:
     env = dict(base)
     kafka_port = base.get("PORTICO_KAFKA_PORT", str(KAFKA_PORT))
     redis_port = base.get("PORTICO_REDIS_PORT", str(REDIS_PORT))
-    env.setdefault("PORTICO_KAFKA_BOOTSTRAP", f"{LOOPBACK}:{kafka_port}")
+    env.setdefault("PORTICO_KAFKA_BOOTSTRAP", cluster_bootstrap(int(kafka_port), local_brokers(base)))
     env.setdefault("PORTICO_REDIS_URL", f"redis://{LOOPBACK}:{redis_port}/0")
     if not env.get("PORTICO_FORWARDING_SECRET"):
-        env["PORTICO_FORWARDING_SECRET"] = forwarding_secret(
-            Path(base.get("PORTICO_RUN_DIR") or ROOT / ".run")
-        )
+        env["PORTICO_FORWARDING_SECRET"] = forwarding_secret(run_directory(base))
     return env
 
 
 def main() -> int:
-    base = dict(os.environ)
+    base = bytecode_env(dict(os.environ))
     base.setdefault("PORTICO_UP_STARTED", str(time.time()))
     base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"
     base["PYTHONPATH"] = str(ROOT)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -22,6 +22,10 @@ from meshkit.auth.tokens import ACCESS_TOKEN_TYPE
 SERVICE_SUBJECT = "service:auth"
 SERVICE_ROLE = "service"
 SERVICE_TOKEN_TTL = 60
+# Seconds a service token is reused for: the last call made with it still has half its lifetime left,
+# far more than any call's deadline or the clock skew its verifier allows.
+SERVICE_TOKEN_REUSE = timedelta(seconds=SERVICE_TOKEN_TTL / 2)
+_MAX_CACHED_TENANTS = 1024  # a bound on the cache; registrations can name any tenant
 
 
 @dataclass(frozen=True)
@@ -102,3 +106,32 @@ def issue_service_token(
         audience=audience,
         now=now,
     )
+
+
+class ServiceTokens:
+    """The auth backend's service token of each tenant, reused for ``SERVICE_TOKEN_REUSE``.
+
+    A login or refresh asks the users backend about the user each time; signing a token for every such
+    call was CPU for nothing, and a token the users backend has seen it verifies from its cache. A new
+    signing key (a rotation) takes over at once: a token is only reused while its key still signs.
+    """
+
+    def __init__(self, *, issuer: str, audience: str) -> None:
+        self._issuer = issuer
+        self._audience = audience
+        self._tokens: dict[str, tuple[str, IssuedToken]] = {}  # tenant -> (kid, token)
+
+    def token(self, key: SigningKey, tenant_id: str, now: datetime) -> str:
+        cached = self._tokens.get(tenant_id)
+        if cached is not None:
+            kid, issued = cached
+            # A clock set back must not reuse a token whose nbf is still ahead of it.
+            if kid == key.kid and issued.issued_at <= now < issued.issued_at + SERVICE_TOKEN_REUSE:
+                return issued.token
+        if len(self._tokens) >= _MAX_CACHED_TENANTS:
+            self._tokens.clear()
+        issued = issue_service_token(
+            key, tenant_id=tenant_id, issuer=self._issuer, audience=self._audience, now=now
+        )
+        self._tokens[tenant_id] = (key.kid, issued)
+        return issued.token

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from meshkit.config.base import env, settings_config
+from meshkit.config.events import UserEventsSettings
 from meshkit.config.peers import UsersPeer
 from meshkit.config.serve import ConsumingBackendSettings, ports
 from meshkit.config.stores import run_dir
@@ -19,7 +20,7 @@ def _default_keys_dir() -> Path:
     return run_dir() / "auth-keys"
 
 
-class AuthSettings(ConsumingBackendSettings, UsersPeer):
+class AuthSettings(ConsumingBackendSettings, UsersPeer, UserEventsSettings):
     """Tokens, refresh sessions, login throttling, password hashing and the signing keys."""
 
     model_config = settings_config("auth")
@@ -39,6 +40,17 @@ class AuthSettings(ConsumingBackendSettings, UsersPeer):
         ge=30,
         le=86400,
         description="Lifetime of an access token in seconds",
+    )
+    expiry_time: int | None = env(
+        "PORTICO_AUTH_EXPIRY_TIME",
+        "EXPIRY_TIME",
+        default=None,
+        ge=1,
+        le=1440,
+        description=(
+            "Lifetime of an access token in minutes, the older spelling of the seconds setting; "
+            "used when `PORTICO_AUTH_ACCESS_TOKEN_TTL` is not set"
+        ),
     )
     refresh_idle_seconds: int = Field(
         default=7 * 86400, ge=60, description="Seconds after which an unused refresh token dies"
@@ -91,3 +103,10 @@ class AuthSettings(ConsumingBackendSettings, UsersPeer):
         default=1, ge=1, le=16, description="argon2id parallelism, in lanes (OWASP: 1)"
     )
     hash_workers: int = Field(default=0, ge=0, description="Threads that hash passwords; 0 for one per CPU")
+
+    @model_validator(mode="after")
+    def _expiry_time_in_minutes(self) -> AuthSettings:
+        # The seconds setting, when given, wins: it is the one Portico documents.
+        if self.expiry_time is not None and "access_token_ttl" not in self.model_fields_set:
+            self.access_token_ttl = self.expiry_time * 60
+        return self

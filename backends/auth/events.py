@@ -14,8 +14,18 @@ AUTH = Channel(
     "portico.auth.v1",
     publisher="auth",
     entity="auth_audit",
-    types=("login.succeeded", "login.failed", "token.refreshed", "token.reuse_detected", "logout"),
-    description="Audit trail of logins and tokens.",
+    types=(
+        "login.succeeded",
+        "login.failed",
+        "token.refreshed",
+        "token.reuse_detected",
+        "logout",
+        "password.changed",
+        "password.change_failed",
+        "password.reset",
+        "credential.created",
+    ),
+    description="Audit trail of logins, tokens and passwords.",
 )
 
 REVOCATIONS = Channel(

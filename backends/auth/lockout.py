@@ -13,7 +13,10 @@
   (so that it looks like any other failure); counting it would let every retry during a lockout extend
   the lockout, so a user or a client polling a locked account would never get back in. ``check``
   remembers its refusal in a context variable, which the same request's ``failed`` then finds.
-- Each call is one Lua script (one round trip); the time is the Redis server's, shared by every process.
+- Each call is one Lua script (one round trip; on a Redis Cluster one per set, sent together); the time
+  is the Redis server's, shared by every process.
+  A success clears the account's failures, and costs no call when this request's ``check`` found none
+  (a failure counted meanwhile by a concurrent attempt then stays: stricter, never looser).
 - Each set keeps only as many failures as can still change the answer, so a flood cannot grow it.
 - When Redis fails or is slow, ``check`` lets the attempt through (fail open): the argon2 cost still
   bounds guessing, and logins keep working. The outage is counted and logged once, not per attempt.
@@ -30,18 +33,19 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from meshkit.redis_client import RedisClient, is_cluster
 from meshkit.redis_keys import key_part
 
 log = logging.getLogger(__name__)
 
-# KEYS: account set, then the IP set when there is one.
+# KEYS: the account set when ARGV[9] is '1', then the IP set when there is one.
 # ARGV: record ('1' adds a failure), member, window ms, account limit, IP limit, base lockout ms,
-#       max lockout ms, account cap (the IP cap is its limit).
-# Returns 0 when the next attempt may proceed, else the ms it must wait (-1: the IP limit; it waits for
-# the window to slide).
+#       max lockout ms, account cap (the IP cap is its limit), '1' when KEYS[1] is the account set.
+# Returns {wait, the account's failures}: wait is 0 when the next attempt may proceed, else the ms it must
+# wait (-1: the IP limit; it waits for the window to slide). On a Redis Cluster the two sets are in
+# different slots (the account's is tagged by its tenant): the script then runs once for each, together.
 _SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -56,21 +60,26 @@ local function count(key, cap)
   return redis.call('ZCARD', key)
 end
 local limit = tonumber(ARGV[4])
-local failures = count(KEYS[1], tonumber(ARGV[8]))
-local wait = 0
-if failures >= limit then
-  local last = tonumber(redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2])
-  local lockout = math.min(tonumber(ARGV[6]) * 2 ^ (failures - limit), tonumber(ARGV[7]))
-  wait = math.max(0, math.ceil(last + lockout - now))
+local failures, wait, ip = 0, 0, 1
+if ARGV[9] == '1' then
+  ip = 2
+  failures = count(KEYS[1], tonumber(ARGV[8]))
+  if failures >= limit then
+    local last = tonumber(redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2])
+    local lockout = math.min(tonumber(ARGV[6]) * 2 ^ (failures - limit), tonumber(ARGV[7]))
+    wait = math.max(0, math.ceil(last + lockout - now))
+  end
 end
-if KEYS[2] and count(KEYS[2], tonumber(ARGV[5])) >= tonumber(ARGV[5]) then
-  return -1
+if KEYS[ip] and count(KEYS[ip], tonumber(ARGV[5])) >= tonumber(ARGV[5]) then
+  return {-1, failures}
 end
-return wait
+return {wait, failures}
 """
 
 # The (account key, IP key) of the attempt this task's last ``check`` refused, if it refused one.
 _refused: ContextVar[tuple[str, str | None] | None] = ContextVar("login_throttle_refused", default=None)
+# The account key whose failures this task's last ``check`` found to be none: nothing to clear on success.
+_clean: ContextVar[str | None] = ContextVar("login_throttle_clean", default=None)
 
 
 @dataclass(frozen=True)
@@ -88,7 +97,7 @@ class Account:
 class LoginThrottle:
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         *,
         account_limit: int = 5,
         ip_limit: int = 50,
@@ -102,6 +111,7 @@ class LoginThrottle:
             raise ValueError("limits must be >= 1 and durations > 0")
         self._script = redis.register_script(_SCRIPT)
         self._redis = redis
+        self._cluster = is_cluster(redis)
         self._timeout = timeout_seconds
         base_ms = max(1, round(base_lockout_seconds * 1000))
         max_ms = max(base_ms, round(max_lockout_seconds * 1000))
@@ -141,18 +151,26 @@ class LoginThrottle:
                 return f"portico:auth:fail:ip:{ipaddress.IPv6Network((address.packed, 64), strict=False)}"
         return f"portico:auth:fail:ip:{address}"
 
-    async def _run(self, record: bool, keys: tuple[str, str | None]) -> int | None:
+    async def _run(self, record: bool, keys: tuple[str, str | None]) -> tuple[int, int] | None:
+        """(ms to wait, the account's failures), or None when Redis cannot say."""
+        account, ip = keys
+        args = ["1" if record else "0", secrets.token_hex(8), *self._args]
         try:
             async with asyncio.timeout(self._timeout):
-                wait = await self._script(
-                    keys=[key for key in keys if key is not None],
-                    args=["1" if record else "0", secrets.token_hex(8), *self._args],
-                )
+                if self._cluster and ip is not None:
+                    (wait, failures), (ip_wait, _) = await asyncio.gather(
+                        self._script(keys=[account], args=[*args, "1"]),
+                        self._script(keys=[ip], args=[*args, "0"]),
+                    )
+                    wait = ip_wait if int(ip_wait) < 0 else wait
+                else:
+                    both = [account] if ip is None else [account, ip]
+                    wait, failures = await self._script(keys=both, args=[*args, "1"])
         except (RedisError, OSError, TimeoutError) as exc:
             self._failed_redis(exc)
             return None
         self._recovered()
-        return int(wait)
+        return int(wait), int(failures)
 
     def _keys(self, tenant_id: str, account: Account, ip: str) -> tuple[str, str | None]:
         return self.account_key(tenant_id, account), self.ip_key(ip)
@@ -160,9 +178,10 @@ class LoginThrottle:
     async def check(self, tenant_id: str, account: Account, ip: str) -> bool:
         """True when this login attempt may go ahead (neither the account nor the IP is locked)."""
         keys = self._keys(tenant_id, account, ip)
-        wait = await self._run(False, keys)
-        allowed = wait is None or wait == 0
+        found = await self._run(False, keys)
+        allowed = found is None or found[0] == 0
         _refused.set(None if allowed else keys)
+        _clean.set(keys[0] if found is not None and found[1] == 0 else None)
         return allowed
 
     async def failed(self, tenant_id: str, account: Account, ip: str) -> None:
@@ -171,12 +190,17 @@ class LoginThrottle:
         if _refused.get() == keys:
             _refused.set(None)
             return
+        _clean.set(None)
         await self._run(True, keys)
 
     async def succeeded(self, tenant_id: str, account: Account) -> None:
+        """Clear the account's failures (none to clear when this request's ``check`` found none)."""
+        key = self.account_key(tenant_id, account)
+        if _clean.get() == key:
+            return
         try:
             async with asyncio.timeout(self._timeout):
-                await self._redis.delete(self.account_key(tenant_id, account))
+                await self._redis.delete(key)
         except (RedisError, OSError, TimeoutError) as exc:
             self._failed_redis(exc)  # the failures age out of the window by themselves
             return

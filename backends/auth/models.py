@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
     true,
 )
 
@@ -70,6 +71,13 @@ credentials = Table(
         nullable=False,
         server_default=true(),
         comment="The profile's is_active (user.updated): an inactive user may not log in or refresh.",
+    ),
+    Column(
+        "password_change_required",
+        Boolean,
+        nullable=False,
+        server_default=false(),
+        comment="Set by an admin's reset, cleared by the user's own change; said in the login answer.",
     ),
 )
 

@@ -218,13 +218,20 @@ class RefreshTokens:
 
     async def revoke_user(self, session: AsyncSession, user_id: str, reason: str, now: datetime) -> int:
         """Revoke every live family of the user (deleted user, logout everywhere); how many."""
+        return len(await self.revoke_others(session, user_id, None, reason, now))
+
+    async def revoke_others(
+        self, session: AsyncSession, user_id: str, keep: str | None, reason: str, now: datetime
+    ) -> list[str]:
+        """Revoke every live family of the user but ``keep`` (the caller's own login, when a password
+        change spares it); the ids of the families revoked."""
+        query = update(refresh_families).where(_f.user_id == user_id, _f.revoked_at.is_(None))
+        if keep is not None:
+            query = query.where(_f.family_id != keep)
         revoked = await session.execute(
-            update(refresh_families)
-            .where(_f.user_id == user_id, _f.revoked_at.is_(None))
-            .values(revoked_at=_aware(now), revoked_reason=_reason(reason))
-            .returning(_f.family_id)
+            query.values(revoked_at=_aware(now), revoked_reason=_reason(reason)).returning(_f.family_id)
         )
-        return len(revoked.all())
+        return list(revoked.scalars())
 
     async def purge_expired(self, session: AsyncSession, now: datetime) -> int:
         """Delete the families past their absolute expiry, with their tokens; how many families.

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,6 +27,7 @@ from meshkit.auth.revocation import FILLED_KEY, revoked_jti_key, revoked_sid_key
 from meshkit.auth.revocation_set import JTI, SID, USER
 from meshkit.db.database import Database
 from meshkit.events.outbox import Outbox
+from meshkit.redis_client import RedisClient
 from stubs.events.v1 import events_pb2
 
 log = logging.getLogger(__name__)
@@ -47,9 +47,9 @@ class Mark:
 
     def redis_key(self) -> str:
         if self.kind == JTI:
-            return revoked_jti_key(self.key)
+            return revoked_jti_key(self.tenant_id, self.key)
         if self.kind == SID:
-            return revoked_sid_key(self.key)
+            return revoked_sid_key(self.tenant_id, self.key)
         return valid_after_key(self.tenant_id, self.key)
 
     def redis_value(self) -> str:
@@ -147,7 +147,19 @@ async def wait_past(mark: Mark) -> None:
     await asyncio.sleep(math.floor(mark.valid_after) + 1 - time.time())
 
 
-async def write_marks(redis: Redis, marks: list[Mark]) -> None:
+async def end_user_sessions_now(
+    store: RevocationStore, redis: RedisClient, session: AsyncSession, tenant_id: str, user_id: str
+) -> Mark:
+    """End the user's tokens issued up to now, as a change of roles or a deactivation does: the mark
+    recorded with its event, copied to Redis early (best effort), and the clock past its second before
+    the caller commits and lets the credential's lockers issue tokens again (:func:`wait_past`)."""
+    mark = await store.end_user_sessions(session, tenant_id, user_id)
+    await copy_to_redis(redis, [mark])
+    await wait_past(mark)
+    return mark
+
+
+async def write_marks(redis: RedisClient, marks: list[Mark]) -> None:
     """Copy ``marks`` to Redis, each expiring with what it names; raises RedisError."""
     if not marks:
         return
@@ -160,7 +172,7 @@ async def write_marks(redis: Redis, marks: list[Mark]) -> None:
         await pipe.execute()
 
 
-async def copy_to_redis(redis: Redis, marks: list[Mark]) -> bool:
+async def copy_to_redis(redis: RedisClient, marks: list[Mark]) -> bool:
     """Best effort after the commit: the database holds the revocations and :class:`RedisRefill` repairs.
     Whether Redis has them now."""
     try:
@@ -176,7 +188,7 @@ class RedisRefill:
     restarted with empty memory), and purges expired revocations now and then."""
 
     def __init__(
-        self, db: Database, redis: Redis, registry: CollectorRegistry, *, interval: float = 1.0
+        self, db: Database, redis: RedisClient, registry: CollectorRegistry, *, interval: float = 1.0
     ) -> None:
         self._db = db
         self._redis = redis

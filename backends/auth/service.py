@@ -19,25 +19,24 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import grpc
-from redis.asyncio import Redis
 
-from backends.auth.access_tokens import IssuedToken, issue_access_token, issue_service_token
+from backends.auth.access_tokens import IssuedToken, ServiceTokens, issue_access_token
 from backends.auth.audit import audit_event
 from backends.auth.config import AuthSettings
 from backends.auth.events import AUTH
 from backends.auth.keys import KeyRing
 from backends.auth.lockout import Account, LoginThrottle
 from backends.auth.metrics import AuthMetrics, LoginOutcome
-from backends.auth.passwords import MAX_LENGTH as MAX_PASSWORD
 from backends.auth.passwords import Passwords, check_password
 from backends.auth.refresh_tokens import RefreshTokens
-from backends.auth.revocations import Mark, RevocationStore, copy_to_redis
-from backends.auth.store import CredentialStore, DuplicateCredential, Issued
+from backends.auth.revocations import Mark, RevocationStore, copy_to_redis, end_user_sessions_now
+from backends.auth.store import Credential, CredentialStore, DuplicateCredential, Issued
 from meshkit.auth.interceptor import current_principal
 from meshkit.auth.revocation_set import RevocationSet
 from meshkit.db.database import Database
 from meshkit.events.outbox import Outbox
-from meshkit.identity import DEFAULT_TENANT, MAX_LOGIN_NAME, MAX_TENANT_ID, LoginAccount, login_account
+from meshkit.identity import DEFAULT_TENANT, LoginAccount, login_account
+from meshkit.redis_client import RedisClient
 from meshkit.rpc.context import Context, actor, client_ip, metadata_value
 from meshkit.rpc.forwarding import forwarder_metadata
 from meshkit.rpc.status import INVALID_REQUEST, FieldViolation, abort
@@ -46,6 +45,8 @@ from stubs.events.v1 import events_pb2
 from stubs.users.v1 import users_pb2
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from stubs.users.v1.users_pb2_grpc import UserServiceAsyncStub
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ log = logging.getLogger(__name__)
 TOKEN_TYPE = "bearer"  # noqa: S105 (the OAuth token_type value, not a secret)
 LOGIN_FAILED = "Invalid username or password"
 REFRESH_FAILED = "Invalid token, Please login again"
+PASSWORD_FAILED = "Invalid password"  # noqa: S105 (a message, not a secret)
+ADMIN, SERVICE = "admin", "service"
 LOGOUT_PUBLISH_WAIT = 5.0  # seconds a logout waits for its revocation on the stream while Redis is away
 # Seconds a login or refresh waits for the users backend to confirm the user: one cached read there, so
 # short; well inside the gateway's deadline, which also covers the password's verification.
@@ -78,22 +81,10 @@ def _granted_roles(fresh: Sequence[str], held: Sequence[str]) -> tuple[str, ...]
 
 
 def _login_request(request: auth_pb2.LoginRequest) -> LoginAccount | list[FieldViolation]:
-    """The account a login request names, or what is wrong with the request."""
-    # A name longer than any account's names none: refused before it is normalised, looked up, or made a
-    # Redis key or an audit event. A password longer than any the policy accepts is refused before it is
-    # hashed (argon2id over 256 KiB costs a request's worth of CPU for nothing).
-    too_long = [
-        (field, f"must be at most {limit} characters")
-        for field, limit in (
-            ("tenant_id", MAX_TENANT_ID),
-            ("username", MAX_LOGIN_NAME),
-            ("email", MAX_LOGIN_NAME),
-            ("password", MAX_PASSWORD),
-        )
-        if len(getattr(request, field)) > limit
-    ]
-    if too_long:
-        return too_long
+    """The account a login request names, or what is wrong with the request.
+
+    Names longer than any account's and passwords longer than any the policy accepts were refused by
+    the request's rules (auth.proto), before being normalised, looked up, made a Redis key or hashed."""
     # The account as the gateway's login limit keys it: one function decides for both.
     named = login_account(request.tenant_id, request.username, request.email)
     if not named.name or not request.password:
@@ -113,7 +104,7 @@ class AuthDeps:
     throttle: LoginThrottle
     keys: KeyRing
     outbox: Outbox
-    redis: Redis
+    redis: RedisClient
     users: UserServiceAsyncStub
     revocations: RevocationStore
     # This process's copy of the revocation stream: a logout Redis missed answers once it is there.
@@ -125,6 +116,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
     def __init__(self, deps: AuthDeps) -> None:
         self._d = deps
         self._s = deps.settings
+        self._service_tokens = ServiceTokens(issuer=self._s.jwt_issuer, audience=self._s.jwt_audience)
 
     # -- tokens ------------------------------------------------------------------------------------
 
@@ -147,17 +139,11 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         )
 
     def service_metadata(self, tenant_id: str) -> tuple[tuple[str, str], ...]:
-        """Credentials for one call to the users backend, valid for a minute."""
+        """Credentials for one call to the users backend: a service token with at least 30 s left."""
         now = _now()
         self._d.keys.reload_if_changed()
-        token = issue_service_token(
-            self._d.keys.signing_key(now),
-            tenant_id=tenant_id,
-            issuer=self._s.jwt_issuer,
-            audience=self._s.jwt_audience,
-            now=now,
-        )
-        return (("authorization", f"Bearer {token.token}"),)
+        token = self._service_tokens.token(self._d.keys.signing_key(now), tenant_id, now)
+        return (("authorization", f"Bearer {token}"),)
 
     def _users_metadata(self, context: Context, tenant_id: str) -> tuple[tuple[str, str], ...]:
         return (
@@ -212,10 +198,8 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.RegisterRequest, context: Context
     ) -> auth_pb2.RegisterResponse:
         tenant_id = request.tenant_id or DEFAULT_TENANT
-        problems = check_password(request.password, username=request.username, email=request.email)
-        if not request.username:
-            problems.append(("username", "is required"))
-        if problems:
+        # The request's rules (auth.proto) passed; the policy adds what needs the names and the common list.
+        if problems := check_password(request.password, username=request.username, email=request.email):
             await abort(context, grpc.StatusCode.INVALID_ARGUMENT, INVALID_REQUEST, violations=problems)
         password_hash = await self._d.passwords.hash(request.password)
         created = await self._users_call(
@@ -347,39 +331,49 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             await refuse("user_inactive", account, credential.user_id, count=False)
         await d.throttle.succeeded(tenant_id, account)
         new_hash = await d.passwords.hash(request.password) if verdict.needs_rehash else None
-        started = await self._start_login(
-            context, credential.user_id, tenant_id, identifier, new_hash, profile.roles
-        )
-        if started is None:  # deleted or deactivated since the password was checked
+        started = await self._start_login(context, credential, identifier, new_hash, profile.roles)
+        if started is None:  # deleted, deactivated or given a new password since it was checked
             await refuse("user_inactive", account, credential.user_id, count=False)
-        family, access = started
+        family, access, change_required = started
         d.metrics.login(LoginOutcome.SUCCEEDED)
         return auth_pb2.LoginResponse(
             access_token=access.token,
             refresh_token=family.token,
             token_type=TOKEN_TYPE,
             expires_in=self._s.access_token_ttl,
+            password_change_required=change_required,
+            token=access.token,
+            status="authenticated",
         )
 
     async def _start_login(
         self,
         context: Context,
-        user_id: str,
-        tenant_id: str,
+        checked: Credential,
         identifier: str,
         new_hash: str | None,
         fresh_roles: Sequence[str],
-    ) -> tuple[Issued, IssuedToken] | None:
-        """The login's refresh-token family and access token; None when the user may not log in now.
+    ) -> tuple[Issued, IssuedToken, bool] | None:
+        """The login's refresh-token family and access token, and whether the password must be changed;
+        None when the user may not log in now.
 
         The credential is read again, locked, and the token issued before the commit: a change of roles
         or a deactivation consumed meanwhile either waits for this login, and its "valid after" mark
-        then ends this token, or came first, and the token carries what it changed."""
+        then ends this token, or came first, and the token carries what it changed. A password changed
+        or reset since ``checked`` was verified refuses the login: the old password opens nothing."""
         d = self._d
+        user_id, tenant_id = checked.user_id, checked.tenant_id
         async with d.db.write() as session:
             current = await d.credentials.get(session, user_id, lock="update")
-            if current is None or current.disabled or not current.active:
+            if (
+                current is None
+                or current.disabled
+                or not current.active
+                or current.password_hash != checked.password_hash
+            ):
                 return None
+            roles = _granted_roles(fresh_roles, current.roles)
+            await self._withdraw_in_flight(session, tenant_id, user_id, current.roles, roles)
             if new_hash is not None:
                 await d.credentials.set_password_hash(session, user_id, new_hash)
             family = await d.refresh.start_family(session, user_id=user_id, tenant_id=tenant_id, now=_now())
@@ -399,10 +393,32 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                 sub=user_id,
                 tenant_id=tenant_id,
                 email=current.email,
-                roles=_granted_roles(fresh_roles, current.roles),
+                roles=roles,
                 sid=family.family_id,
             )
-        return family, access
+        return family, access, current.password_change_required
+
+    async def _withdraw_in_flight(
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        user_id: str,
+        held: Sequence[str],
+        granted: Sequence[str],
+    ) -> None:
+        """Apply, under the credential's lock, a withdrawal of roles the users backend has committed and
+        whose event auth has not consumed yet: otherwise the mark that event's consumption makes would
+        end the token issued now, with the new roles, a moment later. Done as the consumer does it (the
+        copy, a "valid after" mark, the clock past its second), the event then changes nothing.
+
+        A role granted in flight is not applied early: the token goes without it until the event comes
+        (see :func:`_granted_roles`)."""
+        if set(held) <= set(granted):
+            return
+        d = self._d
+        await d.credentials.update_profile(session, user_id, roles=granted)
+        await end_user_sessions_now(d.revocations, d.redis, session, tenant_id, user_id)
+        log.info("withdrawn roles applied before their event", extra={"user_id": user_id})
 
     async def Refresh(self, request: auth_pb2.RefreshRequest, context: Context) -> auth_pb2.RefreshResponse:
         presented = request.refresh_token or request.old_refresh_token  # old_refresh_token: its earlier name
@@ -432,7 +448,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             # roles are those the users backend's answer and this copy agree on (_granted_roles). The
             # family itself lives on after a change of roles: the next refresh issues the new roles.
             credential = (
-                await d.credentials.get(session, user_id, lock="share") if outcome == "rotated" else None
+                await d.credentials.get(session, user_id, lock="update") if outcome == "rotated" else None
             )
             if outcome == "rotated" and (credential is None or credential.disabled or not credential.active):
                 await d.refresh.revoke_family(session, family_id, "user_disabled", _now())
@@ -459,6 +475,8 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                     ),
                 )
             elif outcome == "rotated" and credential is not None and profile is not None:
+                roles = _granted_roles(profile.roles, credential.roles)
+                await self._withdraw_in_flight(session, tenant_id, user_id, credential.roles, roles)
                 await d.outbox.add(
                     session,
                     AUTH.topic,
@@ -474,7 +492,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                     sub=credential.user_id,
                     tenant_id=credential.tenant_id,
                     email=credential.email,
-                    roles=_granted_roles(profile.roles, credential.roles),
+                    roles=roles,
                     sid=family_id,
                 )
         if outcome == "reuse":
@@ -487,6 +505,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             refresh_token=result.token,
             token_type=TOKEN_TYPE,
             expires_in=self._s.access_token_ttl,
+            password_change_required=credential is not None and credential.password_change_required,
         )
 
     async def Logout(self, request: auth_pb2.LogoutRequest, context: Context) -> auth_pb2.LogoutResponse:
@@ -533,6 +552,175 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         ):
             await abort(context, grpc.StatusCode.UNAVAILABLE, "Logout is not effective yet, please retry")
         return auth_pb2.LogoutResponse(status="logout successful")
+
+    # -- passwords -----------------------------------------------------------------------------------
+
+    async def _new_password_hash(
+        self, context: Context, password: str, profile: users_pb2.User | Credential, field: str
+    ) -> str:
+        """The argon2id hash of a new password that passes the policy, else INVALID_ARGUMENT on ``field``."""
+        if problems := check_password(password, username=profile.username, email=profile.email):
+            violations = [(field, message) for _, message in problems]
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, INVALID_REQUEST, violations=violations)
+        return await self._d.passwords.hash(password)
+
+    async def _admin_tenant(self, context: Context, requested: str = "") -> str:
+        """The tenant of an admin (or service) caller, who may set passwords in it alone."""
+        principal = current_principal()
+        if not (principal.has_role(ADMIN) or principal.has_role(SERVICE)):
+            await abort(context, grpc.StatusCode.PERMISSION_DENIED, "Only admins can set passwords")
+        if requested and requested != principal.tenant_id:
+            await abort(context, grpc.StatusCode.PERMISSION_DENIED, "The tenant does not match the token")
+        return principal.tenant_id
+
+    async def _active_profile(self, context: Context, tenant_id: str, user_id: str) -> users_pb2.User:
+        profile = await self._current_profile(context, tenant_id, user_id)
+        if profile is None or not profile.is_active:
+            await abort(context, grpc.StatusCode.NOT_FOUND, "User not found")
+        return profile
+
+    async def _add_credential(
+        self, context: Context, session: AsyncSession, profile: users_pb2.User, password_hash: str
+    ) -> None:
+        """Store the first credential of ``profile`` (names and roles as the users backend has them)."""
+        try:
+            await self._d.credentials.add(
+                session,
+                user_id=profile.id,
+                tenant_id=profile.tenant_id,
+                username=profile.username,
+                email=profile.email,
+                password_hash=password_hash,
+                roles=tuple(profile.roles),
+            )
+        except DuplicateCredential as exc:
+            await abort(
+                context, grpc.StatusCode.ALREADY_EXISTS, f"A user with this {exc.field} already exists"
+            )
+
+    async def ChangePassword(
+        self, request: auth_pb2.ChangePasswordRequest, context: Context
+    ) -> auth_pb2.ChangePasswordResponse:
+        principal = current_principal()
+        tenant_id, user_id, ip = principal.tenant_id, principal.sub, client_ip(context)
+        d = self._d
+        account = Account(user_id=user_id)  # the budget a login of this account spends too
+        async with d.db.read() as session:
+            credential = await d.credentials.get(session, user_id)
+
+        async def refuse(reason: str, *, count: bool = True) -> NoReturn:
+            if count:
+                await d.throttle.failed(tenant_id, account, ip)
+            await self._audit(
+                audit_event(
+                    "password.change_failed",
+                    tenant_id,
+                    actor=actor(context, user_id),
+                    user_id=user_id,
+                    session_id=principal.session_id,
+                    reason=reason,
+                )
+            )
+            await abort(context, grpc.StatusCode.UNAUTHENTICATED, PASSWORD_FAILED)
+
+        if not await d.throttle.check(tenant_id, account, ip):
+            await d.passwords.burn(request.old_password)
+            await refuse("locked", count=False)
+        if credential is None or credential.disabled or credential.tenant_id != tenant_id:
+            await d.passwords.burn(request.old_password)  # a service token or a deleted user: no password
+            await refuse("unknown_user", count=False)
+        if not (await d.passwords.verify(credential.password_hash, request.old_password)).ok:
+            await refuse("wrong_password")
+        if request.new_password == request.old_password:
+            await abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                INVALID_REQUEST,
+                violations=[("new_password", "must differ from the current password")],
+            )
+        new_hash = await self._new_password_hash(context, request.new_password, credential, "new_password")
+        await d.throttle.succeeded(tenant_id, account)
+        marks: list[Mark] = []
+        async with d.db.write() as session:
+            current = await d.credentials.get(session, user_id, lock="update")
+            # Changed or reset meanwhile: the old password that was checked is no longer the current one.
+            changed = current is None or current.password_hash != credential.password_hash
+            if not changed:
+                await d.credentials.set_password_hash(session, user_id, new_hash, change_required=False)
+                # Every other login ends, its refresh tokens and (by its sid) its access tokens; the
+                # caller's own login goes on.
+                others = await d.refresh.revoke_others(
+                    session, user_id, principal.session_id or None, "password_changed", _now()
+                )
+                marks = [await d.revocations.end_session(session, tenant_id, family) for family in others]
+                await d.outbox.add(
+                    session,
+                    AUTH.topic,
+                    audit_event(
+                        "password.changed",
+                        tenant_id,
+                        actor=actor(context, user_id),
+                        user_id=user_id,
+                        session_id=principal.session_id,
+                    ),
+                )
+        if changed:
+            await refuse("password_changed_meanwhile", count=False)
+        await copy_to_redis(d.redis, marks)
+        return auth_pb2.ChangePasswordResponse(status="password changed")
+
+    async def ResetPassword(
+        self, request: auth_pb2.ResetPasswordRequest, context: Context
+    ) -> auth_pb2.ResetPasswordResponse:
+        tenant_id = await self._admin_tenant(context)
+        user_id = request.user_id.lower()
+        # The users backend says whether the user exists in this tenant (auth's copy lags its events).
+        profile = await self._active_profile(context, tenant_id, user_id)
+        new_hash = await self._new_password_hash(context, request.new_password, profile, "new_password")
+        d = self._d
+        async with d.db.write() as session:
+            current = await d.credentials.get(session, user_id, lock="update")
+            if current is not None and (current.disabled or current.tenant_id != tenant_id):
+                await abort(context, grpc.StatusCode.NOT_FOUND, "User not found")
+            if current is None:  # created without a password: the reset gives the user one
+                await self._add_credential(context, session, profile, new_hash)
+            await d.credentials.set_password_hash(session, user_id, new_hash, change_required=True)
+            # Families before the mark, as a deletion does; the mark ends every access token up to now.
+            await d.refresh.revoke_user(session, user_id, "password_reset", _now())
+            await end_user_sessions_now(d.revocations, d.redis, session, tenant_id, user_id)
+            await d.outbox.add(
+                session,
+                AUTH.topic,
+                audit_event(
+                    "password.reset",
+                    tenant_id,
+                    actor=actor(context, current_principal().sub),
+                    user_id=user_id,
+                ),
+            )
+        return auth_pb2.ResetPasswordResponse(status="password reset")
+
+    async def CreateCredential(
+        self, request: auth_pb2.CreateCredentialRequest, context: Context
+    ) -> auth_pb2.CreateCredentialResponse:
+        tenant_id = await self._admin_tenant(context, request.tenant_id)
+        user_id = request.user_id.lower()
+        # Names and roles come from the users backend, never from the request.
+        profile = await self._active_profile(context, tenant_id, user_id)
+        password_hash = await self._new_password_hash(context, request.password, profile, "password")
+        async with self._d.db.write() as session:
+            await self._add_credential(context, session, profile, password_hash)
+            await self._d.outbox.add(
+                session,
+                AUTH.topic,
+                audit_event(
+                    "credential.created",
+                    tenant_id,
+                    actor=actor(context, current_principal().sub),
+                    user_id=user_id,
+                ),
+            )
+        return auth_pb2.CreateCredentialResponse()
 
     async def GetJwks(self, request: auth_pb2.GetJwksRequest, context: Context) -> auth_pb2.GetJwksResponse:
         self._d.keys.reload_if_changed()

@@ -49,6 +49,7 @@ _COLUMNS = (
     _c.roles,
     _c.disabled_at,
     _c.active,
+    _c.password_change_required,
     _c.username_parked,
     _c.email_parked,
 )
@@ -75,6 +76,7 @@ class Credential:
     roles: tuple[str, ...]
     disabled: bool  # the user was deleted
     active: bool = True  # the profile's is_active; an inactive user is kept but may not log in
+    password_change_required: bool = False  # set by an admin's reset until the user changes it
     parked: tuple[str, ...] = ()  # of _NAMED: names held by another credential, no login by them yet
 
 
@@ -96,6 +98,7 @@ def _credential(row: _AnyRow) -> Credential:
         roles=tuple(row.roles),
         disabled=row.disabled_at is not None,
         active=bool(row.active),
+        password_change_required=bool(row.password_change_required),
         parked=tuple(name for name in _NAMED if getattr(row, f"{name}_parked") is not None),
     )
 
@@ -144,7 +147,9 @@ class CredentialStore:
         roles: Sequence[str],
     ) -> Credential:
         """Insert an enabled credential; :class:`DuplicateCredential` when the username or email is taken."""
-        username_key, email_key = identity_key(username), identity_key(email)
+        # No email (a user created with a username only): no email key, which no login and no unique
+        # index matches, so any number of such users may share the empty email.
+        username_key, email_key = identity_key(username), identity_key(email) or None
         await self._check_free(session, tenant_id, username_key=username_key, email_key=email_key)
         now = datetime.now(UTC)
         values: dict[str, Any] = {
@@ -201,13 +206,16 @@ class CredentialStore:
         row = (await session.execute(query)).first()
         return _credential(row) if row else None
 
-    async def set_password_hash(self, session: AsyncSession, user_id: str, password_hash: str) -> None:
-        """Replace the hash (a rehash on login with new parameters, or a password change)."""
-        await session.execute(
-            update(credentials)
-            .where(_c.user_id == user_id)
-            .values(password_hash=password_hash, updated_at=datetime.now(UTC))
-        )
+    async def set_password_hash(
+        self, session: AsyncSession, user_id: str, password_hash: str, *, change_required: bool | None = None
+    ) -> None:
+        """Replace the hash (a rehash on login with new parameters, or a password change); with
+        ``change_required``, also set whether the next login must ask for a new password (an admin's
+        reset sets it, the user's own change clears it; a rehash leaves it)."""
+        values: dict[str, Any] = {"password_hash": password_hash, "updated_at": datetime.now(UTC)}
+        if change_required is not None:
+            values["password_change_required"] = change_required
+        await session.execute(update(credentials).where(_c.user_id == user_id).values(values))
 
     async def update_profile(
         self,
@@ -235,6 +243,9 @@ class CredentialStore:
         for kind, name in (("username", username), ("email", email)):
             if name is not None:
                 key = identity_key(name)
+                if not key:  # no email: nothing to claim or log in by (see add)
+                    values.update({kind: name, f"{kind}_key": None, f"{kind}_parked": None})
+                    continue
                 held = enabled and await self._held(session, tenant_id, user_id, kind, key)
                 values.update({kind: name, **_claim(kind, key, held=held)})
         if roles is not None:
@@ -321,17 +332,16 @@ class CredentialStore:
     # -- helpers -------------------------------------------------------------------------------
 
     async def _check_free(
-        self, session: AsyncSession, tenant_id: str, *, username_key: str, email_key: str
+        self, session: AsyncSession, tenant_id: str, *, username_key: str, email_key: str | None
     ) -> None:
         """Raise DuplicateCredential when an enabled credential of the tenant has either key.
 
         Email is reported first, as the users backend does. The unique indexes remain the guarantee
         when two transactions pass this check at once (possible on PostgreSQL).
         """
-        checks: list[tuple[str, ColumnElement[bool]]] = [
-            ("email", _c.email_key == email_key),
-            ("username", _c.username_key == username_key),
-        ]
+        checks: list[tuple[str, ColumnElement[bool]]] = [("username", _c.username_key == username_key)]
+        if email_key is not None:
+            checks.insert(0, ("email", _c.email_key == email_key))
         scope = (_c.tenant_id == tenant_id, _ENABLED)
         # One EXISTS per key: each is a lookup in its unique index.
         taken = (await session.execute(select(*(exists().where(*scope, clash) for _, clash in checks)))).one()

@@ -22,12 +22,12 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backends.auth.refresh_tokens import RefreshTokens
-from backends.auth.revocations import RevocationStore, copy_to_redis, wait_past
+from backends.auth.revocations import RevocationStore, copy_to_redis, end_user_sessions_now
 from backends.auth.store import CredentialStore
+from meshkit.redis_client import RedisClient
 from stubs.events.v1 import events_pb2
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class UserEventHandlers:
         credentials: CredentialStore,
         refresh: RefreshTokens,
         revocations: RevocationStore,
-        redis: Redis,
+        redis: RedisClient,
     ) -> None:
         self._credentials = credentials
         self._refresh = refresh
@@ -59,9 +59,8 @@ class UserEventHandlers:
         )
         roles_changed = before is not None and set(before.roles) != set(user.roles)
         if not user.is_active or roles_changed:
-            mark = await self._revocations.end_user_sessions(session, event.tenant_id, user.id)
-            await copy_to_redis(self._redis, [mark])
-            await wait_past(mark)  # the user may log in again at once: with new roles, or reactivated
+            # Past the mark's second: the user may log in again at once, with new roles or reactivated.
+            await end_user_sessions_now(self._revocations, self._redis, session, event.tenant_id, user.id)
         if parked:
             # Expected now and then (events of different users are not ordered against each other) and
             # repaired by the holder's own event; logged so that a name parked for long is visible.

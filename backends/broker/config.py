@@ -33,8 +33,13 @@ class BrokerSettings(BackendSettings):
 
     # Topics are created by this backend on their first publish, never by Kafka's auto-creation.
     topic_partitions: int = Field(default=3, ge=1, description="Partitions of a newly created topic")
-    topic_replication_factor: int = Field(
-        default=1, ge=1, description="Replicas of a newly created topic (3 on a production cluster)"
+    topic_replication_factor: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Replicas of a newly created topic; unset: 3 (with min.insync.replicas 2) on a cluster of 3 or "
+            "more brokers, else as many as there are brokers"
+        ),
     )
     topic_retention_ms: int = Field(
         default=7 * 24 * 3600 * 1000, ge=-1, description="retention.ms of a newly created topic (-1: forever)"

@@ -32,7 +32,7 @@ class TopicDirectory:
         metrics: BrokerMetrics,
         *,
         partitions: int,
-        replication_factor: int,
+        replication_factor: int | None,
         retention_ms: int,
         poll_seconds: float,
         timeout: float,
@@ -82,12 +82,11 @@ class TopicDirectory:
         """Create ``topic`` unless it exists, and return once its partitions have leaders."""
         if topic in self._known:
             return
-        new = NewTopic(
-            topic,
-            self._partitions,
-            self._replication_factor,
-            topic_configs={"retention.ms": str(self._retention_ms)},
-        )
+        replicas = self._replication_factor or await self._clients.replicas_for_new_topics()
+        configs = {"retention.ms": str(self._retention_ms)}
+        if replicas >= 3:  # acks=all then survives one broker down and never rests on one copy
+            configs["min.insync.replicas"] = "2"
+        new = NewTopic(topic, self._partitions, replicas, topic_configs=configs)
         admin = await self._clients.admin()
         try:
             async with asyncio.timeout(self._timeout):

@@ -17,6 +17,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.protocol.metadata import MetadataRequest
 
+from meshkit.events.security import PLAINTEXT, KafkaSecurity
+
 log = logging.getLogger(__name__)
 
 
@@ -25,8 +27,17 @@ class KafkaUnavailable(Exception):
 
 
 class KafkaClients:
-    def __init__(self, bootstrap: str, *, client_id: str, timeout: float, max_request_bytes: int) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        client_id: str,
+        timeout: float,
+        max_request_bytes: int,
+        security: KafkaSecurity = PLAINTEXT,
+    ) -> None:
         self._bootstrap = bootstrap
+        self.security = security  # the subscriptions' consumers connect alike
         self._client_id = client_id
         self._timeout = timeout
         self._max_request_bytes = max_request_bytes
@@ -50,11 +61,13 @@ class KafkaClients:
                 enable_idempotence=True,
                 request_timeout_ms=timeout_ms,
                 max_request_size=self._max_request_bytes,
+                **self.security.client_kwargs(),
             )
             admin = AIOKafkaAdminClient(
                 bootstrap_servers=self._bootstrap,
                 client_id=f"{self._client_id}-admin",
                 request_timeout_ms=timeout_ms,
+                **self.security.client_kwargs(),
             )
             try:
                 async with asyncio.timeout(self._timeout):
@@ -72,6 +85,11 @@ class KafkaClients:
 
     async def admin(self) -> AIOKafkaAdminClient:
         return (await self._start())[1]
+
+    async def replicas_for_new_topics(self) -> int:
+        """3 on a cluster of 3 or more brokers (as the cluster's metadata lists them), else one per broker."""
+        brokers = len((await self.producer()).client.cluster.brokers())
+        return max(1, min(3, brokers))
 
     async def topic_metadata(self, topic: str) -> dict[str, Any]:
         """One topic's metadata, asked so that Kafka never auto-creates it (``error_code`` 3: no such

@@ -17,12 +17,14 @@ from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 from opentelemetry.propagate import inject
 
+from backends.broker import cursor
 from backends.broker.config import BrokerSettings
+from backends.broker.cursor import Positions
 from backends.broker.directory import TopicDirectory
 from backends.broker.kafka_clients import KafkaClients, KafkaUnavailable
 from backends.broker.metrics import BrokerMetrics
 from backends.broker.subscriptions import ConsumerLimits, Subscription, SubscriptionSlots
-from backends.broker.topics import check_name, internal_topic
+from backends.broker.topics import internal_topic
 from meshkit.auth.interceptor import current_principal
 from meshkit.auth.revocation import RevocationChecker, RevocationUnknown
 from meshkit.auth.tokens import Principal
@@ -42,13 +44,16 @@ def _text(raw: bytes | None) -> str:
     return raw.decode("utf-8", errors="replace") if raw else ""
 
 
-def _item(name: str, record: ConsumerRecord[bytes, bytes]) -> broker_pb2.SubscribeToTopicResponse:
+def _item(
+    name: str, record: ConsumerRecord[bytes, bytes], cursor: str
+) -> broker_pb2.SubscribeToTopicResponse:
     item = broker_pb2.SubscribeToTopicResponse(
         topic=name,
         partition=record.partition,
         offset=record.offset,
         key=_text(record.key),
         message=_text(record.value),
+        cursor=cursor,
     )
     if record.timestamp >= 0:
         item.timestamp.FromMilliseconds(record.timestamp)
@@ -59,6 +64,16 @@ def _headers() -> list[tuple[str, bytes]]:
     carrier: dict[str, str] = {"content-type": "text/plain; charset=utf-8"}
     inject(carrier)  # traceparent: a consumer's span can continue the publisher's trace
     return [(key, value.encode()) for key, value in carrier.items()]
+
+
+@dataclass(frozen=True)
+class Start:
+    """Where a subscription starts: the end, the beginning, or right after a client's cursor (read from
+    the request field ``field``, named in a refusal)."""
+
+    from_beginning: bool
+    after: Positions | None
+    field: str
 
 
 @dataclass(frozen=True)
@@ -106,11 +121,6 @@ class MessageService(broker_pb2_grpc.MessageServiceServicer):
         self, request: broker_pb2.PublishMessageRequest, context: Context
     ) -> broker_pb2.PublishMessageResponse:
         principal = current_principal()
-        violations: list[FieldViolation] = check_name(request.topic)
-        if not request.message:
-            violations.append(("message", "is required"))
-        if violations:
-            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, INVALID_REQUEST, violations=violations)
         value, key = request.message.encode(), request.key.encode()
         limit = self._settings.max_message_bytes
         if len(value) + len(key) > limit:
@@ -147,10 +157,16 @@ class MessageService(broker_pb2_grpc.MessageServiceServicer):
         self, request: broker_pb2.SubscribeToTopicRequest, context: Context
     ) -> None:
         principal = current_principal()
-        start = getattr(request, "from") or LATEST
-        violations = check_name(request.topic)
+        violations: list[FieldViolation] = []
+        # A reconnecting browser sends Last-Event-ID with its first URL (and that URL's `from`): it wins.
+        field, start = ("last_event_id", request.last_event_id) if request.last_event_id else ("from", "")
+        start = start or getattr(request, "from") or LATEST
+        after: Positions | None = None
         if start not in (LATEST, EARLIEST):
-            violations.append(("from", "must be 'latest' or 'earliest'"))
+            try:
+                after = cursor.parse(start)
+            except cursor.CursorError as error:
+                violations.append((field, str(error)))
         if violations:
             await abort(context, grpc.StatusCode.INVALID_ARGUMENT, INVALID_REQUEST, violations=violations)
         topic = await self._topic(context, principal, request.topic)
@@ -162,10 +178,12 @@ class MessageService(broker_pb2_grpc.MessageServiceServicer):
         self._streams.add(expiry)
         watcher = asyncio.create_task(self._watch_revocation(principal, expiry))
         try:
-            subscription = Subscription(self._clients.bootstrap, topic, self._limits)
+            subscription = Subscription(self._clients.bootstrap, topic, self._limits, self._clients.security)
             try:
                 async with expiry:
-                    await self._follow(context, subscription, request.topic, from_beginning=start == EARLIEST)
+                    await self._follow(
+                        context, subscription, request.topic, Start(start == EARLIEST, after, field)
+                    )
             except TimeoutError:
                 if not expiry.expired():
                     raise
@@ -220,23 +238,31 @@ class MessageService(broker_pb2_grpc.MessageServiceServicer):
             return None
         return max(0.0, principal.expires_at + self._settings.jwt_leeway - time.time())
 
-    async def _follow(
-        self, context: Context, subscription: Subscription, name: str, *, from_beginning: bool
-    ) -> None:
+    async def _follow(self, context: Context, subscription: Subscription, name: str, start: Start) -> None:
         partitions = await self._directory.partition_count(subscription.topic)
         if partitions is None:
             # Not created yet: the client is subscribed now, and all the topic will ever hold is new.
             await context.send_initial_metadata(())
             partitions = await self._directory.wait_for(subscription.topic)
-            await subscription.open(partitions, from_beginning=True)
+            positions = await subscription.open(partitions, from_beginning=True)
         else:
-            await subscription.open(partitions, from_beginning=from_beginning)
+            if start.after is not None and (beyond := max(start.after)) >= partitions:
+                await abort(
+                    context,
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    INVALID_REQUEST,
+                    violations=[(start.field, f"names partition {beyond}; the topic has {partitions}")],
+                )
+            positions = await subscription.open(
+                partitions, from_beginning=start.from_beginning, after=start.after
+            )
             await context.send_initial_metadata(())
         async for records in subscription.batches():
             self._metrics.fetched.inc(len(records))
             for record in records:
+                positions[record.partition] = record.offset
                 try:
-                    await context.write(_item(name, record))
+                    await context.write(_item(name, record, cursor.render(positions)))
                 except grpc.aio.InternalError:  # the client left while the write waited: the call is over
                     return
                 self._metrics.delivered.inc()

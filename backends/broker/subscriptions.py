@@ -1,9 +1,9 @@
 """One subscription = one Kafka consumer of its own, and the caps on how many may be open.
 
 The consumer has no group (nothing is committed, no rebalance can take a partition away): it is
-assigned every partition of the topic and positioned explicitly, at the end (``latest``) or the
-beginning (``earliest``), before the client is told it is subscribed, so no message published after
-that is missed.
+assigned every partition of the topic and positioned explicitly, at the end (``latest``), the
+beginning (``earliest``) or right after a client's cursor (:mod:`backends.broker.cursor`), before the
+client is told it is subscribed, so no message published after that is missed.
 
 Memory stays bounded however slow the client: the consumer fetches ahead at most
 ``fetch_bytes`` (and ``partition_fetch_bytes`` per partition), and fetches again only once that has
@@ -16,14 +16,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
+from backends.broker.cursor import Positions
 from backends.broker.kafka_clients import KafkaUnavailable
 from backends.broker.metrics import BrokerMetrics
+from meshkit.events.security import PLAINTEXT, KafkaSecurity
 
 PROCESS_LIMIT, TENANT_LIMIT = "process", "tenant"
 
@@ -37,7 +39,9 @@ class ConsumerLimits:
 
 
 class Subscription:
-    def __init__(self, bootstrap: str, topic: str, limits: ConsumerLimits) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, limits: ConsumerLimits, security: KafkaSecurity = PLAINTEXT
+    ) -> None:
         self.topic = topic
         self._limits = limits
         self._consumer = AIOKafkaConsumer(
@@ -50,10 +54,20 @@ class Subscription:
             fetch_max_bytes=limits.fetch_bytes,
             max_partition_fetch_bytes=limits.partition_fetch_bytes,
             request_timeout_ms=int(limits.timeout * 1000),
+            **security.client_kwargs(),
         )
 
-    async def open(self, partitions: int, *, from_beginning: bool) -> None:
-        """Start the consumer on every partition, positioned; returns when positions are known."""
+    async def open(
+        self, partitions: int, *, from_beginning: bool = False, after: Mapping[int, int] | None = None
+    ) -> Positions:
+        """Start the consumer on every partition, positioned; returns when positions are known, with
+        each partition's offset before its first record to come (the stream's cursor so far).
+
+        ``after`` (a client's cursor) starts each partition right after the offset it names, kept
+        within what the partition holds: a cursor older than retention starts at the oldest record
+        left, one past the end (not ours, or a recreated topic) at the end. A partition it does not
+        name starts at its beginning, so nothing in it is missed.
+        """
         tps = [TopicPartition(self.topic, partition) for partition in range(partitions)]
         try:
             async with asyncio.timeout(self._limits.timeout):
@@ -61,12 +75,21 @@ class Subscription:
                 self._consumer.assign(tps)
                 # Explicit offsets rather than a lazy reset: "latest" must mean "now", not "at the
                 # first fetch", which may come after the client was told it is subscribed.
-                lookup = self._consumer.beginning_offsets if from_beginning else self._consumer.end_offsets
-                offsets = await lookup(tps)
+                resuming = after is not None
+                none: dict[TopicPartition, int] = {}
+                first = await self._consumer.beginning_offsets(tps) if from_beginning or resuming else none
+                end = none if from_beginning and not resuming else await self._consumer.end_offsets(tps)
         except (KafkaError, OSError, TimeoutError) as exc:
             raise KafkaUnavailable("could not open a consumer") from exc
+        starts: dict[TopicPartition, int] = {}
         for tp in tps:
-            self._consumer.seek(tp, offsets[tp])
+            if after is not None:
+                wanted = after[tp.partition] + 1 if tp.partition in after else 0
+                starts[tp] = min(max(wanted, first[tp]), end[tp])
+            else:
+                starts[tp] = first[tp] if from_beginning else end[tp]
+            self._consumer.seek(tp, starts[tp])
+        return {tp.partition: offset - 1 for tp, offset in starts.items()}
 
     async def batches(self) -> AsyncIterator[list[ConsumerRecord[bytes, bytes]]]:
         """Records as they arrive, at most ``batch`` at a time; the next batch is taken only when the

@@ -1,8 +1,9 @@
 """Public topic names, and the tenant-scoped Kafka topic each one maps to; pure functions.
 
-A public name is ``[A-Za-z0-9._-]{1,100}``. Tenant ``t``'s topic ``n`` lives in Kafka as
-``portico.t.<esc(t)>.<esc(n)>``, where ``esc`` keeps letters and digits and writes ``-`` as ``--``,
-``.`` as ``-d`` and ``_`` as ``-u``. That encoding is
+A public name is ``[A-Za-z0-9._-]{1,100}`` (the rule of ``broker.proto``, checked before a handler
+runs). Tenant ``t``'s topic ``n`` lives in Kafka as ``portico.t.<esc(t)>.<esc(n)>``, where ``esc``
+keeps letters and digits and writes ``-`` as ``--``, ``.`` as ``-d`` and ``_`` as ``-u``. That
+encoding is
 
 - injective: ``esc`` is a prefix-free code without ``.``, so the ``.`` between tenant and name is
   unambiguous and :func:`parse_internal` recovers both (the unit tests round-trip it);
@@ -21,8 +22,6 @@ from __future__ import annotations
 import re
 import string
 
-from meshkit.rpc.status import FieldViolation
-
 NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
 TENANT = re.compile(r"[A-Za-z0-9._-]{1,100}")
 READABLE_PREFIX = "portico.t."
@@ -34,13 +33,6 @@ _UNESCAPES = {code[1]: char for char, code in _ESCAPES.items()}
 # Packed form: "tenant/name" as digits of base 66 behind a leading 1, rewritten in base 63.
 _PACK_IN = "/-._" + string.digits + string.ascii_uppercase + string.ascii_lowercase
 _PACK_OUT = string.digits + string.ascii_uppercase + string.ascii_lowercase + "-"
-
-
-def check_name(name: str, field: str = "topic") -> list[FieldViolation]:
-    """The problems of a public topic name (none when it is valid)."""
-    if NAME.fullmatch(name):
-        return []
-    return [(field, "must be 1 to 100 characters: letters, digits, '.', '_' or '-'")]
 
 
 def _escape(text: str) -> str:

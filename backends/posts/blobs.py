@@ -15,17 +15,16 @@ import re
 import tempfile
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+if TYPE_CHECKING:
+    from backends.posts.s3_blobs import S3BlobStore
 
-_KEY = re.compile(r"[0-9a-f]{16}/[0-9a-f]{64}")
+
+KEY = re.compile(r"[0-9a-f]{16}/[0-9a-f]{64}")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _S3_OPTIONS = frozenset({"endpoint_url", "region"})
-_ABSENT_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
 class BlobStoreError(Exception):
@@ -59,8 +58,9 @@ def blob_key(tenant_id: str, data: bytes) -> str:
     return f"{namespace}/{hashlib.sha256(data).hexdigest()}"
 
 
-def _checked(key: str) -> str:
-    if not isinstance(key, str) or _KEY.fullmatch(key) is None:
+def checked_key(key: str) -> str:
+    """``key`` when it has the shape of :func:`blob_key`'s keys, else ValueError."""
+    if not isinstance(key, str) or KEY.fullmatch(key) is None:
         raise ValueError("invalid blob key")  # the key itself is not echoed: it may be anything
     return key
 
@@ -73,7 +73,7 @@ class LocalBlobStore:
         self.root = root.resolve()
 
     def _path(self, key: str) -> Path:
-        namespace, digest = _checked(key).split("/")
+        namespace, digest = checked_key(key).split("/")
         return self.root / namespace / digest
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
@@ -141,7 +141,7 @@ class LocalBlobStore:
             for path in self.root.glob("*/*"):
                 key = f"{path.parent.name}/{path.name}"
                 # Temporary files of a write in progress never match a key.
-                if _KEY.fullmatch(key) and path.stat().st_mtime < before:
+                if KEY.fullmatch(key) and path.stat().st_mtime < before:
                     found.append(key)
         except OSError as error:
             raise _failed("listing", error) from error
@@ -172,102 +172,6 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-class S3BlobStore:
-    """Blobs as objects ``<prefix><tenant namespace>/<digest>`` in one bucket; a PUT is atomic in S3."""
-
-    def __init__(
-        self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None, region: str | None = None
-    ) -> None:
-        self.bucket = bucket
-        self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
-        # Credentials come from the standard AWS environment/config chain and are never logged here.
-        # Short timeouts and a few standard retries: a stuck store must surface as UNAVAILABLE quickly.
-        config = Config(connect_timeout=5, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
-        # A session of its own: boto3's shared default session is not safe to create clients from threads.
-        self._client: Any = boto3.session.Session().client(
-            "s3", endpoint_url=endpoint_url, region_name=region, config=config
-        )
-
-    def _object(self, key: str) -> str:
-        return self.prefix + _checked(key)
-
-    async def _call(self, operation: str, **params: Any) -> Any:
-        try:
-            return await asyncio.to_thread(getattr(self._client, operation), Bucket=self.bucket, **params)
-        except ClientError as error:
-            code = str(error.response.get("Error", {}).get("Code", "unknown"))
-            raise _S3Error(operation, code) from error
-        except BotoCoreError as error:
-            raise _S3Error(operation, type(error).__name__) from error
-
-    async def put(self, key: str, data: bytes, content_type: str) -> None:
-        await self._call("put_object", Key=self._object(key), Body=data, ContentType=content_type)
-
-    async def get(self, key: str) -> bytes | None:
-        name = self._object(key)
-        try:
-            response = await self._call("get_object", Key=name)
-            body: bytes = await asyncio.to_thread(_read_and_close, response["Body"])
-            return body
-        except _S3Error as error:
-            if error.code in _ABSENT_CODES:
-                return None
-            raise
-        except BotoCoreError as error:  # the body stream failing half-way
-            raise _S3Error("get_object", type(error).__name__) from error
-
-    async def delete(self, key: str) -> None:
-        await self._call("delete_object", Key=self._object(key))  # S3 deletes absent keys happily
-
-    async def exists(self, key: str) -> bool:
-        try:
-            await self._call("head_object", Key=self._object(key))
-        except _S3Error as error:
-            if error.code in _ABSENT_CODES:
-                return False
-            raise
-        return True
-
-    async def keys(self, modified_before: datetime) -> list[str]:
-        found: list[str] = []
-        token: str | None = None
-        while True:
-            page = await self._call(
-                "list_objects_v2", Prefix=self.prefix, **({"ContinuationToken": token} if token else {})
-            )
-            for item in page.get("Contents", []):
-                key = str(item["Key"])[len(self.prefix) :]
-                if _KEY.fullmatch(key) and item["LastModified"] < modified_before:
-                    found.append(key)
-            if not page.get("IsTruncated"):
-                return found
-            token = page["NextContinuationToken"]
-
-    async def check(self) -> bool:
-        try:
-            await self._call("head_bucket")
-        except Exception:  # health must answer, whatever went wrong
-            return False
-        return True
-
-    async def close(self) -> None:
-        await asyncio.to_thread(self._client.close)
-
-
-class _S3Error(BlobStoreError):
-    def __init__(self, operation: str, code: str) -> None:
-        super().__init__(f"S3 {operation} failed: {code}")
-        self.code = code
-
-
-def _read_and_close(body: Any) -> bytes:
-    try:
-        data: bytes = body.read()
-        return data
-    finally:
-        body.close()
 
 
 def open_blob_store(url: str) -> BlobStore:
@@ -308,4 +212,7 @@ def _open_s3(url: str) -> S3BlobStore:
     endpoint = values.get("endpoint_url")
     if endpoint is not None and urlsplit(endpoint).scheme not in ("http", "https"):
         raise ValueError("blob store S3 endpoint_url must be an http:// or https:// URL")
+    # boto3 is imported only here (about 9 MiB): a posts backend on a directory never loads it.
+    from backends.posts.s3_blobs import S3BlobStore
+
     return S3BlobStore(parts.netloc, unquote(parts.path), endpoint_url=endpoint, region=values.get("region"))

@@ -6,6 +6,7 @@ from pydantic import Field
 
 from meshkit.config.base import settings_config
 from meshkit.config.defaults import MAX_IMAGE_BYTES, MAX_IMAGE_BYTES_CEILING, MAX_IMAGE_PIXELS
+from meshkit.config.events import UserEventsSettings
 from meshkit.config.peers import UsersPeer
 from meshkit.config.serve import ConsumingBackendSettings, ports
 from meshkit.config.stores import run_dir
@@ -18,7 +19,7 @@ def _default_blob_store() -> str:
     return str(run_dir() / "posts-blobs")
 
 
-class PostsSettings(ConsumingBackendSettings, UsersPeer):
+class PostsSettings(ConsumingBackendSettings, UsersPeer, UserEventsSettings):
     """Images (where they are kept and how large they may be) and the author check against users."""
 
     model_config = settings_config("posts")

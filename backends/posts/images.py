@@ -15,8 +15,6 @@ import struct
 from dataclasses import dataclass
 from typing import Literal
 
-from PIL import Image, ImageSequence
-
 from meshkit.config.defaults import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 from meshkit.media import sniff_image
 
@@ -77,6 +75,9 @@ def check_image(
     content_type = sniff_image(data)
     if content_type is None:
         raise ImageRejected("UNSUPPORTED_MEDIA_TYPE", _NOT_AN_IMAGE)
+    # Pillow (about 5 MiB) is imported by the first image checked, not by every posts backend at start.
+    from PIL import Image
+
     # Pillow warns (and later errors) on its own, higher, limit; staying under it keeps its
     # DecompressionBombWarning from ever firing, without touching the process-wide warning filters.
     if Image.MAX_IMAGE_PIXELS is not None:
@@ -103,6 +104,8 @@ def _check_pixels(width: int, height: int, max_pixels: int) -> None:
 
 def _decode(data: bytes, pil_format: str, max_pixels: int) -> tuple[int, int]:
     """Decode every frame with Pillow; returns the size Pillow reports."""
+    from PIL import Image, ImageSequence
+
     try:
         with Image.open(io.BytesIO(data), formats=[pil_format]) as image:
             if image.format != pil_format:

@@ -19,7 +19,6 @@ from typing import NoReturn
 import grpc
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backends.posts import validation as v
 from backends.posts.authors import AuthorCheck, Verdict
 from backends.posts.blobs import BlobStore, BlobStoreError, blob_key
 from backends.posts.convert import image_etag, post_message
@@ -32,8 +31,8 @@ from meshkit.auth.tokens import Principal
 from meshkit.db.database import Database
 from meshkit.events.outbox import Outbox
 from meshkit.rpc.context import Context, actor
-from meshkit.rpc.status import INVALID_REQUEST, FieldViolation, abort, payload_code
-from meshkit.validation import check_page, normalise, page_or_default
+from meshkit.rpc.status import abort, payload_code
+from meshkit.validation import normalise, page_or_default
 from stubs.posts.v1 import posts_pb2, posts_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -80,17 +79,10 @@ class PostService(posts_pb2_grpc.PostServiceServicer):
 
     # -- helpers -------------------------------------------------------------------------------
 
-    async def _check_post_id(self, context: Context, post_id: str) -> str:
-        if problems := v.check_post_id(post_id):
-            await abort(
-                context, grpc.StatusCode.INVALID_ARGUMENT, "Invalid post ID format", violations=problems
-            )
-        return post_id.lower()
-
     async def _visible_post(self, context: Context, raw_post_id: str) -> tuple[Principal, PostRecord]:
         """The caller and the post they asked for, or NOT_FOUND (another tenant's posts included)."""
         principal = current_principal()
-        post_id = await self._check_post_id(context, raw_post_id)
+        post_id = raw_post_id.lower()  # a UUID, by the request's rules
         async with self._db.read() as session:
             record = await self._store.get(session, principal.tenant_id, post_id)
         if record is None:
@@ -144,10 +136,7 @@ class PostService(posts_pb2_grpc.PostServiceServicer):
         self, request: posts_pb2.CreatePostRequest, context: Context
     ) -> posts_pb2.CreatePostResponse:
         principal = current_principal()
-        title, content = normalise(request.title), request.content
-        problems: list[FieldViolation] = v.check_title(title) + v.check_content(content)
-        if problems:
-            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, INVALID_REQUEST, violations=problems)
+        title, content = normalise(request.title), request.content  # checked by the request's rules
         image = await self._image(context, request.image) if request.image else None
         await self._check_author(context, principal)
         key = blob_key(principal.tenant_id, request.image) if image else None
@@ -177,11 +166,6 @@ class PostService(posts_pb2_grpc.PostServiceServicer):
         self, request: posts_pb2.ListPostsRequest, context: Context
     ) -> posts_pb2.ListPostsResponse:
         principal = current_principal()
-        problems = check_page(request.page, request.page_size)
-        if request.author_id:
-            problems += v.check_author_id(request.author_id)
-        if problems:
-            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, INVALID_REQUEST, violations=problems)
         page, size = page_or_default(request.page, request.page_size)
         async with self._db.read() as session:
             records, total = await self._store.list(
@@ -203,15 +187,10 @@ class PostService(posts_pb2_grpc.PostServiceServicer):
         if not _may_change(principal, current):
             await _deny(context, "change")
         changes: dict[str, object] = {}
-        problems: list[FieldViolation] = []
         if request.HasField("title"):
             changes["title"] = normalise(request.title)
-            problems += v.check_title(str(changes["title"]))
         if request.HasField("content"):
             changes["content"] = request.content
-            problems += v.check_content(request.content)
-        if problems:
-            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, INVALID_REQUEST, violations=problems)
         image = await self._image(context, request.image) if request.image else None
         if not changes and image is None:  # nothing to change: the current state, no event
             return posts_pb2.UpdatePostResponse(post=post_message(current))
@@ -244,7 +223,7 @@ class PostService(posts_pb2_grpc.PostServiceServicer):
         self, request: posts_pb2.DeletePostRequest, context: Context
     ) -> posts_pb2.DeletePostResponse:
         principal = current_principal()
-        post_id = await self._check_post_id(context, request.post_id)
+        post_id = request.post_id.lower()  # a UUID, by the request's rules
         released: str | None = None
         async with self._db.write() as session:
             current = await self._store.get(session, principal.tenant_id, post_id, for_update=True)

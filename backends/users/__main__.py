@@ -1,44 +1,20 @@
-"""``python -m backends.users``: serve ``users.v1.UserService`` until SIGTERM."""
+"""``python -m backends.users``: serve ``users.v1.UserService`` until SIGTERM.
+
+Only the settings are read before this process decides to serve or to supervise copies of itself
+(``PORTICO_USERS_PROCESSES`` > 1): a supervisor never imports the backend (:mod:`meshkit.supervisor`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
-
-from backends.users import models
-from backends.users.cache import UserCache
 from backends.users.config import UsersSettings
-from backends.users.service import UsersDeps, UserService
-from backends.users.store import UserStore
-from meshkit.rpc.runtime import BackendSpec, Runtime, Service, open_outbox
-from meshkit.rpc.server import run_backend
-from stubs.users.v1 import users_pb2, users_pb2_grpc
-
-MIGRATIONS = Path(__file__).with_name("migrations")
-
-
-def users_deps(runtime: Runtime[UsersSettings]) -> UsersDeps:
-    """What the servicer works with, opened on the runtime's shared resources."""
-    db = runtime.database
-    return UsersDeps(
-        db=db,
-        store=UserStore(db.dialect),
-        cache=UserCache(runtime.redis, runtime.registry),
-        outbox=open_outbox(runtime, models.outbox),
-        redis=runtime.redis,
-    )
-
-
-def services(runtime: Runtime[UsersSettings]) -> Sequence[Service]:
-    servicer = UserService(users_deps(runtime))
-    return [
-        Service.of(
-            users_pb2.DESCRIPTOR, "UserService", servicer, users_pb2_grpc.add_UserServiceServicer_to_server
-        )
-    ]
-
-
-SPEC = BackendSpec("users", UsersSettings, services, migrations=MIGRATIONS)
+from meshkit.shutdown import exit_now
+from meshkit.supervisor import supervise_backend
 
 if __name__ == "__main__":
+    status = supervise_backend(UsersSettings(), "users")
+    if status is not None:
+        exit_now(status)
+    from backends.users.wiring import SPEC
+    from meshkit.rpc.server import run_backend
+
     run_backend(SPEC)

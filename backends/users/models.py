@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
 )
 
 from meshkit.db.sqltypes import UTCDateTime
@@ -55,14 +56,16 @@ users = Table(
 )
 
 _live = users.c.deleted_at.is_(None)
-# Unique among non-deleted users only, so a deleted user's email and username can be taken again.
+_has_email = and_(_live, users.c.email_key != "")
+# Unique among non-deleted users only, so a deleted user's email and username can be taken again; a user
+# created without an email (username only) claims none.
 Index(
     EMAIL_INDEX,
     users.c.tenant_id,
     users.c.email_key,
     unique=True,
-    sqlite_where=_live,
-    postgresql_where=_live,
+    sqlite_where=_has_email,
+    postgresql_where=_has_email,
 )
 Index(
     USERNAME_INDEX,

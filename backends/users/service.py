@@ -7,32 +7,48 @@ Authorization (the caller is the verified token's principal):
 - a user updates and deletes themself; ``email``, ``roles`` and ``is_active`` are admin-only.
 Every change writes its event to the outbox in the same transaction, then invalidates the cache. A
 change of roles or a deactivation also ends the user's sessions (see :func:`ends_sessions`).
+
+Who may call is the authenticator's answer alone (``current_principal()``: a valid token that no
+revocation mark refuses); no call reads the caller's profile to find out. Every way a user stops being
+allowed ends their sessions — deletion, deactivation and a change of roles here
+(:meth:`UserService._end_sessions`: this process's in-process set at once, Redis for every other
+verifier, auth's durable mark and revocation stream for all), "log out everywhere" in auth — so a profile
+read would only repeat the revocation check. GetMe still refuses a caller whose own profile is gone or
+inactive: it reads that profile anyway.
+
+GetUser and GetMe declare the cache keys they read first (:data:`PREFETCH`), so a warm read is one
+Redis round trip together with the token's revocation marks.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, NoReturn
+from typing import NoReturn
 
 import grpc
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from backends.users import validation as v
 from backends.users.cache import UserCache
 from backends.users.convert import user_message
+from backends.users.credentials import CredentialFailed, Credentials
 from backends.users.events import USERS
 from backends.users.store import DuplicateError, UserRecord, UserStore
+from backends.users.validation import username_from_email
 from meshkit.auth.interceptor import current_principal
-from meshkit.auth.revocation import end_sessions
+from meshkit.auth.prefetch import Prefetch
+from meshkit.auth.revocation import VALID_AFTER_TTL_SECONDS, end_sessions
+from meshkit.auth.revocation_set import USER, RevocationSet
 from meshkit.auth.tokens import Principal
 from meshkit.db.database import Database
 from meshkit.events.outbox import Outbox
+from meshkit.redis_client import RedisClient
 from meshkit.rpc.context import Context, actor
-from meshkit.rpc.status import INVALID_REQUEST, FieldViolation, abort
+from meshkit.rpc.status import INVALID_REQUEST, abort
+from meshkit.validation import is_uuid, normalise, page_or_default
 from stubs.users.v1 import users_pb2, users_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -57,7 +73,10 @@ class UsersDeps:
     store: UserStore
     cache: UserCache
     outbox: Outbox
-    redis: Redis
+    redis: RedisClient
+    revocations: RevocationSet  # this process's in-process revocations (its authenticator's)
+    credentials: Credentials  # the auth backend, which stores the password of a user created with one
+    users_topic: str = USERS.topic  # where user events go (`PORTICO_USER_EVENTS_TOPIC`)
 
 
 class UserService(users_pb2_grpc.UserServiceServicer):
@@ -67,6 +86,9 @@ class UserService(users_pb2_grpc.UserServiceServicer):
         self._cache = deps.cache
         self._outbox = deps.outbox
         self._redis = deps.redis
+        self._revocations = deps.revocations
+        self._topic = deps.users_topic
+        self._credentials = deps.credentials
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -78,26 +100,10 @@ class UserService(users_pb2_grpc.UserServiceServicer):
 
         return await self._cache.get(tenant_id, user_id, load)
 
-    async def _caller(self, context: Context) -> Principal:
-        """The principal, refused when its user was deleted or deactivated since the token was issued."""
-        principal = current_principal()
-        if principal.has_role(SERVICE):
-            return principal
-        caller = await self._cached_user(principal.tenant_id, principal.sub)
-        if caller is None or not caller.is_active:
-            await abort(context, grpc.StatusCode.UNAUTHENTICATED, "invalid or expired token")
-        return principal
-
     async def _tenant(self, context: Context, principal: Principal, requested: str) -> str:
         if requested and requested != principal.tenant_id:
             await _deny(context, "The tenant does not match the token")
         return principal.tenant_id
-
-    async def _check_id(self, context: Context, user_id: str) -> None:
-        if problems := v.check_id(user_id):
-            await abort(
-                context, grpc.StatusCode.INVALID_ARGUMENT, "Invalid user ID format", violations=problems
-            )
 
     async def _committed_change(self, tenant_id: str, user_id: str) -> None:
         await self._cache.invalidate(tenant_id, user_id)
@@ -107,34 +113,22 @@ class UserService(users_pb2_grpc.UserServiceServicer):
     async def CreateUser(
         self, request: users_pb2.CreateUserRequest, context: Context
     ) -> users_pb2.CreateUserResponse:
-        principal = await self._caller(context)
+        principal = current_principal()
         if not (principal.has_role(ADMIN) or principal.has_role(SERVICE)):
             await _deny(context, "Only admins can create users")
         tenant_id = await self._tenant(context, principal, request.tenant_id)
-        fields = {
-            "email": v.normalise(request.email),
-            "username": v.normalise(request.username),
-            "first_name": v.normalise(request.first_name),
-            "last_name": v.normalise(request.last_name),
-            "phone": v.normalise(request.phone),
-            "avatar_url": v.normalise(request.avatar_url),
-        }
+        # The proto's rules passed (meshkit.rpc.interceptors.validation); what is stored is normalised.
+        fields = {name: normalise(getattr(request, name)) for name in _PROFILE_FIELDS}
+        if not (fields["username"] or fields["email"]):
+            await abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                INVALID_REQUEST,
+                violations=[("email", "is required when username is empty")],
+            )
         roles = tuple(dict.fromkeys(request.roles)) or DEFAULT_ROLES
-        problems: list[FieldViolation] = v.check_email(fields["email"]) + v.check_roles(list(roles))
-        if fields["username"]:
-            problems += v.check_username(fields["username"])
-        for name in ("first_name", "last_name"):
-            if fields[name]:
-                problems += v.check_name(fields[name], name)
-        if fields["phone"]:
-            problems += v.check_phone(fields["phone"])
-        if fields["avatar_url"]:
-            problems += v.check_avatar_url(fields["avatar_url"])
-        if problems:
-            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, INVALID_REQUEST, violations=problems)
-
         derived = not fields["username"]
-        username = fields["username"] or v.username_from_email(fields["email"])
+        username = fields["username"] or username_from_email(fields["email"])
         for attempt in range(4):
             try:
                 record = await self._create(
@@ -151,7 +145,38 @@ class UserService(users_pb2_grpc.UserServiceServicer):
                 # A username we made up is taken: try the same stem with a random suffix.
                 username = f"{username[:27]}-{secrets.token_hex(2)}"
         await self._committed_change(tenant_id, record.id)  # drops a cached "absent" for the new id
-        return users_pb2.CreateUserResponse(user=user_message(record))
+        if request.password:
+            try:
+                await self._credentials.create(context, principal, tenant_id, record.id, request.password)
+            except CredentialFailed as exc:
+                # No profile without its credential: take it back (as auth's Register does), then answer
+                # what auth said. A credential stored after all is disabled by the user.deleted event.
+                await self._take_back(context, principal, tenant_id, record.id)
+                await abort(context, exc.code, exc.details, trailers=exc.trailers)
+        return users_pb2.CreateUserResponse(user=user_message(record), id=record.id, status="created")
+
+    async def _take_back(self, context: Context, principal: Principal, tenant_id: str, user_id: str) -> None:
+        await self._soft_delete(context, principal, tenant_id, user_id)
+        log.warning("new user taken back: its credential was not stored", extra={"user_id": user_id})
+
+    async def _soft_delete(
+        self, context: Context, principal: Principal, tenant_id: str, user_id: str
+    ) -> UserRecord | None:
+        """Soft-delete the user with its ``user.deleted`` event; None when there is no such live user."""
+        async with self._db.write() as session:
+            record = await self._store.soft_delete(session, tenant_id, user_id)
+            if record is None:
+                return None
+            event = USERS.event(
+                "user.deleted",
+                tenant_id,
+                user_id,
+                actor=actor(context, principal.sub),
+                entity=user_message(record),
+            )
+            await self._outbox.add(session, self._topic, event)
+        await self._committed_change(tenant_id, user_id)
+        return record
 
     async def _create(
         self,
@@ -170,33 +195,33 @@ class UserService(users_pb2_grpc.UserServiceServicer):
                 actor=actor(context, principal.sub),
                 entity=user_message(record),
             )
-            await self._outbox.add(session, USERS.topic, event)
+            await self._outbox.add(session, self._topic, event)
         return record
 
     async def GetUser(self, request: users_pb2.GetUserRequest, context: Context) -> users_pb2.GetUserResponse:
-        principal = await self._caller(context)
+        principal = current_principal()
         tenant_id = await self._tenant(context, principal, request.tenant_id)
-        await self._check_id(context, request.user_id)
-        user = await self._cached_user(tenant_id, request.user_id.lower())
+        user = await self._cached_user(tenant_id, _requested_id(request))
         if user is None:
             await _not_found(context)
-        return users_pb2.GetUserResponse(user=user)
+        return users_pb2.GetUserResponse(user=user, status="active" if user.is_active else "inactive")
 
     async def GetMe(self, request: users_pb2.GetMeRequest, context: Context) -> users_pb2.GetMeResponse:
-        principal = await self._caller(context)
+        principal = current_principal()
         user = await self._cached_user(principal.tenant_id, principal.sub)
-        if user is None:
-            await _not_found(context)
+        if user is None or not user.is_active:
+            if principal.has_role(SERVICE):  # a service has no profile of its own
+                await _not_found(context)
+            # Read anyway: a caller whose profile is gone or inactive is refused, whatever the marks say.
+            await abort(context, grpc.StatusCode.UNAUTHENTICATED, "invalid or expired token")
         return users_pb2.GetMeResponse(user=user)
 
     async def ListUsers(
         self, request: users_pb2.ListUsersRequest, context: Context
     ) -> users_pb2.ListUsersResponse:
-        principal = await self._caller(context)
+        principal = current_principal()
         tenant_id = await self._tenant(context, principal, request.tenant_id)
-        if problems := v.check_page(request.page, request.page_size):
-            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, INVALID_REQUEST, violations=problems)
-        page, size = v.page_or_default(request.page, request.page_size)
+        page, size = page_or_default(request.page, request.page_size)
         async with self._db.read() as session:
             records, total = await self._store.list(session, tenant_id, page=page, page_size=size)
         return users_pb2.ListUsersResponse(
@@ -206,11 +231,9 @@ class UserService(users_pb2_grpc.UserServiceServicer):
     async def SearchUsers(
         self, request: users_pb2.SearchUsersRequest, context: Context
     ) -> users_pb2.SearchUsersResponse:
-        principal = await self._caller(context)
+        principal = current_principal()
         tenant_id = await self._tenant(context, principal, request.tenant_id)
-        if problems := v.check_query(request.q) + v.check_page(request.page, request.page_size):
-            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, INVALID_REQUEST, violations=problems)
-        page, size = v.page_or_default(request.page, request.page_size)
+        page, size = page_or_default(request.page, request.page_size)
         async with self._db.read() as session:
             records, total = await self._store.search(
                 session, tenant_id, request.q.strip(), page=page, page_size=size
@@ -222,24 +245,22 @@ class UserService(users_pb2_grpc.UserServiceServicer):
     async def UpdateUser(
         self, request: users_pb2.UpdateUserRequest, context: Context
     ) -> users_pb2.UpdateUserResponse:
-        principal = await self._caller(context)
-        await self._check_id(context, request.user_id)
+        principal = current_principal()
         user_id = request.user_id.lower()
         is_admin = principal.has_role(ADMIN)
         if not (is_admin or user_id == principal.sub):
             await _deny(context, "You can only update your own profile")
-        changes, problems = _changes(request)
+        changes = _changes(request)
         admin_only = sorted({"email", "roles", "is_active"} & changes.keys())
         if admin_only and not is_admin:
             await _deny(context, f"Only admins can change {', '.join(admin_only)}")
-        if problems:
-            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, INVALID_REQUEST, violations=problems)
         tenant_id = principal.tenant_id
         if not changes:  # nothing to change: answer the current state, record no event
             current = await self._cached_user(tenant_id, user_id)
             if current is None:
                 await _not_found(context)
             return users_pb2.UpdateUserResponse(user=current)
+        changed_at = time.time()  # before the event can reach auth (see _end_sessions)
         try:
             async with self._db.write() as session:
                 before = await self._store.get(session, tenant_id, user_id, lock=True)
@@ -253,49 +274,67 @@ class UserService(users_pb2_grpc.UserServiceServicer):
                     actor=actor(context, principal.sub),
                     entity=user_message(record),
                 )
-                await self._outbox.add(session, USERS.topic, event)
+                await self._outbox.add(session, self._topic, event)
         except DuplicateError as exc:
             await abort(
                 context, grpc.StatusCode.ALREADY_EXISTS, f"A user with this {exc.field} already exists"
             )
         await self._committed_change(tenant_id, user_id)
         if ends_sessions(before, record):
-            await self._end_sessions(tenant_id, user_id)
+            await self._end_sessions(tenant_id, user_id, changed_at)
         return users_pb2.UpdateUserResponse(user=user_message(record))
 
     async def DeleteUser(
         self, request: users_pb2.DeleteUserRequest, context: Context
     ) -> users_pb2.DeleteUserResponse:
-        principal = await self._caller(context)
-        await self._check_id(context, request.user_id)
+        principal = current_principal()
         user_id = request.user_id.lower()
         # The auth backend (role service) deletes a profile whose registration it could not finish.
         if not (principal.has_role(ADMIN) or principal.has_role(SERVICE) or user_id == principal.sub):
             await _deny(context, "You can only delete your own account")
         tenant_id = principal.tenant_id
-        async with self._db.write() as session:
-            record = await self._store.soft_delete(session, tenant_id, user_id)
-            if record is None:
-                await _not_found(context)
-            event = USERS.event(
-                "user.deleted",
-                tenant_id,
-                user_id,
-                actor=actor(context, principal.sub),
-                entity=user_message(record),
-            )
-            await self._outbox.add(session, USERS.topic, event)
-        await self._committed_change(tenant_id, user_id)
-        await self._end_sessions(tenant_id, user_id)
+        changed_at = time.time()  # before the event can reach auth (see _end_sessions)
+        if await self._soft_delete(context, principal, tenant_id, user_id) is None:
+            await _not_found(context)
+        await self._end_sessions(tenant_id, user_id, changed_at)
         return users_pb2.DeleteUserResponse(message="User deleted successfully")
 
-    async def _end_sessions(self, tenant_id: str, user_id: str) -> None:
-        """A fast path only: the user's tokens stop in Redis at once. The deletion does not depend on it:
-        auth stores the same "valid after" when it consumes the event and publishes it to every verifier."""
+    async def _end_sessions(self, tenant_id: str, user_id: str, now: float) -> None:
+        """The user's tokens up to ``now`` stop at once: in this process's in-process set (cannot fail, and
+        refuses their next call here even with Redis away), then in Redis for every other verifier (best
+        effort). Neither is the durable record: auth stores its own "valid after" when it consumes the
+        event, publishes it to every verifier and holds logins past its second. ``now`` is taken before
+        the change commits: a mark taken after it could land, on a busy machine, later than a new login
+        that auth already let through, and kill that login's token."""
+        self._revocations.add(
+            USER, user_id, now + VALID_AFTER_TTL_SECONDS, tenant_id=tenant_id, valid_after=now
+        )
         try:
-            await end_sessions(self._redis, tenant_id, user_id)
+            await end_sessions(self._redis, tenant_id, user_id, at=now)
         except RedisError:
             log.warning("could not end sessions in Redis; auth ends them", extra={"user_id": user_id})
+
+
+def _get_user_keys(request: users_pb2.GetUserRequest, principal: Principal) -> Sequence[str]:
+    """The cache keys GetUser reads first for a request it will serve (none for one it refuses)."""
+    # Runs before the request's rules are checked: an id that is no UUID names no key.
+    user_id = _requested_id(request)
+    if (request.tenant_id and request.tenant_id != principal.tenant_id) or not is_uuid(user_id):
+        return ()
+    return UserCache.read_keys(principal.tenant_id, user_id)
+
+
+def _requested_id(request: users_pb2.GetUserRequest) -> str:
+    """The id GetUser is asked for: `user_id`, or seed 000's `id` (the rules allow exactly one)."""
+    return (request.user_id or request.id).lower()
+
+
+def _get_me_keys(request: users_pb2.GetMeRequest, principal: Principal) -> Sequence[str]:
+    return UserCache.read_keys(principal.tenant_id, principal.sub)
+
+
+# Read with the token's revocation marks in one round trip (meshkit.auth.prefetch).
+PREFETCH: Mapping[str, Prefetch] = {"GetUser": _get_user_keys, "GetMe": _get_me_keys}
 
 
 def ends_sessions(before: UserRecord, after: UserRecord) -> bool:
@@ -305,29 +344,17 @@ def ends_sessions(before: UserRecord, after: UserRecord) -> bool:
     return not after.is_active or set(before.roles) != set(after.roles)
 
 
-TextField = Literal["username", "email", "phone", "avatar_url", "first_name", "last_name"]
-_TEXT_FIELD_CHECKS: tuple[tuple[TextField, Callable[[str], list[FieldViolation]]], ...] = (
-    ("username", v.check_username),
-    ("email", v.check_email),
-    ("phone", v.check_phone),
-    ("avatar_url", v.check_avatar_url),
-    ("first_name", lambda value: v.check_name(value, "first_name")),
-    ("last_name", lambda value: v.check_name(value, "last_name")),
-)
+# The text fields of a profile, stored normalised; UpdateUser ignores the empty ones.
+_PROFILE_FIELDS = ("email", "username", "first_name", "last_name", "phone", "avatar_url")
 
 
-def _changes(request: users_pb2.UpdateUserRequest) -> tuple[dict[str, object], list[FieldViolation]]:
-    """The fields to change (absent and empty values ignored, as the contract says) and their problems."""
-    changes: dict[str, object] = {}
-    problems: list[FieldViolation] = []
-    for name, check in _TEXT_FIELD_CHECKS:
-        if request.HasField(name) and (value := v.normalise(getattr(request, name))):
-            changes[name] = value
-            problems += check(value)
+def _changes(request: users_pb2.UpdateUserRequest) -> dict[str, object]:
+    """The fields to change: absent and empty values ignored, as the contract says."""
+    changes: dict[str, object] = {
+        name: value for name in _PROFILE_FIELDS if (value := normalise(getattr(request, name)))
+    }
     if request.roles:
-        roles = list(dict.fromkeys(request.roles))
-        changes["roles"] = tuple(roles)
-        problems += v.check_roles(roles)
+        changes["roles"] = tuple(dict.fromkeys(request.roles))
     if request.HasField("is_active"):
         changes["is_active"] = request.is_active
-    return changes, problems
+    return changes

@@ -313,10 +313,12 @@ class UserStore:
         remain the guarantee when two transactions pass this check at the same time.
         """
         checks: builtins.list[tuple[str, ColumnElement[bool]]] = []
-        if email is not None:
+        if email:  # no email (a username-only user) clashes with nobody's
             checks.append(("email", users.c.email_key == identity_key(email)))
         if username is not None:
             checks.append(("username", users.c.username_key == identity_key(username)))
+        if not checks:
+            return
         scope = [users.c.tenant_id == tenant_id, _LIVE]
         if other_than is not None:
             scope.append(users.c.id != other_than)

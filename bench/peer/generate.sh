@@ -27,11 +27,13 @@ trap 'rm -rf "$TOOLS" "$SCRATCH"' EXIT
 )
 
 # Go import paths come from M mappings, not from the protos; google/api/* and the well-known types map
-# to the packages that already ship them.
+# to the packages that already ship them. buf/validate (the rule options users.proto imports) is
+# generated here from the vendored copy: its usual Go module lives on the Buf Schema Registry.
 MAPPINGS=(
   "users/v1/users.proto=$MODULE/gen/users/v1;usersv1"
   "auth/v1/auth.proto=$MODULE/gen/auth/v1;authv1"
   "portico/gateway/v1/options.proto=$MODULE/gen/portico/gateway/v1;gatewayv1"
+  "buf/validate/validate.proto=$MODULE/gen/buf/validate;validate"
   "google/api/annotations.proto=google.golang.org/genproto/googleapis/api/annotations;annotations"
   "google/api/http.proto=google.golang.org/genproto/googleapis/api/annotations;annotations"
 )
@@ -42,7 +44,7 @@ opts() {  # plugin: its options, the mappings included
 }
 WKT="$("$PY" -c 'import grpc_tools, pathlib; print(pathlib.Path(grpc_tools.__file__).parent / "_proto")')"
 protoc() {
-  (cd "$ROOT/proto" && "$PY" -m grpc_tools.protoc -I . -I third_party/googleapis -I "$WKT" "$@")
+  (cd "$ROOT/proto" && "$PY" -m grpc_tools.protoc -I . -I third_party/googleapis -I third_party/protovalidate -I "$WKT" "$@")
 }
 mapfile -t GO_OPTS < <(opts go)
 mapfile -t GRPC_OPTS < <(opts go-grpc)
@@ -50,7 +52,7 @@ mapfile -t GW_OPTS < <(opts grpc-gateway)
 
 # Messages for all three; clients for users (forwarded to) and auth (GetJwks); REST handlers for users.
 protoc --plugin=protoc-gen-go="$TOOLS/protoc-gen-go" --go_out="$SCRATCH" "${GO_OPTS[@]}" \
-  users/v1/users.proto auth/v1/auth.proto portico/gateway/v1/options.proto
+  users/v1/users.proto auth/v1/auth.proto portico/gateway/v1/options.proto buf/validate/validate.proto
 protoc --plugin=protoc-gen-go-grpc="$TOOLS/protoc-gen-go-grpc" --go-grpc_out="$SCRATCH" "${GRPC_OPTS[@]}" \
   users/v1/users.proto auth/v1/auth.proto
 protoc --plugin=protoc-gen-grpc-gateway="$TOOLS/protoc-gen-grpc-gateway" --grpc-gateway_out="$SCRATCH" \

@@ -12,8 +12,11 @@ from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
+from gateway.form import FORM, OAUTH_GRANTS, OAUTH_PARAMETERS
 from gateway.openapi.comments import Comments
-from gateway.openapi.parameters import path_parameters, query_parameters, text_schema
+from gateway.openapi.constraints import message_keywords
+from gateway.openapi.examples import enveloped, present, request_example, response_example, stream_examples
+from gateway.openapi.parameters import path_parameters, query_parameters, ruled_text_schema
 from gateway.openapi.responses import (
     ERROR_SCHEMA,
     RATE_LIMIT_HEADERS,
@@ -24,6 +27,7 @@ from gateway.openapi.responses import (
 from gateway.openapi.schema import Direction, Schema, SchemaBuilder
 from gateway.routing.rules import Route, routes_for_method
 from gateway.routing.table import RouteTable
+from gateway.streaming import RESUME_FIELD
 from gateway.transcode.fields import is_repeated
 from stubs.portico.gateway.v1 import options_pb2
 
@@ -36,11 +40,14 @@ def build_document(
     table: RouteTable, comments: Comments, *, version: str, source: str = ""
 ) -> dict[str, Any]:
     """The whole document; deterministic for a given table."""
-    schemas = SchemaBuilder(comments, outputs=(route.output for route in table.routes))
-    operation_ids = _operation_ids(table.routes)
+    # A seed's dialect path (`BindingPolicy.dialect`) is served but not described here: this is the
+    # document of Portico's own API; docs/api.md lists the dialect paths and their shapes.
+    routes = tuple(route for route in table.routes if not route.dialect)
+    schemas = SchemaBuilder(comments, outputs=(route.output for route in routes))
+    operation_ids = _operation_ids(routes)
     paths: dict[str, dict[str, Any]] = {}
     tags: dict[str, str] = {}
-    for route in table.routes:
+    for route in routes:
         path, path_params = path_parameters(route, comments)
         operation = _operation(route, operation_ids[route], path_params, schemas, comments)
         paths.setdefault(path, {})[route.http_method.lower()] = operation
@@ -58,7 +65,7 @@ def build_document(
         "paths": paths,
         "components": {
             "schemas": dict(sorted(schemas.components.items())),
-            "responses": error_responses(),
+            "responses": error_responses(_used_responses(paths)),
             "headers": RATE_LIMIT_HEADERS,
             "securitySchemes": {
                 "bearerAuth": {
@@ -69,6 +76,18 @@ def build_document(
                 }
             },
         },
+    }
+
+
+def _used_responses(paths: dict[str, dict[str, Any]]) -> set[str]:
+    """The components/responses the operations refer to."""
+    prefix = "#/components/responses/"
+    return {
+        answer["$ref"].removeprefix(prefix)
+        for item in paths.values()
+        for operation in item.values()
+        for answer in operation["responses"].values()
+        if answer.get("$ref", "").startswith(prefix)
     }
 
 
@@ -122,7 +141,8 @@ def _operation(
         "description": "\n\n".join(part for part in (comment, f"gRPC: `{route.grpc_method}`") if part),
     }
     public = route.policy.access == options_pb2.ACCESS_PUBLIC
-    parameters = [*path_params, *query_parameters(route, comments)]
+    queried = query_parameters(route, comments)
+    parameters = [*path_params, *queried]
     if not public:
         parameters.append(
             {
@@ -143,6 +163,16 @@ def _operation(
                 "schema": {"type": "string"},
             }
         )
+    if route.server_streaming and RESUME_FIELD in route.input.fields_by_name:
+        parameters.append(
+            {
+                "name": "Last-Event-ID",
+                "in": "header",
+                "required": False,
+                "description": f"An event's `id`: the stream continues right after it (as `{RESUME_FIELD}`).",
+                "schema": {"type": "string"},
+            }
+        )
     if parameters:
         operation["parameters"] = parameters
     body = _request_body(route, schemas)
@@ -151,12 +181,18 @@ def _operation(
     operation["responses"] = {
         str(_success_status(route)): _success(route, schemas),
         **({"304": _not_modified()} if route.policy.response.binary.etag_field else {}),
-        **{str(status): {"$ref": f"#/components/responses/{name}"} for status, name in errors_for(route)},
+        **{
+            str(status): {"$ref": f"#/components/responses/{name}"}
+            for status, name in errors_for(route, has_input=bool(path_params or body or queried))
+        },
     }
     operation["security"] = [] if public else [{"bearerAuth": []}]
     if route.policy.required_roles:
         roles = ", ".join(f"`{r}`" for r in route.policy.required_roles)
         operation["description"] += f"\n\nRequires one of the roles {roles} (else 403)."
+    if route.policy.unique_fields:
+        unique = " and ".join(f"`{name}`" for name in route.policy.unique_fields)
+        operation["description"] += f"\n\n{unique} must be unique in the tenant (409 when taken)."
     return operation
 
 
@@ -177,23 +213,66 @@ def _request_body(route: Route, schemas: SchemaBuilder) -> dict[str, Any] | None
     else:
         json_schema = schemas.field_schema(route.input.fields_by_name[route.body], Direction.INPUT)
     content: dict[str, Any] = {_JSON: {"schema": json_schema}}
+    example = request_example(route)
+    if present(example):
+        content[_JSON]["example"] = example
     if route.policy.uploads:
         content["multipart/form-data"] = _multipart(route, schemas.comments)
-    return {"required": False, "content": content}
+    if route.body == "*":
+        content[FORM] = _form(route, schemas.comments)
+    # Every body route reads one; an empty body is read as `{}`, which the rules may refuse.
+    return {"required": True, "content": content}
 
 
-def _multipart(route: Route, comments: Comments) -> dict[str, Any]:
-    """Text parts bind like JSON keys; each upload's file part is binary with its limits."""
-    target = route.input if route.body == "*" else route.input.fields_by_name[route.body].message_type
+def _text_properties(route: Route, comments: Comments) -> tuple[dict[str, Schema], list[str]]:
+    """The request fields a text part or form field can set (not the uploads' own fields, not the path's),
+    and those that are required."""
+    target = _body_message(route)
     uploads = route.policy.uploads
     carried = {u.bytes_field for u in uploads} | {
         u.content_type_field for u in uploads if u.content_type_field
     }
     bound = set(route.matcher.field_paths)
     properties: dict[str, Schema] = {}
+    required: list[str] = []
     for field in _text_fields(target):
         if field.name not in carried and field.name not in bound:
-            properties[field.name] = _described(text_schema(field), comments.get(field.full_name, ""))
+            text, needed = ruled_text_schema(field)
+            properties[field.name] = _described(text, comments.get(field.full_name, ""))
+            if needed:
+                required.append(field.name)
+    return properties, required
+
+
+def _body_message(route: Route) -> Descriptor | None:
+    return route.input if route.body == "*" else route.input.fields_by_name[route.body].message_type
+
+
+def _form(route: Route, comments: Comments) -> dict[str, Any]:
+    """An HTML form's body (gateway/form.py): its fields bind like JSON keys; a blank one is not given."""
+    properties, required = _text_properties(route, comments)
+    if route.policy.checks_credentials:
+        # An OAuth 2.0 token request's own parameters, accepted and ignored (RFC 6749 §4.3, §6).
+        for name in OAUTH_PARAMETERS:
+            if name not in properties:
+                oauth: Schema = {"type": "string", "description": "OAuth 2.0 parameter, ignored."}
+                if name == "grant_type":
+                    oauth["enum"] = sorted(OAUTH_GRANTS)
+                properties[name] = oauth
+    schema: Schema = {"type": "object", "properties": properties, "additionalProperties": False}
+    if required:
+        schema["required"] = required
+    target = _body_message(route)
+    if target is not None:
+        schema.update(message_keywords(target, properties))
+    return {"schema": schema}
+
+
+def _multipart(route: Route, comments: Comments) -> dict[str, Any]:
+    """Text parts bind like JSON keys; each upload's file part is binary with its limits."""
+    target = _body_message(route)
+    uploads = route.policy.uploads
+    properties, required = _text_properties(route, comments)
     encoding: dict[str, Any] = {}
     for upload in uploads:
         limit = upload.max_bytes
@@ -214,9 +293,12 @@ def _multipart(route: Route, comments: Comments) -> dict[str, Any]:
         comment = comments.get(f"{target.full_name}.{upload.bytes_field}", "") if target else ""
         properties[upload.form_field] = _described(file_schema, " ".join([comment, *notes]).strip())
     # Unknown parts are refused (400), as unknown keys of a JSON body are.
-    media: dict[str, Any] = {
-        "schema": {"type": "object", "properties": properties, "additionalProperties": False}
-    }
+    schema: Schema = {"type": "object", "properties": properties, "additionalProperties": False}
+    if required:
+        schema["required"] = required
+    if target is not None:
+        schema.update(message_keywords(target, properties))
+    media: dict[str, Any] = {"schema": schema}
     if encoding:
         media["encoding"] = encoding
     return media
@@ -238,27 +320,32 @@ def _described(schema: Schema, description: str) -> Schema:
 def _success(route: Route, schemas: SchemaBuilder) -> dict[str, Any]:
     shape = route.policy.response
     headers: dict[str, Any] = headers_ref()
+    example = response_example(route)
     if route.server_streaming:
         item = schemas.message_ref(route.output, Direction.OUTPUT)
         sse = "SSE: one `data:` event per message (a JSON object of the item schema)"
         if shape.sse_id_field:
             sse += f", `id:` = its `{shape.sse_id_field}`"
+        streamed: dict[str, Any] = {
+            "text/event-stream": {
+                "schema": {"type": "string", "description": sse},
+                "x-item-schema": item,
+            },
+            "application/x-ndjson": {
+                "schema": {
+                    "type": "string",
+                    "description": "One JSON object of the item schema per line.",
+                },
+                "x-item-schema": item,
+            },
+        }
+        if present(example):
+            for media, text in stream_examples(route, example).items():
+                streamed[media]["example"] = text
         return {
             "description": "A live stream, by `Accept`: " + sse + "; or NDJSON, one item per line.",
             "headers": headers,
-            "content": {
-                "text/event-stream": {
-                    "schema": {"type": "string", "description": sse},
-                    "x-item-schema": item,
-                },
-                "application/x-ndjson": {
-                    "schema": {
-                        "type": "string",
-                        "description": "One JSON object of the item schema per line.",
-                    },
-                    "x-item-schema": item,
-                },
-            },
+            "content": streamed,
         }
     if shape.binary.data_field:
         if shape.binary.etag_field:
@@ -270,28 +357,26 @@ def _success(route: Route, schemas: SchemaBuilder) -> dict[str, Any]:
             "headers": headers,
             "content": {media: {"schema": _BINARY} for media in _binary_media_types(route)},
         }
+    message: Descriptor | None = route.output  # the payload's message, when it is one
     if route.response_body:
         field = route.output.fields_by_name[route.response_body]
-        if field.message_type is not None and not is_repeated(field):
-            payload = schemas.message_ref(field.message_type, Direction.OUTPUT)
-        else:
-            payload = schemas.field_schema(field, Direction.OUTPUT)
+        message = None if is_repeated(field) else field.message_type
+    if message is not None:
+        payload = schemas.message_ref(message, Direction.OUTPUT)
     else:
-        payload = schemas.message_ref(route.output, Direction.OUTPUT)
+        payload = schemas.field_schema(field, Direction.OUTPUT)
+    if shape.members and message is not None:
+        payload = schemas.members_schema(message, ((m.name, m.field or m.name) for m in shape.members))
     if shape.cache_control:
         headers["Cache-Control"] = {"schema": {"type": "string", "const": shape.cache_control}}
-    if shape.omit_envelope:
-        return {
-            "description": "The document itself (no envelope).",
-            "headers": headers,
-            "content": {_JSON: {"schema": payload}},
-        }
-    envelope = {"type": "object", "properties": {"data": payload}, "required": ["data"]}
-    return {
-        "description": 'Success: `{"data": …}`.',
-        "headers": headers,
-        "content": {_JSON: {"schema": envelope}},
-    }
+    json_media: dict[str, Any] = {"schema": payload}
+    description = "The document itself (no envelope)."
+    if not shape.omit_envelope:
+        json_media["schema"] = {"type": "object", "properties": {"data": payload}, "required": ["data"]}
+        description = 'Success: `{"data": …}`.'
+    if present(example):
+        json_media["example"] = enveloped(route, example)
+    return {"description": description, "headers": headers, "content": {_JSON: json_media}}
 
 
 def _binary_media_types(route: Route) -> list[str]:

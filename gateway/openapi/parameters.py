@@ -15,6 +15,15 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from gateway.openapi.comments import Comments
+from gateway.openapi.constraints import (
+    field_rules,
+    is_required,
+    item_rules,
+    merge,
+    single_schema,
+    unless_zero,
+    value_schema,
+)
 from gateway.openapi.schema import WRAPPERS, Direction, Schema, scalar_schema
 from gateway.routing.rules import Route
 from gateway.routing.template import SegmentKind
@@ -41,7 +50,7 @@ def path_parameters(route: Route, comments: Comments) -> tuple[str, list[dict[st
         variable = starts.get(i)
         if variable is not None:
             field = _field_at(route.input, variable.field_path)
-            schema = text_schema(field) if field is not None else {"type": "string"}
+            schema = ruled_text_schema(field)[0] if field is not None else {"type": "string"}
             if variable.single_segment:
                 schema = {**schema, "minLength": 1} if schema.get("type") == "string" else schema
                 note = ""
@@ -82,20 +91,28 @@ def query_parameters(route: Route, comments: Comments) -> list[dict[str, Any]]:
     for names, field in _leaf_fields(route.input, ()):
         if any(names[: len(b)] == b or b[: len(names)] == names for b in bound):
             continue
-        schema = text_schema(field)
+        schema, required = ruled_text_schema(field)
+        # Only a top-level field's rules decide: a nested one is checked when its message is set.
+        required = required and len(names) == 1
+        param = _param(".".join(names), "query", schema, _note(field, comments), required=required)
         if is_repeated(field):
-            params.append(
-                {
-                    **_param(
-                        ".".join(names), "query", {"type": "array", "items": schema}, _note(field, comments)
-                    ),
-                    "style": "form",
-                    "explode": True,
-                }
-            )
-        else:
-            params.append(_param(".".join(names), "query", schema, _note(field, comments)))
+            param.update(style="form", explode=True)
+        params.append(param)
     return params
+
+
+def ruled_text_schema(field: FieldDescriptor) -> tuple[Schema, bool]:
+    """A request field's text schema narrowed by its protovalidate rules, and whether it is required.
+    A repeated field is an array of such values."""
+    rules = field_rules(field)
+    if is_repeated(field):
+        items = item_rules(field, rules)
+        item = text_schema(field)
+        item = merge(item, single_schema(items, field)) if items is not None else item
+        schema: Schema = {"type": "array", "items": item, **value_schema(field, rules)}
+    else:
+        schema = merge(text_schema(field), value_schema(field, rules))
+    return unless_zero(schema, field, rules), is_required(field, rules)
 
 
 def text_schema(field: FieldDescriptor) -> Schema:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from gateway.routing.rules import Route
@@ -58,10 +58,13 @@ def headers_ref() -> dict[str, Any]:
     return {name: {"$ref": f"#/components/headers/{name}"} for name in RATE_LIMIT_HEADERS}
 
 
-def error_responses() -> dict[str, Any]:
-    """components/responses: one per error status, all with the error envelope."""
+def error_responses(used: Iterable[str]) -> dict[str, Any]:
+    """components/responses: one per error status some operation names, all with the error envelope."""
+    wanted = set(used)
     responses: dict[str, Any] = {}
     for status, name, description in _ERRORS:
+        if name not in wanted:
+            continue
         headers = headers_ref()
         if status == 401:
             headers["WWW-Authenticate"] = {"schema": _STRING}
@@ -75,16 +78,32 @@ def error_responses() -> dict[str, Any]:
     return responses
 
 
-def errors_for(route: Route) -> list[tuple[int, str]]:
-    """The error statuses a route can answer, by component name."""
-    # 401 also on public routes: a wrong login or a spent refresh token is one.
-    statuses = {400, 401, 404, 429, 500, 501, 503, 504}
-    if route.policy.access != options_pb2.ACCESS_PUBLIC:
-        statuses.add(403)
-    if route.body:
-        statuses |= {413, 415}
-    if route.http_method in ("POST", "PUT", "PATCH", "DELETE"):
+def errors_for(route: Route, has_input: bool) -> list[tuple[int, str]]:
+    """The error statuses a route can answer, by component name: derived from its policy and shape.
+
+    Every route can meet a rate limit (429), an unavailable backend or limiter (503) and an
+    unexpected failure (500); the rest only where their cause exists.
+    """
+    policy = route.policy
+    statuses = {429, 500, 503}
+    if has_input:
+        statuses.add(400)  # a path, query or body value the transcoder or the rules refuse
+    if policy.access != options_pb2.ACCESS_PUBLIC:
+        statuses |= {401, 403}
+    if policy.checks_credentials:
+        statuses.add(401)
+    if route.matcher.field_paths:
+        # The resource the path names may not exist (or be another tenant's); and a value such as
+        # `.` or `..` is normalised away by clients, leaving a path no route matches.
+        statuses.add(404)
+    if policy.unique_fields:
         statuses.add(409)
-    if route.policy.uploads:
+    if route.body or policy.uploads:
         statuses |= {413, 415}
+    if route.server_streaming:
+        statuses.add(406)  # neither SSE nor NDJSON acceptable; a stream has no deadline, so no 504
+    else:
+        statuses.add(504)
+    if route.client_streaming:
+        statuses.add(501)  # dispatch.py: client streams are not served over REST
     return [(status, name) for status, name, _ in _ERRORS if status in statuses]

@@ -22,6 +22,21 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from gateway.openapi.comments import Comments
+from gateway.openapi.constraints import (
+    Rules,
+    cel_notes,
+    examples,
+    field_rules,
+    is_required,
+    item_rules,
+    key_schema,
+    merge,
+    message_keywords,
+    message_notes,
+    single_schema,
+    unless_zero,
+    value_schema,
+)
 from gateway.transcode.fields import is_map, is_repeated, map_value
 from gateway.transcode.memo import memo_by_descriptor
 
@@ -64,6 +79,8 @@ def nullable(schema: Schema) -> Schema:
     kind = schema.get("type")
     if isinstance(kind, str) and "$ref" not in schema:
         return {**schema, "type": [kind, "null"]}
+    if set(schema) == {"anyOf"}:
+        return {"anyOf": [*schema["anyOf"], {"type": "null"}]}
     return {"anyOf": [schema, {"type": "null"}]}
 
 
@@ -106,36 +123,74 @@ class SchemaBuilder:
                 schema["required"] = required
         else:
             schema["additionalProperties"] = False
+            required = [f.name for f in fields if is_required(f, field_rules(f))]
+            if required:
+                schema["required"] = required
+            schema.update(message_keywords(message, (f.name for f in fields)))
+            notes = " ".join(message_notes(message))
+            if notes:
+                schema["description"] = "\n\n".join(
+                    filter(None, [schema.get("description"), f"Also: {notes}"])
+                )
+        return schema
+
+    def members_schema(self, message: Descriptor, members: Iterable[tuple[str, str]]) -> Schema:
+        """A response payload shaped by a route's members: ``(key, field)`` pairs picked (and renamed)
+        from the message's fields, as gateway/transcode/response.py writes them."""
+        picked = [(key, message.fields_by_name[field]) for key, field in members]
+        schema: Schema = {
+            "type": "object",
+            "properties": {key: self.field_schema(f, Direction.OUTPUT) for key, f in picked},
+        }
+        required = [key for key, f in picked if f.name not in _nullable_fields(message) and not _in_oneof(f)]
+        if required:
+            schema["required"] = required
+        description = self._describe(message.full_name, "")
+        if description:
+            schema["description"] = description
         return schema
 
     def field_schema(self, field: FieldDescriptor, direction: Direction) -> Schema:
-        """The JSON value of one field, with its comment as the description."""
+        """The JSON value of one field, with its comment as the description; a request field also
+        with its protovalidate rules (constraints.py), a response field as the backend wrote it."""
+        rules = field_rules(field) if direction is Direction.INPUT else None
+        items = item_rules(field, rules)
         if is_map(field):
             value = map_value(field)
-            schema: Schema = {"type": "object", "additionalProperties": self._single(value, direction)}
+            schema: Schema = {"type": "object", "additionalProperties": self._single(value, direction, items)}
             key = field.message_type.fields_by_name["key"] if field.message_type else None
             if key is not None and key.type not in (_T.TYPE_STRING, _T.TYPE_BOOL):
                 schema["propertyNames"] = {"pattern": _SIGNED_DIGITS}
+            elif key_schema(rules):
+                schema["propertyNames"] = key_schema(rules)
+            schema.update(value_schema(field, rules))
         elif is_repeated(field):
-            schema = {"type": "array", "items": self._single(field, direction)}
+            schema = {"type": "array", "items": self._single(field, direction, items)}
+            schema.update(value_schema(field, rules))
         else:
-            schema = self._single(field, direction)
+            schema = self._single(field, direction, rules)
             if direction is Direction.OUTPUT and field.name in _nullable_fields(_owner(field)):
                 schema = nullable(schema)
         if direction is Direction.INPUT:
-            schema = nullable(schema)  # the transcoder reads JSON null as "not set" for every field
-        description = self._describe(field.full_name, "")
+            schema = unless_zero(schema, field, rules)
+            if not is_required(field, rules):
+                schema = nullable(schema)  # the transcoder reads JSON null as "not set" for every field
+        notes = " ".join(cel_notes(rules))
+        description = self._describe(field.full_name, f"Also: {notes}" if notes else "")
         if description:
             schema = {**schema, "description": description}  # 3.1 allows siblings of $ref
+        if examples(rules):
+            schema["examples"] = examples(rules)
         if field.GetOptions().deprecated:
             schema["deprecated"] = True
         return schema
 
-    def _single(self, field: FieldDescriptor, direction: Direction) -> Schema:
-        """One value of the field (an item, for repeated fields)."""
+    def _single(self, field: FieldDescriptor, direction: Direction, rules: Rules | None = None) -> Schema:
+        """One value of the field (an item, for repeated fields), with the rules of that value."""
         if field.message_type is not None:
             return self.message_ref(field.message_type, direction)
-        return scalar_schema(field, direction)
+        base = scalar_schema(field, direction)
+        return merge(base, single_schema(rules, field)) if rules is not None else base
 
     def _describe(self, full_name: str, note: str) -> str:
         return "\n\n".join(part for part in (self.comments.get(full_name, ""), note) if part)

@@ -1,6 +1,9 @@
 """The live route table: from the descriptor set at start (so the gateway serves at once, even offline),
 then from the backends by server reflection, refreshed on an interval.
 
+Each route goes to the backend whose reflection listed its service (not to one named after the
+service's package), so a backend that serves a service in a new package gets working routes.
+
 A refresh replaces the table only when every backend answered, their files changed since the table was
 built, and the new table has no problems; a backend that gains an RPC gains its REST route at the next
 refresh, with no gateway change. Conflicts or an unreachable backend leave the previous table in force
@@ -67,11 +70,12 @@ class LiveRoutes:
         if fingerprint == self._fingerprint:
             return False
         try:
+            served_by = _served_by(dict(zip(self._channels, (names for names, _ in answers), strict=True)))
             services = [s for names, files in answers for s in services_from_files(files, served=names)]
         except DescriptorSourceError as error:
             log.error("route refresh rejected; the previous table stays", extra={"problems": [str(error)]})
             return False
-        built = build_table(services, version=self._version + 1)
+        built = build_table(services, version=self._version + 1, served_by=served_by)
         if built.table is None:
             log.error(
                 "route refresh rejected; the previous table stays",
@@ -94,6 +98,18 @@ class LiveRoutes:
             except Exception:  # a refresh must never take the gateway down
                 log.exception("route refresh failed")
             await asyncio.sleep(interval)
+
+
+def _served_by(listed: Mapping[str, list[str]]) -> dict[str, str]:
+    """Service full name → the upstream that listed it. A service two backends both claim to serve
+    cannot be routed to one of them without guessing, so it is a problem, not a pick."""
+    served_by: dict[str, str] = {}
+    for upstream, names in listed.items():
+        for name in names:
+            other = served_by.setdefault(name, upstream)
+            if other != upstream:
+                raise DescriptorSourceError(f"{name} is served by both {other} and {upstream}")
+    return served_by
 
 
 def _fingerprint(answers: list[tuple[list[str], list[descriptor_pb2.FileDescriptorProto]]]) -> bytes:

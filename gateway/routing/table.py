@@ -8,7 +8,7 @@ backtracking only where a literal led nowhere); it does not scan the routes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from google.protobuf.descriptor import ServiceDescriptor
@@ -82,7 +82,7 @@ class RouteTable:
         for route in self.routes:
             _insert(self._tries.setdefault(route.matcher.verb, _Node()), route)
 
-    def keys(self) -> frozenset[tuple[str, str, str, str, str, bytes]]:
+    def keys(self) -> frozenset[tuple[str, str, str, str, str, str, str, str, str, bytes]]:
         """Comparable content of the table, e.g. to log what a refresh changed."""
         return frozenset(r.key() for r in self.routes)
 
@@ -118,16 +118,29 @@ class BuildResult:
     unrouted: tuple[str, ...]  # RPCs with no http rule: not exposed over REST
 
 
-def build_table(services: Iterable[ServiceDescriptor], version: int = 0) -> BuildResult:
-    """Compile the routes of `services`. Any problem means no table: the caller keeps its previous one,
-    because serving a half-valid contract would silently drop or misroute some routes."""
+def package_upstream(service: str) -> str:
+    """The upstream a service is assumed to live on before any backend has said: its package's first
+    segment (``users.v1.UserService`` → ``users``). Only the descriptor set's table, built before the
+    first refresh, relies on it; the shipped contract is named that way."""
+    return service.split(".", 1)[0]
+
+
+def build_table(
+    services: Iterable[ServiceDescriptor], version: int = 0, served_by: Mapping[str, str] | None = None
+) -> BuildResult:
+    """Compile the routes of `services`, each going to the upstream ``served_by`` names for it (the
+    backend that reflected it; :func:`package_upstream` when None). Any problem means no table: the
+    caller keeps its previous one, because serving a half-valid contract would silently drop or misroute
+    some routes."""
     routes: list[Route] = []
     problems: list[Problem] = []
     unrouted: list[str] = []
     for service in services:
+        name = service.full_name
+        upstream = served_by[name] if served_by is not None else package_upstream(name)
         for method in service.methods:
             try:
-                method_routes = routes_for_method(method)
+                method_routes = routes_for_method(method, upstream)
             except RuleError as error:
                 problems.append(InvalidRule(error.grpc_method, error.reason))
                 continue

@@ -172,8 +172,13 @@ def parse_template(template: str) -> PathTemplate:
     segments: list[Segment] = []
     variables: list[Variable] = []
     seen: set[str] = set()
-    for token in _split_top_level(template, body[1:]):
-        if token.startswith("{"):
+    tokens = _split_top_level(template, body[1:])
+    for index, token in enumerate(tokens):
+        if not token and index == len(tokens) - 1 and index > 0:
+            # A trailing slash (`/users/`, as some APIs spell a collection) is an empty last literal: it
+            # matches only a path that ends in '/', so `/users` and `/users/` stay two routes.
+            segments.append(Segment(SegmentKind.LITERAL, ""))
+        elif token.startswith("{"):
             if not token.endswith("}"):
                 raise TemplateError(template, f"unterminated variable {token!r}")
             field_path, _, sub = token[1:-1].partition("=")

@@ -8,6 +8,7 @@ a real ``oneof`` are the exception: only the set one appears, as the mapping pre
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,16 +45,24 @@ def json_reply(
     """The success response of a JSON route: the payload, in ``{"data": …}`` unless the shape omits it.
 
     ``response_body`` is the http rule's field (top level, proto name) whose value is the payload;
-    empty: the whole message.
+    empty: the whole message. The shape may replace the payload with a fixed body, or pick and
+    rename its members.
     """
     shape = shape or options_pb2.ResponseShape()
-    payload: Any = to_json(message)
-    if response_body:
-        if response_body not in descriptor_of(message).fields_by_name:
-            raise ValueError(
-                f"response_body {response_body!r} is not a field of {descriptor_of(message).full_name}"
-            )
-        payload = payload[response_body]
+    if shape.fixed_body:
+        # A few bytes, checked to be JSON when the route table was built; parsed per answer so no
+        # caller can change a shared value.
+        payload: Any = json.loads(shape.fixed_body)
+    else:
+        payload = to_json(message)
+        if response_body:
+            if response_body not in descriptor_of(message).fields_by_name:
+                raise ValueError(
+                    f"response_body {response_body!r} is not a field of {descriptor_of(message).full_name}"
+                )
+            payload = payload[response_body]
+        if shape.members:
+            payload = {member.name: payload[member.field or member.name] for member in shape.members}
     if shape.omit_envelope:
         # A raw answer is a document of its own standard (the JWKS is RFC 7517): absent members are
         # left out there, not written as null.

@@ -103,8 +103,9 @@ class Messages(broker_pb2_grpc.MessageServiceServicer):
                     partition=0,
                     offset=offset,
                     key=f"k{offset}",
-                    message=f"{getattr(request, 'from') or 'latest'} #{offset}",
+                    message=f"{request.last_event_id or getattr(request, 'from') or 'latest'} #{offset}",
                     timestamp=stamp,
+                    cursor=f"0:{offset}",
                 )
             if request.topic == "breaks":
                 await context.abort(grpc.StatusCode.UNAVAILABLE, "kafka went away")

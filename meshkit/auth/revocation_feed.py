@@ -20,6 +20,7 @@ from google.protobuf.message import DecodeError
 from prometheus_client import CollectorRegistry, Gauge
 
 from meshkit.auth.revocation_set import RevocationSet
+from meshkit.events.security import PLAINTEXT, KafkaSecurity
 from stubs.events.v1 import events_pb2
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,10 @@ class RevocationFeed:
         client_id: str,
         registry: CollectorRegistry | None = None,
         topic: str = REVOCATIONS_TOPIC,
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self._bootstrap = bootstrap
+        self._security = security
         self._set = revocations
         self._client_id = client_id
         self._topic = topic
@@ -85,6 +88,7 @@ class RevocationFeed:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=100,  # a revocation must reach every verifier quickly
+            **self._security.client_kwargs(),
         )
         try:
             await consumer.start()

@@ -12,6 +12,7 @@ from typing import Any
 import jwt
 
 from meshkit.auth.keys import JwksClient
+from meshkit.auth.token_cache import VerifiedTokenCache
 
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 (a JWT "typ" value, not a secret)
 REQUIRED_CLAIMS = ("sub", "tenant_id", "roles", "jti", "iat", "exp", "iss", "aud")
@@ -63,15 +64,43 @@ def is_numeric_date(value: object) -> bool:
 
 
 class TokenVerifier:
-    def __init__(self, jwks: JwksClient, *, issuer: str, audience: str, leeway: float = 30.0) -> None:
+    def __init__(
+        self,
+        jwks: JwksClient,
+        *,
+        issuer: str,
+        audience: str,
+        leeway: float = 30.0,
+        cache: VerifiedTokenCache | None = None,
+    ) -> None:
         self._jwks = jwks
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway
+        self._cache = cache
 
     async def verify(self, token: str) -> Principal:
         """The token's principal; :class:`InvalidToken` when it cannot be trusted, and
-        :class:`~meshkit.auth.keys.KeysUnavailable` when its key cannot be known right now."""
+        :class:`~meshkit.auth.keys.KeysUnavailable` when its key cannot be known right now.
+
+        With a cache, a token verified before (and not expired) costs a digest and a key-set lookup:
+        its key must still be in the key set, as for a token seen the first time."""
+        if self._cache is None:
+            return (await self._verify(token))[1]
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise InvalidToken("token too large")  # not even hashed
+        cached = self._cache.get(token)
+        if cached is not None:
+            if await self._jwks.key(cached.kid) is None:  # the key was removed from the set
+                self._cache.discard(token)
+                raise InvalidToken("unknown kid")
+            return cached.principal
+        kid, principal = await self._verify(token)
+        self._cache.put(token, kid, principal)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[str, Principal]:
+        """The whole check: the key id the token was verified with, and its principal."""
         if len(token) > MAX_TOKEN_LENGTH:
             raise InvalidToken("token too large")
         try:
@@ -110,7 +139,7 @@ class TokenVerifier:
         # Empty ids name nobody: a revocation mark keyed on an empty jti or sub would match every such token.
         if not all(isinstance(claims[name], str) and claims[name] for name in ("sub", "tenant_id", "jti")):
             raise InvalidToken("sub, tenant_id and jti must be non-empty strings")
-        return Principal(
+        return kid, Principal(
             sub=claims["sub"],
             tenant_id=claims["tenant_id"],
             email=str(claims.get("email", "")),

@@ -26,6 +26,11 @@ def settings_config(process: str | None = None) -> SettingsConfigDict:
     return SettingsConfigDict(env_prefix=prefix, extra="ignore", populate_by_name=True)
 
 
+# Variables of the services Portico replaces (its seeds), read as their deployments already set them:
+# the only names outside the ``PORTICO_*`` scheme.
+SEED_NAMES = frozenset({"EXPIRY_TIME", "KAFKA_USER_TOPIC"})
+
+
 def env(name: str, *fallbacks: str, **field: Any) -> Any:
     """A field read from the environment variable ``name``, or else from ``fallbacks`` (older names that
     the public contract publishes), whatever the composing class's prefix is."""

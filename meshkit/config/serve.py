@@ -14,7 +14,7 @@ from pydantic import Field, SecretStr
 from meshkit.config import defaults
 from meshkit.config.base import MeshSettings, env
 from meshkit.config.events import ConsumerSettings, KafkaSettings, OutboxSettings
-from meshkit.config.peers import JwksPeer
+from meshkit.config.peers import JwksPeer, PeerTls
 from meshkit.config.stores import DatabaseSettings, RedisSettings, RunDirSettings
 from meshkit.config.telemetry import TelemetrySettings
 from meshkit.config.tokens import TokenSettings
@@ -31,6 +31,21 @@ class ShutdownSettings(MeshSettings):
 
     shutdown_grace: float = env(
         "PORTICO_SHUTDOWN_GRACE", default=8.0, description="Seconds in-flight calls may finish after SIGTERM"
+    )
+
+
+class ProcessesSettings(MeshSettings):
+    """How many processes serve one port (:mod:`meshkit.supervisor`): the process's own prefix, e.g.
+    ``PORTICO_GATEWAY_PROCESSES`` or ``PORTICO_USERS_PROCESSES``."""
+
+    processes: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description=(
+            "Serving processes sharing the port (SO_REUSEPORT) under a supervisor; each serves its "
+            "metrics on its own port, the metrics port + its index (0 to N-1)"
+        ),
     )
 
 
@@ -64,7 +79,7 @@ class ForwardingSettings(ForwardingSecret):
         return frozenset(part.strip() for part in self.trusted_forwarders.split(",") if part.strip())
 
 
-class ServeSettings(ShutdownSettings):
+class ServeSettings(ShutdownSettings, ProcessesSettings):
     """A gRPC server with a Prometheus endpoint. Each backend gives ``port`` and ``metrics_port`` their
     defaults (:mod:`meshkit.config.defaults`)."""
 
@@ -75,6 +90,24 @@ class ServeSettings(ShutdownSettings):
     tls_key_file: Path | None = Field(default=None, description="PEM private key of the certificate")
     tls_client_ca_file: Path | None = Field(
         default=None, description="CA bundle: require client certificates signed by it (mTLS)"
+    )
+    max_connection_age: float = env(
+        "PORTICO_GRPC_MAX_CONNECTION_AGE",
+        default=30.0,
+        gt=0,
+        description=(
+            "Seconds a client's connection lives (±10%) before the server asks it to reconnect (GOAWAY): "
+            "clients re-resolve their target, so replicas started since get their share of calls"
+        ),
+    )
+    max_connection_age_grace: float | None = env(
+        "PORTICO_GRPC_MAX_CONNECTION_AGE_GRACE",
+        default=None,
+        gt=0,
+        description=(
+            "Seconds the calls on an aged connection may still take before it is closed; unset: until "
+            "they end (a subscription stream may last hours)"
+        ),
     )
     health_interval: float = env(
         "PORTICO_HEALTH_INTERVAL",
@@ -96,11 +129,12 @@ class BackendSettings(
     RunDirSettings,
     TokenSettings,
     JwksPeer,
+    PeerTls,
     TelemetrySettings,
 ):
     """What the kit's backend runner reads for every backend: the server, Kafka, Redis, token checks, the
-    JWKS source and telemetry. Each backend's ``config.py`` adds its own fields and sets its prefix and
-    ports; a backend with a database starts from :class:`PublishingBackendSettings` instead."""
+    JWKS source, TLS to the peers and telemetry. Each backend's ``config.py`` adds its own fields and sets
+    its prefix and ports; a backend with a database starts from :class:`PublishingBackendSettings`."""
 
     def telemetry(self) -> TelemetrySettings:
         """The telemetry part of these settings (they are telemetry settings too)."""

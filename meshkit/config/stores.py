@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from meshkit.config import defaults
 from meshkit.config.base import MeshSettings, env
@@ -46,5 +47,38 @@ class RedisSettings(MeshSettings):
     redis_url: str = env(
         "PORTICO_REDIS_URL",
         default=defaults.REDIS_URL,
-        description="Redis URL (token revocations, login lockouts, rate limits, caches)",
+        description=(
+            "Redis URL (token revocations, login lockouts, rate limits, caches); rediss:// for TLS. In"
+            " cluster mode any node of the cluster; in sentinel mode its scheme, password and database"
+        ),
+    )
+    redis_mode: Literal["standalone", "cluster", "sentinel"] = env(
+        "PORTICO_REDIS_MODE",
+        default="standalone",
+        description="standalone: one server; cluster: a Redis Cluster; sentinel: the master Sentinel names",
+    )
+    redis_sentinels: str = env(
+        "PORTICO_REDIS_SENTINELS",
+        default="",
+        description="Sentinel mode: comma-separated host:port of the sentinels",
+    )
+    redis_sentinel_master: str = env(
+        "PORTICO_REDIS_SENTINEL_MASTER",
+        default="mymaster",
+        description="Sentinel mode: the name of the master the sentinels watch",
+    )
+    redis_tls_ca_file: Path | None = env(
+        "PORTICO_REDIS_TLS_CA_FILE",
+        default=None,
+        description="PEM CA bundle that verifies the Redis server (rediss://); the system's when unset",
+    )
+    redis_tls_cert_file: Path | None = env(
+        "PORTICO_REDIS_TLS_CERT_FILE",
+        default=None,
+        description="PEM client certificate presented to Redis (mutual TLS)",
+    )
+    redis_tls_key_file: Path | None = env(
+        "PORTICO_REDIS_TLS_KEY_FILE",
+        default=None,
+        description="PEM private key of the client certificate",
     )

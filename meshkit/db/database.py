@@ -8,14 +8,18 @@ and, in WAL mode, never block. On PostgreSQL both are ordinary transactions.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Table, event
+from sqlalchemy import Table, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import PoolResetState
+from sqlalchemy.util import await_
 
 from meshkit.config.stores import run_dir
 
@@ -48,6 +52,18 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+# Connections a SQLite file keeps open. Past SQLAlchemy's default of 5, every connection was opened and
+# closed again per checkout (a thread, the file, the schema, four PRAGMAs): a login storm of 8 spent as
+# much CPU there as on its password hashes. Writers queue for the one write lock holding a connection.
+_SQLITE_FILE_POOL = {"pool_size": 20, "max_overflow": 20}
+
+
+def _is_file(url: str) -> bool:
+    """A SQLite URL naming a file (an in-memory database has a single static connection)."""
+    database = make_url(url).database
+    return bool(database) and database != ":memory:" and "mode=memory" not in url
+
+
 def _make_sqlite_transactional(engine: AsyncEngine) -> None:
     """pysqlite's own BEGIN handling breaks savepoints and locking; emit BEGIN ourselves (SQLAlchemy docs)."""
 
@@ -62,7 +78,22 @@ def _make_sqlite_transactional(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
         mode = connection.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        statement = f"BEGIN {mode}"
+        # Straight to aiosqlite: one trip to its thread where a SQLAlchemy cursor takes three (open,
+        # execute, close); every transaction pays it. Errors are wrapped as SQLAlchemy wraps them.
+        driver = connection.connection.driver_connection
+        assert driver is not None  # a connection that has begun is checked out
+        try:
+            await_(driver.execute(statement))
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
+
+    @event.listens_for(engine.sync_engine, "reset")
+    def _on_reset(dbapi_connection: Any, _record: Any, state: PoolResetState) -> None:
+        # The pool's own reset (pool_reset_on_return=None here) rolls back every connection it gets back,
+        # one more trip to aiosqlite's thread after each commit; only one left inside a transaction needs it.
+        if not state.terminate_only and dbapi_connection.driver_connection.in_transaction:
+            dbapi_connection.rollback()
 
 
 class Database:
@@ -71,7 +102,13 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         if is_sqlite(url):
-            self.engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+            self.engine = create_async_engine(
+                url,
+                echo=echo,
+                connect_args={"timeout": 30},
+                pool_reset_on_return=None,
+                **(_SQLITE_FILE_POOL if _is_file(url) else {}),
+            )
             _make_sqlite_transactional(self.engine)
             writer_engine = self.engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
         else:

@@ -25,6 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from meshkit.events.security import PLAINTEXT, KafkaSecurity
 from meshkit.registries import per_registry
 
 __all__ = ["ConsumerLagMonitor", "KafkaOffsets", "OffsetSource", "compute_lag"]
@@ -64,8 +65,11 @@ def compute_lag(
 class KafkaOffsets:
     """Offsets read with an admin client and a consumer without a group, both started on first use."""
 
-    def __init__(self, bootstrap: str, *, client_id: str, timeout: float = 5.0) -> None:
+    def __init__(
+        self, bootstrap: str, *, client_id: str, timeout: float = 5.0, security: KafkaSecurity = PLAINTEXT
+    ) -> None:
         self._bootstrap = bootstrap
+        self._security = security
         self._client_id = client_id
         self._timeout_ms = int(timeout * 1000)
         self._admin: AIOKafkaAdminClient | None = None
@@ -77,6 +81,7 @@ class KafkaOffsets:
                 bootstrap_servers=self._bootstrap,
                 client_id=f"{self._client_id}-admin",
                 request_timeout_ms=self._timeout_ms,
+                **self._security.client_kwargs(),
             )
             consumer = AIOKafkaConsumer(
                 bootstrap_servers=self._bootstrap,
@@ -84,6 +89,7 @@ class KafkaOffsets:
                 group_id=None,
                 enable_auto_commit=False,
                 request_timeout_ms=self._timeout_ms,
+                **self._security.client_kwargs(),
             )
             self._admin, self._consumer = admin, consumer  # so that close() stops a half-started pair
             await admin.start()

@@ -13,6 +13,11 @@ instead (:mod:`meshkit.events.relay_lock`), claims in a read, publishes, then ma
 transaction: a round waiting for Kafka's acknowledgements (up to ``publish_timeout``) never holds up the
 requests that write. After a failure no round starts before Kafka answers again.
 
+A burst of commits is one round: a wake-up within ``min_interval`` of the start of the last round that
+published something waits for the rest of that interval, so the commits meanwhile ride along; a wake-up
+after a quiet spell starts a round at once. The backlog gauges are read at most once per
+``poll_interval`` (and after every failed round), not after every round.
+
 ``id`` order is insert order; on PostgreSQL two transactions may commit out of that order, so a backend
 must serialise the changes of one entity (update the entity row, which locks it, before adding its
 event) for per-key order to hold.
@@ -23,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +45,7 @@ from meshkit.db.database import Database
 from meshkit.events.delivery import Delivery, deliver
 from meshkit.events.relay_lock import lock_file, try_lock
 from meshkit.events.relay_metrics import RelayMetrics, relay_metrics
+from meshkit.events.topics import TopicCreationError, TopicCreator
 
 __all__ = ["OutboxRelay", "OutboxRow"]
 
@@ -84,9 +91,12 @@ class OutboxRelay:
         poll_interval: float = 1.0,
         publish_timeout: float = 5.0,
         max_backoff: float = 5.0,
+        min_interval: float = 0.05,
+        topics: TopicCreator | None = None,
     ) -> None:
         self._db = db
         self._broker = broker
+        self._topics = topics
         self._table = outbox_table
         self._tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
         self._metrics: RelayMetrics = relay_metrics(registry, outbox_table.name)
@@ -94,7 +104,10 @@ class OutboxRelay:
         self._poll_interval = poll_interval
         self._publish_timeout = publish_timeout
         self._max_backoff = max_backoff
+        self._min_interval = min_interval
         self._wakeup = asyncio.Event()
+        self._last_busy = -math.inf  # loop time at which the last round that published something began
+        self._last_observed = -math.inf  # loop time of the last backlog reading
         self._unresolved: list[asyncio.Future[Any]] = []
         self._lock_file = None if db.dialect == "postgresql" else lock_file(db.url, outbox_table.name)
 
@@ -104,9 +117,11 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Publish forever; cancel the task to stop (an unfinished round is rolled back, not lost)."""
+        loop = asyncio.get_running_loop()
         delay = 0.0
         while True:
             self._wakeup.clear()  # a wake during the round asks for another one
+            started = loop.time()
             try:
                 published = await self._guarded_round(retrying=delay > 0)
             except Exception as exc:  # Kafka or the database is away: the rows stay pending
@@ -122,10 +137,15 @@ class OutboxRelay:
             if published is None:  # another instance holds the lock (and reports the backlog)
                 await asyncio.sleep(_LOCK_RETRY)
                 continue
-            await self._observe_backlog()
+            if published:
+                self._last_busy = started
+            if loop.time() - self._last_observed >= self._poll_interval:
+                await self._observe_backlog()
             if published < self._batch_size:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+                # Woken within min_interval of a busy round: let the rest of the burst commit first.
+                await asyncio.sleep(max(0.0, self._last_busy + self._min_interval - loop.time()))
 
     async def relay_once(self) -> int | None:
         """One round; returns how many rows were published, ``None`` if another instance holds the lock.
@@ -139,14 +159,14 @@ class OutboxRelay:
                 rows = await self._claim(session)
                 if not rows:
                     return 0
-                delivery = await deliver(rows, self._send, timeout=self._publish_timeout)
+                delivery = await self._deliver(rows)
                 await self._mark(session, delivery)
         elif self._lock_file is None:  # in-memory SQLite: one connection, no other writer to hold up
             async with self._db.write() as session:
                 rows = await self._claim(session)
                 if not rows:
                     return 0
-                delivery = await deliver(rows, self._send, timeout=self._publish_timeout)
+                delivery = await self._deliver(rows)
                 await self._mark(session, delivery)
         else:
             # SQLite has one writer for the whole file: waiting for Kafka inside a write transaction
@@ -158,7 +178,7 @@ class OutboxRelay:
                     rows = await self._claim(session)
                 if not rows:
                     return 0
-                delivery = await deliver(rows, self._send, timeout=self._publish_timeout)
+                delivery = await self._deliver(rows)
                 async with self._db.write() as session:
                     await self._mark(session, delivery)
         self._unresolved.extend(delivery.unresolved)
@@ -226,6 +246,14 @@ class OutboxRelay:
                 .values(attempts=c.attempts + 1, last_error=(delivery.error or "")[:500])
             )
 
+    async def _deliver(self, rows: list[OutboxRow]) -> Delivery[OutboxRow]:
+        if self._topics is not None:  # a topic's first event: created replicated, not by auto-creation
+            try:
+                await self._topics.ensure(row.topic for row in rows)
+            except TopicCreationError as exc:
+                raise PublishError(str(exc)) from exc
+        return await deliver(rows, self._send, timeout=self._publish_timeout)
+
     async def _send(self, row: OutboxRow) -> asyncio.Future[Any]:
         """Publish one row inside a PRODUCER span that continues the trace of the request that wrote it."""
         parent = propagate.extract(row.headers)
@@ -257,6 +285,7 @@ class OutboxRelay:
         return future
 
     async def _observe_backlog(self) -> None:
+        self._last_observed = asyncio.get_running_loop().time()
         c = self._table.c
         try:
             async with self._db.read() as session:

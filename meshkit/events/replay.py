@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,8 +29,9 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from meshkit.config import defaults
+from meshkit.config.events import KafkaSettings
 from meshkit.events.consumers import MalformedEvent, parse_event
+from meshkit.events.security import PLAINTEXT, KafkaSecurity
 
 __all__ = ["ReplayReport", "Replayed", "main", "partitions_of", "replay"]
 
@@ -98,9 +98,9 @@ def _describe(record: ConsumerRecord[bytes, bytes], only_topic: str | None) -> R
     return Replayed(record.partition, record.offset, topic, event_id, event_type, reason, action)
 
 
-async def partitions_of(bootstrap: str, topic: str) -> list[int]:
+async def partitions_of(bootstrap: str, topic: str, *, security: KafkaSecurity = PLAINTEXT) -> list[int]:
     """The partition ids of ``topic`` (none if it does not exist: asking for all topics creates none)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security.client_kwargs())
     await admin.start()
     try:
         described = await admin.describe_topics()
@@ -117,6 +117,7 @@ async def replay(
     topic: str | None = None,
     dry_run: bool = False,
     on_record: Callable[[Replayed], None] = lambda _: None,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> ReplayReport:
     """Replay (or with ``dry_run`` only list) the records of ``portico.dlq.<group>`` not replayed yet."""
     dead_letters = f"portico.dlq.{group}"
@@ -127,11 +128,15 @@ async def replay(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
+        **security.client_kwargs(),
     )
     producer: AIOKafkaProducer | None = None
     await consumer.start()
     try:
-        partitions = [TopicPartition(dead_letters, p) for p in await partitions_of(bootstrap, dead_letters)]
+        partitions = [
+            TopicPartition(dead_letters, p)
+            for p in await partitions_of(bootstrap, dead_letters, security=security)
+        ]
         if not partitions:
             return report  # nothing was ever dead-lettered
         consumer.assign(partitions)  # no group membership: the group only stores the progress
@@ -143,7 +148,9 @@ async def replay(
                 consumer.seek(tp, committed)
         ends = await consumer.end_offsets(partitions)  # the records present now
         if not dry_run:
-            producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+            producer = AIOKafkaProducer(
+                bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **security.client_kwargs()
+            )
             await producer.start()
         while pending := [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
             batches = await consumer.getmany(*pending, timeout_ms=_FETCH_MS)
@@ -184,16 +191,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="list what would be replayed; write nothing")
     parser.add_argument(
         "--bootstrap",
-        default=os.environ.get("PORTICO_KAFKA_BOOTSTRAP", defaults.KAFKA_BOOTSTRAP),
+        default=None,
         help="Kafka bootstrap servers (default: PORTICO_KAFKA_BOOTSTRAP)",
     )
     args = parser.parse_args(argv)
+    kafka = KafkaSettings()  # the bootstrap and TLS/SASL settings every Portico process reads
 
     def show(record: Replayed) -> None:
         print(record.line(), flush=True)
 
     report = asyncio.run(
-        replay(args.bootstrap, args.group, topic=args.topic, dry_run=args.dry_run, on_record=show)
+        replay(
+            args.bootstrap or kafka.kafka_bootstrap,
+            args.group,
+            topic=args.topic,
+            dry_run=args.dry_run,
+            on_record=show,
+            security=kafka.kafka_security(),
+        )
     )
     verb = "would replay" if report.dry_run else "replayed"
     print(f"{report.dead_letter_topic}: {verb} {report.replayed}, skipped {report.skipped}", flush=True)

@@ -5,6 +5,9 @@ liveness service that follows nothing.
   :attr:`~meshkit.readiness.Impact.UNREADY` is down (the backend's database; the broker's Kafka). Kafka
   behind the outbox and Redis behind its fallbacks only degrade the backend: counted in
   ``portico_dependency_up`` and logged, never NOT_SERVING, so their blips do not drain every replica.
+- :data:`READINESS` (``portico.readiness``): the same status as ``""``, under a name: what the kit's
+  client channels watch to send calls only to SERVING replicas (gRPC's client-side health checking
+  ignores an empty service name).
 - :data:`LIVENESS` (``portico.liveness``): SERVING while the process answers, whatever its dependencies.
 
 A monitor re-checks the dependencies on an interval.
@@ -23,7 +26,7 @@ from prometheus_client import CollectorRegistry
 
 from meshkit.readiness import Impact, Readiness
 
-__all__ = ["LIVENESS", "AsyncHealthServicer", "Dependency", "HealthMonitor"]
+__all__ = ["LIVENESS", "READINESS", "AsyncHealthServicer", "Dependency", "HealthMonitor"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,8 @@ Check = Callable[[], Awaitable[bool]]
 
 # The health service name a liveness probe asks for: it never looks at a dependency.
 LIVENESS = "portico.liveness"
+# The health service name the client channels watch (meshkit.rpc.channels): the whole server's readiness.
+READINESS = "portico.readiness"
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,8 @@ class HealthMonitor:
         registry: CollectorRegistry | None = None,
     ) -> None:
         self._servicer = servicer
-        self._services = ("", *services)  # "" is the whole server, as the health protocol defines
+        # "" is the whole server, as the health protocol defines; READINESS the same, for the channels.
+        self._services = ("", READINESS, *services)
         self._deps = dependencies
         self._interval = interval
         self._probe_timeout = probe_timeout

@@ -1,6 +1,6 @@
 """Run a backend: grpc.aio server with reflection, health, tracing and RED metrics, and graceful shutdown.
 
-Every backend's ``__main__`` calls :func:`run_backend` with its :class:`~meshkit.rpc.runtime.BackendSpec`;
+Every backend's ``__main__`` calls :func:`run_backend` with the :class:`~meshkit.rpc.runtime.BackendSpec`;
 the kit builds the shared :class:`~meshkit.rpc.runtime.Runtime` (Kafka broker, Redis client, database,
 metrics registry, tracer), asks the backend for its servicers and consumers, and serves until SIGTERM.
 """
@@ -10,41 +10,46 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client import start_http_server as start_metrics_http_server
-from redis.asyncio import Redis
-from sqlalchemy.exc import SQLAlchemyError
 
-from meshkit.auth.interceptor import AuthInterceptor, public_methods, token_checks
+from meshkit.auth.interceptor import AuthInterceptor, public_methods, token_checks, token_fields
 from meshkit.auth.keyfile import KeySetFile
 from meshkit.auth.revocation_feed import RevocationFeed
 from meshkit.config.defaults import GRPC_MAX_MESSAGE_BYTES
-from meshkit.config.serve import BackendSettings
+from meshkit.config.serve import BackendSettings, ServeSettings
 from meshkit.config.stores import DatabaseSettings
-from meshkit.db.database import Database, default_url
-from meshkit.db.migrations import upgrade
-from meshkit.events.broker import build_broker, start_with_retry
+from meshkit.events.broker import start_with_retry
+from meshkit.memory import release_periodically
 from meshkit.readiness import Impact
-from meshkit.rpc.channels import open_channel
+from meshkit.redis_client import connect
+from meshkit.rpc.channels import open_channel, peer_credentials
 from meshkit.rpc.forwarding import ForwarderTrust
 from meshkit.rpc.health import AsyncHealthServicer, Dependency, HealthMonitor
+from meshkit.rpc.interceptors.base import InterceptorChain
 from meshkit.rpc.interceptors.forwarding import ForwardingInterceptor
 from meshkit.rpc.interceptors.internal_errors import ErrorInterceptor
 from meshkit.rpc.interceptors.metrics import GrpcServerMetrics, MetricsInterceptor
 from meshkit.rpc.interceptors.text_guard import TextGuardInterceptor
-from meshkit.rpc.probes import kafka_dependency, redis_dependency
+from meshkit.rpc.interceptors.tracing import TracingInterceptor
+from meshkit.rpc.interceptors.validation import ValidationInterceptor
+from meshkit.rpc.probes import KafkaPing, kafka_dependency, redis_dependency
 from meshkit.rpc.runtime import BackendSpec, Runtime, S, Service
 from meshkit.rpc.tls import server_credentials
 from meshkit.shutdown import ShutdownDeadline, accept_lead, exit_now
+from meshkit.supervisor import own_port, shared_port, supervise_backend
 from observability.telemetry import setup_telemetry
+
+if TYPE_CHECKING:
+    from meshkit.db.database import Database
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +67,17 @@ def new_registry() -> CollectorRegistry:
     return registry
 
 
+def connection_age_options(settings: ServeSettings) -> list[tuple[str, int]]:
+    """Connections end after ``max_connection_age``: a client's channel then re-resolves its target and
+    reconnects, so a replica that started since (a new address behind the name) gets calls too. The
+    calls in flight finish first (within the grace when one is set); a call racing the GOAWAY is retried
+    by gRPC itself, as it never reached the server."""
+    options = [("grpc.max_connection_age_ms", round(settings.max_connection_age * 1000))]
+    if settings.max_connection_age_grace is not None:
+        options.append(("grpc.max_connection_age_grace_ms", round(settings.max_connection_age_grace * 1000)))
+    return options
+
+
 class BackendServer:
     """The gRPC server of one backend and the background tasks that keep its health current."""
 
@@ -72,21 +88,30 @@ class BackendServer:
         self._services = services
         self._health = AsyncHealthServicer()
         self._forwarders = ForwarderTrust.from_settings(runtime.settings)
-        # Order matters: the span opens first, metrics then see every outcome, auth runs next, and
-        # unexpected errors are turned into a plain INTERNAL closest to the handler.
-        self._server = grpc.aio.server(
-            interceptors=[
-                aio_server_interceptor(tracer_provider=runtime.telemetry.tracer_provider),  # type: ignore[no-untyped-call]
+        # Order matters: the span opens first, metrics then see every outcome, auth runs next (a caller
+        # without a valid token learns nothing of the rules), requests are then checked against their
+        # proto rules, and unexpected errors are turned into a plain INTERNAL closest to the handler.
+        # One chain, so each method is wrapped once rather than on every call.
+        chain = InterceptorChain(
+            [
+                TracingInterceptor(runtime.telemetry.tracer_provider),
                 MetricsInterceptor(GrpcServerMetrics(runtime.registry)),
                 ForwardingInterceptor(self._forwarders),
                 authenticator,
                 TextGuardInterceptor(),
+                ValidationInterceptor(),
                 ErrorInterceptor(),
-            ],
+            ]
+        )
+        self._server = grpc.aio.server(
+            interceptors=[chain],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.so_reuseport", 0),
+                # A port clash is an error, never two servers silently sharing: only the children of
+                # one supervisor share their port (it checked that no other program holds it).
+                ("grpc.so_reuseport", 1 if shared_port() else 0),
+                *connection_age_options(runtime.settings),
             ],
         )
         names = [s.full_name for s in services]
@@ -158,7 +183,18 @@ class BackendServer:
 
 
 async def _connect_kafka(server: BackendServer, runtime: Runtime[Any]) -> None:
-    await start_with_retry(runtime.broker, runtime.settings.kafka_bootstrap)
+    settings, topics = runtime.settings, runtime.topics
+
+    async def create_topics() -> None:  # before FastStream's subscribers would create them unreplicated
+        if topics is not None:
+            await topics.ensure(runtime.subscribed_topics)
+
+    await start_with_retry(
+        runtime.event_broker,
+        settings.kafka_bootstrap,
+        security=settings.kafka_security(),
+        prepare=create_topics,
+    )
     await server.monitor.check_once()  # turn SERVING now rather than at the next interval
     for task in runtime.background:
         server.spawn(task(), getattr(task, "__name__", "background"))
@@ -171,11 +207,18 @@ def database_url(name: str, settings: BackendSettings) -> str:
             f"the {name} backend names migrations but its settings declare no database: "
             "derive them from PublishingBackendSettings"
         )
+    from meshkit.db.database import default_url  # SQLAlchemy: only in a backend with a database
+
     return settings.database_url or default_url(name)
 
 
 async def open_database(name: str, url: str, migrations: Path, attempts: int = 30) -> Database:
     """Migrate to head (retrying while the database is not reachable yet) and open the engine."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from meshkit.db.database import Database
+    from meshkit.db.migrations import upgrade
+
     for attempt in range(1, attempts + 1):
         try:
             await upgrade(url, migrations, f"{name}_alembic_version")
@@ -196,16 +239,12 @@ async def serve(spec: BackendSpec[S], deadline: ShutdownDeadline | None = None) 
     deadline = deadline or ShutdownDeadline(settings.shutdown_grace)
     telemetry = setup_telemetry(f"portico-{name}", settings.telemetry())
     registry = new_registry()
-    metrics_httpd, _ = start_metrics_http_server(settings.metrics_port, addr=settings.host, registry=registry)
-    broker = build_broker(
-        settings.kafka_bootstrap,
-        service=name,
-        tracer_provider=telemetry.tracer_provider,
-        registry=registry,
-        graceful_timeout=settings.shutdown_grace,
+    metrics_httpd, _ = start_metrics_http_server(
+        own_port(settings.metrics_port), addr=settings.host, registry=registry
     )
-    redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
-    auth_channel = open_channel(settings.jwks_target or settings.auth_target)
+    redis = connect(settings)
+    peer_tls = peer_credentials(settings)  # every channel to a peer: the JWKS source and the backends
+    auth_channel = open_channel(settings.jwks_target or settings.auth_target, credentials=peer_tls)
     db = None
     if spec.migrations is not None:
         db = await open_database(name, database_url(name, settings), spec.migrations)
@@ -216,17 +255,35 @@ async def serve(spec: BackendSpec[S], deadline: ShutdownDeadline | None = None) 
         revocations.local,
         client_id=f"portico-{name}-revocations",
         registry=registry,
+        security=settings.kafka_security(),
     )
-    runtime: Runtime[S] = Runtime(name, settings, telemetry, registry, broker, redis, revocations, db)
-    kafka_impact = Impact.UNREADY if spec.kafka_required else Impact.DEGRADED
-    runtime.dependencies.extend([kafka_dependency(broker, impact=kafka_impact), redis_dependency(redis)])
+    runtime: Runtime[S] = Runtime(
+        name, settings, telemetry, registry, redis, revocations, db, peer_credentials=peer_tls
+    )
+    runtime.dependencies.append(redis_dependency(redis))
     if db is not None:  # its own database: the one dependency a backend cannot serve a call without
         runtime.dependencies.append(Dependency("database", db.ping, Impact.UNREADY))
 
     services = spec.services(runtime)
     spec.consumers(runtime)  # subscribed before the broker starts in _connect_kafka
+    runtime.declared = True
+    kafka_impact = Impact.UNREADY if spec.kafka_required else Impact.DEGRADED
+    if runtime.event_broker is not None:
+        kafka = kafka_dependency(runtime.event_broker, impact=kafka_impact)
+    else:  # no outbox and no consumer asked for a broker: Kafka is asked directly
+        ping = KafkaPing(
+            settings.kafka_bootstrap, client_id=f"portico-{name}-health", security=settings.kafka_security()
+        )
+        runtime.on_shutdown(ping.close)
+        kafka = ping.dependency(kafka_impact)
+    runtime.dependencies.insert(0, kafka)
     authenticator = AuthInterceptor(
-        verifier, revocations, public_methods(s.full_name for s in services), registry
+        verifier,
+        revocations,
+        public_methods(s.full_name for s in services),
+        registry,
+        prefetches={path: keys for s in services for path, keys in s.prefetches().items()},
+        token_fields=token_fields(s.full_name for s in services),
     )
     server = BackendServer(runtime, services, authenticator)
     stop = asyncio.Event()
@@ -241,6 +298,7 @@ async def serve(spec: BackendSpec[S], deadline: ShutdownDeadline | None = None) 
     try:
         await server.start()
         server.spawn(revocation_feed.run(), "revocation-feed")
+        server.spawn(release_periodically(), "memory-release")
         server.spawn(_connect_kafka(server, runtime), "kafka-connect")
         await stop.wait()
         await server.stop(deadline)
@@ -257,7 +315,8 @@ async def _close(runtime: Runtime[Any], auth_channel: grpc.aio.Channel, deadline
     the outbox keeps anything unacknowledged, so it is simply given up. A client close takes milliseconds
     when it works, so each is capped: one that hangs must not eat the time the steps after it need (on a
     busy machine the metrics and telemetry shutdown after it took more than the reserve)."""
-    await deadline.bounded("kafka broker stop (producer flush)", runtime.broker.stop())
+    if runtime.event_broker is not None:
+        await deadline.bounded("kafka broker stop (producer flush)", runtime.event_broker.stop())
     await deadline.bounded("redis close", runtime.redis.aclose(), CLOSE_CAP)
     await deadline.bounded("jwks channel close", auth_channel.close(grace=None), CLOSE_CAP)
     for opened in runtime.channels:
@@ -270,10 +329,30 @@ async def _close(runtime: Runtime[Any], auth_channel: grpc.aio.Channel, deadline
 
 def run_backend(spec: BackendSpec[S]) -> None:
     """Entry point for ``python -m backends.<name>``: serve, shut down within the deadline, exit."""
-    deadline = ShutdownDeadline(spec.settings().shutdown_grace)
+    settings = spec.settings()
+    status = supervise_backend(settings, spec.name)  # the backends' entry points asked already
+    if status is not None:
+        exit_now(status)
+    held = _hold_database(spec, settings)  # kept open (locked) until the process exits
+    deadline = ShutdownDeadline(settings.shutdown_grace)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(serve(spec, deadline))
     # serve() closed everything it owns; what is left (tasks a cancelled call left behind, worker threads)
     # would only delay the exit, or hold it forever, so the process ends here.
+    del held
     exit_now(0)
+
+
+def _hold_database(spec: BackendSpec[S], settings: S) -> IO[str] | None:
+    """The lock of the backend's SQLite file (none for PostgreSQL); exit 1 when another process holds it."""
+    if spec.migrations is None:
+        return None
+    from meshkit.db.single_replica import DatabaseHeld, hold_sqlite
+
+    try:
+        return hold_sqlite(database_url(spec.name, settings))
+    except DatabaseHeld as exc:
+        log.error("database held by another process", extra={"error": str(exc)})
+        print(f"{spec.name}: {exc}", file=sys.stderr)
+        exit_now(1)

@@ -100,7 +100,10 @@ async def test_subscribe_as_sse_from_earliest_then_live(mesh: Mesh, client: http
         live = (await post(client, auth, "news", message="live", key="k1")).json()["data"]
         [arrived] = await sse_events(lines, 1)
         assert open_subscriptions(mesh) >= 1
-    assert stored["id"] == sent["offset"] == "0"
+    # The id is the cursor: every partition's last offset, this message's own among them.
+    cursor = ",".join(f"{p}:{0 if p == sent['partition'] else -1}" for p in range(3))
+    assert stored["id"] == cursor
+    assert sent["offset"] == "0"
     data = json.loads(stored["data"])
     assert {k: v for k, v in data.items() if k != "timestamp"} == {
         "topic": "news",
@@ -108,10 +111,12 @@ async def test_subscribe_as_sse_from_earliest_then_live(mesh: Mesh, client: http
         "offset": "0",
         "key": "k1",
         "message": "stored",
+        "cursor": cursor,
     }
     assert data["timestamp"].endswith("Z")
     assert abs(datetime.fromisoformat(data["timestamp"]).timestamp() - before) < 30
-    assert arrived["id"] == live["offset"] == "1"
+    assert arrived["id"] == cursor.replace(f"{sent['partition']}:0", f"{sent['partition']}:1")
+    assert live["offset"] == "1"
     assert json.loads(arrived["data"])["message"] == "live"
     await wait_until_no_subscription(mesh)  # the client left: the broker closed its consumer
 
@@ -176,3 +181,66 @@ async def test_errors_use_the_contract_envelope(client: httpx.AsyncClient) -> No
         assert response.json()["error"]["code"] == code
     assert invalid.json()["error"]["details"][0]["field"] == "topic"
     assert bad_start.json()["error"]["details"][0]["field"] == "from"
+
+
+async def test_a_cut_stream_resumes_exactly_after_its_last_event(client: httpx.AsyncClient) -> None:
+    """Messages flow over three partitions while the stream is cut twice: resumed once with SSE's
+    Last-Event-ID (the first URL resent, as a browser does), once as NDJSON with `from=<cursor>`.
+    Counted by message: every one arrives, none twice."""
+    auth = await login(client)
+    topic, total = "resumable", 60
+    await post(client, auth, topic, message="m0", key="k0")  # the topic exists before the first read
+
+    async def publish() -> None:
+        for i in range(1, total):
+            sent = await post(client, auth, topic, message=f"m{i}", key=f"k{i % 7}")
+            assert sent.status_code == 202, sent.text
+            await asyncio.sleep(0.02)
+
+    publisher = asyncio.create_task(publish())
+    seen: list[str] = []
+    try:
+        url = f"/api/v1/topics/{topic}/messages?from=earliest"
+        async with client.stream("GET", url, headers={**auth, **SSE}) as response:
+            assert response.status_code == 200
+            events = await sse_events(response.aiter_lines(), 15)
+        seen += [json.loads(e["data"])["message"] for e in events]
+        assert all(e["id"] == json.loads(e["data"])["cursor"] for e in events)
+
+        await asyncio.sleep(0.3)  # messages go on arriving while nobody listens
+        resumed = {**auth, **SSE, "Last-Event-ID": events[-1]["id"]}
+        async with client.stream("GET", url, headers=resumed) as response:
+            assert response.status_code == 200
+            events = await sse_events(response.aiter_lines(), 20)
+        seen += [json.loads(e["data"])["message"] for e in events]
+
+        await asyncio.sleep(0.3)
+        cursor = events[-1]["id"]
+        async with client.stream(
+            "GET", f"/api/v1/topics/{topic}/messages", params={"from": cursor}, headers={**auth, **NDJSON}
+        ) as response:
+            assert response.status_code == 200
+            lines = response.aiter_lines()
+            async with asyncio.timeout(30):
+                while len(seen) < total:
+                    seen.append(json.loads(await anext(lines))["message"])
+        await publisher
+    finally:
+        publisher.cancel()
+    assert sorted(seen) == sorted(f"m{i}" for i in range(total))  # none lost, none repeated
+    assert len(set(seen)) == len(seen) == total
+
+
+async def test_a_malformed_cursor_is_a_400_naming_where_it_came_from(client: httpx.AsyncClient) -> None:
+    auth = await login(client)
+    await post(client, auth, "cursors", message="x")
+    path = "/api/v1/topics/cursors/messages"
+    cases = [
+        (await client.get(path, params={"from": "0:1,0:2"}, headers={**auth, **SSE}), "from"),
+        (await client.get(path, params={"from": "7:0"}, headers={**auth, **NDJSON}), "from"),  # 3 partitions
+        (await client.get(path, headers={**auth, **SSE, "Last-Event-ID": "garbage"}), "last_event_id"),
+    ]
+    for response, field in cases:
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert (error["code"], error["details"][0]["field"]) == ("BAD_REQUEST", field)

@@ -106,6 +106,10 @@ def test_errors_use_the_contract_envelope(client: httpx.Client, tenant: str) -> 
         assert error["request_id"] == response.headers["x-request-id"]
         assert "Traceback" not in response.text
     assert cases[7][0].headers["allow"]
+    assert cases[0][0].json()["error"]["message"] == "Invalid user ID format"  # seed 003's wording
+    assert cases[0][0].json()["error"]["details"] == [
+        {"field": "user_id", "description": "must be a user id (UUID)"}
+    ]
     invalid = client.post(
         "/api/v1/auth/register",
         json={"tenant_id": tenant, "username": "tia", "email": "nope", "password": PASSWORD},
@@ -118,6 +122,27 @@ def test_errors_use_the_contract_envelope(client: httpx.Client, tenant: str) -> 
         ]["message"]
         == "Invalid username or password"
     )
+
+
+@pytest.mark.parametrize("path", ["/api/v1/users", "/api/v1/users/search?q=someone&", "/api/v1/posts"])
+def test_out_of_range_pages_are_refused_not_defaulted(client: httpx.Client, tenant: str, path: str) -> None:
+    auth = {"Authorization": f"Bearer {register(client, tenant, 'pia')['access_token']}"}
+    base = path if path.endswith("&") else f"{path}?"
+    for query, field, rule in [
+        ("page=0", "page", "must be at least 1"),
+        ("page_size=0", "page_size", "must be between 1 and 100"),
+        ("page_size=101", "page_size", "must be between 1 and 100"),
+    ]:
+        refused = client.get(base + query, headers=auth)
+        assert refused.status_code == 400, (query, refused.text)
+        error = refused.json()["error"]
+        assert error["code"] == "BAD_REQUEST"
+        assert {"field": field, "description": rule} in error["details"]
+    listed = client.get(base + "page=1&page_size=100", headers=auth)
+    assert listed.status_code == 200
+    assert (listed.json()["data"]["page"], listed.json()["data"]["page_size"]) == (1, 100)
+    defaults = client.get(path.rstrip("?&"), headers=auth).json()["data"]  # not sent: page 1 of 20
+    assert (defaults["page"], defaults["page_size"]) == (1, 20)
 
 
 def test_search_wins_over_the_id_route_and_jwks_is_raw(client: httpx.Client, tenant: str) -> None:

@@ -23,6 +23,7 @@ from harness.accounts import bearer, registered, registration
 from harness.auth import AuthStack, start_auth_stack, stop_auth_stack
 from harness.backends import start_backend
 from harness.infra import InfraEnv
+from harness.mesh import LENIENT_GATEWAY_LIMITS
 from harness.processes import Proc, spawn, wait_until
 from infra.procs import free_port
 
@@ -86,8 +87,7 @@ def scene(infra: InfraEnv, tmp_path: Path) -> Iterator[Scene]:
         "PORTICO_USERS_TARGET": stack.users_target,
         "PORTICO_POSTS_TARGET": dead,
         "PORTICO_BROKER_TARGET": dead,
-        "PORTICO_GATEWAY_RATE_LIMIT_PER_IP": "100000/minute",
-        "PORTICO_GATEWAY_RATE_LIMIT_PER_USER": "100000/hour",
+        **LENIENT_GATEWAY_LIMITS,
     }
     current = Scene(stack, env, {}, tmp_path / "gateway-run", tmp_path)
     try:

@@ -8,19 +8,16 @@ import asyncio
 import threading
 import time
 import uuid
-from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from harness.auth import start_auth_stack, stop_auth_stack
 from harness.infra import InfraEnv
-from harness.kafka_faults import report, sigkill
+from harness.kafka_faults import report, sigkill, user_created_events
 from infra.local import LocalKafka, free_port
-from stubs.events.v1 import events_pb2
 
 pytestmark = [pytest.mark.infra, pytest.mark.timeout(420)]
 
@@ -30,36 +27,6 @@ RESTART_AT = 200  # ... and when it is started again
 WORKERS = 4  # concurrent sign-ups: load a busy 2-core machine can carry
 USERS_TOPIC = "portico.users.v1"
 PASSWORD = "tangerine-Orbit-73"  # noqa: S105 (a test password)
-
-
-async def user_created_events(
-    bootstrap: str, expected: set[str], *, timeout: float
-) -> tuple[dict[str, list[str]], float]:
-    """Event ids of ``user.created`` per user id, read from the topic's start until every ``expected``
-    user has one (then one more second for late duplicates); and the seconds until they all had one."""
-    consumer = AIOKafkaConsumer(
-        USERS_TOPIC, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    started = time.monotonic()
-    await consumer.start()
-    ids: dict[str, list[str]] = defaultdict(list)
-    complete_at: float | None = None
-    try:
-        while time.monotonic() - started < timeout:
-            batches = await consumer.getmany(timeout_ms=200)
-            for batch in batches.values():
-                for record in batch:
-                    event = events_pb2.Event.FromString(record.value or b"")
-                    if event.type == "user.created":
-                        ids[event.entity_id].append(event.event_id)
-            if complete_at is None and expected <= ids.keys():
-                complete_at = time.monotonic()
-            if complete_at is not None and time.monotonic() - complete_at > 1.0:
-                return dict(ids), complete_at - started
-    finally:
-        await consumer.stop()
-    missing = len(expected - ids.keys())
-    raise AssertionError(f"{missing} of {len(expected)} sign-ups have no user.created after {timeout} s")
 
 
 async def test_kafka_sigkill_during_sign_ups_loses_no_event(
@@ -112,10 +79,12 @@ async def test_kafka_sigkill_during_sign_ups_loses_no_event(
             # Recovery: from Kafka answering again until every sign-up made so far has its event.
             with lock:
                 backlog = set(registered)
-            drained = asyncio.create_task(user_created_events(kafka.bootstrap, backlog, timeout=120))
+            drained = asyncio.create_task(
+                user_created_events(kafka.bootstrap, USERS_TOPIC, backlog, timeout=120)
+            )
             await asyncio.wait_for(signing_up, 180)
             _, recovery_s = await drained
-        events, _ = await user_created_events(kafka.bootstrap, set(registered), timeout=120)
+        events, _ = await user_created_events(kafka.bootstrap, USERS_TOPIC, set(registered), timeout=120)
     finally:
         await asyncio.to_thread(stop_auth_stack, stack)
         await asyncio.to_thread(kafka.stop)

@@ -27,7 +27,7 @@ from harness.infra import InfraEnv
 from harness.mesh import Mesh, start_mesh
 from infra.local import LocalRedis
 from infra.procs import free_port
-from meshkit.auth.revocation import FILLED_KEY
+from meshkit.auth.revocation import FILLED_KEY, revoked_jti_key
 from stubs.users.v1 import users_pb2, users_pb2_grpc
 
 pytestmark = pytest.mark.infra
@@ -206,7 +206,11 @@ def test_logged_out_tokens_stay_refused_through_a_redis_outage_and_an_empty_rest
         refill, _ = wait_for(
             lambda: (
                 bool(store.exists(FILLED_KEY))
-                and bool(store.exists(f"portico:revoked:jti:{_claim(before['access_token'], 'jti')}"))
+                and bool(
+                    store.exists(
+                        revoked_jti_key(*(_claim(before["access_token"], c) for c in ("tenant_id", "jti")))
+                    )
+                )
             ),
             15,
         )

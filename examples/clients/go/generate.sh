@@ -28,12 +28,14 @@ install_plugin() {  # name module version
 install_plugin protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go "$PROTOC_GEN_GO_VERSION"
 install_plugin protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc "$PROTOC_GEN_GO_GRPC_VERSION"
 
-# The files the users client needs: the service and the gateway options it imports. google/api/* and
-# the well-known types map to the packages that already ship them.
-FILES=(users/v1/users.proto portico/gateway/v1/options.proto)
+# The files the users client needs: the service and the gateway and validation options it imports
+# (buf/validate is generated here from the vendored copy: its usual Go module lives on the Buf Schema
+# Registry). google/api/* and the well-known types map to the packages that already ship them.
+FILES=(users/v1/users.proto portico/gateway/v1/options.proto buf/validate/validate.proto)
 MAPPINGS=(
   "users/v1/users.proto=$MODULE/gen/users/v1;usersv1"
   "portico/gateway/v1/options.proto=$MODULE/gen/portico/gateway/v1;gatewayv1"
+  "buf/validate/validate.proto=$MODULE/gen/buf/validate;validate"
   "google/api/annotations.proto=google.golang.org/genproto/googleapis/api/annotations;annotations"
   "google/api/http.proto=google.golang.org/genproto/googleapis/api/annotations;annotations"
 )
@@ -50,7 +52,7 @@ trap 'rm -rf "$OUT"' EXIT
 (
   cd "$ROOT/proto"
   "$PY" -m grpc_tools.protoc \
-    -I . -I third_party/googleapis -I "$WKT" \
+    -I . -I third_party/googleapis -I third_party/protovalidate -I "$WKT" \
     --plugin=protoc-gen-go="$BIN/protoc-gen-go" --plugin=protoc-gen-go-grpc="$BIN/protoc-gen-go-grpc" \
     --go_out="$OUT" "${go_opts[@]}" \
     --go-grpc_out="$OUT" "${grpc_opts[@]}" \

@@ -27,7 +27,12 @@ const LOAD_OPTIONS = {
   arrays: false,
   objects: false,
   oneofs: false,
-  includeDirs: [PROTO_ROOT, path.join(PROTO_ROOT, 'third_party', 'googleapis')],
+  // users.proto imports google/api (HTTP rules) and buf/validate (validation rules): both vendored.
+  includeDirs: [
+    PROTO_ROOT,
+    path.join(PROTO_ROOT, 'third_party', 'googleapis'),
+    path.join(PROTO_ROOT, 'third_party', 'protovalidate'),
+  ],
 };
 
 function printJson(value) {

@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import grpc
-
 from meshkit.rpc.context import Context, forwarded_by_trusted
 from meshkit.rpc.forwarding import ForwarderTrust
 from meshkit.rpc.interceptors.base import Stream, Unary, WrappingInterceptor
@@ -17,7 +15,7 @@ class ForwardingInterceptor(WrappingInterceptor):
     def __init__(self, trust: ForwarderTrust) -> None:
         self._trust = trust
 
-    def wrap_unary(self, behavior: Unary, details: grpc.HandlerCallDetails) -> Unary:
+    def wrap_unary(self, behavior: Unary, method: str) -> Unary:
         async def unary(request: Any, context: Context) -> Any:
             reset = forwarded_by_trusted.set(self._trust.trusts(context))
             try:
@@ -27,7 +25,7 @@ class ForwardingInterceptor(WrappingInterceptor):
 
         return unary
 
-    def wrap_stream(self, behavior: Stream, details: grpc.HandlerCallDetails) -> Stream:
+    def wrap_stream(self, behavior: Stream, method: str) -> Stream:
         async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
             reset = forwarded_by_trusted.set(self._trust.trusts(context))
             try:

@@ -33,18 +33,18 @@ async def _hide(exc: Exception, context: Context, method: str) -> NoReturn:
 
 
 class ErrorInterceptor(WrappingInterceptor):
-    def wrap_unary(self, behavior: Unary, details: grpc.HandlerCallDetails) -> Unary:
+    def wrap_unary(self, behavior: Unary, method: str) -> Unary:
         async def unary(request: Any, context: Context) -> Any:
             try:
                 return await behavior(request, context)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                await _hide(exc, context, details.method)
+                await _hide(exc, context, method)
 
         return unary
 
-    def wrap_stream(self, behavior: Stream, details: grpc.HandlerCallDetails) -> Stream:
+    def wrap_stream(self, behavior: Stream, method: str) -> Stream:
         async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
             try:
                 async for item in behavior(request, context):
@@ -52,6 +52,6 @@ class ErrorInterceptor(WrappingInterceptor):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                await _hide(exc, context, details.method)
+                await _hide(exc, context, method)
 
         return stream

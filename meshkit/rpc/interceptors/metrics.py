@@ -6,17 +6,15 @@ Labels come from the registered method name, never from request data, so cardina
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import grpc
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from meshkit.rpc.context import Context
-from meshkit.rpc.interceptors.base import Stream, Unary, WrappingInterceptor
+from meshkit.rpc.interceptors.base import Stream, Unary, WrappingInterceptor, call_code
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -47,19 +45,27 @@ class GrpcServerMetrics:
         )
 
 
-def _status_of(context: Context, error: BaseException | None) -> str:
-    code = context.code()
-    if isinstance(code, grpc.StatusCode):
-        return code.name
-    if error is None:
-        return "OK"
-    return "CANCELLED" if isinstance(error, asyncio.CancelledError) else "UNKNOWN"
-
-
 def _exemplar() -> dict[str, str] | None:
     """Link the histogram sample to the active trace (shown by Grafana as an exemplar)."""
     ctx = trace.get_current_span().get_span_context()
     return {"trace_id": format(ctx.trace_id, "032x")} if ctx.is_valid and ctx.trace_flags.sampled else None
+
+
+class _MethodMetrics:
+    """One method's metric children, looked up once: ``labels()`` per call takes a lock and builds a key."""
+
+    def __init__(self, metrics: GrpcServerMetrics, labels: tuple[str, str, str]) -> None:
+        self._metrics, self._labels = metrics, labels
+        self.started = metrics.started.labels(*labels)
+        self.duration = metrics.duration.labels(*labels)
+        self.in_flight = metrics.in_flight.labels(*labels[:2])
+        self._handled: dict[str, Any] = {}
+
+    def handled(self, code: str) -> Any:
+        child = self._handled.get(code)
+        if child is None:  # at most one per status code
+            child = self._handled[code] = self._metrics.handled.labels(*self._labels, code)
+        return child
 
 
 class MetricsInterceptor(WrappingInterceptor):
@@ -67,23 +73,33 @@ class MetricsInterceptor(WrappingInterceptor):
 
     def __init__(self, metrics: GrpcServerMetrics) -> None:
         self._m = metrics
+        # By method path; only registered methods get here (an unknown one has no handler to wrap).
+        self._methods: dict[tuple[str, str], _MethodMetrics] = {}
 
-    def _finish(self, labels: tuple[str, str, str], started: float, code: str) -> None:
-        self._m.handled.labels(*labels, code).inc()
-        self._m.duration.labels(*labels).observe(time.perf_counter() - started, exemplar=_exemplar())
-        self._m.in_flight.labels(*labels[:2]).dec()
+    def _method(self, path: str, kind: str) -> _MethodMetrics:
+        found = self._methods.get((path, kind))
+        if found is None:
+            service, _, method = path.lstrip("/").partition("/")
+            found = self._methods[(path, kind)] = _MethodMetrics(self._m, (service, method, kind))
+        return found
 
-    def _begin(self, labels: tuple[str, str, str]) -> float:
-        self._m.started.labels(*labels).inc()
-        self._m.in_flight.labels(*labels[:2]).inc()
+    @staticmethod
+    def _finish(m: _MethodMetrics, started: float, code: str) -> None:
+        m.handled(code).inc()
+        m.duration.observe(time.perf_counter() - started, exemplar=_exemplar())
+        m.in_flight.dec()
+
+    @staticmethod
+    def _begin(m: _MethodMetrics) -> float:
+        m.started.inc()
+        m.in_flight.inc()
         return time.perf_counter()
 
-    def wrap_unary(self, behavior: Unary, details: grpc.HandlerCallDetails) -> Unary:
-        service, _, method = details.method.lstrip("/").partition("/")
-        labels = (service, method, "unary")
+    def wrap_unary(self, behavior: Unary, method: str) -> Unary:
+        m = self._method(method, "unary")
 
         async def unary(request: Any, context: Context) -> Any:
-            started = self._begin(labels)
+            started = self._begin(m)
             error: BaseException | None = None
             try:
                 return await behavior(request, context)
@@ -91,16 +107,15 @@ class MetricsInterceptor(WrappingInterceptor):
                 error = exc
                 raise
             finally:
-                self._finish(labels, started, _status_of(context, error))
+                self._finish(m, started, call_code(context, error).name)
 
         return unary
 
-    def wrap_stream(self, behavior: Stream, details: grpc.HandlerCallDetails) -> Stream:
-        service, _, method = details.method.lstrip("/").partition("/")
-        labels = (service, method, "server_stream")
+    def wrap_stream(self, behavior: Stream, method: str) -> Stream:
+        m = self._method(method, "server_stream")
 
         async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
-            started = self._begin(labels)
+            started = self._begin(m)
             error: BaseException | None = None
             try:
                 async for item in behavior(request, context):
@@ -109,6 +124,6 @@ class MetricsInterceptor(WrappingInterceptor):
                 error = exc
                 raise
             finally:
-                self._finish(labels, started, _status_of(context, error))
+                self._finish(m, started, call_code(context, error).name)
 
         return stream

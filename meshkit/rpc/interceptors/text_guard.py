@@ -48,7 +48,7 @@ def _check(field: FieldDescriptor, value: Any, path: str) -> list[FieldViolation
 
 
 class TextGuardInterceptor(WrappingInterceptor):
-    def wrap_unary(self, behavior: Unary, details: grpc.HandlerCallDetails) -> Unary:
+    def wrap_unary(self, behavior: Unary, method: str) -> Unary:
         async def guarded(request: Any, context: Context) -> Any:
             if isinstance(request, Message) and (problems := nul_violations(request)):
                 await abort(context, grpc.StatusCode.INVALID_ARGUMENT, INVALID_REQUEST, violations=problems)
@@ -56,7 +56,7 @@ class TextGuardInterceptor(WrappingInterceptor):
 
         return guarded
 
-    def wrap_stream(self, behavior: Stream, details: grpc.HandlerCallDetails) -> Stream:
+    def wrap_stream(self, behavior: Stream, method: str) -> Stream:
         async def guarded(request: Any, context: Context) -> AsyncIterator[Any]:
             if isinstance(request, Message) and (problems := nul_violations(request)):
                 await abort(context, grpc.StatusCode.INVALID_ARGUMENT, INVALID_REQUEST, violations=problems)

@@ -22,52 +22,109 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from stubs.buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from stubs.portico.gateway.v1 import options_pb2 as portico_dot_gateway_dot_v1_dot_options__pb2
 from stubs.users.v1 import users_pb2 as users_dot_v1_dot_users__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12\x61uth/v1/auth.proto\x12\x07\x61uth.v1\x1a\x1cgoogle/api/annotations.proto\x1a portico/gateway/v1/options.proto\x1a\x14users/v1/users.proto\"\x8d\x01\n\x0fRegisterRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x10\n\x08password\x18\x04 \x01(\t\x12\x12\n\nfirst_name\x18\x05 \x01(\t\x12\x11\n\tlast_name\x18\x06 \x01(\t\x12\r\n\x05phone\x18\x07 \x01(\t\"\x85\x01\n\x10RegisterResponse\x12\x1c\n\x04user\x18\x01 \x01(\x0b\x32\x0e.users.v1.User\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x02 \x01(\t\x12\x15\n\rrefresh_token\x18\x03 \x01(\t\x12\x12\n\ntoken_type\x18\x04 \x01(\t\x12\x12\n\nexpires_in\x18\x05 \x01(\x05\"T\n\x0cLoginRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x10\n\x08password\x18\x04 \x01(\t\"d\n\rLoginResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x12\n\ntoken_type\x18\x03 \x01(\t\x12\x12\n\nexpires_in\x18\x04 \x01(\x05\"F\n\x0eRefreshRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\x12\x1d\n\x11old_refresh_token\x18\x02 \x01(\tB\x02\x18\x01\"f\n\x0fRefreshResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x12\n\ntoken_type\x18\x03 \x01(\t\x12\x12\n\nexpires_in\x18\x04 \x01(\x05\"&\n\rLogoutRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\" \n\x0eLogoutResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\"\x10\n\x0eGetJwksRequest\"-\n\x0fGetJwksResponse\x12\x1a\n\x04keys\x18\x01 \x03(\x0b\x32\x0c.auth.v1.Jwk\"g\n\x03Jwk\x12\x0b\n\x03kty\x18\x01 \x01(\t\x12\x0b\n\x03\x63rv\x18\x02 \x01(\t\x12\t\n\x01x\x18\x03 \x01(\t\x12\x0e\n\x01y\x18\x04 \x01(\tH\x00\x88\x01\x01\x12\x0b\n\x03kid\x18\x05 \x01(\t\x12\x0b\n\x03\x61lg\x18\x06 \x01(\t\x12\x0b\n\x03use\x18\x07 \x01(\tB\x04\n\x02_y2\xcd\x04\n\x0b\x41uthService\x12o\n\x08Register\x12\x18.auth.v1.RegisterRequest\x1a\x19.auth.v1.RegisterResponse\".\x82\xae\x1c\n\x08\x01 \x90N:\x03\x08\xc9\x01\x82\xd3\xe4\x93\x02\x1a\"\x15/api/v1/auth/register:\x01*\x12~\n\x05Login\x12\x15.auth.v1.LoginRequest\x1a\x16.auth.v1.LoginResponse\"F\x82\xae\x1c%\x08\x01\x1a\x1e\x08\x01\x12\ttenant_id\x12\x08username\x12\x05\x65mail \x90N\x82\xd3\xe4\x93\x02\x17\"\x12/api/v1/auth/login:\x01*\x12\x66\n\x07Refresh\x12\x17.auth.v1.RefreshRequest\x1a\x18.auth.v1.RefreshResponse\"(\x82\xae\x1c\x05\x08\x01 \x88\'\x82\xd3\xe4\x93\x02\x19\"\x14/api/v1/auth/refresh:\x01*\x12\x62\n\x06Logout\x12\x16.auth.v1.LogoutRequest\x1a\x17.auth.v1.LogoutResponse\"\'\x82\xae\x1c\x05\x08\x02 \x88\'\x82\xd3\xe4\x93\x02\x18\"\x13/api/v1/auth/logout:\x01*\x12\x80\x01\n\x07GetJwks\x12\x17.auth.v1.GetJwksRequest\x1a\x18.auth.v1.GetJwksResponse\"B\x82\xae\x1c \x08\x01 \xd0\x0f(\x01:\x17\x10\x01\x1a\x13public, max-age=300\x82\xd3\xe4\x93\x02\x18\x12\x16/.well-known/jwks.jsonb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12\x61uth/v1/auth.proto\x12\x07\x61uth.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a portico/gateway/v1/options.proto\x1a\x14users/v1/users.proto\"\xfc\x03\n\x0fRegisterRequest\x12/\n\ttenant_id\x18\x01 \x01(\tB\x1c\xbaH\x19r\x14\x18\x32\x32\x10^[A-Za-z0-9_-]+$\xd8\x01\x01\x12\x31\n\x08username\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x17\x10\x03\x18 2\x11^[A-Za-z0-9_.-]+$\xc8\x01\x01\x12\x88\x01\n\x05\x65mail\x18\x03 \x01(\tBy\xbaHvrq\x18\xff\x01\x32j^[A-Za-z0-9.!#$%&\'*+/=?^_`{|}~-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z]{2,63}$`\x01\xd8\x01\x01\x12\x1c\n\x08password\x18\x04 \x01(\tB\n\xbaH\x07r\x05\x10\x08\x18\x80\x01\x12V\n\nfirst_name\x18\x05 \x01(\tBB\xbaH?r:\x18\x64\x32\x36^\\s*(?:\\p{L}\\p{M}*(?:[ \'\\x{2019}-]?\\p{L}\\p{M}*)*)?\\s*$\xd8\x01\x01\x12U\n\tlast_name\x18\x06 \x01(\tBB\xbaH?r:\x18\x64\x32\x36^\\s*(?:\\p{L}\\p{M}*(?:[ \'\\x{2019}-]?\\p{L}\\p{M}*)*)?\\s*$\xd8\x01\x01\x12-\n\x05phone\x18\x07 \x01(\tB\x1e\xbaH\x1br\x16\x32\x14^\\+[1-9][0-9]{1,14}$\xd8\x01\x01\"\x85\x01\n\x10RegisterResponse\x12\x1c\n\x04user\x18\x01 \x01(\x0b\x32\x0e.users.v1.User\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x02 \x01(\t\x12\x15\n\rrefresh_token\x18\x03 \x01(\t\x12\x12\n\ntoken_type\x18\x04 \x01(\t\x12\x12\n\nexpires_in\x18\x05 \x01(\x05\"{\n\x0cLoginRequest\x12\x1a\n\ttenant_id\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x18\x32\x12\x1a\n\x08username\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\xff\x01\x12\x17\n\x05\x65mail\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\xff\x01\x12\x1a\n\x08password\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\"\xa5\x01\n\rLoginResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x12\n\ntoken_type\x18\x03 \x01(\t\x12\x12\n\nexpires_in\x18\x04 \x01(\x05\x12 \n\x18password_change_required\x18\x05 \x01(\x08\x12\r\n\x05token\x18\x06 \x01(\t\x12\x0e\n\x06status\x18\x07 \x01(\t\"F\n\x0eRefreshRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\x12\x1d\n\x11old_refresh_token\x18\x02 \x01(\tB\x02\x18\x01\"\x88\x01\n\x0fRefreshResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x12\n\ntoken_type\x18\x03 \x01(\t\x12\x12\n\nexpires_in\x18\x04 \x01(\x05\x12 \n\x18password_change_required\x18\x05 \x01(\x08\"?\n\rLogoutRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\x12\x17\n\x05token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80@\" \n\x0eLogoutResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\"\\\n\x15\x43hangePasswordRequest\x12!\n\x0cold_password\x18\x01 \x01(\tB\x0b\xbaH\x08r\x03\x18\x80\x01\xc8\x01\x01\x12 \n\x0cnew_password\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x08\x18\x80\x01\"(\n\x16\x43hangePasswordResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\"S\n\x14ResetPasswordRequest\x12\x19\n\x07user_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12 \n\x0cnew_password\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x08\x18\x80\x01\"\'\n\x15ResetPasswordResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\"\x83\x01\n\x17\x43reateCredentialRequest\x12/\n\ttenant_id\x18\x01 \x01(\tB\x1c\xbaH\x19r\x14\x18\x32\x32\x10^[A-Za-z0-9_-]+$\xd8\x01\x01\x12\x19\n\x07user_id\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x1c\n\x08password\x18\x03 \x01(\tB\n\xbaH\x07r\x05\x10\x08\x18\x80\x01\"\x1a\n\x18\x43reateCredentialResponse\"\x10\n\x0eGetJwksRequest\"-\n\x0fGetJwksResponse\x12\x1a\n\x04keys\x18\x01 \x03(\x0b\x32\x0c.auth.v1.Jwk\"g\n\x03Jwk\x12\x0b\n\x03kty\x18\x01 \x01(\t\x12\x0b\n\x03\x63rv\x18\x02 \x01(\t\x12\t\n\x01x\x18\x03 \x01(\t\x12\x0e\n\x01y\x18\x04 \x01(\tH\x00\x88\x01\x01\x12\x0b\n\x03kid\x18\x05 \x01(\t\x12\x0b\n\x03\x61lg\x18\x06 \x01(\t\x12\x0b\n\x03use\x18\x07 \x01(\tB\x04\n\x02_y2\xad\x1e\n\x0b\x41uthService\x12\xab\t\n\x08Register\x12\x18.auth.v1.RegisterRequest\x1a\x19.auth.v1.RegisterResponse\"\xe9\x08\x82\xae\x1c\x8c\x08\x08\x01\x1a\x02\x08\x02 \x90N:\x03\x08\xc9\x01\x42\x08usernameB\x05\x65mailR\xcf\x05\n\xb1\x01{\"tenant_id\": \"default\", \"username\": \"ada\", \"email\": \"ada@example.com\", \"password\": \"tangerine-Orbit-73\", \"first_name\": \"Ada\", \"last_name\": \"Lovelace\", \"phone\": \"+441234567890\"}\x12\x98\x04{\"user\": {\"id\": \"5f0c6a8e-2d4b-4c3e-9a57-1b2c3d4e5f60\", \"tenant_id\": \"default\", \"username\": \"ada\", \"email\": \"ada@example.com\", \"first_name\": \"Ada\", \"last_name\": \"Lovelace\", \"phone\": \"+441234567890\", \"avatar_url\": \"\", \"roles\": [\"user\"], \"is_active\": true, \"created_at\": \"2024-01-15T10:30:00Z\", \"updated_at\": \"2024-01-15T10:30:00Z\"}, \"access_token\": \"eyJhbGciOiJFZERTQSIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiI1ZjBjNmE4ZSJ9.c2lnbmF0dXJl\", \"refresh_token\": \"c3Bhcmstb2YtYW4tb3BhcXVlLXJlZnJlc2gtdG9rZW4\", \"token_type\": \"bearer\", \"expires_in\": 900}Z\x99\x01\n\x13POST /user/register\x12m\x08\xc9\x01\x10\x01\x32,{\"message\": \"New User Created Successfully\"}@\x01J6\n\x08\x43ONFLICT\x12*User with these credentials already exists\x1a\x08seed-001*\ttenant_idZ@\n\x0ePOST /auth/reg\x12\x19\x10\x01:\x15\n\x05token\x12\x0c\x61\x63\x63\x65ss_token\x1a\x08seed-002*\ttenant_idZ;\n\x0bPOST /users\x12\x17\x08\xc9\x01\x10\x01:\x04\n\x02id:\n\n\x08username\x1a\x08seed-004*\ttenant_id\x82\xd3\xe4\x93\x02R\"\x15/api/v1/auth/register:\x01*Z\x13\"\x0e/user/register:\x01*Z\x0e\"\t/auth/reg:\x01*Z\x11\"\x06/users:\x01*b\x04user\x12\x89\x07\n\x05Login\x12\x15.auth.v1.LoginRequest\x1a\x16.auth.v1.LoginResponse\"\xd0\x06\x82\xae\x1c\xeb\x05\x08\x01\x1a\x1e\x08\x01\x12\ttenant_id\x12\x08username\x12\x05\x65mail \x90N:Y:\x0e\n\x0c\x61\x63\x63\x65ss_token:\x0f\n\rrefresh_token:\x0c\n\ntoken_type:\x0c\n\nexpires_in:\x1a\n\x18password_change_requiredH\x01R\xc2\x02\nM{\"tenant_id\": \"default\", \"username\": \"ada\", \"password\": \"tangerine-Orbit-73\"}\x12\xf0\x01{\"access_token\": \"eyJhbGciOiJFZERTQSIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiI1ZjBjNmE4ZSJ9.c2lnbmF0dXJl\", \"refresh_token\": \"c3Bhcmstb2YtYW4tb3BhcXVlLXJlZnJlc2gtdG9rZW4\", \"token_type\": \"bearer\", \"expires_in\": 900, \"password_change_required\": false}ZA\n\x0fGET /auth/login\x12\x19\x10\x01:\x15\n\x05token\x12\x0c\x61\x63\x63\x65ss_token\x1a\x08seed-002*\ttenant_idZB\n\x10POST /auth/login\x12\x19\x10\x01:\x15\n\x05token\x12\x0c\x61\x63\x63\x65ss_token\x1a\x08seed-002*\ttenant_idZ=\n\x0bPOST /login\x12\x19\x10\x01:\x15\n\x05token\x12\x0c\x61\x63\x63\x65ss_token\x1a\x08seed-004*\ttenant_idZ\\\n\x10POST /user/login\x12\x33\x10\x01:\x0e\n\x0c\x61\x63\x63\x65ss_token:\x0c\n\ntoken_type:\x0f\n\rrefresh_token@\x01\x1a\x08seed-001*\ttenant_id\x82\xd3\xe4\x93\x02Z\"\x12/api/v1/auth/login:\x01*Z\x10\"\x0b/user/login:\x01*Z\x10\x12\x0b/auth/login:\x01*Z\x10\"\x0b/auth/login:\x01*Z\x0b\"\x06/login:\x01*\x12\x97\x04\n\x07Refresh\x12\x17.auth.v1.RefreshRequest\x1a\x18.auth.v1.RefreshResponse\"\xd8\x03\x82\xae\x1c\x9a\x03\x08\x01 \x88\'H\x01R\xb5\x02\n@{\"refresh_token\": \"c3Bhcmstb2YtYW4tb3BhcXVlLXJlZnJlc2gtdG9rZW4\"}\x12\xf0\x01{\"access_token\": \"eyJhbGciOiJFZERTQSIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiI1ZjBjNmE4ZSJ9.c2lnbmF0dXJl\", \"refresh_token\": \"c3Bhcmstb2YtYW4tb3BhcXVlLXJlZnJlc2gtdG9rZW4\", \"token_type\": \"bearer\", \"expires_in\": 900, \"password_change_required\": false}ZY\n\x18POST /user/login/refresh\x12\x33\x10\x01:\x0e\n\x0c\x61\x63\x63\x65ss_token:\x0c\n\ntoken_type:\x0f\n\rrefresh_token@\x01\x1a\x08seed-001\x82\xd3\xe4\x93\x02\x33\"\x14/api/v1/auth/refresh:\x01*Z\x18\"\x13/user/login/refresh:\x01*\x12\xfc\x01\n\x06Logout\x12\x16.auth.v1.LogoutRequest\x1a\x17.auth.v1.LogoutResponse\"\xc0\x01\x82\xae\x1c\x8f\x01\x08\x02 \x88\'Rc\n@{\"refresh_token\": \"c3Bhcmstb2YtYW4tb3BhcXVlLXJlZnJlc2gtdG9rZW4\"}\x12\x1f{\"status\": \"logout successful\"}Z\x1c\n\x0cPOST /logout\x12\x02\x10\x01\x1a\x08seed-004b\x05token\x82\xd3\xe4\x93\x02&\"\x13/api/v1/auth/logout:\x01*Z\x0c\"\x07/logout:\x01*\x12\xf2\x01\n\x0e\x43hangePassword\x12\x1e.auth.v1.ChangePasswordRequest\x1a\x1f.auth.v1.ChangePasswordResponse\"\x9e\x01\x82\xae\x1cz\x08\x02\x1a\x02\x08\x03 \x90NH\x01Rm\nK{\"old_password\": \"tangerine-Orbit-73\", \"new_password\": \"lantern-Quartz-19\"}\x12\x1e{\"status\": \"password changed\"}\x82\xd3\xe4\x93\x02\x1a\"\x15/api/v1/auth/password:\x01*\x12\xdd\x01\n\rResetPassword\x12\x1d.auth.v1.ResetPasswordRequest\x1a\x1e.auth.v1.ResetPasswordResponse\"\x8c\x01\x82\xae\x1cW\x08\x02\x12\x05\x61\x64min\x1a\x02\x08\x03 \x90NRE\n%{\"new_password\": \"lantern-Quartz-19\"}\x12\x1c{\"status\": \"password reset\"}\x82\xd3\xe4\x93\x02+\"&/api/v1/users/{user_id}/password-reset:\x01*\x12\xdf\x01\n\x10\x43reateCredential\x12 .auth.v1.CreateCredentialRequest\x1a!.auth.v1.CreateCredentialResponse\"\x85\x01\x82\xae\x1c\x80\x01\x08\x02\x12\x05\x61\x64min \x90NRr\nl{\"tenant_id\": \"default\", \"user_id\": \"9a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d\", \"password\": \"lantern-Quartz-19\"}\x12\x02{}\x12\x93\x02\n\x07GetJwks\x12\x17.auth.v1.GetJwksRequest\x1a\x18.auth.v1.GetJwksResponse\"\xd4\x01\x82\xae\x1c\xb1\x01\x08\x01 \xd0\x0f(\x01:\x17\x10\x01\x1a\x13public, max-age=300R\x8e\x01\x12\x8b\x01{\"keys\": [{\"kty\": \"OKP\", \"crv\": \"Ed25519\", \"x\": \"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\", \"kid\": \"k1\", \"alg\": \"EdDSA\", \"use\": \"sig\"}]}\x82\xd3\xe4\x93\x02\x18\x12\x16/.well-known/jwks.jsonb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'auth.v1.auth_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_REGISTERREQUEST'].fields_by_name['tenant_id']._loaded_options = None
+  _globals['_REGISTERREQUEST'].fields_by_name['tenant_id']._serialized_options = b'\272H\031r\024\03022\020^[A-Za-z0-9_-]+$\330\001\001'
+  _globals['_REGISTERREQUEST'].fields_by_name['username']._loaded_options = None
+  _globals['_REGISTERREQUEST'].fields_by_name['username']._serialized_options = b'\272H\034r\027\020\003\030 2\021^[A-Za-z0-9_.-]+$\310\001\001'
+  _globals['_REGISTERREQUEST'].fields_by_name['email']._loaded_options = None
+  _globals['_REGISTERREQUEST'].fields_by_name['email']._serialized_options = b'\272Hvrq\030\377\0012j^[A-Za-z0-9.!#$%&\'*+/=?^_`{|}~-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z]{2,63}$`\001\330\001\001'
+  _globals['_REGISTERREQUEST'].fields_by_name['password']._loaded_options = None
+  _globals['_REGISTERREQUEST'].fields_by_name['password']._serialized_options = b'\272H\007r\005\020\010\030\200\001'
+  _globals['_REGISTERREQUEST'].fields_by_name['first_name']._loaded_options = None
+  _globals['_REGISTERREQUEST'].fields_by_name['first_name']._serialized_options = b'\272H?r:\030d26^\\s*(?:\\p{L}\\p{M}*(?:[ \'\\x{2019}-]?\\p{L}\\p{M}*)*)?\\s*$\330\001\001'
+  _globals['_REGISTERREQUEST'].fields_by_name['last_name']._loaded_options = None
+  _globals['_REGISTERREQUEST'].fields_by_name['last_name']._serialized_options = b'\272H?r:\030d26^\\s*(?:\\p{L}\\p{M}*(?:[ \'\\x{2019}-]?\\p{L}\\p{M}*)*)?\\s*$\330\001\001'
+  _globals['_REGISTERREQUEST'].fields_by_name['phone']._loaded_options = None
+  _globals['_REGISTERREQUEST'].fields_by_name['phone']._serialized_options = b'\272H\033r\0262\024^\\+[1-9][0-9]{1,14}$\330\001\001'
+  _globals['_LOGINREQUEST'].fields_by_name['tenant_id']._loaded_options = None
+  _globals['_LOGINREQUEST'].fields_by_name['tenant_id']._serialized_options = b'\272H\004r\002\0302'
+  _globals['_LOGINREQUEST'].fields_by_name['username']._loaded_options = None
+  _globals['_LOGINREQUEST'].fields_by_name['username']._serialized_options = b'\272H\005r\003\030\377\001'
+  _globals['_LOGINREQUEST'].fields_by_name['email']._loaded_options = None
+  _globals['_LOGINREQUEST'].fields_by_name['email']._serialized_options = b'\272H\005r\003\030\377\001'
+  _globals['_LOGINREQUEST'].fields_by_name['password']._loaded_options = None
+  _globals['_LOGINREQUEST'].fields_by_name['password']._serialized_options = b'\272H\005r\003\030\200\001'
   _globals['_REFRESHREQUEST'].fields_by_name['old_refresh_token']._loaded_options = None
   _globals['_REFRESHREQUEST'].fields_by_name['old_refresh_token']._serialized_options = b'\030\001'
+  _globals['_LOGOUTREQUEST'].fields_by_name['token']._loaded_options = None
+  _globals['_LOGOUTREQUEST'].fields_by_name['token']._serialized_options = b'\272H\005r\003\030\200@'
+  _globals['_CHANGEPASSWORDREQUEST'].fields_by_name['old_password']._loaded_options = None
+  _globals['_CHANGEPASSWORDREQUEST'].fields_by_name['old_password']._serialized_options = b'\272H\010r\003\030\200\001\310\001\001'
+  _globals['_CHANGEPASSWORDREQUEST'].fields_by_name['new_password']._loaded_options = None
+  _globals['_CHANGEPASSWORDREQUEST'].fields_by_name['new_password']._serialized_options = b'\272H\007r\005\020\010\030\200\001'
+  _globals['_RESETPASSWORDREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_RESETPASSWORDREQUEST'].fields_by_name['user_id']._serialized_options = b'\272H\005r\003\260\001\001'
+  _globals['_RESETPASSWORDREQUEST'].fields_by_name['new_password']._loaded_options = None
+  _globals['_RESETPASSWORDREQUEST'].fields_by_name['new_password']._serialized_options = b'\272H\007r\005\020\010\030\200\001'
+  _globals['_CREATECREDENTIALREQUEST'].fields_by_name['tenant_id']._loaded_options = None
+  _globals['_CREATECREDENTIALREQUEST'].fields_by_name['tenant_id']._serialized_options = b'\272H\031r\024\03022\020^[A-Za-z0-9_-]+$\330\001\001'
+  _globals['_CREATECREDENTIALREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_CREATECREDENTIALREQUEST'].fields_by_name['user_id']._serialized_options = b'\272H\005r\003\260\001\001'
+  _globals['_CREATECREDENTIALREQUEST'].fields_by_name['password']._loaded_options = None
+  _globals['_CREATECREDENTIALREQUEST'].fields_by_name['password']._serialized_options = b'\272H\007r\005\020\010\030\200\001'
   _globals['_AUTHSERVICE'].methods_by_name['Register']._loaded_options = None
-  _globals['_AUTHSERVICE'].methods_by_name['Register']._serialized_options = b'\202\256\034\n\010\001 \220N:\003\010\311\001\202\323\344\223\002\032\"\025/api/v1/auth/register:\001*'
+  _globals['_AUTHSERVICE'].methods_by_name['Register']._serialized_options = b'\202\256\034\214\010\010\001\032\002\010\002 \220N:\003\010\311\001B\010usernameB\005emailR\317\005\n\261\001{\"tenant_id\": \"default\", \"username\": \"ada\", \"email\": \"ada@example.com\", \"password\": \"tangerine-Orbit-73\", \"first_name\": \"Ada\", \"last_name\": \"Lovelace\", \"phone\": \"+441234567890\"}\022\230\004{\"user\": {\"id\": \"5f0c6a8e-2d4b-4c3e-9a57-1b2c3d4e5f60\", \"tenant_id\": \"default\", \"username\": \"ada\", \"email\": \"ada@example.com\", \"first_name\": \"Ada\", \"last_name\": \"Lovelace\", \"phone\": \"+441234567890\", \"avatar_url\": \"\", \"roles\": [\"user\"], \"is_active\": true, \"created_at\": \"2024-01-15T10:30:00Z\", \"updated_at\": \"2024-01-15T10:30:00Z\"}, \"access_token\": \"eyJhbGciOiJFZERTQSIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiI1ZjBjNmE4ZSJ9.c2lnbmF0dXJl\", \"refresh_token\": \"c3Bhcmstb2YtYW4tb3BhcXVlLXJlZnJlc2gtdG9rZW4\", \"token_type\": \"bearer\", \"expires_in\": 900}Z\231\001\n\023POST /user/register\022m\010\311\001\020\0012,{\"message\": \"New User Created Successfully\"}@\001J6\n\010CONFLICT\022*User with these credentials already exists\032\010seed-001*\ttenant_idZ@\n\016POST /auth/reg\022\031\020\001:\025\n\005token\022\014access_token\032\010seed-002*\ttenant_idZ;\n\013POST /users\022\027\010\311\001\020\001:\004\n\002id:\n\n\010username\032\010seed-004*\ttenant_id\202\323\344\223\002R\"\025/api/v1/auth/register:\001*Z\023\"\016/user/register:\001*Z\016\"\t/auth/reg:\001*Z\021\"\006/users:\001*b\004user'
   _globals['_AUTHSERVICE'].methods_by_name['Login']._loaded_options = None
-  _globals['_AUTHSERVICE'].methods_by_name['Login']._serialized_options = b'\202\256\034%\010\001\032\036\010\001\022\ttenant_id\022\010username\022\005email \220N\202\323\344\223\002\027\"\022/api/v1/auth/login:\001*'
+  _globals['_AUTHSERVICE'].methods_by_name['Login']._serialized_options = b'\202\256\034\353\005\010\001\032\036\010\001\022\ttenant_id\022\010username\022\005email \220N:Y:\016\n\014access_token:\017\n\rrefresh_token:\014\n\ntoken_type:\014\n\nexpires_in:\032\n\030password_change_requiredH\001R\302\002\nM{\"tenant_id\": \"default\", \"username\": \"ada\", \"password\": \"tangerine-Orbit-73\"}\022\360\001{\"access_token\": \"eyJhbGciOiJFZERTQSIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiI1ZjBjNmE4ZSJ9.c2lnbmF0dXJl\", \"refresh_token\": \"c3Bhcmstb2YtYW4tb3BhcXVlLXJlZnJlc2gtdG9rZW4\", \"token_type\": \"bearer\", \"expires_in\": 900, \"password_change_required\": false}ZA\n\017GET /auth/login\022\031\020\001:\025\n\005token\022\014access_token\032\010seed-002*\ttenant_idZB\n\020POST /auth/login\022\031\020\001:\025\n\005token\022\014access_token\032\010seed-002*\ttenant_idZ=\n\013POST /login\022\031\020\001:\025\n\005token\022\014access_token\032\010seed-004*\ttenant_idZ\\\n\020POST /user/login\0223\020\001:\016\n\014access_token:\014\n\ntoken_type:\017\n\rrefresh_token@\001\032\010seed-001*\ttenant_id\202\323\344\223\002Z\"\022/api/v1/auth/login:\001*Z\020\"\013/user/login:\001*Z\020\022\013/auth/login:\001*Z\020\"\013/auth/login:\001*Z\013\"\006/login:\001*'
   _globals['_AUTHSERVICE'].methods_by_name['Refresh']._loaded_options = None
-  _globals['_AUTHSERVICE'].methods_by_name['Refresh']._serialized_options = b'\202\256\034\005\010\001 \210\'\202\323\344\223\002\031\"\024/api/v1/auth/refresh:\001*'
+  _globals['_AUTHSERVICE'].methods_by_name['Refresh']._serialized_options = b'\202\256\034\232\003\010\001 \210\'H\001R\265\002\n@{\"refresh_token\": \"c3Bhcmstb2YtYW4tb3BhcXVlLXJlZnJlc2gtdG9rZW4\"}\022\360\001{\"access_token\": \"eyJhbGciOiJFZERTQSIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiI1ZjBjNmE4ZSJ9.c2lnbmF0dXJl\", \"refresh_token\": \"c3Bhcmstb2YtYW4tb3BhcXVlLXJlZnJlc2gtdG9rZW4\", \"token_type\": \"bearer\", \"expires_in\": 900, \"password_change_required\": false}ZY\n\030POST /user/login/refresh\0223\020\001:\016\n\014access_token:\014\n\ntoken_type:\017\n\rrefresh_token@\001\032\010seed-001\202\323\344\223\0023\"\024/api/v1/auth/refresh:\001*Z\030\"\023/user/login/refresh:\001*'
   _globals['_AUTHSERVICE'].methods_by_name['Logout']._loaded_options = None
-  _globals['_AUTHSERVICE'].methods_by_name['Logout']._serialized_options = b'\202\256\034\005\010\002 \210\'\202\323\344\223\002\030\"\023/api/v1/auth/logout:\001*'
+  _globals['_AUTHSERVICE'].methods_by_name['Logout']._serialized_options = b'\202\256\034\217\001\010\002 \210\'Rc\n@{\"refresh_token\": \"c3Bhcmstb2YtYW4tb3BhcXVlLXJlZnJlc2gtdG9rZW4\"}\022\037{\"status\": \"logout successful\"}Z\034\n\014POST /logout\022\002\020\001\032\010seed-004b\005token\202\323\344\223\002&\"\023/api/v1/auth/logout:\001*Z\014\"\007/logout:\001*'
+  _globals['_AUTHSERVICE'].methods_by_name['ChangePassword']._loaded_options = None
+  _globals['_AUTHSERVICE'].methods_by_name['ChangePassword']._serialized_options = b'\202\256\034z\010\002\032\002\010\003 \220NH\001Rm\nK{\"old_password\": \"tangerine-Orbit-73\", \"new_password\": \"lantern-Quartz-19\"}\022\036{\"status\": \"password changed\"}\202\323\344\223\002\032\"\025/api/v1/auth/password:\001*'
+  _globals['_AUTHSERVICE'].methods_by_name['ResetPassword']._loaded_options = None
+  _globals['_AUTHSERVICE'].methods_by_name['ResetPassword']._serialized_options = b'\202\256\034W\010\002\022\005admin\032\002\010\003 \220NRE\n%{\"new_password\": \"lantern-Quartz-19\"}\022\034{\"status\": \"password reset\"}\202\323\344\223\002+\"&/api/v1/users/{user_id}/password-reset:\001*'
+  _globals['_AUTHSERVICE'].methods_by_name['CreateCredential']._loaded_options = None
+  _globals['_AUTHSERVICE'].methods_by_name['CreateCredential']._serialized_options = b'\202\256\034\200\001\010\002\022\005admin \220NRr\nl{\"tenant_id\": \"default\", \"user_id\": \"9a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d\", \"password\": \"lantern-Quartz-19\"}\022\002{}'
   _globals['_AUTHSERVICE'].methods_by_name['GetJwks']._loaded_options = None
-  _globals['_AUTHSERVICE'].methods_by_name['GetJwks']._serialized_options = b'\202\256\034 \010\001 \320\017(\001:\027\020\001\032\023public, max-age=300\202\323\344\223\002\030\022\026/.well-known/jwks.json'
-  _globals['_REGISTERREQUEST']._serialized_start=118
-  _globals['_REGISTERREQUEST']._serialized_end=259
-  _globals['_REGISTERRESPONSE']._serialized_start=262
-  _globals['_REGISTERRESPONSE']._serialized_end=395
-  _globals['_LOGINREQUEST']._serialized_start=397
-  _globals['_LOGINREQUEST']._serialized_end=481
-  _globals['_LOGINRESPONSE']._serialized_start=483
-  _globals['_LOGINRESPONSE']._serialized_end=583
-  _globals['_REFRESHREQUEST']._serialized_start=585
-  _globals['_REFRESHREQUEST']._serialized_end=655
-  _globals['_REFRESHRESPONSE']._serialized_start=657
-  _globals['_REFRESHRESPONSE']._serialized_end=759
-  _globals['_LOGOUTREQUEST']._serialized_start=761
-  _globals['_LOGOUTREQUEST']._serialized_end=799
-  _globals['_LOGOUTRESPONSE']._serialized_start=801
-  _globals['_LOGOUTRESPONSE']._serialized_end=833
-  _globals['_GETJWKSREQUEST']._serialized_start=835
-  _globals['_GETJWKSREQUEST']._serialized_end=851
-  _globals['_GETJWKSRESPONSE']._serialized_start=853
-  _globals['_GETJWKSRESPONSE']._serialized_end=898
-  _globals['_JWK']._serialized_start=900
-  _globals['_JWK']._serialized_end=1003
-  _globals['_AUTHSERVICE']._serialized_start=1006
-  _globals['_AUTHSERVICE']._serialized_end=1595
+  _globals['_AUTHSERVICE'].methods_by_name['GetJwks']._serialized_options = b'\202\256\034\261\001\010\001 \320\017(\001:\027\020\001\032\023public, max-age=300R\216\001\022\213\001{\"keys\": [{\"kty\": \"OKP\", \"crv\": \"Ed25519\", \"x\": \"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\", \"kid\": \"k1\", \"alg\": \"EdDSA\", \"use\": \"sig\"}]}\202\323\344\223\002\030\022\026/.well-known/jwks.json'
+  _globals['_REGISTERREQUEST']._serialized_start=147
+  _globals['_REGISTERREQUEST']._serialized_end=655
+  _globals['_REGISTERRESPONSE']._serialized_start=658
+  _globals['_REGISTERRESPONSE']._serialized_end=791
+  _globals['_LOGINREQUEST']._serialized_start=793
+  _globals['_LOGINREQUEST']._serialized_end=916
+  _globals['_LOGINRESPONSE']._serialized_start=919
+  _globals['_LOGINRESPONSE']._serialized_end=1084
+  _globals['_REFRESHREQUEST']._serialized_start=1086
+  _globals['_REFRESHREQUEST']._serialized_end=1156
+  _globals['_REFRESHRESPONSE']._serialized_start=1159
+  _globals['_REFRESHRESPONSE']._serialized_end=1295
+  _globals['_LOGOUTREQUEST']._serialized_start=1297
+  _globals['_LOGOUTREQUEST']._serialized_end=1360
+  _globals['_LOGOUTRESPONSE']._serialized_start=1362
+  _globals['_LOGOUTRESPONSE']._serialized_end=1394
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_start=1396
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_end=1488
+  _globals['_CHANGEPASSWORDRESPONSE']._serialized_start=1490
+  _globals['_CHANGEPASSWORDRESPONSE']._serialized_end=1530
+  _globals['_RESETPASSWORDREQUEST']._serialized_start=1532
+  _globals['_RESETPASSWORDREQUEST']._serialized_end=1615
+  _globals['_RESETPASSWORDRESPONSE']._serialized_start=1617
+  _globals['_RESETPASSWORDRESPONSE']._serialized_end=1656
+  _globals['_CREATECREDENTIALREQUEST']._serialized_start=1659
+  _globals['_CREATECREDENTIALREQUEST']._serialized_end=1790
+  _globals['_CREATECREDENTIALRESPONSE']._serialized_start=1792
+  _globals['_CREATECREDENTIALRESPONSE']._serialized_end=1818
+  _globals['_GETJWKSREQUEST']._serialized_start=1820
+  _globals['_GETJWKSREQUEST']._serialized_end=1836
+  _globals['_GETJWKSRESPONSE']._serialized_start=1838
+  _globals['_GETJWKSRESPONSE']._serialized_end=1883
+  _globals['_JWK']._serialized_start=1885
+  _globals['_JWK']._serialized_end=1988
+  _globals['_AUTHSERVICE']._serialized_start=1991
+  _globals['_AUTHSERVICE']._serialized_end=5876
 # @@protoc_insertion_point(module_scope)

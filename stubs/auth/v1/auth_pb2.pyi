@@ -42,15 +42,17 @@ class RegisterRequest(_message.Message):
     username: _builtins.str
     """Login name, `[A-Za-z0-9_.-]{3,32}`, unique per tenant."""
     email: _builtins.str
-    """Email address, unique per tenant among active users."""
+    """Email address, valid and at most 255 characters, unique per tenant among active users. Optional:
+    without one the user logs in by username only.
+    """
     password: _builtins.str
-    """Password: 8–128 characters, not equal to the username or the email. Never stored or logged;
-    only its argon2id hash is kept.
+    """Password: 8–128 characters, not equal to the username or the email, not a common password.
+    Never stored or logged; only its argon2id hash is kept.
     """
     first_name: _builtins.str
-    """Optional first name."""
+    """Optional first name: unicode letters, with single spaces, hyphens or apostrophes between words."""
     last_name: _builtins.str
-    """Optional last name."""
+    """Optional last name, same rules as `first_name`."""
     phone: _builtins.str
     """Optional phone number in E.164 format."""
     def __init__(
@@ -123,13 +125,13 @@ class LoginRequest(_message.Message):
     EMAIL_FIELD_NUMBER: _builtins.int
     PASSWORD_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
-    """Tenant to log in to; empty means `default`."""
+    """Tenant to log in to; empty means `default`. At most 50 characters."""
     username: _builtins.str
-    """Login name; or give `email` instead."""
+    """Login name; or give `email` instead. At most 255 characters."""
     email: _builtins.str
-    """Email address, used when `username` is empty."""
+    """Email address, used when `username` is empty. At most 255 characters."""
     password: _builtins.str
-    """The password."""
+    """The password, at most 128 characters (longer is none a user could have set)."""
     def __init__(
         self,
         *,
@@ -156,6 +158,9 @@ class LoginResponse(_message.Message):
     REFRESH_TOKEN_FIELD_NUMBER: _builtins.int
     TOKEN_TYPE_FIELD_NUMBER: _builtins.int
     EXPIRES_IN_FIELD_NUMBER: _builtins.int
+    PASSWORD_CHANGE_REQUIRED_FIELD_NUMBER: _builtins.int
+    TOKEN_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
     access_token: _builtins.str
     """Access token (a JWT) for `Authorization: Bearer …`."""
     refresh_token: _builtins.str
@@ -164,6 +169,16 @@ class LoginResponse(_message.Message):
     """Always `bearer`."""
     expires_in: _builtins.int
     """Lifetime of the access token in seconds."""
+    password_change_required: _builtins.bool
+    """True after an admin reset the password (ResetPassword): the tokens work as usual, and the client
+    must have the user choose a new password with ChangePassword, which clears it.
+    """
+    token: _builtins.str
+    """The access token again: seed 000's LoginResponse shape (`token`, `status`), for its gRPC
+    clients. REST answers the members above only.
+    """
+    status: _builtins.str
+    """Always `authenticated` (seed 000's `status`)."""
     def __init__(
         self,
         *,
@@ -171,10 +186,13 @@ class LoginResponse(_message.Message):
         refresh_token: _builtins.str = ...,
         token_type: _builtins.str = ...,
         expires_in: _builtins.int = ...,
+        password_change_required: _builtins.bool = ...,
+        token: _builtins.str = ...,
+        status: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "expires_in", b"expires_in", "refresh_token", b"refresh_token", "token_type", b"token_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "expires_in", b"expires_in", "password_change_required", b"password_change_required", "refresh_token", b"refresh_token", "status", b"status", "token", b"token", "token_type", b"token_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -224,6 +242,7 @@ class RefreshResponse(_message.Message):
     REFRESH_TOKEN_FIELD_NUMBER: _builtins.int
     TOKEN_TYPE_FIELD_NUMBER: _builtins.int
     EXPIRES_IN_FIELD_NUMBER: _builtins.int
+    PASSWORD_CHANGE_REQUIRED_FIELD_NUMBER: _builtins.int
     access_token: _builtins.str
     """New access token (a JWT)."""
     refresh_token: _builtins.str
@@ -232,6 +251,8 @@ class RefreshResponse(_message.Message):
     """Always `bearer`."""
     expires_in: _builtins.int
     """Lifetime of the access token in seconds."""
+    password_change_required: _builtins.bool
+    """As in LoginResponse: the password was reset by an admin and not changed since."""
     def __init__(
         self,
         *,
@@ -239,10 +260,11 @@ class RefreshResponse(_message.Message):
         refresh_token: _builtins.str = ...,
         token_type: _builtins.str = ...,
         expires_in: _builtins.int = ...,
+        password_change_required: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "expires_in", b"expires_in", "refresh_token", b"refresh_token", "token_type", b"token_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "expires_in", b"expires_in", "password_change_required", b"password_change_required", "refresh_token", b"refresh_token", "token_type", b"token_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -250,21 +272,27 @@ Global___RefreshResponse: _TypeAlias = RefreshResponse  # noqa: Y015
 
 @_typing.final
 class LogoutRequest(_message.Message):
-    """Request of Logout. The access token comes from the `authorization` metadata."""
+    """Request of Logout. The access token comes from the `authorization` metadata, or from `token`."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     REFRESH_TOKEN_FIELD_NUMBER: _builtins.int
+    TOKEN_FIELD_NUMBER: _builtins.int
     refresh_token: _builtins.str
     """Optional refresh token of the login to end; the access token's login is ended either way."""
+    token: _builtins.str
+    """The access token to end, for a gRPC client without `authorization` metadata (seed 000's
+    LogoutRequest). With metadata too, both must be the same token.
+    """
     def __init__(
         self,
         *,
         refresh_token: _builtins.str = ...,
+        token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["refresh_token", b"refresh_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["refresh_token", b"refresh_token", "token", b"token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -291,6 +319,151 @@ class LogoutResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LogoutResponse: _TypeAlias = LogoutResponse  # noqa: Y015
+
+@_typing.final
+class ChangePasswordRequest(_message.Message):
+    """Request of ChangePassword. The caller is identified by the access token."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OLD_PASSWORD_FIELD_NUMBER: _builtins.int
+    NEW_PASSWORD_FIELD_NUMBER: _builtins.int
+    old_password: _builtins.str
+    """The current password, at most 128 characters."""
+    new_password: _builtins.str
+    """The new password: 8–128 characters, not equal to the username or the email, not a common
+    password. Only its argon2id hash is kept.
+    """
+    def __init__(
+        self,
+        *,
+        old_password: _builtins.str = ...,
+        new_password: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["new_password", b"new_password", "old_password", b"old_password"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangePasswordRequest: _TypeAlias = ChangePasswordRequest  # noqa: Y015
+
+@_typing.final
+class ChangePasswordResponse(_message.Message):
+    """Response of ChangePassword."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    status: _builtins.str
+    """Human-readable outcome: `password changed`."""
+    def __init__(
+        self,
+        *,
+        status: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangePasswordResponse: _TypeAlias = ChangePasswordResponse  # noqa: Y015
+
+@_typing.final
+class ResetPasswordRequest(_message.Message):
+    """Request of ResetPassword."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    NEW_PASSWORD_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """Id of the user (path parameter), a UUID."""
+    new_password: _builtins.str
+    """The new password, same policy as ChangePasswordRequest.new_password."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        new_password: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["new_password", b"new_password", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResetPasswordRequest: _TypeAlias = ResetPasswordRequest  # noqa: Y015
+
+@_typing.final
+class ResetPasswordResponse(_message.Message):
+    """Response of ResetPassword."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    status: _builtins.str
+    """Human-readable outcome: `password reset`."""
+    def __init__(
+        self,
+        *,
+        status: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResetPasswordResponse: _TypeAlias = ResetPasswordResponse  # noqa: Y015
+
+@_typing.final
+class CreateCredentialRequest(_message.Message):
+    """Request of CreateCredential."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    PASSWORD_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """Tenant of the user; must equal the caller's."""
+    user_id: _builtins.str
+    """Id of the user, as the users backend created it (a UUID)."""
+    password: _builtins.str
+    """The password, same policy as RegisterRequest.password."""
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        password: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["password", b"password", "tenant_id", b"tenant_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateCredentialRequest: _TypeAlias = CreateCredentialRequest  # noqa: Y015
+
+@_typing.final
+class CreateCredentialResponse(_message.Message):
+    """Response of CreateCredential."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateCredentialResponse: _TypeAlias = CreateCredentialResponse  # noqa: Y015
 
 @_typing.final
 class GetJwksRequest(_message.Message):

@@ -5,7 +5,7 @@ import warnings
 
 from stubs.auth.v1 import auth_pb2 as auth_dot_v1_dot_auth__pb2
 
-GRPC_GENERATED_VERSION = '1.76.0'
+GRPC_GENERATED_VERSION = '1.80.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -57,6 +57,21 @@ class AuthServiceStub(object):
                 request_serializer=auth_dot_v1_dot_auth__pb2.LogoutRequest.SerializeToString,
                 response_deserializer=auth_dot_v1_dot_auth__pb2.LogoutResponse.FromString,
                 _registered_method=True)
+        self.ChangePassword = channel.unary_unary(
+                '/auth.v1.AuthService/ChangePassword',
+                request_serializer=auth_dot_v1_dot_auth__pb2.ChangePasswordRequest.SerializeToString,
+                response_deserializer=auth_dot_v1_dot_auth__pb2.ChangePasswordResponse.FromString,
+                _registered_method=True)
+        self.ResetPassword = channel.unary_unary(
+                '/auth.v1.AuthService/ResetPassword',
+                request_serializer=auth_dot_v1_dot_auth__pb2.ResetPasswordRequest.SerializeToString,
+                response_deserializer=auth_dot_v1_dot_auth__pb2.ResetPasswordResponse.FromString,
+                _registered_method=True)
+        self.CreateCredential = channel.unary_unary(
+                '/auth.v1.AuthService/CreateCredential',
+                request_serializer=auth_dot_v1_dot_auth__pb2.CreateCredentialRequest.SerializeToString,
+                response_deserializer=auth_dot_v1_dot_auth__pb2.CreateCredentialResponse.FromString,
+                _registered_method=True)
         self.GetJwks = channel.unary_unary(
                 '/auth.v1.AuthService/GetJwks',
                 request_serializer=auth_dot_v1_dot_auth__pb2.GetJwksRequest.SerializeToString,
@@ -103,6 +118,34 @@ class AuthServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ChangePassword(self, request, context):
+        """Changes the caller's password: `old_password` must be the current one (a wrong one is
+        UNAUTHENTICATED and counts against the account's login lockout, as a failed login does). Every
+        other login of the user ends at once; the caller's own keeps working. Clears a change required by
+        ResetPassword.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetPassword(self, request, context):
+        """Sets a new password for a user of the admin's tenant and ends all of that user's logins. The
+        next login answers `password_change_required: true` until the user calls ChangePassword.
+        NOT_FOUND for an unknown or deleted user, or one of another tenant.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateCredential(self, request, context):
+        """Stores the first password of a user the users backend has just created (CreateUser with a
+        `password`). Not routed by the gateway: the users backend calls it with its caller's token (an
+        admin of the tenant). ALREADY_EXISTS when the user has a credential already.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetJwks(self, request, context):
         """Returns the public keys that verify access tokens, current and previous, as an RFC 7517 JWK
         set. Served raw (no `{"data": …}` envelope) at the well-known path.
@@ -133,6 +176,21 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.Logout,
                     request_deserializer=auth_dot_v1_dot_auth__pb2.LogoutRequest.FromString,
                     response_serializer=auth_dot_v1_dot_auth__pb2.LogoutResponse.SerializeToString,
+            ),
+            'ChangePassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangePassword,
+                    request_deserializer=auth_dot_v1_dot_auth__pb2.ChangePasswordRequest.FromString,
+                    response_serializer=auth_dot_v1_dot_auth__pb2.ChangePasswordResponse.SerializeToString,
+            ),
+            'ResetPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetPassword,
+                    request_deserializer=auth_dot_v1_dot_auth__pb2.ResetPasswordRequest.FromString,
+                    response_serializer=auth_dot_v1_dot_auth__pb2.ResetPasswordResponse.SerializeToString,
+            ),
+            'CreateCredential': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCredential,
+                    request_deserializer=auth_dot_v1_dot_auth__pb2.CreateCredentialRequest.FromString,
+                    response_serializer=auth_dot_v1_dot_auth__pb2.CreateCredentialResponse.SerializeToString,
             ),
             'GetJwks': grpc.unary_unary_rpc_method_handler(
                     servicer.GetJwks,
@@ -251,6 +309,87 @@ class AuthService(object):
             '/auth.v1.AuthService/Logout',
             auth_dot_v1_dot_auth__pb2.LogoutRequest.SerializeToString,
             auth_dot_v1_dot_auth__pb2.LogoutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangePassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/auth.v1.AuthService/ChangePassword',
+            auth_dot_v1_dot_auth__pb2.ChangePasswordRequest.SerializeToString,
+            auth_dot_v1_dot_auth__pb2.ChangePasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/auth.v1.AuthService/ResetPassword',
+            auth_dot_v1_dot_auth__pb2.ResetPasswordRequest.SerializeToString,
+            auth_dot_v1_dot_auth__pb2.ResetPasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateCredential(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/auth.v1.AuthService/CreateCredential',
+            auth_dot_v1_dot_auth__pb2.CreateCredentialRequest.SerializeToString,
+            auth_dot_v1_dot_auth__pb2.CreateCredentialResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,6 +53,22 @@ class AuthServiceStub:
     """Ends the caller's login: the access token (by `jti`) and the login's refresh tokens stop
     working at once.
     """
+    ChangePassword: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ChangePasswordRequest, _auth_pb2.ChangePasswordResponse]
+    """Changes the caller's password: `old_password` must be the current one (a wrong one is
+    UNAUTHENTICATED and counts against the account's login lockout, as a failed login does). Every
+    other login of the user ends at once; the caller's own keeps working. Clears a change required by
+    ResetPassword.
+    """
+    ResetPassword: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ResetPasswordRequest, _auth_pb2.ResetPasswordResponse]
+    """Sets a new password for a user of the admin's tenant and ends all of that user's logins. The
+    next login answers `password_change_required: true` until the user calls ChangePassword.
+    NOT_FOUND for an unknown or deleted user, or one of another tenant.
+    """
+    CreateCredential: _grpc.UnaryUnaryMultiCallable[_auth_pb2.CreateCredentialRequest, _auth_pb2.CreateCredentialResponse]
+    """Stores the first password of a user the users backend has just created (CreateUser with a
+    `password`). Not routed by the gateway: the users backend calls it with its caller's token (an
+    admin of the tenant). ALREADY_EXISTS when the user has a credential already.
+    """
     GetJwks: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetJwksRequest, _auth_pb2.GetJwksResponse]
     """Returns the public keys that verify access tokens, current and previous, as an RFC 7517 JWK
     set. Served raw (no `{"data": …}` envelope) at the well-known path.
@@ -82,6 +98,22 @@ class AuthServiceAsyncStub(AuthServiceStub):
     Logout: _aio.UnaryUnaryMultiCallable[_auth_pb2.LogoutRequest, _auth_pb2.LogoutResponse]  # type: ignore[assignment]
     """Ends the caller's login: the access token (by `jti`) and the login's refresh tokens stop
     working at once.
+    """
+    ChangePassword: _aio.UnaryUnaryMultiCallable[_auth_pb2.ChangePasswordRequest, _auth_pb2.ChangePasswordResponse]  # type: ignore[assignment]
+    """Changes the caller's password: `old_password` must be the current one (a wrong one is
+    UNAUTHENTICATED and counts against the account's login lockout, as a failed login does). Every
+    other login of the user ends at once; the caller's own keeps working. Clears a change required by
+    ResetPassword.
+    """
+    ResetPassword: _aio.UnaryUnaryMultiCallable[_auth_pb2.ResetPasswordRequest, _auth_pb2.ResetPasswordResponse]  # type: ignore[assignment]
+    """Sets a new password for a user of the admin's tenant and ends all of that user's logins. The
+    next login answers `password_change_required: true` until the user calls ChangePassword.
+    NOT_FOUND for an unknown or deleted user, or one of another tenant.
+    """
+    CreateCredential: _aio.UnaryUnaryMultiCallable[_auth_pb2.CreateCredentialRequest, _auth_pb2.CreateCredentialResponse]  # type: ignore[assignment]
+    """Stores the first password of a user the users backend has just created (CreateUser with a
+    `password`). Not routed by the gateway: the users backend calls it with its caller's token (an
+    admin of the tenant). ALREADY_EXISTS when the user has a credential already.
     """
     GetJwks: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetJwksRequest, _auth_pb2.GetJwksResponse]  # type: ignore[assignment]
     """Returns the public keys that verify access tokens, current and previous, as an RFC 7517 JWK
@@ -133,6 +165,40 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_auth_pb2.LogoutResponse, _abc.Awaitable[_auth_pb2.LogoutResponse]]:
         """Ends the caller's login: the access token (by `jti`) and the login's refresh tokens stop
         working at once.
+        """
+
+    @_abc_1.abstractmethod
+    def ChangePassword(
+        self,
+        request: _auth_pb2.ChangePasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ChangePasswordResponse, _abc.Awaitable[_auth_pb2.ChangePasswordResponse]]:
+        """Changes the caller's password: `old_password` must be the current one (a wrong one is
+        UNAUTHENTICATED and counts against the account's login lockout, as a failed login does). Every
+        other login of the user ends at once; the caller's own keeps working. Clears a change required by
+        ResetPassword.
+        """
+
+    @_abc_1.abstractmethod
+    def ResetPassword(
+        self,
+        request: _auth_pb2.ResetPasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ResetPasswordResponse, _abc.Awaitable[_auth_pb2.ResetPasswordResponse]]:
+        """Sets a new password for a user of the admin's tenant and ends all of that user's logins. The
+        next login answers `password_change_required: true` until the user calls ChangePassword.
+        NOT_FOUND for an unknown or deleted user, or one of another tenant.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateCredential(
+        self,
+        request: _auth_pb2.CreateCredentialRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.CreateCredentialResponse, _abc.Awaitable[_auth_pb2.CreateCredentialResponse]]:
+        """Stores the first password of a user the users backend has just created (CreateUser with a
+        `password`). Not routed by the gateway: the users backend calls it with its caller's token (an
+        admin of the tenant). ALREADY_EXISTS when the user has a credential already.
         """
 
     @_abc_1.abstractmethod

@@ -29,7 +29,7 @@ class PublishMessageRequest(_message.Message):
     topic: _builtins.str
     """Topic to publish to (path parameter), `[A-Za-z0-9._-]{1,100}`."""
     message: _builtins.str
-    """The message content."""
+    """The message content; required."""
     key: _builtins.str
     """Optional message key; messages with the same key keep their order. Empty: no key."""
     def __init__(
@@ -89,16 +89,22 @@ class SubscribeToTopicRequest(_message.Message):
 
     TOPIC_FIELD_NUMBER: _builtins.int
     FROM_FIELD_NUMBER: _builtins.int
+    LAST_EVENT_ID_FIELD_NUMBER: _builtins.int
     topic: _builtins.str
     """Topic to read (path parameter), `[A-Za-z0-9._-]{1,100}`."""
+    last_event_id: _builtins.str
+    """The SSE `Last-Event-ID` header, which the gateway puts here: a `cursor` to continue after, as
+    `from` takes it. When set it wins over `from` (a reconnecting browser resends its first URL).
+    """
     def __init__(
         self,
         *,
         topic: _builtins.str = ...,
+        last_event_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["from", b"from", "topic", b"topic"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from", b"from", "last_event_id", b"last_event_id", "topic", b"topic"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -116,6 +122,7 @@ class SubscribeToTopicResponse(_message.Message):
     KEY_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
     TIMESTAMP_FIELD_NUMBER: _builtins.int
+    CURSOR_FIELD_NUMBER: _builtins.int
     topic: _builtins.str
     """The topic, as the client named it."""
     partition: _builtins.int
@@ -126,6 +133,13 @@ class SubscribeToTopicResponse(_message.Message):
     """The message key; empty when the message has none."""
     message: _builtins.str
     """The message content."""
+    cursor: _builtins.str
+    """Where the stream stands after this message: for every partition of the topic, the offset of
+    the last message delivered (or skipped by the start position; -1 before the first), as
+    `<partition>:<offset>` joined by commas in partition order, e.g. `0:41,1:17,2:-1`. This
+    message's own partition and offset are in it. The SSE event `id`; given back as `from` (or
+    `Last-Event-ID`), the stream continues exactly after this message, in every partition.
+    """
     @_builtins.property
     def timestamp(self) -> _timestamp_pb2.Timestamp:
         """When the message was stored (the Kafka record timestamp)."""
@@ -139,10 +153,11 @@ class SubscribeToTopicResponse(_message.Message):
         key: _builtins.str = ...,
         message: _builtins.str = ...,
         timestamp: _timestamp_pb2.Timestamp | None = ...,
+        cursor: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["timestamp", b"timestamp"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "message", b"message", "offset", b"offset", "partition", b"partition", "timestamp", b"timestamp", "topic", b"topic"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "key", b"key", "message", b"message", "offset", b"offset", "partition", b"partition", "timestamp", b"timestamp", "topic", b"topic"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

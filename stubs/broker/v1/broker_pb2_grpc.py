@@ -5,7 +5,7 @@ import warnings
 
 from stubs.broker.v1 import broker_pb2 as broker_dot_v1_dot_broker__pb2
 
-GRPC_GENERATED_VERSION = '1.76.0'
+GRPC_GENERATED_VERSION = '1.80.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -63,9 +63,11 @@ class MessageServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def SubscribeToTopic(self, request, context):
-        """Streams the messages of a topic as they arrive, from the end (`latest`, the default) or from
-        the beginning (`earliest`), until the client goes away. Over REST: SSE (`text/event-stream`,
-        one event per message, `id` = offset) or NDJSON (`application/x-ndjson`) by `Accept`.
+        """Streams the messages of a topic as they arrive, from the end (`latest`, the default), from
+        the beginning (`earliest`) or exactly after a message already received (its `cursor`, as `from`
+        or as the SSE `Last-Event-ID` header), until the client goes away. Over REST: SSE
+        (`text/event-stream`, one event per message, `id` = its `cursor`) or NDJSON
+        (`application/x-ndjson`) by `Accept`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -39,9 +39,11 @@ class MessageServiceStub:
     PublishMessage: _grpc.UnaryUnaryMultiCallable[_broker_pb2.PublishMessageRequest, _broker_pb2.PublishMessageResponse]
     """Publishes one message to a topic and answers with where it was stored (202 over REST)."""
     SubscribeToTopic: _grpc.UnaryStreamMultiCallable[_broker_pb2.SubscribeToTopicRequest, _broker_pb2.SubscribeToTopicResponse]
-    """Streams the messages of a topic as they arrive, from the end (`latest`, the default) or from
-    the beginning (`earliest`), until the client goes away. Over REST: SSE (`text/event-stream`,
-    one event per message, `id` = offset) or NDJSON (`application/x-ndjson`) by `Accept`.
+    """Streams the messages of a topic as they arrive, from the end (`latest`, the default), from
+    the beginning (`earliest`) or exactly after a message already received (its `cursor`, as `from`
+    or as the SSE `Last-Event-ID` header), until the client goes away. Over REST: SSE
+    (`text/event-stream`, one event per message, `id` = its `cursor`) or NDJSON
+    (`application/x-ndjson`) by `Accept`.
     """
 
 @_typing.type_check_only
@@ -55,9 +57,11 @@ class MessageServiceAsyncStub(MessageServiceStub):
     PublishMessage: _aio.UnaryUnaryMultiCallable[_broker_pb2.PublishMessageRequest, _broker_pb2.PublishMessageResponse]  # type: ignore[assignment]
     """Publishes one message to a topic and answers with where it was stored (202 over REST)."""
     SubscribeToTopic: _aio.UnaryStreamMultiCallable[_broker_pb2.SubscribeToTopicRequest, _broker_pb2.SubscribeToTopicResponse]  # type: ignore[assignment]
-    """Streams the messages of a topic as they arrive, from the end (`latest`, the default) or from
-    the beginning (`earliest`), until the client goes away. Over REST: SSE (`text/event-stream`,
-    one event per message, `id` = offset) or NDJSON (`application/x-ndjson`) by `Accept`.
+    """Streams the messages of a topic as they arrive, from the end (`latest`, the default), from
+    the beginning (`earliest`) or exactly after a message already received (its `cursor`, as `from`
+    or as the SSE `Last-Event-ID` header), until the client goes away. Over REST: SSE
+    (`text/event-stream`, one event per message, `id` = its `cursor`) or NDJSON
+    (`application/x-ndjson`) by `Accept`.
     """
 
 class MessageServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -80,9 +84,11 @@ class MessageServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _broker_pb2.SubscribeToTopicRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_broker_pb2.SubscribeToTopicResponse], _abc.AsyncIterator[_broker_pb2.SubscribeToTopicResponse]]:
-        """Streams the messages of a topic as they arrive, from the end (`latest`, the default) or from
-        the beginning (`earliest`), until the client goes away. Over REST: SSE (`text/event-stream`,
-        one event per message, `id` = offset) or NDJSON (`application/x-ndjson`) by `Accept`.
+        """Streams the messages of a topic as they arrive, from the end (`latest`, the default), from
+        the beginning (`earliest`) or exactly after a message already received (its `cursor`, as `from`
+        or as the SSE `Last-Event-ID` header), until the client goes away. Over REST: SSE
+        (`text/event-stream`, one event per message, `id` = its `cursor`) or NDJSON
+        (`application/x-ndjson`) by `Accept`.
         """
 
 def add_MessageServiceServicer_to_server(servicer: MessageServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -45,7 +45,8 @@ class Event(_message.Message):
     """What happened, `<entity>.<verb>`: `user.created`, `user.updated`, `user.deleted` (topic
     `portico.users.v1`); `post.created`, `post.updated`, `post.deleted` (topic `portico.posts.v1`);
     auth audit events `login.succeeded`, `login.failed`, `token.refreshed`,
-    `token.reuse_detected`, `logout`; revocations `token.revoked`, `session.ended`, `user.sessions_ended`
+    `token.reuse_detected`, `logout`, `password.changed`, `password.change_failed`, `password.reset`,
+    `credential.created`; revocations `token.revoked`, `session.ended`, `user.sessions_ended`
     (topic `portico.revocations.v1`).
     """
     tenant_id: _builtins.str

@@ -22,56 +22,79 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from stubs.buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from stubs.portico.gateway.v1 import options_pb2 as portico_dot_gateway_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14posts/v1/posts.proto\x12\x08posts.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a portico/gateway/v1/options.proto\"\xde\x01\n\x04Post\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x11\n\tauthor_id\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x05 \x01(\t\x12\x16\n\timage_url\x18\x06 \x01(\tH\x00\x88\x01\x01\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x0c\n\n_image_url\"^\n\x11\x43reatePostRequest\x12\r\n\x05title\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\r\n\x05image\x18\x03 \x01(\x0c\x12\x1a\n\x12image_content_type\x18\x04 \x01(\t\"2\n\x12\x43reatePostResponse\x12\x1c\n\x04post\x18\x01 \x01(\x0b\x32\x0e.posts.v1.Post\"!\n\x0eGetPostRequest\x12\x0f\n\x07post_id\x18\x01 \x01(\t\"/\n\x0fGetPostResponse\x12\x1c\n\x04post\x18\x01 \x01(\x0b\x32\x0e.posts.v1.Post\"F\n\x10ListPostsRequest\x12\x0c\n\x04page\x18\x01 \x01(\x05\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x11\n\tauthor_id\x18\x03 \x01(\t\"b\n\x11ListPostsResponse\x12\x1d\n\x05posts\x18\x01 \x03(\x0b\x32\x0e.posts.v1.Post\x12\r\n\x05total\x18\x02 \x01(\x05\x12\x0c\n\x04page\x18\x03 \x01(\x05\x12\x11\n\tpage_size\x18\x04 \x01(\x05\"\x8f\x01\n\x11UpdatePostRequest\x12\x0f\n\x07post_id\x18\x01 \x01(\t\x12\x12\n\x05title\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x14\n\x07\x63ontent\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\r\n\x05image\x18\x04 \x01(\x0c\x12\x1a\n\x12image_content_type\x18\x05 \x01(\tB\x08\n\x06_titleB\n\n\x08_content\"2\n\x12UpdatePostResponse\x12\x1c\n\x04post\x18\x01 \x01(\x0b\x32\x0e.posts.v1.Post\"$\n\x11\x44\x65letePostRequest\x12\x0f\n\x07post_id\x18\x01 \x01(\t\"%\n\x12\x44\x65letePostResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\"&\n\x13GetPostImageRequest\x12\x0f\n\x07post_id\x18\x01 \x01(\t\"H\n\x14GetPostImageResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t2\xb2\x07\n\x0bPostService\x12\xcd\x01\n\nCreatePost\x12\x1b.posts.v1.CreatePostRequest\x1a\x1c.posts.v1.CreatePostResponse\"\x83\x01\x82\xae\x1c\x61\x08\x02 \x98u2U\n\x05image\x12\x05image\x1a\x12image_content_type \x80\x80\xc0\x02*\timage/png*\nimage/jpeg*\timage/gif*\nimage/webp:\x03\x08\xc9\x01\x82\xd3\xe4\x93\x02\x18\"\r/api/v1/posts:\x01*b\x04post\x12p\n\x07GetPost\x12\x18.posts.v1.GetPostRequest\x1a\x19.posts.v1.GetPostResponse\"0\x82\xae\x1c\x07\x08\x02 \xb8\x17(\x01\x82\xd3\xe4\x93\x02\x1f\x12\x17/api/v1/posts/{post_id}b\x04post\x12\x66\n\tListPosts\x12\x1a.posts.v1.ListPostsRequest\x1a\x1b.posts.v1.ListPostsResponse\" \x82\xae\x1c\x07\x08\x02 \x88\'(\x01\x82\xd3\xe4\x93\x02\x0f\x12\r/api/v1/posts\x12\xd2\x01\n\nUpdatePost\x12\x1b.posts.v1.UpdatePostRequest\x1a\x1c.posts.v1.UpdatePostResponse\"\x88\x01\x82\xae\x1c\\\x08\x02 \x98u2U\n\x05image\x12\x05image\x1a\x12image_content_type \x80\x80\xc0\x02*\timage/png*\nimage/jpeg*\timage/gif*\nimage/webp\x82\xd3\xe4\x93\x02\"\x1a\x17/api/v1/posts/{post_id}:\x01*b\x04post\x12q\n\nDeletePost\x12\x1b.posts.v1.DeletePostRequest\x1a\x1c.posts.v1.DeletePostResponse\"(\x82\xae\x1c\x05\x08\x02 \x88\'\x82\xd3\xe4\x93\x02\x19*\x17/api/v1/posts/{post_id}\x12\xb0\x01\n\x0cGetPostImage\x12\x1d.posts.v1.GetPostImageRequest\x1a\x1e.posts.v1.GetPostImageResponse\"a\x82\xae\x1c\x38\x08\x02 \x90N(\x01:/\x1a\x11private, no-cache\"\x1a\n\x04\x64\x61ta\x12\x0c\x63ontent_type\x1a\x04\x65tag\x82\xd3\xe4\x93\x02\x1f\x12\x1d/api/v1/posts/{post_id}/imageb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14posts/v1/posts.proto\x12\x08posts.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a portico/gateway/v1/options.proto\"\xde\x01\n\x04Post\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x11\n\tauthor_id\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x05 \x01(\t\x12\x16\n\timage_url\x18\x06 \x01(\tH\x00\x88\x01\x01\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x0c\n\n_image_url\"\xa4\x01\n\x11\x43reatePostRequest\x12\x36\n\x05title\x18\x01 \x01(\tB\'\xbaH$r\"\x10\x01\x18\xc8\x01\x32\x1b^\\P{Cc}*[^\\p{Cc}\\s]\\P{Cc}*$\x12,\n\x07\x63ontent\x18\x02 \x01(\tB\x1b\xbaH\x18r\x16\x18\x90N2\x11^[\\n\\r\\t\\P{Cc}]*$\x12\r\n\x05image\x18\x03 \x01(\x0c\x12\x1a\n\x12image_content_type\x18\x04 \x01(\t\"2\n\x12\x43reatePostResponse\x12\x1c\n\x04post\x18\x01 \x01(\x0b\x32\x0e.posts.v1.Post\"+\n\x0eGetPostRequest\x12\x19\n\x07post_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\"/\n\x0fGetPostResponse\x12\x1c\n\x04post\x18\x01 \x01(\x0b\x32\x0e.posts.v1.Post\"\x88\x01\n\x10ListPostsRequest\x12\x1a\n\x04page\x18\x01 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x01H\x00\x88\x01\x01\x12!\n\tpage_size\x18\x02 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x01H\x01\x88\x01\x01\x12\x1e\n\tauthor_id\x18\x03 \x01(\tB\x0b\xbaH\x08r\x03\xb0\x01\x01\xd8\x01\x01\x42\x07\n\x05_pageB\x0c\n\n_page_size\"b\n\x11ListPostsResponse\x12\x1d\n\x05posts\x18\x01 \x03(\x0b\x32\x0e.posts.v1.Post\x12\r\n\x05total\x18\x02 \x01(\x05\x12\x0c\n\x04page\x18\x03 \x01(\x05\x12\x11\n\tpage_size\x18\x04 \x01(\x05\"\xdf\x01\n\x11UpdatePostRequest\x12\x19\n\x07post_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12;\n\x05title\x18\x02 \x01(\tB\'\xbaH$r\"\x10\x01\x18\xc8\x01\x32\x1b^\\P{Cc}*[^\\p{Cc}\\s]\\P{Cc}*$H\x00\x88\x01\x01\x12\x31\n\x07\x63ontent\x18\x03 \x01(\tB\x1b\xbaH\x18r\x16\x18\x90N2\x11^[\\n\\r\\t\\P{Cc}]*$H\x01\x88\x01\x01\x12\r\n\x05image\x18\x04 \x01(\x0c\x12\x1a\n\x12image_content_type\x18\x05 \x01(\tB\x08\n\x06_titleB\n\n\x08_content\"2\n\x12UpdatePostResponse\x12\x1c\n\x04post\x18\x01 \x01(\x0b\x32\x0e.posts.v1.Post\".\n\x11\x44\x65letePostRequest\x12\x19\n\x07post_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\"%\n\x12\x44\x65letePostResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\"0\n\x13GetPostImageRequest\x12\x19\n\x07post_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\"H\n\x14GetPostImageResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t2\xa7\x14\n\x0bPostService\x12\xbf\x04\n\nCreatePost\x12\x1b.posts.v1.CreatePostRequest\x1a\x1c.posts.v1.CreatePostResponse\"\xf5\x03\x82\xae\x1c\xbf\x03\x08\x02 \x98u2U\n\x05image\x12\x05image\x1a\x12image_content_type \x80\x80\xc0\x02*\timage/png*\nimage/jpeg*\timage/gif*\nimage/webp:\x03\x08\xc9\x01R\xbb\x02\n.{\"title\": \"Hello\", \"content\": \"My first post\"}\x12\x88\x02{\"id\": \"0b8f5c2e-7a1d-4e6b-9c3f-2d4e6f8a0b1c\", \"tenant_id\": \"default\", \"author_id\": \"5f0c6a8e-2d4b-4c3e-9a57-1b2c3d4e5f60\", \"title\": \"Hello\", \"content\": \"My first post\", \"image_url\": null, \"created_at\": \"2024-01-15T10:30:00Z\", \"updated_at\": \"2024-01-15T10:30:00Z\"}Z\x1e\n\x0bPOST /posts\x12\x05\x08\xc9\x01\x10\x01\x1a\x08seed-002\x82\xd3\xe4\x93\x02+\"\r/api/v1/posts:\x01*Z\x11\"\x06/posts:\x01*b\x04postb\x04post\x12\xb6\x03\n\x07GetPost\x12\x18.posts.v1.GetPostRequest\x1a\x19.posts.v1.GetPostResponse\"\xf5\x02\x82\xae\x1c\xcb\x02\x08\x02 \xb8\x17(\x01R\xc1\x02\x12\xbe\x02{\"id\": \"0b8f5c2e-7a1d-4e6b-9c3f-2d4e6f8a0b1c\", \"tenant_id\": \"default\", \"author_id\": \"5f0c6a8e-2d4b-4c3e-9a57-1b2c3d4e5f60\", \"title\": \"Hello\", \"content\": \"My first post\", \"image_url\": \"/api/v1/posts/0b8f5c2e-7a1d-4e6b-9c3f-2d4e6f8a0b1c/image\", \"created_at\": \"2024-01-15T10:30:00Z\", \"updated_at\": \"2024-01-15T10:30:00Z\"}\x82\xd3\xe4\x93\x02\x1f\x12\x17/api/v1/posts/{post_id}b\x04post\x12\x8e\x04\n\tListPosts\x12\x1a.posts.v1.ListPostsRequest\x1a\x1b.posts.v1.ListPostsResponse\"\xc7\x03\x82\xae\x1c\x9c\x03\x08\x02 \x88\'(\x01R\xf6\x02\x12\xf3\x02{\"posts\": [{\"id\": \"0b8f5c2e-7a1d-4e6b-9c3f-2d4e6f8a0b1c\", \"tenant_id\": \"default\", \"author_id\": \"5f0c6a8e-2d4b-4c3e-9a57-1b2c3d4e5f60\", \"title\": \"Hello\", \"content\": \"My first post\", \"image_url\": \"/api/v1/posts/0b8f5c2e-7a1d-4e6b-9c3f-2d4e6f8a0b1c/image\", \"created_at\": \"2024-01-15T10:30:00Z\", \"updated_at\": \"2024-01-15T10:30:00Z\"}], \"total\": 1, \"page\": 1, \"page_size\": 20}Z\x1a\n\nGET /posts\x12\x02\x10\x01\x1a\x08seed-002\x82\xd3\xe4\x93\x02 \x12\r/api/v1/postsZ\x0f\x12\x06/postsb\x05posts\x12\xfa\x04\n\nUpdatePost\x12\x1b.posts.v1.UpdatePostRequest\x1a\x1c.posts.v1.UpdatePostResponse\"\xb0\x04\x82\xae\x1c\xe6\x03\x08\x02 \x98u2U\n\x05image\x12\x05image\x1a\x12image_content_type \x80\x80\xc0\x02*\timage/png*\nimage/jpeg*\timage/gif*\nimage/webpR\xe1\x02\n\x18{\"title\": \"Hello again\"}\x12\xc4\x02{\"id\": \"0b8f5c2e-7a1d-4e6b-9c3f-2d4e6f8a0b1c\", \"tenant_id\": \"default\", \"author_id\": \"5f0c6a8e-2d4b-4c3e-9a57-1b2c3d4e5f60\", \"title\": \"Hello again\", \"content\": \"My first post\", \"image_url\": \"/api/v1/posts/0b8f5c2e-7a1d-4e6b-9c3f-2d4e6f8a0b1c/image\", \"created_at\": \"2024-01-15T10:30:00Z\", \"updated_at\": \"2024-01-16T08:00:00Z\"}Z$\n\x14PUT /posts/{post_id}\x12\x02\x10\x01\x1a\x08seed-002\x82\xd3\xe4\x93\x02?\x1a\x17/api/v1/posts/{post_id}:\x01*Z\x1b\x1a\x10/posts/{post_id}:\x01*b\x04postb\x04post\x12\xdb\x01\n\nDeletePost\x12\x1b.posts.v1.DeletePostRequest\x1a\x1c.posts.v1.DeletePostResponse\"\x91\x01\x82\xae\x1cZ\x08\x02 \x88\'R*\x12({\"message\": \"Post deleted successfully\"}Z\'\n\x17\x44\x45LETE /posts/{post_id}\x12\x02\x10\x01\x1a\x08seed-002\x82\xd3\xe4\x93\x02-*\x17/api/v1/posts/{post_id}Z\x12*\x10/posts/{post_id}\x12\xb0\x01\n\x0cGetPostImage\x12\x1d.posts.v1.GetPostImageRequest\x1a\x1e.posts.v1.GetPostImageResponse\"a\x82\xae\x1c\x38\x08\x02 \x90N(\x01:/\x1a\x11private, no-cache\"\x1a\n\x04\x64\x61ta\x12\x0c\x63ontent_type\x1a\x04\x65tag\x82\xd3\xe4\x93\x02\x1f\x12\x1d/api/v1/posts/{post_id}/imageb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'posts.v1.posts_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_CREATEPOSTREQUEST'].fields_by_name['title']._loaded_options = None
+  _globals['_CREATEPOSTREQUEST'].fields_by_name['title']._serialized_options = b'\272H$r\"\020\001\030\310\0012\033^\\P{Cc}*[^\\p{Cc}\\s]\\P{Cc}*$'
+  _globals['_CREATEPOSTREQUEST'].fields_by_name['content']._loaded_options = None
+  _globals['_CREATEPOSTREQUEST'].fields_by_name['content']._serialized_options = b'\272H\030r\026\030\220N2\021^[\\n\\r\\t\\P{Cc}]*$'
+  _globals['_GETPOSTREQUEST'].fields_by_name['post_id']._loaded_options = None
+  _globals['_GETPOSTREQUEST'].fields_by_name['post_id']._serialized_options = b'\272H\005r\003\260\001\001'
+  _globals['_LISTPOSTSREQUEST'].fields_by_name['page']._loaded_options = None
+  _globals['_LISTPOSTSREQUEST'].fields_by_name['page']._serialized_options = b'\272H\004\032\002(\001'
+  _globals['_LISTPOSTSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTPOSTSREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\006\032\004\030d(\001'
+  _globals['_LISTPOSTSREQUEST'].fields_by_name['author_id']._loaded_options = None
+  _globals['_LISTPOSTSREQUEST'].fields_by_name['author_id']._serialized_options = b'\272H\010r\003\260\001\001\330\001\001'
+  _globals['_UPDATEPOSTREQUEST'].fields_by_name['post_id']._loaded_options = None
+  _globals['_UPDATEPOSTREQUEST'].fields_by_name['post_id']._serialized_options = b'\272H\005r\003\260\001\001'
+  _globals['_UPDATEPOSTREQUEST'].fields_by_name['title']._loaded_options = None
+  _globals['_UPDATEPOSTREQUEST'].fields_by_name['title']._serialized_options = b'\272H$r\"\020\001\030\310\0012\033^\\P{Cc}*[^\\p{Cc}\\s]\\P{Cc}*$'
+  _globals['_UPDATEPOSTREQUEST'].fields_by_name['content']._loaded_options = None
+  _globals['_UPDATEPOSTREQUEST'].fields_by_name['content']._serialized_options = b'\272H\030r\026\030\220N2\021^[\\n\\r\\t\\P{Cc}]*$'
+  _globals['_DELETEPOSTREQUEST'].fields_by_name['post_id']._loaded_options = None
+  _globals['_DELETEPOSTREQUEST'].fields_by_name['post_id']._serialized_options = b'\272H\005r\003\260\001\001'
+  _globals['_GETPOSTIMAGEREQUEST'].fields_by_name['post_id']._loaded_options = None
+  _globals['_GETPOSTIMAGEREQUEST'].fields_by_name['post_id']._serialized_options = b'\272H\005r\003\260\001\001'
   _globals['_POSTSERVICE'].methods_by_name['CreatePost']._loaded_options = None
-  _globals['_POSTSERVICE'].methods_by_name['CreatePost']._serialized_options = b'\202\256\034a\010\002 \230u2U\n\005image\022\005image\032\022image_content_type \200\200\300\002*\timage/png*\nimage/jpeg*\timage/gif*\nimage/webp:\003\010\311\001\202\323\344\223\002\030\"\r/api/v1/posts:\001*b\004post'
+  _globals['_POSTSERVICE'].methods_by_name['CreatePost']._serialized_options = b'\202\256\034\277\003\010\002 \230u2U\n\005image\022\005image\032\022image_content_type \200\200\300\002*\timage/png*\nimage/jpeg*\timage/gif*\nimage/webp:\003\010\311\001R\273\002\n.{\"title\": \"Hello\", \"content\": \"My first post\"}\022\210\002{\"id\": \"0b8f5c2e-7a1d-4e6b-9c3f-2d4e6f8a0b1c\", \"tenant_id\": \"default\", \"author_id\": \"5f0c6a8e-2d4b-4c3e-9a57-1b2c3d4e5f60\", \"title\": \"Hello\", \"content\": \"My first post\", \"image_url\": null, \"created_at\": \"2024-01-15T10:30:00Z\", \"updated_at\": \"2024-01-15T10:30:00Z\"}Z\036\n\013POST /posts\022\005\010\311\001\020\001\032\010seed-002\202\323\344\223\002+\"\r/api/v1/posts:\001*Z\021\"\006/posts:\001*b\004postb\004post'
   _globals['_POSTSERVICE'].methods_by_name['GetPost']._loaded_options = None
-  _globals['_POSTSERVICE'].methods_by_name['GetPost']._serialized_options = b'\202\256\034\007\010\002 \270\027(\001\202\323\344\223\002\037\022\027/api/v1/posts/{post_id}b\004post'
+  _globals['_POSTSERVICE'].methods_by_name['GetPost']._serialized_options = b'\202\256\034\313\002\010\002 \270\027(\001R\301\002\022\276\002{\"id\": \"0b8f5c2e-7a1d-4e6b-9c3f-2d4e6f8a0b1c\", \"tenant_id\": \"default\", \"author_id\": \"5f0c6a8e-2d4b-4c3e-9a57-1b2c3d4e5f60\", \"title\": \"Hello\", \"content\": \"My first post\", \"image_url\": \"/api/v1/posts/0b8f5c2e-7a1d-4e6b-9c3f-2d4e6f8a0b1c/image\", \"created_at\": \"2024-01-15T10:30:00Z\", \"updated_at\": \"2024-01-15T10:30:00Z\"}\202\323\344\223\002\037\022\027/api/v1/posts/{post_id}b\004post'
   _globals['_POSTSERVICE'].methods_by_name['ListPosts']._loaded_options = None
-  _globals['_POSTSERVICE'].methods_by_name['ListPosts']._serialized_options = b'\202\256\034\007\010\002 \210\'(\001\202\323\344\223\002\017\022\r/api/v1/posts'
+  _globals['_POSTSERVICE'].methods_by_name['ListPosts']._serialized_options = b'\202\256\034\234\003\010\002 \210\'(\001R\366\002\022\363\002{\"posts\": [{\"id\": \"0b8f5c2e-7a1d-4e6b-9c3f-2d4e6f8a0b1c\", \"tenant_id\": \"default\", \"author_id\": \"5f0c6a8e-2d4b-4c3e-9a57-1b2c3d4e5f60\", \"title\": \"Hello\", \"content\": \"My first post\", \"image_url\": \"/api/v1/posts/0b8f5c2e-7a1d-4e6b-9c3f-2d4e6f8a0b1c/image\", \"created_at\": \"2024-01-15T10:30:00Z\", \"updated_at\": \"2024-01-15T10:30:00Z\"}], \"total\": 1, \"page\": 1, \"page_size\": 20}Z\032\n\nGET /posts\022\002\020\001\032\010seed-002\202\323\344\223\002 \022\r/api/v1/postsZ\017\022\006/postsb\005posts'
   _globals['_POSTSERVICE'].methods_by_name['UpdatePost']._loaded_options = None
-  _globals['_POSTSERVICE'].methods_by_name['UpdatePost']._serialized_options = b'\202\256\034\\\010\002 \230u2U\n\005image\022\005image\032\022image_content_type \200\200\300\002*\timage/png*\nimage/jpeg*\timage/gif*\nimage/webp\202\323\344\223\002\"\032\027/api/v1/posts/{post_id}:\001*b\004post'
+  _globals['_POSTSERVICE'].methods_by_name['UpdatePost']._serialized_options = b'\202\256\034\346\003\010\002 \230u2U\n\005image\022\005image\032\022image_content_type \200\200\300\002*\timage/png*\nimage/jpeg*\timage/gif*\nimage/webpR\341\002\n\030{\"title\": \"Hello again\"}\022\304\002{\"id\": \"0b8f5c2e-7a1d-4e6b-9c3f-2d4e6f8a0b1c\", \"tenant_id\": \"default\", \"author_id\": \"5f0c6a8e-2d4b-4c3e-9a57-1b2c3d4e5f60\", \"title\": \"Hello again\", \"content\": \"My first post\", \"image_url\": \"/api/v1/posts/0b8f5c2e-7a1d-4e6b-9c3f-2d4e6f8a0b1c/image\", \"created_at\": \"2024-01-15T10:30:00Z\", \"updated_at\": \"2024-01-16T08:00:00Z\"}Z$\n\024PUT /posts/{post_id}\022\002\020\001\032\010seed-002\202\323\344\223\002?\032\027/api/v1/posts/{post_id}:\001*Z\033\032\020/posts/{post_id}:\001*b\004postb\004post'
   _globals['_POSTSERVICE'].methods_by_name['DeletePost']._loaded_options = None
-  _globals['_POSTSERVICE'].methods_by_name['DeletePost']._serialized_options = b'\202\256\034\005\010\002 \210\'\202\323\344\223\002\031*\027/api/v1/posts/{post_id}'
+  _globals['_POSTSERVICE'].methods_by_name['DeletePost']._serialized_options = b'\202\256\034Z\010\002 \210\'R*\022({\"message\": \"Post deleted successfully\"}Z\'\n\027DELETE /posts/{post_id}\022\002\020\001\032\010seed-002\202\323\344\223\002-*\027/api/v1/posts/{post_id}Z\022*\020/posts/{post_id}'
   _globals['_POSTSERVICE'].methods_by_name['GetPostImage']._loaded_options = None
   _globals['_POSTSERVICE'].methods_by_name['GetPostImage']._serialized_options = b'\202\256\0348\010\002 \220N(\001:/\032\021private, no-cache\"\032\n\004data\022\014content_type\032\004etag\202\323\344\223\002\037\022\035/api/v1/posts/{post_id}/image'
-  _globals['_POST']._serialized_start=132
-  _globals['_POST']._serialized_end=354
-  _globals['_CREATEPOSTREQUEST']._serialized_start=356
-  _globals['_CREATEPOSTREQUEST']._serialized_end=450
-  _globals['_CREATEPOSTRESPONSE']._serialized_start=452
-  _globals['_CREATEPOSTRESPONSE']._serialized_end=502
-  _globals['_GETPOSTREQUEST']._serialized_start=504
-  _globals['_GETPOSTREQUEST']._serialized_end=537
-  _globals['_GETPOSTRESPONSE']._serialized_start=539
-  _globals['_GETPOSTRESPONSE']._serialized_end=586
-  _globals['_LISTPOSTSREQUEST']._serialized_start=588
-  _globals['_LISTPOSTSREQUEST']._serialized_end=658
-  _globals['_LISTPOSTSRESPONSE']._serialized_start=660
-  _globals['_LISTPOSTSRESPONSE']._serialized_end=758
-  _globals['_UPDATEPOSTREQUEST']._serialized_start=761
-  _globals['_UPDATEPOSTREQUEST']._serialized_end=904
-  _globals['_UPDATEPOSTRESPONSE']._serialized_start=906
-  _globals['_UPDATEPOSTRESPONSE']._serialized_end=956
-  _globals['_DELETEPOSTREQUEST']._serialized_start=958
-  _globals['_DELETEPOSTREQUEST']._serialized_end=994
-  _globals['_DELETEPOSTRESPONSE']._serialized_start=996
-  _globals['_DELETEPOSTRESPONSE']._serialized_end=1033
-  _globals['_GETPOSTIMAGEREQUEST']._serialized_start=1035
-  _globals['_GETPOSTIMAGEREQUEST']._serialized_end=1073
-  _globals['_GETPOSTIMAGERESPONSE']._serialized_start=1075
-  _globals['_GETPOSTIMAGERESPONSE']._serialized_end=1147
-  _globals['_POSTSERVICE']._serialized_start=1150
-  _globals['_POSTSERVICE']._serialized_end=2096
+  _globals['_POST']._serialized_start=161
+  _globals['_POST']._serialized_end=383
+  _globals['_CREATEPOSTREQUEST']._serialized_start=386
+  _globals['_CREATEPOSTREQUEST']._serialized_end=550
+  _globals['_CREATEPOSTRESPONSE']._serialized_start=552
+  _globals['_CREATEPOSTRESPONSE']._serialized_end=602
+  _globals['_GETPOSTREQUEST']._serialized_start=604
+  _globals['_GETPOSTREQUEST']._serialized_end=647
+  _globals['_GETPOSTRESPONSE']._serialized_start=649
+  _globals['_GETPOSTRESPONSE']._serialized_end=696
+  _globals['_LISTPOSTSREQUEST']._serialized_start=699
+  _globals['_LISTPOSTSREQUEST']._serialized_end=835
+  _globals['_LISTPOSTSRESPONSE']._serialized_start=837
+  _globals['_LISTPOSTSRESPONSE']._serialized_end=935
+  _globals['_UPDATEPOSTREQUEST']._serialized_start=938
+  _globals['_UPDATEPOSTREQUEST']._serialized_end=1161
+  _globals['_UPDATEPOSTRESPONSE']._serialized_start=1163
+  _globals['_UPDATEPOSTRESPONSE']._serialized_end=1213
+  _globals['_DELETEPOSTREQUEST']._serialized_start=1215
+  _globals['_DELETEPOSTREQUEST']._serialized_end=1261
+  _globals['_DELETEPOSTRESPONSE']._serialized_start=1263
+  _globals['_DELETEPOSTRESPONSE']._serialized_end=1300
+  _globals['_GETPOSTIMAGEREQUEST']._serialized_start=1302
+  _globals['_GETPOSTIMAGEREQUEST']._serialized_end=1350
+  _globals['_GETPOSTIMAGERESPONSE']._serialized_start=1352
+  _globals['_GETPOSTIMAGERESPONSE']._serialized_end=1424
+  _globals['_POSTSERVICE']._serialized_start=1427
+  _globals['_POSTSERVICE']._serialized_end=4026
 # @@protoc_insertion_point(module_scope)

@@ -88,9 +88,9 @@ class CreatePostRequest(_message.Message):
     IMAGE_FIELD_NUMBER: _builtins.int
     IMAGE_CONTENT_TYPE_FIELD_NUMBER: _builtins.int
     title: _builtins.str
-    """Title, 1–200 characters."""
+    """Title, 1–200 characters, not blank, no control characters; surrounding whitespace is trimmed."""
     content: _builtins.str
-    """Body text, at most 10 000 characters."""
+    """Body text, at most 10 000 characters; no control characters but line breaks and tabs."""
     image: _builtins.bytes
     """Optional image content (multipart part `image`): PNG, JPEG, GIF or WebP, at most 5 MiB."""
     image_content_type: _builtins.str
@@ -143,7 +143,7 @@ class GetPostRequest(_message.Message):
 
     POST_ID_FIELD_NUMBER: _builtins.int
     post_id: _builtins.str
-    """Id of the post (path parameter)."""
+    """Id of the post (path parameter), a UUID."""
     def __init__(
         self,
         *,
@@ -191,23 +191,30 @@ class ListPostsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     AUTHOR_ID_FIELD_NUMBER: _builtins.int
     page: _builtins.int
-    """Page number, from 1; 0 means 1."""
+    """Page number, from 1; 1 when not sent."""
     page_size: _builtins.int
-    """Page size, 1–100; 0 means 20. Outside the range: INVALID_ARGUMENT."""
+    """Page size, 1–100; 20 when not sent."""
     author_id: _builtins.str
-    """Only posts of this author when set."""
+    """Only posts of this author (a user id, UUID) when set."""
     def __init__(
         self,
         *,
-        page: _builtins.int = ...,
-        page_size: _builtins.int = ...,
+        page: _builtins.int | None = ...,
+        page_size: _builtins.int | None = ...,
         author_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_page", b"_page", "_page_size", b"_page_size", "page", b"page", "page_size", b"page_size"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_id", b"author_id", "page", b"page", "page_size", b"page_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_page", b"_page", "_page_size", b"_page_size", "author_id", b"author_id", "page", b"page", "page_size", b"page_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__page: _TypeAlias = _typing.Literal["page"]  # noqa: Y015
+    _WhichOneofArgType__page: _TypeAlias = _typing.Literal["_page", b"_page"]  # noqa: Y015
+    _WhichOneofReturnType__page_size: _TypeAlias = _typing.Literal["page_size"]  # noqa: Y015
+    _WhichOneofArgType__page_size: _TypeAlias = _typing.Literal["_page_size", b"_page_size"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__page) -> _WhichOneofReturnType__page | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__page_size) -> _WhichOneofReturnType__page_size | None: ...
 
 Global___ListPostsRequest: _TypeAlias = ListPostsRequest  # noqa: Y015
 
@@ -259,11 +266,11 @@ class UpdatePostRequest(_message.Message):
     IMAGE_FIELD_NUMBER: _builtins.int
     IMAGE_CONTENT_TYPE_FIELD_NUMBER: _builtins.int
     post_id: _builtins.str
-    """Id of the post (path parameter)."""
+    """Id of the post (path parameter), a UUID."""
     title: _builtins.str
-    """New title, 1–200 characters."""
+    """New title, rules of CreatePostRequest.title."""
     content: _builtins.str
-    """New body text, at most 10 000 characters."""
+    """New body text, rules of CreatePostRequest.content."""
     image: _builtins.bytes
     """New image content, replacing the old image; empty keeps it."""
     image_content_type: _builtins.str
@@ -324,7 +331,7 @@ class DeletePostRequest(_message.Message):
 
     POST_ID_FIELD_NUMBER: _builtins.int
     post_id: _builtins.str
-    """Id of the post (path parameter)."""
+    """Id of the post (path parameter), a UUID."""
     def __init__(
         self,
         *,
@@ -368,7 +375,7 @@ class GetPostImageRequest(_message.Message):
 
     POST_ID_FIELD_NUMBER: _builtins.int
     post_id: _builtins.str
-    """Id of the post (path parameter)."""
+    """Id of the post (path parameter), a UUID."""
     def __init__(
         self,
         *,

@@ -5,7 +5,7 @@ import warnings
 
 from stubs.posts.v1 import posts_pb2 as posts_dot_v1_dot_posts__pb2
 
-GRPC_GENERATED_VERSION = '1.76.0'
+GRPC_GENERATED_VERSION = '1.80.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 

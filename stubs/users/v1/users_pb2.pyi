@@ -107,23 +107,33 @@ class CreateUserRequest(_message.Message):
     PHONE_FIELD_NUMBER: _builtins.int
     AVATAR_URL_FIELD_NUMBER: _builtins.int
     ROLES_FIELD_NUMBER: _builtins.int
+    PASSWORD_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """Tenant of the new user; must equal the caller's tenant when the caller has one."""
     username: _builtins.str
-    """Login name, `[A-Za-z0-9_.-]{3,32}`, unique per tenant."""
+    """Login name, `[A-Za-z0-9_.-]{3,32}`, unique per tenant; derived from the email when empty."""
     email: _builtins.str
-    """Email address, valid and at most 255 characters, unique per tenant among active users."""
+    """Email address, valid and at most 255 characters, unique per tenant among active users. Optional
+    when `username` is given: a user without one cannot log in by email.
+    """
     first_name: _builtins.str
-    """Optional first name."""
+    """Optional first name: unicode letters, with single spaces, hyphens or apostrophes between words;
+    surrounding whitespace is trimmed.
+    """
     last_name: _builtins.str
-    """Optional last name."""
+    """Optional last name, same rules as `first_name`."""
     phone: _builtins.str
     """Optional phone number in E.164 format."""
     avatar_url: _builtins.str
-    """Optional avatar URL."""
+    """Optional avatar URL: http(s), at most 2048 characters."""
+    password: _builtins.str
+    """Optional password, so that the user can log in: 8–128 characters, not equal to the username or
+    the email, not a common password. Stored by the auth backend (only its argon2id hash); never
+    part of the user, an event or a log line.
+    """
     @_builtins.property
     def roles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Roles of the new user; empty means `["user"]`."""
+        """Roles of the new user, each `user` or `admin`; empty means `["user"]`."""
 
     def __init__(
         self,
@@ -136,10 +146,11 @@ class CreateUserRequest(_message.Message):
         phone: _builtins.str = ...,
         avatar_url: _builtins.str = ...,
         roles: _abc.Iterable[_builtins.str] | None = ...,
+        password: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["avatar_url", b"avatar_url", "email", b"email", "first_name", b"first_name", "last_name", b"last_name", "phone", b"phone", "roles", b"roles", "tenant_id", b"tenant_id", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["avatar_url", b"avatar_url", "email", b"email", "first_name", b"first_name", "last_name", b"last_name", "password", b"password", "phone", b"phone", "roles", b"roles", "tenant_id", b"tenant_id", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -152,6 +163,14 @@ class CreateUserResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The new user's id again: seed 000's CreateUserResponse shape, for its gRPC clients. REST answers
+    with `user` only.
+    """
+    status: _builtins.str
+    """Always `created` (seed 000's `status`)."""
     @_builtins.property
     def user(self) -> Global___User:
         """The created user."""
@@ -160,10 +179,12 @@ class CreateUserResponse(_message.Message):
         self,
         *,
         user: Global___User | None = ...,
+        id: _builtins.str = ...,
+        status: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "status", b"status", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -177,21 +198,25 @@ class GetUserRequest(_message.Message):
 
     USER_ID_FIELD_NUMBER: _builtins.int
     TENANT_ID_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
-    """Id of the user to fetch (path parameter)."""
+    """Id of the user to fetch (path parameter), a UUID."""
     tenant_id: _builtins.str
     """Tenant to look in. Optional: defaults to the caller's tenant, and must equal it when the caller
     is an end user; service callers (posts, auth) pass it explicitly.
     """
+    id: _builtins.str
+    """Seed 000's name for `user_id`, for its gRPC clients."""
     def __init__(
         self,
         *,
         user_id: _builtins.str = ...,
         tenant_id: _builtins.str = ...,
+        id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["tenant_id", b"tenant_id", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "tenant_id", b"tenant_id", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -204,6 +229,9 @@ class GetUserResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    status: _builtins.str
+    """`active` or `inactive` (the user's `is_active`): seed 000's `status`."""
     @_builtins.property
     def user(self) -> Global___User:
         """The user."""
@@ -212,10 +240,11 @@ class GetUserResponse(_message.Message):
         self,
         *,
         user: Global___User | None = ...,
+        status: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -274,21 +303,28 @@ class ListUsersRequest(_message.Message):
     tenant_id: _builtins.str
     """Tenant to list. Optional: defaults to, and must equal, the caller's tenant."""
     page: _builtins.int
-    """Page number, from 1; 0 means 1."""
+    """Page number, from 1; 1 when not sent."""
     page_size: _builtins.int
-    """Page size, 1–100; 0 means 20. Outside the range: INVALID_ARGUMENT."""
+    """Page size, 1–100; 20 when not sent."""
     def __init__(
         self,
         *,
         tenant_id: _builtins.str = ...,
-        page: _builtins.int = ...,
-        page_size: _builtins.int = ...,
+        page: _builtins.int | None = ...,
+        page_size: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_page", b"_page", "_page_size", b"_page_size", "page", b"page", "page_size", b"page_size"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page", b"page", "page_size", b"page_size", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_page", b"_page", "_page_size", b"_page_size", "page", b"page", "page_size", b"page_size", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__page: _TypeAlias = _typing.Literal["page"]  # noqa: Y015
+    _WhichOneofArgType__page: _TypeAlias = _typing.Literal["_page", b"_page"]  # noqa: Y015
+    _WhichOneofReturnType__page_size: _TypeAlias = _typing.Literal["page_size"]  # noqa: Y015
+    _WhichOneofArgType__page_size: _TypeAlias = _typing.Literal["_page_size", b"_page_size"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__page) -> _WhichOneofReturnType__page | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__page_size) -> _WhichOneofReturnType__page_size | None: ...
 
 Global___ListUsersRequest: _TypeAlias = ListUsersRequest  # noqa: Y015
 
@@ -339,26 +375,35 @@ class SearchUsersRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     TENANT_ID_FIELD_NUMBER: _builtins.int
     q: _builtins.str
-    """The search query, 2–100 characters; words, or a `"quoted phrase"`."""
+    """The search query, 2–100 characters once surrounding whitespace is trimmed; words, or a
+    `"quoted phrase"`.
+    """
     page: _builtins.int
-    """Page number, from 1; 0 means 1."""
+    """Page number, from 1; 1 when not sent."""
     page_size: _builtins.int
-    """Page size, 1–100; 0 means 20. Outside the range: INVALID_ARGUMENT."""
+    """Page size, 1–100; 20 when not sent."""
     tenant_id: _builtins.str
     """Tenant to search. Optional: defaults to, and must equal, the caller's tenant."""
     def __init__(
         self,
         *,
         q: _builtins.str = ...,
-        page: _builtins.int = ...,
-        page_size: _builtins.int = ...,
+        page: _builtins.int | None = ...,
+        page_size: _builtins.int | None = ...,
         tenant_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_page", b"_page", "_page_size", b"_page_size", "page", b"page", "page_size", b"page_size"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page", b"page", "page_size", b"page_size", "q", b"q", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_page", b"_page", "_page_size", b"_page_size", "page", b"page", "page_size", b"page_size", "q", b"q", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__page: _TypeAlias = _typing.Literal["page"]  # noqa: Y015
+    _WhichOneofArgType__page: _TypeAlias = _typing.Literal["_page", b"_page"]  # noqa: Y015
+    _WhichOneofReturnType__page_size: _TypeAlias = _typing.Literal["page_size"]  # noqa: Y015
+    _WhichOneofArgType__page_size: _TypeAlias = _typing.Literal["_page_size", b"_page_size"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__page) -> _WhichOneofReturnType__page | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__page_size) -> _WhichOneofReturnType__page_size | None: ...
 
 Global___SearchUsersRequest: _TypeAlias = SearchUsersRequest  # noqa: Y015
 
@@ -414,70 +459,47 @@ class UpdateUserRequest(_message.Message):
     ROLES_FIELD_NUMBER: _builtins.int
     IS_ACTIVE_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
-    """Id of the user to update (path parameter)."""
+    """Id of the user to update (path parameter), a UUID."""
     username: _builtins.str
-    """New login name."""
+    """New login name, `[A-Za-z0-9_.-]{3,32}`."""
     first_name: _builtins.str
-    """New first name."""
+    """New first name (rules of CreateUserRequest.first_name)."""
     last_name: _builtins.str
     """New last name."""
     phone: _builtins.str
     """New phone number (E.164)."""
     avatar_url: _builtins.str
-    """New avatar URL."""
+    """New avatar URL: http(s), at most 2048 characters."""
     email: _builtins.str
     """New email address. Admin only."""
     is_active: _builtins.bool
     """Activate or deactivate the user. Admin only."""
     @_builtins.property
     def roles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """New roles, replacing the old ones; empty leaves them unchanged. Admin only."""
+        """New roles (each `user` or `admin`), replacing the old ones; empty leaves them unchanged. Admin
+        only.
+        """
 
     def __init__(
         self,
         *,
         user_id: _builtins.str = ...,
-        username: _builtins.str | None = ...,
-        first_name: _builtins.str | None = ...,
-        last_name: _builtins.str | None = ...,
-        phone: _builtins.str | None = ...,
-        avatar_url: _builtins.str | None = ...,
-        email: _builtins.str | None = ...,
+        username: _builtins.str = ...,
+        first_name: _builtins.str = ...,
+        last_name: _builtins.str = ...,
+        phone: _builtins.str = ...,
+        avatar_url: _builtins.str = ...,
+        email: _builtins.str = ...,
         roles: _abc.Iterable[_builtins.str] | None = ...,
         is_active: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_avatar_url", b"_avatar_url", "_email", b"_email", "_first_name", b"_first_name", "_is_active", b"_is_active", "_last_name", b"_last_name", "_phone", b"_phone", "_username", b"_username", "avatar_url", b"avatar_url", "email", b"email", "first_name", b"first_name", "is_active", b"is_active", "last_name", b"last_name", "phone", b"phone", "username", b"username"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_is_active", b"_is_active", "is_active", b"is_active"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_avatar_url", b"_avatar_url", "_email", b"_email", "_first_name", b"_first_name", "_is_active", b"_is_active", "_last_name", b"_last_name", "_phone", b"_phone", "_username", b"_username", "avatar_url", b"avatar_url", "email", b"email", "first_name", b"first_name", "is_active", b"is_active", "last_name", b"last_name", "phone", b"phone", "roles", b"roles", "user_id", b"user_id", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_is_active", b"_is_active", "avatar_url", b"avatar_url", "email", b"email", "first_name", b"first_name", "is_active", b"is_active", "last_name", b"last_name", "phone", b"phone", "roles", b"roles", "user_id", b"user_id", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType__avatar_url: _TypeAlias = _typing.Literal["avatar_url"]  # noqa: Y015
-    _WhichOneofArgType__avatar_url: _TypeAlias = _typing.Literal["_avatar_url", b"_avatar_url"]  # noqa: Y015
-    _WhichOneofReturnType__email: _TypeAlias = _typing.Literal["email"]  # noqa: Y015
-    _WhichOneofArgType__email: _TypeAlias = _typing.Literal["_email", b"_email"]  # noqa: Y015
-    _WhichOneofReturnType__first_name: _TypeAlias = _typing.Literal["first_name"]  # noqa: Y015
-    _WhichOneofArgType__first_name: _TypeAlias = _typing.Literal["_first_name", b"_first_name"]  # noqa: Y015
     _WhichOneofReturnType__is_active: _TypeAlias = _typing.Literal["is_active"]  # noqa: Y015
     _WhichOneofArgType__is_active: _TypeAlias = _typing.Literal["_is_active", b"_is_active"]  # noqa: Y015
-    _WhichOneofReturnType__last_name: _TypeAlias = _typing.Literal["last_name"]  # noqa: Y015
-    _WhichOneofArgType__last_name: _TypeAlias = _typing.Literal["_last_name", b"_last_name"]  # noqa: Y015
-    _WhichOneofReturnType__phone: _TypeAlias = _typing.Literal["phone"]  # noqa: Y015
-    _WhichOneofArgType__phone: _TypeAlias = _typing.Literal["_phone", b"_phone"]  # noqa: Y015
-    _WhichOneofReturnType__username: _TypeAlias = _typing.Literal["username"]  # noqa: Y015
-    _WhichOneofArgType__username: _TypeAlias = _typing.Literal["_username", b"_username"]  # noqa: Y015
-    @_typing.overload
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__avatar_url) -> _WhichOneofReturnType__avatar_url | None: ...
-    @_typing.overload
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__email) -> _WhichOneofReturnType__email | None: ...
-    @_typing.overload
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__first_name) -> _WhichOneofReturnType__first_name | None: ...
-    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__is_active) -> _WhichOneofReturnType__is_active | None: ...
-    @_typing.overload
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__last_name) -> _WhichOneofReturnType__last_name | None: ...
-    @_typing.overload
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__phone) -> _WhichOneofReturnType__phone | None: ...
-    @_typing.overload
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__username) -> _WhichOneofReturnType__username | None: ...
 
 Global___UpdateUserRequest: _TypeAlias = UpdateUserRequest  # noqa: Y015
 
@@ -513,7 +535,7 @@ class DeleteUserRequest(_message.Message):
 
     USER_ID_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
-    """Id of the user to delete (path parameter)."""
+    """Id of the user to delete (path parameter), a UUID."""
     def __init__(
         self,
         *,

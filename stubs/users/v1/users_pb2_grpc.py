@@ -5,7 +5,7 @@ import warnings
 
 from stubs.users.v1 import users_pb2 as users_dot_v1_dot_users__pb2
 
-GRPC_GENERATED_VERSION = '1.76.0'
+GRPC_GENERATED_VERSION = '1.80.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -80,7 +80,9 @@ class UserServiceServicer(object):
 
     def CreateUser(self, request, context):
         """Creates a user in a tenant. Admins only over REST; the auth backend calls it on registration.
-        ALREADY_EXISTS when the username or email is taken in the tenant.
+        ALREADY_EXISTS when the username or email is taken in the tenant. With a `password`, the auth
+        backend stores the credential (CreateCredential) before the answer, so the user can log in; when
+        it cannot, the profile is taken back and the call fails (UNAVAILABLE when auth is away).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -37,7 +37,9 @@ class UserServiceStub:
     def __new__(cls, channel: _aio.Channel) -> UserServiceAsyncStub: ...
     CreateUser: _grpc.UnaryUnaryMultiCallable[_users_pb2.CreateUserRequest, _users_pb2.CreateUserResponse]
     """Creates a user in a tenant. Admins only over REST; the auth backend calls it on registration.
-    ALREADY_EXISTS when the username or email is taken in the tenant.
+    ALREADY_EXISTS when the username or email is taken in the tenant. With a `password`, the auth
+    backend stores the credential (CreateCredential) before the answer, so the user can log in; when
+    it cannot, the profile is taken back and the call fails (UNAVAILABLE when auth is away).
     """
     GetUser: _grpc.UnaryUnaryMultiCallable[_users_pb2.GetUserRequest, _users_pb2.GetUserResponse]
     """Returns one user of the caller's tenant. NOT_FOUND also for a user of another tenant or a
@@ -71,7 +73,9 @@ class UserServiceAsyncStub(UserServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateUser: _aio.UnaryUnaryMultiCallable[_users_pb2.CreateUserRequest, _users_pb2.CreateUserResponse]  # type: ignore[assignment]
     """Creates a user in a tenant. Admins only over REST; the auth backend calls it on registration.
-    ALREADY_EXISTS when the username or email is taken in the tenant.
+    ALREADY_EXISTS when the username or email is taken in the tenant. With a `password`, the auth
+    backend stores the credential (CreateCredential) before the answer, so the user can log in; when
+    it cannot, the profile is taken back and the call fails (UNAVAILABLE when auth is away).
     """
     GetUser: _aio.UnaryUnaryMultiCallable[_users_pb2.GetUserRequest, _users_pb2.GetUserResponse]  # type: ignore[assignment]
     """Returns one user of the caller's tenant. NOT_FOUND also for a user of another tenant or a
@@ -108,7 +112,9 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_users_pb2.CreateUserResponse, _abc.Awaitable[_users_pb2.CreateUserResponse]]:
         """Creates a user in a tenant. Admins only over REST; the auth backend calls it on registration.
-        ALREADY_EXISTS when the username or email is taken in the tenant.
+        ALREADY_EXISTS when the username or email is taken in the tenant. With a `password`, the auth
+        backend stores the credential (CreateCredential) before the answer, so the user can log in; when
+        it cannot, the profile is taken back and the call fails (UNAVAILABLE when auth is away).
         """
 
     @_abc_1.abstractmethod

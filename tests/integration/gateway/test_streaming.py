@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,22 +24,11 @@ from gateway.app import create_app
 from gateway.config import GatewaySettings
 from harness.servers.upstreams import FakeUpstreams, start_fake_upstreams
 from harness.tokens import TokenIssuer
-from infra.local import LocalRedis, free_port
+from infra.local import free_port
 from meshkit.auth.revocation import revoke_jti
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 MIB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = LocalRedis(port=free_port(), data_dir=Path(tmp_path_factory.mktemp("redis")))
-    server.start()
-    try:
-        server.wait_ready()
-        yield server.url
-    finally:
-        server.stop()
 
 
 @dataclass
@@ -300,7 +288,7 @@ async def test_sse_stream_events_keepalive_and_disconnect_cancels(gw: Running) -
         events = await read_items(response, 4)
         assert record.active_streams == 1
     first = events[0].splitlines()
-    assert first[0] == "id: 0"
+    assert first[0] == "id: 0:0"
     data = json.loads(first[1].removeprefix("data: "))
     assert data == {
         "topic": "news",
@@ -309,8 +297,9 @@ async def test_sse_stream_events_keepalive_and_disconnect_cancels(gw: Running) -
         "key": "k0",
         "message": "earliest #0",
         "timestamp": "2023-11-14T22:13:20Z",
+        "cursor": "0:0",
     }
-    assert [e.splitlines()[0] for e in events[:3]] == ["id: 0", "id: 1", "id: 2"]
+    assert [e.splitlines()[0] for e in events[:3]] == ["id: 0:0", "id: 0:1", "id: 0:2"]
     assert events[3] == ": keep-alive"
     await wait_for(lambda: record.active_streams == 0)
     assert record.cancelled_streams == 1
@@ -330,6 +319,19 @@ async def test_ndjson_by_accept(gw: Running) -> None:
             if len(lines) == 3:
                 break
     assert [item["offset"] for item in lines] == ["0", "1", "2"]
+    await wait_for(lambda: gw.upstream.record.active_streams == 0)
+
+
+async def test_last_event_id_reaches_the_backend_and_wins_over_from(gw: Running) -> None:
+    """A reconnecting EventSource resends its first URL (`from=earliest`) with `Last-Event-ID`."""
+    headers = gw.auth(Accept="text/event-stream", **{"Last-Event-ID": "0:1,1:5"})
+    async with (
+        httpx.AsyncClient(base_url=gw.url, timeout=10) as client,
+        client.stream("GET", "/api/v1/topics/news/messages?from=earliest", headers=headers) as response,
+    ):
+        assert response.status_code == 200
+        (event,) = await read_items(response, 1)
+    assert json.loads(event.splitlines()[1].removeprefix("data: "))["message"] == "0:1,1:5 #0"
     await wait_for(lambda: gw.upstream.record.active_streams == 0)
 
 
@@ -366,7 +368,7 @@ async def test_errors_after_the_start_end_the_stream_with_an_error_event(gw: Run
             "/api/v1/topics/breaks/messages", headers=gw.auth(Accept="application/x-ndjson")
         )
     blocks = sse.text.strip().split("\n\n")
-    assert [b.splitlines()[0] for b in blocks] == ["id: 0", "id: 1", "event: error"]
+    assert [b.splitlines()[0] for b in blocks] == ["id: 0:0", "id: 0:1", "event: error"]
     envelope = json.loads(blocks[2].splitlines()[1].removeprefix("data: "))
     assert envelope["error"]["code"] == "UNAVAILABLE"
     assert envelope["error"]["status_code"] == 503
@@ -442,7 +444,7 @@ async def test_a_revoked_token_never_reaches_the_backend(gw: Running, redis_url:
     claims = jwt.decode(gw.token, options={"verify_signature": False})
     redis = Redis.from_url(redis_url)
     try:
-        await revoke_jti(redis, claims["jti"], claims["exp"])
+        await revoke_jti(redis, claims["tenant_id"], claims["jti"], claims["exp"])
     finally:
         await redis.aclose()
     async with httpx.AsyncClient(base_url=gw.url) as client:

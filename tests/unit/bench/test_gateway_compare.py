@@ -16,6 +16,8 @@ from bench.gateway_compare import (
     Idle,
     Row,
     added_table,
+    baseline,
+    before_after_table,
     compare,
     comparison_table,
     idle_table,
@@ -137,3 +139,20 @@ def test_concurrency_option_needs_the_ratios_loads() -> None:
 def test_the_peer_binary_is_named_after_what_it_is_built_from() -> None:
     assert source_digest("go1.26.8") == source_digest("go1.26.8")
     assert source_digest("go1.26.8") != source_digest("go1.27.0")  # another toolchain: another binary
+
+
+def test_the_gateway_before_and_after_in_one_run_each_over_the_peer() -> None:
+    rows = [
+        *ROWS,
+        row(baseline("0060d07"), "c=1", 300.0, 2.75, 7.0, 1280.0, 960.0),
+        row(baseline("0060d07"), "c=16", 825.0, 20.0, 80.0, 1000.0, 940.0),
+    ]
+    lines = before_after_table(rows, "0060d07", "uvicorn", ["c=1", "c=16"]).splitlines()
+    assert lines[0] == "| Portico's gateway, at 0060d07 → now | c=1 | c=16 |"
+    assert lines[2] == "| gateway CPU-µs/req | 1280 → 960 | 1000 → 650 |"
+    assert (
+        lines[3]
+        == "| **CPU per request over the peer** (goal ≤ 1.5x) | **4.00x → 3.00x** | **5.00x → 3.25x** |"
+    )
+    assert lines[4] == "| rps over the peer | 0.50x → 0.67x | 0.60x → 0.80x |"
+    assert lines[5] == "| added p50 at c=1 over GetUser direct | +1.50 ms → +0.80 ms |  |"

@@ -1,4 +1,4 @@
-"""The soak's plateau verdict: medians of the first and last thirds, robust to single spikes."""
+"""The soak's plateau verdict: the floors of the two halves, robust to spikes and to a sawtooth."""
 
 from __future__ import annotations
 
@@ -16,11 +16,25 @@ def test_flat_with_allocator_steps_and_a_spike_is_a_plateau() -> None:
     assert verdict.flat, verdict.describe()
 
 
+def test_a_sawtooth_over_a_flat_floor_is_a_plateau() -> None:
+    # Garbage piles up for 38 samples and is collected: the floor stays where it was.
+    samples = [(float(t), int((92 + (t % 38) * 0.15) * MIB)) for t in range(90)]
+    verdict = plateau(samples)
+    assert verdict.flat, verdict.describe()
+    assert verdict.growth_mib == pytest.approx(0.0, abs=0.01)
+
+
+def test_a_sawtooth_whose_floor_rises_is_not_a_plateau() -> None:
+    samples = [(float(t), int((92 + t * 0.06 + (t % 38) * 0.15) * MIB)) for t in range(90)]
+    verdict = plateau(samples)
+    assert not verdict.flat, verdict.describe()
+
+
 def test_steady_growth_is_not_a_plateau() -> None:
     samples = [(float(t), int((90 + t * 0.1) * MIB)) for t in range(60)]  # +6 MiB over the run
     verdict = plateau(samples)
     assert not verdict.flat
-    assert verdict.growth_mib == pytest.approx(4.0, abs=0.2)
+    assert verdict.growth_mib == pytest.approx(3.0, abs=0.2)
     assert verdict.slope_mib_per_hour == pytest.approx(360.0, rel=0.01)
 
 

@@ -348,3 +348,110 @@ def test_backend_grpc_ports_answer_only_portico_pods(directory: str) -> None:
                     assert any(selects(s["podSelector"], pod_labels[caller]) for s in sources), (name, caller)
     gateway = [p for p in policies if selects(p["spec"]["podSelector"], pod_labels["gateway"])]
     assert gateway, "the gateway has no NetworkPolicy"
+
+
+def spread(deployment: Json) -> dict[str, Json]:
+    """The pod's topology spread constraints by topology key."""
+    constraints = deployment["spec"]["template"]["spec"].get("topologySpreadConstraints", [])
+    return {c["topologyKey"]: cast(Json, c) for c in constraints}
+
+
+@pytest.mark.parametrize("directory", RENDERED)
+def test_replicas_prefer_different_nodes(directory: str) -> None:
+    for name, deployment in of_kind(render(directory), "Deployment").items():
+        node = spread(deployment).get("kubernetes.io/hostname")
+        assert node is not None, f"{name}: replicas may pile onto one node"
+        # A preference: a cluster with fewer nodes than replicas still runs them all.
+        assert node["whenUnsatisfiable"] == "ScheduleAnyway", name
+        assert node["maxSkew"] == 1, name
+        assert node["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"], name
+
+
+@pytest.mark.parametrize("directory", OVERLAYS)
+def test_production_spreads_every_process_over_zones(directory: str) -> None:
+    """Losing a zone takes at most its share of each process: a hard constraint, evaluated per revision
+    (pod-template-hash) and only over nodes whose taints the pods tolerate."""
+    for name, deployment in of_kind(render(directory), "Deployment").items():
+        zone = spread(deployment).get("topology.kubernetes.io/zone")
+        assert zone is not None, f"{name}: one zone may hold every replica"
+        assert zone["whenUnsatisfiable"] == "DoNotSchedule", name
+        assert zone["maxSkew"] == 1, name
+        assert zone["nodeTaintsPolicy"] == "Honor", name
+        assert zone["matchLabelKeys"] == ["pod-template-hash"], name
+        assert zone["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"], name
+        assert "minDomains" not in zone, f"{name}: minDomains would leave pods Pending on a two-zone cluster"
+
+
+@pytest.mark.parametrize("directory", RENDERED)
+def test_readiness_acts_before_liveness(directory: str) -> None:
+    """Ready and live are different questions (docs/operations.md); a replica that stops answering
+    leaves the Service before it is restarted, and a slow start is not killed by liveness."""
+    for name, deployment in of_kind(render(directory), "Deployment").items():
+        main = container(deployment)
+        ready, live, started = main["readinessProbe"], main["livenessProbe"], main["startupProbe"]
+        assert ready != live, f"{name}: readiness and liveness are the same probe"
+        ready_after = ready["periodSeconds"] * ready["failureThreshold"]
+        live_after = live["periodSeconds"] * live["failureThreshold"]
+        assert ready_after < live_after, name
+        assert started["periodSeconds"] * started["failureThreshold"] >= live_after, name
+
+
+@pytest.mark.parametrize("directory", RENDERED)
+def test_autoscalers_agree_with_deployments_and_budgets(directory: str) -> None:
+    resources = render(directory)
+    deployments = of_kind(resources, "Deployment")
+    budgets = of_kind(resources, "PodDisruptionBudget")
+    for hpa_name, hpa in of_kind(resources, "HorizontalPodAutoscaler").items():
+        spec = hpa["spec"]
+        target = spec["scaleTargetRef"]
+        assert (target["apiVersion"], target["kind"]) == ("apps/v1", "Deployment"), hpa_name
+        deployment = deployments[target["name"]]
+        low, high = spec["minReplicas"], spec["maxReplicas"]
+        assert 2 <= low < high, hpa_name
+        # `kubectl apply` resets the Deployment's count; within the bounds the autoscaler does not fight it.
+        assert low <= deployment["spec"]["replicas"] <= high, hpa_name
+        (budget,) = [b for b in budgets.values() if b["spec"]["selector"] == deployment["spec"]["selector"]]
+        assert budget["spec"]["minAvailable"] < low, f"{hpa_name}: at the minimum, a node drain would block"
+        for metric in spec["metrics"]:
+            if metric["type"] == "Resource":
+                resource = metric["resource"]["name"]
+                assert resource in container(deployment)["resources"]["requests"], (
+                    f"{hpa_name}: utilisation of {resource} needs a request"
+                )
+
+
+def effective_database(deployment: Json, config: dict[str, str]) -> str:
+    """Where a backend's database is: "secret" (PostgreSQL: docs/deploying.md), or a literal URL; unset
+    means DatabaseSettings' default, a SQLite file in the pod's own run directory."""
+    entry = env_value(container(deployment), "PORTICO_DATABASE_URL")
+    if entry is None:
+        return config.get("PORTICO_DATABASE_URL", "sqlite (default)")
+    return "secret" if "valueFrom" in entry else str(entry["value"])
+
+
+@pytest.mark.parametrize("directory", RENDERED)
+def test_no_replicated_backend_keeps_its_data_in_sqlite(directory: str) -> None:
+    """SQLite is one file in one pod: a second replica would have a database of its own. Every backend
+    with tables runs several replicas, so its URL must come from the Secret (PostgreSQL), and the key is
+    required: a Secret without it stops the pod instead of starting it on the SQLite default."""
+    resources = render(directory)
+    config = config_map(resources)
+    scaled = {
+        h["spec"]["scaleTargetRef"]["name"] for h in of_kind(resources, "HorizontalPodAutoscaler").values()
+    }
+    for name, deployment in of_kind(resources, "Deployment").items():
+        if not (ROOT / "backends" / name / "migrations").is_dir():
+            continue
+        database = effective_database(deployment, config)
+        if deployment["spec"]["replicas"] > 1 or name in scaled:
+            assert database == "secret", f"{name}: {database} with several replicas"
+            reference = env_value(container(deployment), "PORTICO_DATABASE_URL")
+            assert reference is not None
+            assert not reference["valueFrom"]["secretKeyRef"].get("optional"), name
+        assert "sqlite" not in database or deployment["spec"]["replicas"] == 1, name
+
+
+def test_the_documented_database_url_is_postgresql() -> None:
+    documented = re.findall(r"database-url='([^']+)'", (ROOT / "docs" / "deploying.md").read_text())
+    assert documented, "docs/deploying.md shows how to create the Secret"
+    assert all(urlsplit(url).scheme == "postgresql+asyncpg" for url in documented), documented

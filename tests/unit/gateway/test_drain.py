@@ -11,8 +11,8 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from gateway.__main__ import GatewayServer
 from gateway.drain import Draining
+from gateway.serve import GatewayServer
 from infra.procs import free_port
 from meshkit.shutdown import ShutdownDeadline
 

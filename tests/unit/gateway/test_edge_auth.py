@@ -1,5 +1,6 @@
-"""The edge's verified-token cache (hits until the token expires, bounded size), its revocation check, and
-what a token that cannot be verified is answered."""
+"""The edge's revocation check (the in-process set, then Redis's marks read with the limits by
+gateway.edge_gate), and what a token that cannot be verified is answered (the verified-token cache is the
+verifier's: tests/unit/meshkit/auth/test_token_cache.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from gateway.edge_auth import CHALLENGE_INVALID, EdgeAuth, Refusal, VerifiedTokenCache
+from gateway.edge_auth import CHALLENGE_INVALID, EdgeAuth, Refusal
+from gateway.edge_gate import Gated, gate
+from gateway.ratelimit.limiter import RedisLimiter
+from gateway.ratelimit.limits import Limit
 from meshkit.auth.keys import KeysUnavailable
 from meshkit.auth.revocation import RevocationChecker
 from meshkit.auth.revocation_set import RevocationSet
@@ -25,26 +29,19 @@ def _principal(sub: str, expires_in: float) -> Principal:
     return Principal(sub, "t", "", frozenset({"user"}), f"jti-{sub}", now, now + expires_in, f"tok-{sub}")
 
 
-def test_hits_until_expiry_and_evicts_the_oldest() -> None:
-    cache = VerifiedTokenCache(size=2)
-    cache.put("a", _principal("a", 60))
-    cache.put("b", _principal("b", -1))  # already expired
-    assert cache.get("a") is not None
-    assert cache.get("b") is None
-    cache.put("c", _principal("c", 60))
-    cache.put("d", _principal("d", 60))  # size 2: "a" is the least recently used and goes
-    assert cache.get("a") is None
-    assert cache.get("c") is not None
-    assert cache.get("d") is not None
-
-
 class _Verifier:
     async def verify(self, token: str) -> Principal:
         return _principal(token, 60)
 
 
 class _RedisDown:
-    async def mget(self, *keys: str) -> list[str | None]:
+    def register_script(self, script: str) -> Any:
+        async def run(**_: Any) -> Any:
+            raise RedisConnectionError("connection refused")
+
+        return run
+
+    async def mget(self, *keys: str) -> Any:
         raise RedisConnectionError("connection refused")
 
 
@@ -60,21 +57,45 @@ def _edge(*, loaded: bool) -> EdgeAuth:
     return EdgeAuth(cast(TokenVerifier, cast(Any, _Verifier())), checker)
 
 
+def _limiter() -> RedisLimiter:
+    return RedisLimiter(cast(Redis, cast(Any, _RedisDown())), CollectorRegistry(), fail_open=True)
+
+
+IP, USER = Limit("ip", 100, 60), Limit("user", 100, 60)
+
+
+async def _gate(edge: EdgeAuth, limiter: RedisLimiter, token: str) -> Gated:
+    principal = await edge.check(PRIVATE, [f"Bearer {token}"], [])
+    assert isinstance(principal, Principal)
+    return await gate(limiter, edge.revocations, [(IP, "ip:x"), (USER, "user:a")], [(IP, "ip:x")], principal)
+
+
 async def test_revocations_that_cannot_be_checked_answer_503_never_401_or_a_pass() -> None:
-    policy = options_pb2.RoutePolicy()
-    verdict = await _edge(loaded=False).check(policy, ["Bearer a"], [])
-    assert isinstance(verdict, Refusal)
-    assert verdict.status == 503
+    limiter = _limiter()
+    gated = await _gate(_edge(loaded=False), limiter, "a")
+    assert (gated.unknown, gated.revoked) == (True, False)
+    # Refused: charged as a refusal (the IP alone), by the local limiter.
+    assert [d.limit.name for d in gated.decisions or []] == ["ip"]
 
 
 async def test_with_redis_down_the_loaded_set_decides() -> None:
-    edge = _edge(loaded=True)
+    edge, limiter = _edge(loaded=True), _limiter()
     edge.revocations.local.add("jti", "jti-b", time.time() + 60)
-    policy = options_pb2.RoutePolicy()
-    assert isinstance(await edge.check(policy, ["Bearer a"], []), Principal)
-    refused = await edge.check(policy, ["Bearer b"], [])
+    gated = await _gate(edge, limiter, "a")
+    assert (gated.unknown, gated.revoked) == (False, False)
+    assert [d.limit.name for d in gated.decisions or []] == ["ip", "user"]
+    refused = await edge.check(PRIVATE, ["Bearer b"], [])  # the set answers before any Redis call
     assert isinstance(refused, Refusal)
     assert refused.status == 401
+
+
+async def test_a_403_still_carries_the_principal_so_a_revocation_wins() -> None:
+    edge = _edge(loaded=True)
+    refused = await edge.check(PRIVATE, ["Bearer a"], ["other-tenant"])
+    assert isinstance(refused, Refusal)
+    assert refused.status == 403
+    assert refused.principal is not None
+    assert refused.principal.sub == "a"
 
 
 class _FailingVerifier:

@@ -105,6 +105,19 @@ def test_prompt_requests_on_a_keep_alive_connection_are_served_then_a_slow_one_c
         assert _read_all(sock).startswith(b"HTTP/1.1 408 ")
 
 
+def test_a_head_begun_late_gets_its_whole_deadline(server: int) -> None:
+    # The deadline armed when the connection opened falls in the middle of the second head, which
+    # began later and still has time: it is served.
+    with socket.create_connection(("127.0.0.1", server)) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _read_answer(sock).startswith(b"HTTP/1.1 200 ")
+        time.sleep(DEADLINE * 0.6)
+        sock.sendall(b"GET / HTTP/1.1\r\n")
+        time.sleep(DEADLINE * 0.6)  # past the first deadline, within this head's own
+        sock.sendall(b"Host: x\r\n\r\n")
+        assert _read_answer(sock).startswith(b"HTTP/1.1 200 ")
+
+
 def test_a_slow_body_after_a_prompt_head_is_not_cut(server: int) -> None:
     with socket.create_connection(("127.0.0.1", server)) as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 import grpc
@@ -87,3 +88,18 @@ def test_backoff_is_jittered_exponential_and_capped() -> None:
         delays = [policy.delay(retry, rng) for _ in range(200)]
         assert all(0 <= d <= cap for d in delays)
         assert max(delays) > cap * 0.8  # spread over the whole range: full jitter
+
+
+async def test_a_pause_that_overruns_on_a_busy_loop_starts_no_attempt_that_could_only_time_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_sleep = asyncio.sleep
+
+    async def late(delay: float) -> None:  # a loop so busy that every pause lasts 0.27 s longer
+        await real_sleep(delay + 0.27)
+
+    monkeypatch.setattr("gateway.retry.asyncio.sleep", late)
+    upstream = Upstream(1000)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await with_retries(upstream, deadline=0.3, policy=RetryPolicy(1000, 0.01, max_delay=0.01))
+    assert upstream.timeouts == [0.3]  # the one attempt that had time; none after the late pause

@@ -7,7 +7,7 @@ import json
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from gateway.streaming import KEEP_ALIVE, NDJSON, SSE, Framing, ndjson_line, negotiate, sse_event
+from gateway.streaming import KEEP_ALIVE, NDJSON, SSE, Framing, ndjson_line, negotiate, resume, sse_event
 from stubs.broker.v1 import broker_pb2
 
 
@@ -50,14 +50,14 @@ def _message() -> broker_pb2.SubscribeToTopicResponse:
     stamp = Timestamp()
     stamp.FromSeconds(1_705_314_600)
     return broker_pb2.SubscribeToTopicResponse(
-        topic="t", partition=1, offset=42, key="", message="hi", timestamp=stamp
+        topic="t", partition=1, offset=42, key="", message="hi", timestamp=stamp, cursor="0:-1,1:42"
     )
 
 
 def test_framing_an_sse_item_uses_the_id_field_and_proto_names() -> None:
-    frame = Framing(SSE, "offset").item(_message()).decode()
+    frame = Framing(SSE, "cursor").item(_message()).decode()
     id_line, data_line, *_ = frame.split("\n")
-    assert id_line == "id: 42"
+    assert id_line == "id: 0:-1,1:42"
     assert json.loads(data_line.removeprefix("data: ")) == {
         "topic": "t",
         "partition": 1,
@@ -65,16 +65,31 @@ def test_framing_an_sse_item_uses_the_id_field_and_proto_names() -> None:
         "key": "",
         "message": "hi",
         "timestamp": "2024-01-15T10:30:00Z",
+        "cursor": "0:-1,1:42",
     }
     assert frame.endswith("\n\n")
     assert Framing(SSE).item(_message()).startswith(b"data: ")  # no id field: no id line
 
 
 def test_framing_ndjson_items_and_errors() -> None:
-    ndjson = Framing(NDJSON, "offset")
-    assert json.loads(ndjson.item(_message()))["offset"] == "42"
+    ndjson = Framing(NDJSON, "cursor")
+    assert json.loads(ndjson.item(_message()))["cursor"] == "0:-1,1:42"
     envelope = {"error": {"code": "UNAVAILABLE", "status_code": 503}}
     assert json.loads(ndjson.error(envelope)) == envelope
     assert ndjson.keep_alive == b""
     assert Framing(SSE).error(envelope).startswith(b"event: error\ndata: ")
     assert Framing(SSE).keep_alive == KEEP_ALIVE
+
+
+def test_last_event_id_goes_into_the_request_field_of_that_name() -> None:
+    request = broker_pb2.SubscribeToTopicRequest(topic="t", **{"from": "latest"})
+    resume(request, "0:41,1:17")
+    assert (request.last_event_id, getattr(request, "from")) == ("0:41,1:17", "latest")
+    untouched = broker_pb2.SubscribeToTopicRequest(topic="t")
+    resume(untouched, None)
+    resume(untouched, "")
+    assert untouched.last_event_id == ""
+    # A stream whose request has no such field ignores the header.
+    other = broker_pb2.PublishMessageRequest(topic="t")
+    resume(other, "0:1")
+    assert other == broker_pb2.PublishMessageRequest(topic="t")

@@ -143,6 +143,27 @@ def test_every_alert_has_a_severity_and_a_summary() -> None:
             assert rule["annotations"]["description"], rule["alert"]
 
 
+def headings_anchors(markdown: str) -> set[str]:
+    """The anchors a Markdown renderer gives the headings: lower case, spaces to dashes, punctuation out."""
+    found = set()
+    for line in markdown.splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            found.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
+    return found
+
+
+def test_every_alert_links_the_runbook_section_named_after_it() -> None:
+    anchors = headings_anchors((ROOT / "docs" / "operations.md").read_text())
+    for rule in rules():
+        if "alert" in rule:
+            url = rule["annotations"].get("runbook_url", "")
+            assert url == f"docs/operations.md#{rule['alert'].lower()}", rule["alert"]
+            assert url.partition("#")[2] in anchors, (
+                f"{rule['alert']}: no section {url} in docs/operations.md"
+            )
+
+
 def test_rules_use_only_metrics_the_code_exports() -> None:
     known = registered_metrics()
     assert "portico_gateway_requests_total" in known  # the scan finds the families at all

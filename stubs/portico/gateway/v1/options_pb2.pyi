@@ -70,6 +70,14 @@ class _RateLimitClassEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RateLi
     """No extra limit: only the per-IP and per-user limits apply."""
     RATE_LIMIT_CLASS_LOGIN: _RateLimitClass.ValueType  # 1
     """The stricter login limit (`PORTICO_GATEWAY_RATE_LIMIT_LOGIN`, default `10/minute`)."""
+    RATE_LIMIT_CLASS_SIGNUP: _RateLimitClass.ValueType  # 2
+    """Account creation, per client IP (`PORTICO_GATEWAY_RATE_LIMIT_SIGNUP`, default `20/hour`)."""
+    RATE_LIMIT_CLASS_PASSWORD: _RateLimitClass.ValueType  # 3
+    """Password changes and resets, per caller (`PORTICO_GATEWAY_RATE_LIMIT_PASSWORD`, default
+    `10/hour`).
+    """
+    RATE_LIMIT_CLASS_SEARCH: _RateLimitClass.ValueType  # 4
+    """Searches, per caller (`PORTICO_GATEWAY_RATE_LIMIT_SEARCH`, default `60/minute`)."""
 
 class RateLimitClass(_RateLimitClass, metaclass=_RateLimitClassEnumTypeWrapper):
     """A class of rate limit, each with its own configured rate."""
@@ -78,7 +86,41 @@ RATE_LIMIT_CLASS_UNSPECIFIED: RateLimitClass.ValueType  # 0
 """No extra limit: only the per-IP and per-user limits apply."""
 RATE_LIMIT_CLASS_LOGIN: RateLimitClass.ValueType  # 1
 """The stricter login limit (`PORTICO_GATEWAY_RATE_LIMIT_LOGIN`, default `10/minute`)."""
+RATE_LIMIT_CLASS_SIGNUP: RateLimitClass.ValueType  # 2
+"""Account creation, per client IP (`PORTICO_GATEWAY_RATE_LIMIT_SIGNUP`, default `20/hour`)."""
+RATE_LIMIT_CLASS_PASSWORD: RateLimitClass.ValueType  # 3
+"""Password changes and resets, per caller (`PORTICO_GATEWAY_RATE_LIMIT_PASSWORD`, default
+`10/hour`).
+"""
+RATE_LIMIT_CLASS_SEARCH: RateLimitClass.ValueType  # 4
+"""Searches, per caller (`PORTICO_GATEWAY_RATE_LIMIT_SEARCH`, default `60/minute`)."""
 Global___RateLimitClass: _TypeAlias = RateLimitClass  # noqa: Y015
+
+class _ErrorStyle:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ErrorStyleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorStyle.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ERROR_STYLE_UNSPECIFIED: _ErrorStyle.ValueType  # 0
+    """The contract's envelope: `{"error": {"code", "message", "status_code", "request_id"[, "details"]}}`."""
+    ERROR_STYLE_DETAIL: _ErrorStyle.ValueType  # 1
+    """FastAPI's form: `{"detail": "<message>"}`; a validation error's per-field problems as
+    `{"detail": [{"loc": ["body", "<field>"], "msg": "<description>", "type": "value_error"}]}`.
+    The status code and the `X-Request-ID` header are the same as the envelope's.
+    """
+
+class ErrorStyle(_ErrorStyle, metaclass=_ErrorStyleEnumTypeWrapper):
+    """How an error response is written."""
+
+ERROR_STYLE_UNSPECIFIED: ErrorStyle.ValueType  # 0
+"""The contract's envelope: `{"error": {"code", "message", "status_code", "request_id"[, "details"]}}`."""
+ERROR_STYLE_DETAIL: ErrorStyle.ValueType  # 1
+"""FastAPI's form: `{"detail": "<message>"}`; a validation error's per-field problems as
+`{"detail": [{"loc": ["body", "<field>"], "msg": "<description>", "type": "value_error"}]}`.
+The status code and the `X-Request-ID` header are the same as the envelope's.
+"""
+Global___ErrorStyle: _TypeAlias = ErrorStyle  # noqa: Y015
 
 @_typing.final
 class RoutePolicy(_message.Message):
@@ -93,6 +135,11 @@ class RoutePolicy(_message.Message):
     RETRYABLE_FIELD_NUMBER: _builtins.int
     UPLOADS_FIELD_NUMBER: _builtins.int
     RESPONSE_FIELD_NUMBER: _builtins.int
+    UNIQUE_FIELDS_FIELD_NUMBER: _builtins.int
+    CHECKS_CREDENTIALS_FIELD_NUMBER: _builtins.int
+    EXAMPLE_FIELD_NUMBER: _builtins.int
+    BINDINGS_FIELD_NUMBER: _builtins.int
+    TOKEN_FIELD_FIELD_NUMBER: _builtins.int
     access: Global___Access.ValueType
     """Who may call the route. ACCESS_UNSPECIFIED is treated as ACCESS_AUTHENTICATED (fail closed)."""
     deadline_ms: _builtins.int
@@ -103,6 +150,16 @@ class RoutePolicy(_message.Message):
     retryable: _builtins.bool
     """The RPC is an idempotent read: the gateway may retry it (with backoff, within the deadline) on
     UNAVAILABLE or a broken connection. Never set on an RPC that changes state.
+    """
+    checks_credentials: _builtins.bool
+    """The route checks credentials carried in the request itself (a password, a refresh token) and
+    answers 401 when they are wrong, although its access may be public (login, refresh).
+    """
+    token_field: _builtins.str
+    """A request field (a top-level string) that may carry the caller's access token for a gRPC
+    client that sends it in the message, as seed 000's `LogoutRequest.token` does. Read by the
+    backends only when the call has no `authorization` metadata; a call carrying both, with
+    different tokens, is refused as ambiguous. The gateway always reads the `Authorization` header.
     """
     @_builtins.property
     def required_roles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -126,6 +183,23 @@ class RoutePolicy(_message.Message):
     def response(self) -> Global___ResponseShape:
         """How the response message becomes the HTTP response."""
 
+    @_builtins.property
+    def unique_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Request fields whose values must be unique within the tenant, e.g. `username` and `email`: the
+        backend answers ALREADY_EXISTS (409 CONFLICT) when one is taken. Only the backend can check it
+        (it needs the database); the gateway documents the route's 409 from this list.
+        """
+
+    @_builtins.property
+    def example(self) -> Global___Example:
+        """An example call of the route, shown in the OpenAPI document (each checked against its schema)."""
+
+    @_builtins.property
+    def bindings(self) -> _containers.RepeatedCompositeFieldContainer[Global___BindingPolicy]:
+        """Per-binding policies: a binding named here answers with its own response shape instead of
+        `response`. Each entry must name a binding of this RPC.
+        """
+
     def __init__(
         self,
         *,
@@ -136,14 +210,104 @@ class RoutePolicy(_message.Message):
         retryable: _builtins.bool = ...,
         uploads: _abc.Iterable[Global___Upload] | None = ...,
         response: Global___ResponseShape | None = ...,
+        unique_fields: _abc.Iterable[_builtins.str] | None = ...,
+        checks_credentials: _builtins.bool = ...,
+        example: Global___Example | None = ...,
+        bindings: _abc.Iterable[Global___BindingPolicy] | None = ...,
+        token_field: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["rate_limit", b"rate_limit", "response", b"response"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["example", b"example", "rate_limit", b"rate_limit", "response", b"response"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access", b"access", "deadline_ms", b"deadline_ms", "rate_limit", b"rate_limit", "required_roles", b"required_roles", "response", b"response", "retryable", b"retryable", "uploads", b"uploads"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access", b"access", "bindings", b"bindings", "checks_credentials", b"checks_credentials", "deadline_ms", b"deadline_ms", "example", b"example", "rate_limit", b"rate_limit", "required_roles", b"required_roles", "response", b"response", "retryable", b"retryable", "token_field", b"token_field", "unique_fields", b"unique_fields", "uploads", b"uploads"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RoutePolicy: _TypeAlias = RoutePolicy  # noqa: Y015
+
+@_typing.final
+class BindingPolicy(_message.Message):
+    """The policy of one binding of an RPC's http rule (the rule itself or one of its
+    `additional_bindings`), e.g. a path that speaks the dialect of an API Portico replaces.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BINDING_FIELD_NUMBER: _builtins.int
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    DIALECT_FIELD_NUMBER: _builtins.int
+    CALLER_ID_FIELDS_FIELD_NUMBER: _builtins.int
+    TENANT_HEADER_FIELD_FIELD_NUMBER: _builtins.int
+    binding: _builtins.str
+    """The binding: its HTTP method and path template as the http rule writes them, e.g.
+    `POST /user/login`.
+    """
+    dialect: _builtins.str
+    """The binding is a compatibility path for the clients of another API (e.g. `seed-001`): it is
+    served but left out of the OpenAPI document, which describes Portico's own API; docs/api.md
+    lists these paths and their shapes.
+    """
+    tenant_header_field: _builtins.str
+    """A request field (a top-level string, e.g. `tenant_id`) the gateway fills from the
+    `X-Tenant-ID` header when the request leaves it empty, for clients that name the tenant only
+    in the header; a request naming another tenant in both is a 400. Empty: the header is not read
+    into the request.
+    """
+    @_builtins.property
+    def response(self) -> Global___ResponseShape:
+        """The response shape of this binding; it replaces the RPC's `response` whole."""
+
+    @_builtins.property
+    def caller_id_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Request fields (top-level strings) the gateway sets to the caller's user id (the access
+        token's `sub`), over whatever the request sent: the binding acts on the caller, e.g.
+        `PUT /users/` updates the caller's own profile. Only on a binding that needs a token; the
+        backend still decides what the caller may do.
+        """
+
+    def __init__(
+        self,
+        *,
+        binding: _builtins.str = ...,
+        response: Global___ResponseShape | None = ...,
+        dialect: _builtins.str = ...,
+        caller_id_fields: _abc.Iterable[_builtins.str] | None = ...,
+        tenant_header_field: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["binding", b"binding", "caller_id_fields", b"caller_id_fields", "dialect", b"dialect", "response", b"response", "tenant_header_field", b"tenant_header_field"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BindingPolicy: _TypeAlias = BindingPolicy  # noqa: Y015
+
+@_typing.final
+class Example(_message.Message):
+    """An example call of a route, as JSON texts in the proto3 JSON mapping the REST API speaks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    request: _builtins.str
+    """The request body; empty for a route that takes none."""
+    response: _builtins.str
+    """The payload of a successful answer: what `data` holds, the document itself when the envelope
+    is omitted, one item of a stream. Empty for a binary answer (its bytes have no JSON form).
+    """
+    def __init__(
+        self,
+        *,
+        request: _builtins.str = ...,
+        response: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request", "response", b"response"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Example: _TypeAlias = Example  # noqa: Y015
 
 @_typing.final
 class RateLimit(_message.Message):
@@ -163,7 +327,8 @@ class RateLimit(_message.Message):
         fields in the order the auth backend reads them (`tenant_id`, `username`, `email`); the key is
         the account auth would look up (the default tenant when empty; the first name that is not
         blank, normalised as auth compares names; the other names ignored). An absent field counts as
-        empty. Empty list: the class limit is keyed by client IP.
+        empty. Other classes, and login with an empty list: the class limit is keyed by the caller (the
+        token's user when the route is authenticated, else the client IP).
         """
 
     def __init__(
@@ -234,11 +399,35 @@ class ResponseShape(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class ErrorMessagesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     SUCCESS_STATUS_FIELD_NUMBER: _builtins.int
     OMIT_ENVELOPE_FIELD_NUMBER: _builtins.int
     CACHE_CONTROL_FIELD_NUMBER: _builtins.int
     BINARY_FIELD_NUMBER: _builtins.int
     SSE_ID_FIELD_FIELD_NUMBER: _builtins.int
+    FIXED_BODY_FIELD_NUMBER: _builtins.int
+    MEMBERS_FIELD_NUMBER: _builtins.int
+    ERROR_STYLE_FIELD_NUMBER: _builtins.int
+    ERROR_MESSAGES_FIELD_NUMBER: _builtins.int
     success_status: _builtins.int
     """HTTP status of a successful response, e.g. 201 for a creation or 202 for an accepted
     publication. 0 means 200.
@@ -255,9 +444,28 @@ class ResponseShape(_message.Message):
     """For server-streaming RPCs: the field of each streamed message sent as the SSE `id:` line
     (e.g. `offset`). Empty: no `id:` line. NDJSON streams ignore it.
     """
+    fixed_body: _builtins.str
+    """A JSON text that is the payload of every success instead of the response message, e.g.
+    `{"message": "New User Created Successfully"}`. Empty: the payload comes from the message.
+    """
+    error_style: Global___ErrorStyle.ValueType
+    """How an error of the route is written. ERROR_STYLE_UNSPECIFIED: the contract's envelope."""
     @_builtins.property
     def binary(self) -> Global___BinaryBody:
         """Set when the response is binary content rather than JSON."""
+
+    @_builtins.property
+    def members(self) -> _containers.RepeatedCompositeFieldContainer[Global___Member]:
+        """The members of a JSON object payload, picked (and renamed) from the payload's fields, e.g.
+        `{name: "token", field: "access_token"}`: the payload becomes an object of exactly these keys,
+        in this order. Empty: every field.
+        """
+
+    @_builtins.property
+    def error_messages(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Error messages replacing the gateway's or the backend's, by error code (`CONFLICT`,
+        `UNAUTHORIZED`, …), e.g. the exact texts another API's clients compare against.
+        """
 
     def __init__(
         self,
@@ -267,14 +475,44 @@ class ResponseShape(_message.Message):
         cache_control: _builtins.str = ...,
         binary: Global___BinaryBody | None = ...,
         sse_id_field: _builtins.str = ...,
+        fixed_body: _builtins.str = ...,
+        members: _abc.Iterable[Global___Member] | None = ...,
+        error_style: Global___ErrorStyle.ValueType = ...,
+        error_messages: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["binary", b"binary"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["binary", b"binary", "cache_control", b"cache_control", "omit_envelope", b"omit_envelope", "sse_id_field", b"sse_id_field", "success_status", b"success_status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["binary", b"binary", "cache_control", b"cache_control", "error_messages", b"error_messages", "error_style", b"error_style", "fixed_body", b"fixed_body", "members", b"members", "omit_envelope", b"omit_envelope", "sse_id_field", b"sse_id_field", "success_status", b"success_status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResponseShape: _TypeAlias = ResponseShape  # noqa: Y015
+
+@_typing.final
+class Member(_message.Message):
+    """One member of a shaped JSON object."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    FIELD_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The key in the answer."""
+    field: _builtins.str
+    """The payload field (proto name) whose value it takes; empty: the field called `name`."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        field: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["field", b"field", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Member: _TypeAlias = Member  # noqa: Y015
 
 @_typing.final
 class BinaryBody(_message.Message):
@@ -311,7 +549,8 @@ Global___BinaryBody: _TypeAlias = BinaryBody  # noqa: Y015
 ROUTE_FIELD_NUMBER: _builtins.int
 route: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, Global___RoutePolicy]
 """The gateway policy of the REST route(s) this RPC's `google.api.http` rule declares. The same
-policy applies to every additional binding. An RPC without this option gets the zero policy:
+policy applies to every additional binding, except where `bindings` gives one binding its own
+response shape. An RPC without this option gets the zero policy:
 authenticated access, default rate limits, gateway default deadline, no retries, the
 `{"data": …}` envelope and status 200.
 """

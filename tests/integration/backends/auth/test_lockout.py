@@ -165,6 +165,24 @@ async def test_success_clears_the_account(redis: Redis) -> None:
     assert await throttle.check("t", user, ip)  # 4 + 4 would have locked it without the reset
 
 
+async def test_a_success_after_a_clean_check_leaves_redis_alone(redis: Redis) -> None:
+    """No failures found by the request's check: nothing to clear, no call. A failure another attempt
+    counts meanwhile stays (stricter); this request's own failure is cleared as before."""
+    throttle, user, ip = _throttle(redis), _name(), _ip()
+    key = throttle.account_key("t", user)
+    assert await throttle.check("t", user, ip)
+    await asyncio.create_task(throttle.failed("t", user, ip))  # a concurrent attempt, its own task
+    await throttle.succeeded("t", user)
+    assert await redis.zcard(key) == 1
+    assert await throttle.check("t", user, ip)  # found one failure now
+    await throttle.succeeded("t", user)
+    assert await redis.exists(key) == 0
+    assert await throttle.check("t", user, ip)
+    await throttle.failed("t", user, ip)  # counted after a clean check in the same task
+    await throttle.succeeded("t", user)
+    assert await redis.exists(key) == 0
+
+
 async def test_keys_are_tenant_prefixed(redis: Redis) -> None:
     throttle, user = _throttle(redis), _name()
     await _fail(throttle, 5, "tenant-a", user, _ip())

@@ -259,6 +259,17 @@ async def test_revoke_family_of_another_users_token_does_nothing(db: Database, t
         )
 
 
+async def test_revoke_others_spares_the_kept_login(db: Database, tokens: RefreshTokens) -> None:
+    user_id = str(uuid.uuid4())
+    kept, *others = [await start(db, tokens, user_id=user_id) for _ in range(3)]
+    async with db.write() as session:
+        revoked = await tokens.revoke_others(session, user_id, kept.family_id, "password_changed", T0 + TICK)
+    assert sorted(revoked) == sorted(login.family_id for login in others)
+    assert (await rotate(db, tokens, kept.token, T0 + TICK)).outcome == "rotated"
+    for login in others:
+        assert (await rotate(db, tokens, login.token, T0 + TICK)).reason == "revoked"
+
+
 async def test_revoke_user_revokes_every_family_of_the_user(db: Database, tokens: RefreshTokens) -> None:
     user_id, bystander = str(uuid.uuid4()), str(uuid.uuid4())
     logins = [await start(db, tokens, user_id=user_id) for _ in range(3)]

@@ -153,8 +153,9 @@ async def test_an_empty_redis_is_refilled_from_the_table(db: Database, own_redis
         await redis.flushdb()  # a restart without persistence
         refill = RedisRefill(db, redis, CollectorRegistry())
         assert await refill.refill_if_empty()
-        assert await redis.exists(revoked_jti_key(jti), revoked_sid_key(sid), valid_after_key("t", user)) == 3
-        assert 0 < await redis.ttl(revoked_jti_key(jti)) <= 61
+        marks = revoked_jti_key("t", jti), revoked_sid_key("t", sid), valid_after_key("t", user)
+        assert await redis.exists(*marks) == 3
+        assert 0 < await redis.ttl(revoked_jti_key("t", jti)) <= 61
         assert await redis.exists(FILLED_KEY)
         assert not await refill.refill_if_empty()  # already filled: nothing to do
     finally:

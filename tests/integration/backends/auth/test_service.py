@@ -589,8 +589,10 @@ def test_a_deleted_user_cannot_log_in_or_refresh_before_auth_hears_of_it(
     assert (spent.code(), spent.details()) == (Code.UNAUTHENTICATED, "Invalid token, Please login again")
 
 
-def test_a_demoted_admin_logs_in_with_the_new_roles_at_once(stack: AuthStack, infra: InfraEnv) -> None:
-    tenant, name = "default", f"vic-{uuid.uuid4().hex[:6]}"  # the bootstrap admin's tenant
+def promoted_admin(stack: AuthStack, name: str) -> tuple[str, auth_pb2.LoginResponse]:
+    """A new user of the bootstrap admin's tenant made admin, once auth has applied it: their id and an
+    admin login."""
+    tenant = "default"
     login = stack.register(tenant, name, PASSWORD)
     admin_token = bootstrap_admin_token(stack)
     channel, users = stack.users()
@@ -600,16 +602,43 @@ def test_a_demoted_admin_logs_in_with_the_new_roles_at_once(stack: AuthStack, in
             metadata=(("authorization", f"Bearer {admin_token}"),),
             timeout=10,
         )
-        wait_until(
-            lambda: "admin" in roles_of(stack.login(tenant, name, PASSWORD).access_token),
-            30,
-            "auth to apply the promotion",
-        )
-        before_demotion = stack.login(tenant, name, PASSWORD)
-    change_without_event(stack, infra, tenant, login.user.id, roles='["user"]')  # auth's copy: admin
+    wait_until(
+        lambda: "admin" in roles_of(stack.login(tenant, name, PASSWORD).access_token),
+        30,
+        "auth to apply the promotion",
+    )
+    return login.user.id, stack.login(tenant, name, PASSWORD)
+
+
+def test_a_demoted_admin_logs_in_with_the_new_roles_at_once(stack: AuthStack, infra: InfraEnv) -> None:
+    tenant, name = "default", f"vic-{uuid.uuid4().hex[:6]}"
+    user_id, before_demotion = promoted_admin(stack, name)
+    change_without_event(stack, infra, tenant, user_id, roles='["user"]')  # auth's copy: admin
     assert roles_of(stack.login(tenant, name, PASSWORD).access_token) == ["user"]
     # A refresh of a login from before the demotion issues the new roles too.
     assert roles_of(refresh(stack, before_demotion.refresh_token).access_token) == ["user"]
+
+
+def test_tokens_issued_with_roles_withdrawn_in_flight_outlive_the_withdrawals_event(
+    stack: AuthStack, infra: InfraEnv
+) -> None:
+    tenant, name = "default", f"wes-{uuid.uuid4().hex[:6]}"
+    user_id, before_demotion = promoted_admin(stack, name)
+    change_without_event(stack, infra, tenant, user_id, roles='["user"]')  # auth's copy: admin
+    after = stack.login(tenant, name, PASSWORD)
+    refreshed = refresh(stack, before_demotion.refresh_token)
+    assert roles_of(after.access_token) == roles_of(refreshed.access_token) == ["user"]
+    # The admin token from before is dead at once: the login applied the withdrawal as auth would.
+    assert rpc_error(lambda: me(stack, before_demotion.access_token)).code() == Code.UNAUTHENTICATED
+
+    # The demotion's event arrives now, then a rename that shows when auth has consumed both.
+    demoted = me(stack, after.access_token)
+    assert list(demoted.roles) == ["user"]
+    demotion = USERS.event("user.updated", tenant, user_id, actor=None, entity=demoted)
+    publish_user_events(infra, demotion, renamed(demoted, tenant, f"{name}x"))
+    wait_until(lambda: _logs_in(stack, tenant, f"{name}x"), 30, "auth to consume the demotion")
+    # It changed nothing any more: the tokens issued with the new roles still work.
+    assert me(stack, after.access_token).id == me(stack, refreshed.access_token).id == user_id
 
 
 # Last in the module: it stops the stack's users backend (and starts it again).

@@ -72,7 +72,7 @@ async def test_upgrading_again_changes_nothing(db: Database) -> None:
         versions = (await session.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))).scalars().all()  # noqa: S608
         for table in TABLES:
             await session.execute(text(f"SELECT count(*) FROM {table}"))  # noqa: S608
-    assert versions == ["0004"]
+    assert versions == ["0005"]
 
 
 async def test_the_migrations_create_exactly_the_tables_the_code_uses(db: Database) -> None:
@@ -316,6 +316,36 @@ async def test_set_password_hash(db: Database, store: CredentialStore) -> None:
     changed = await get(db, store, user.user_id)
     assert changed is not None
     assert changed.password_hash == REHASHED
+    assert not changed.password_change_required
+
+
+async def test_a_reset_requires_a_change_until_the_user_changes_it(
+    db: Database, store: CredentialStore
+) -> None:
+    user = await add(db, store, new_tenant(), "resetme")
+    flags = []
+    for change_required in (True, None, False):  # an admin's reset, a rehash, the user's own change
+        async with db.write() as session:
+            await store.set_password_hash(session, user.user_id, REHASHED, change_required=change_required)
+        current = await get(db, store, user.user_id)
+        assert current is not None
+        flags.append(current.password_change_required)
+    assert flags == [True, True, False]
+
+
+async def test_credentials_without_email_share_no_key_and_log_in_by_username(
+    db: Database, store: CredentialStore
+) -> None:
+    tenant = new_tenant()
+    first = await add(db, store, tenant, "noemail1", email="")
+    await add(db, store, tenant, "noemail2", email="")  # the empty email is nobody's: no duplicate
+    found = await login(db, store, tenant, "noemail1")
+    assert found is not None
+    assert found.user_id == first.user_id
+    assert await login(db, store, tenant, "") is None
+    async with db.write() as session:  # an event with no email keeps it that way
+        await store.update_profile(session, first.user_id, username="noemail3", email="")
+    assert await login(db, store, tenant, "noemail3") is not None
 
 
 # -- the identity-key migration --------------------------------------------------------------------

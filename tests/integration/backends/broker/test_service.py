@@ -252,3 +252,52 @@ async def test_the_topic_is_named_as_the_client_named_it(broker: BrokerBackend, 
         [item] = await read(call, 1)
         call.cancel()
     assert reply.topic == item.topic == name
+
+
+async def test_a_cursor_continues_after_it_in_every_partition_within_what_they_hold(
+    broker: BrokerBackend, tenant: str
+) -> None:
+    """Each item's cursor resumes right after it; a partition the cursor leaves out starts at its
+    beginning; an offset past a partition's end starts at the end (no replay of what it holds)."""
+    auth = broker.auth(tenant)
+    async with broker.stub() as stub:
+        sent = [await publish(stub, auth, "cursored", f"m{n}", key=f"k{n % 5}") for n in range(12)]
+        call = await subscribe(stub, auth, "cursored", "earliest")
+        items = await read(call, 12)
+        call.cancel()
+        assert len({s.partition for s in sent}) > 1  # the cursor has more than one partition to carry
+        assert items[-1].cursor == ",".join(
+            f"{p}:{max((s.offset for s in sent if s.partition == p), default=-1)}" for p in range(3)
+        )
+        middle = items[4]
+        call = await subscribe(stub, auth, "cursored", middle.cursor)
+        rest = await read(call, 7)
+        call.cancel()
+        assert sorted(i.message for i in [*items[:5], *rest]) == sorted(f"m{n}" for n in range(12))
+
+        one = sent[0].partition  # only that partition named, far past its end
+        call = await subscribe(stub, auth, "cursored", f"{one}:999999")
+        others = await read(call, sum(1 for s in sent if s.partition != one))
+        late = await publish(stub, auth, "cursored", "late", key="k0")
+        [after] = await read(call, 1)
+        call.cancel()
+    assert {i.partition for i in others} == {p for p in range(3)} - {one}
+    assert (after.message, after.offset) == ("late", late.offset)
+
+
+async def test_a_malformed_cursor_or_one_naming_a_missing_partition_is_invalid(
+    broker: BrokerBackend, tenant: str
+) -> None:
+    auth = broker.auth(tenant)
+    async with broker.stub() as stub:
+        await publish(stub, auth, "strict", "x")
+        for start, field in (("0:x", "from"), ("3:0", "from")):
+            request = broker_pb2.SubscribeToTopicRequest(topic="strict", **{"from": start})
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await read(stub.SubscribeToTopic(request, metadata=auth), 1)
+            assert refused.value.code() == Code.INVALID_ARGUMENT
+            assert [f for f, _ in violations_of(refused.value)] == [field]
+        request = broker_pb2.SubscribeToTopicRequest(topic="strict", last_event_id="nope", **{"from": "0:0"})
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await read(stub.SubscribeToTopic(request, metadata=auth), 1)
+        assert [f for f, _ in violations_of(refused.value)] == ["last_event_id"]

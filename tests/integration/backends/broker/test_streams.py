@@ -185,7 +185,7 @@ async def test_a_revoked_token_ends_its_open_stream(
             claims = jwt.decode(token, options={"verify_signature": False})
             redis = Redis.from_url(infra.redis_url)
             try:
-                await revoke_jti(redis, claims["jti"], claims["exp"])
+                await revoke_jti(redis, claims["tenant_id"], claims["jti"], claims["exp"])
             finally:
                 await redis.aclose()
             assert await asyncio.wait_for(call.code(), 10) == grpc.StatusCode.UNAUTHENTICATED

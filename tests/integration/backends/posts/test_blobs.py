@@ -10,7 +10,8 @@ from typing import Any
 import boto3
 import pytest
 
-from backends.posts.blobs import BlobStoreError, S3BlobStore, blob_key, open_blob_store
+from backends.posts.blobs import BlobStoreError, blob_key, open_blob_store
+from backends.posts.s3_blobs import S3BlobStore
 from harness.servers.s3 import s3_server
 
 pytestmark = pytest.mark.infra

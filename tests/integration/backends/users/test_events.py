@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer
 
 from backends.users.events import USERS
 from harness.infra import InfraEnv
-from harness.users import UsersBackend
+from harness.tokens import TokenIssuer
+from harness.users import UsersBackend, start_users_backend
 from stubs.events.v1 import events_pb2
 from stubs.users.v1 import users_pb2
 
@@ -18,10 +20,10 @@ pytestmark = pytest.mark.infra
 
 
 async def _events_for(
-    bootstrap: str, user_id: str, want: int, timeout: float = 30
+    bootstrap: str, user_id: str, want: int, timeout: float = 30, topic: str = USERS.topic
 ) -> list[tuple[bytes, dict[str, bytes], events_pb2.Event]]:
     consumer = AIOKafkaConsumer(
-        USERS.topic,
+        topic,
         bootstrap_servers=bootstrap,
         group_id=f"test-{uuid.uuid4().hex}",
         auto_offset_reset="earliest",
@@ -73,3 +75,18 @@ async def test_changes_are_published_in_order_with_headers(
         assert event.HasField("occurred_at")
     assert events[1][2].user.username == "eve2"
     assert len({e.event_id for _, _, e in events}) == 3
+
+
+async def test_the_user_events_topic_is_the_seed_001_setting(
+    infra: InfraEnv, issuer: TokenIssuer, tmp_path: Path
+) -> None:
+    """`KAFKA_USER_TOPIC` (seed 001's name for `PORTICO_USER_EVENTS_TOPIC`) moves the events."""
+    topic = f"seed-user-events-{uuid.uuid4().hex[:8]}"
+    backend = start_users_backend(infra, issuer, tmp_path, extra_env={"KAFKA_USER_TOPIC": topic})
+    try:
+        _, admin_token = backend.admin(f"t-{uuid.uuid4().hex[:10]}")
+        user = backend.create_user(admin_token, email="topic@example.com", username="topicuser")
+        events = await _events_for(infra.kafka_bootstrap, user["id"], 1, topic=topic)
+    finally:
+        backend.stop()
+    assert [e.type for _, _, e in events] == ["user.created"]

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from harness.infra import InfraEnv
 from harness.users import UsersBackend
-from meshkit.auth.revocation import revoke_jti
+from meshkit.auth.revocation import revoke_jti, valid_after_key
 from meshkit.rpc.status import violations_of
 from stubs.users.v1 import users_pb2, users_pb2_grpc
 
@@ -102,11 +102,73 @@ def test_authentication_is_required(
     assert code_of(users_backend, stub.GetMe, users_pb2.GetMeRequest(), expired) == Code.UNAUTHENTICATED
 
 
-def test_a_token_for_a_user_that_does_not_exist_is_refused(
+def test_getme_with_a_token_for_a_user_that_does_not_exist_is_refused(
     users_backend: UsersBackend, stub: users_pb2_grpc.UserServiceStub, tenant: str
 ) -> None:
+    # Only a holder of auth's signing key can make one; GetMe reads the caller's own profile anyway. The
+    # other methods trust a valid token that no revocation mark refuses (no profile read per call).
     ghost = users_backend.issuer.token(str(uuid.uuid4()), tenant, ("admin",))
-    assert code_of(users_backend, stub.ListUsers, users_pb2.ListUsersRequest(), ghost) == Code.UNAUTHENTICATED
+    assert code_of(users_backend, stub.GetMe, users_pb2.GetMeRequest(), ghost) == Code.UNAUTHENTICATED
+
+
+def _refused_everywhere(
+    users_backend: UsersBackend, stub: users_pb2_grpc.UserServiceStub, token: str, other_id: str
+) -> None:
+    """The token is refused by the methods that read no profile of the caller, and by GetMe."""
+    for method, request in (
+        (stub.GetUser, users_pb2.GetUserRequest(user_id=other_id)),
+        (stub.ListUsers, users_pb2.ListUsersRequest()),
+        (stub.SearchUsers, users_pb2.SearchUsersRequest(q="someone")),
+        (stub.UpdateUser, users_pb2.UpdateUserRequest(user_id=other_id, first_name="X")),
+        (stub.GetMe, users_pb2.GetMeRequest()),
+    ):
+        assert code_of(users_backend, method, request, token) == Code.UNAUTHENTICATED, method
+
+
+def test_a_deleted_caller_is_refused_by_every_method(
+    users_backend: UsersBackend, stub: users_pb2_grpc.UserServiceStub, tenant: str
+) -> None:
+    _, admin_token = users_backend.admin(tenant)
+    other, _ = member(users_backend, tenant, "olga")
+    dora, dora_token = member(users_backend, tenant, "dora")
+    get_other = users_pb2.GetUserRequest(user_id=other["id"])
+    assert call(users_backend, stub.GetUser, get_other, dora_token).user.id == other["id"]  # warm
+    call(users_backend, stub.DeleteUser, users_pb2.DeleteUserRequest(user_id=dora["id"]), admin_token)
+    _refused_everywhere(users_backend, stub, dora_token, other["id"])
+
+
+def test_a_deactivated_caller_is_refused_by_every_method(
+    users_backend: UsersBackend, stub: users_pb2_grpc.UserServiceStub, tenant: str
+) -> None:
+    _, admin_token = users_backend.admin(tenant)
+    other, _ = member(users_backend, tenant, "oleg")
+    dan, dan_token = member(users_backend, tenant, "dan")
+    get_other = users_pb2.GetUserRequest(user_id=other["id"])
+    assert call(users_backend, stub.GetUser, get_other, dan_token).user.id == other["id"]  # warm
+    deactivate = users_pb2.UpdateUserRequest(user_id=dan["id"], is_active=False)
+    call(users_backend, stub.UpdateUser, deactivate, admin_token)
+    _refused_everywhere(users_backend, stub, dan_token, other["id"])
+
+
+def test_a_deleted_caller_stays_refused_here_without_the_redis_mark(
+    users_backend: UsersBackend, stub: users_pb2_grpc.UserServiceStub, tenant: str, infra: InfraEnv
+) -> None:
+    # The mark in Redis is best effort (a deletion commits with Redis away): the backend that deleted the
+    # user refuses their tokens from its in-process set too, with no profile read.
+    _, admin_token = users_backend.admin(tenant)
+    other, _ = member(users_backend, tenant, "otto")
+    eve, eve_token = member(users_backend, tenant, "eve")
+    call(users_backend, stub.DeleteUser, users_pb2.DeleteUserRequest(user_id=eve["id"]), admin_token)
+
+    async def forget_mark() -> int:
+        redis = Redis.from_url(infra.redis_url)
+        try:
+            return int(await redis.delete(valid_after_key(tenant, eve["id"])))
+        finally:
+            await redis.aclose()
+
+    assert asyncio.run(forget_mark()) == 1  # the mark was there, and is gone now
+    _refused_everywhere(users_backend, stub, eve_token, other["id"])
 
 
 def test_authorization_matrix(
@@ -302,12 +364,15 @@ def test_a_logged_out_token_is_refused_at_once(
     async def revoke() -> None:
         redis = Redis.from_url(infra.redis_url)
         try:
-            await revoke_jti(redis, claims["jti"], claims["exp"])
+            await revoke_jti(redis, claims["tenant_id"], claims["jti"], claims["exp"])
         finally:
             await redis.aclose()
 
     asyncio.run(revoke())
     assert code_of(users_backend, stub.GetMe, users_pb2.GetMeRequest(), token) == Code.UNAUTHENTICATED
+    # GetUser reads its cache entry in the same round trip as the marks: refused all the same.
+    get = users_pb2.GetUserRequest(user_id=user["id"])
+    assert code_of(users_backend, stub.GetUser, get, token) == Code.UNAUTHENTICATED
     fresh = users_backend.token(user)  # another token of the same user still works
     assert call(users_backend, stub.GetMe, users_pb2.GetMeRequest(), fresh).user.id == user["id"]
 

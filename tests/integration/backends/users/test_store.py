@@ -62,7 +62,7 @@ async def test_upgrading_again_changes_nothing(db: Database) -> None:
         versions = (await session.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))).scalars().all()  # noqa: S608
         for table in ("users", "users_outbox", "users_processed_events"):
             await session.execute(text(f"SELECT count(*) FROM {table}"))  # noqa: S608
-    assert versions == ["0002"]
+    assert versions == ["0003"]
 
 
 # -- create, get, list -----------------------------------------------------------------------------
@@ -161,6 +161,21 @@ class _TrustingStore(UserStore):
 
     async def _check_free(self, *args: Any, **kwargs: Any) -> None:
         return None
+
+
+async def test_users_without_email_share_no_uniqueness(db: Database, store: UserStore) -> None:
+    tenant = new_tenant()
+    first = await create(db, store, tenant, "noemail1", email="")
+    second = await create(db, store, tenant, "noemail2", email="")  # the empty email is nobody's
+    assert (first.email, second.email) == ("", "")
+    with pytest.raises(DuplicateError) as taken:  # the username stays unique
+        await create(db, store, tenant, "NoEmail1", email="")
+    assert taken.value.field == "username"
+    # An email given later is unique as ever.
+    async with db.write() as session:
+        await store.update(session, tenant, first.id, {"email": "shared@example.com"})
+    with pytest.raises(DuplicateError):
+        await create(db, store, tenant, "noemail3", email="Shared@example.com")
 
 
 @pytest.mark.parametrize(

@@ -51,12 +51,19 @@ def test_a_backend_started_while_auth_is_unreachable_uses_the_kept_set(
 ) -> None:
     registered = stack.register("kept", "restarter", "copper-Lantern-58")
     _get_me(stack.users_target, registered.access_token)  # the stack's users backend keeps the set
-    # Same run directory (its kept set and its database), as a restarted users backend would have.
-    users = _users_without_auth(stack, Path(stack.env["PORTICO_RUN_DIR"]), tmp_path)
+    # Restarted: the same run directory (its kept set and its SQLite database, which serves one process
+    # at a time), while auth is unreachable. The stack's own users backend comes back afterwards.
+    before = stack.backends["users"]
+    before.stop()
     try:
-        assert _get_me(users.target, registered.access_token).user.username == "restarter"
+        users = _users_without_auth(stack, Path(stack.env["PORTICO_RUN_DIR"]), tmp_path)
+        try:
+            assert _get_me(users.target, registered.access_token).user.username == "restarter"
+        finally:
+            users.stop()
     finally:
-        users.stop()
+        port = int(before.target.rsplit(":", 1)[1])
+        stack.backends["users"] = start_backend("users", stack.env, stack.log_dir, port=port)
 
 
 def test_a_backend_with_no_kept_set_answers_unavailable_not_unauthenticated(

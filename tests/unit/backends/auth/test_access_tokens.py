@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from backends.auth.access_tokens import IssuedToken, issue_access_token, issue_service_token
+from backends.auth.access_tokens import IssuedToken, ServiceTokens, issue_access_token, issue_service_token
 from backends.auth.keys import KeyRing
 from meshkit.auth.keys import JwksClient
 from meshkit.auth.tokens import Principal, TokenVerifier
@@ -167,3 +167,28 @@ def test_bad_arguments_are_refused(ring: KeyRing, overrides: dict[str, Any], err
     }
     with pytest.raises(error):
         issue_access_token(ring.signing_key(key_time), **arguments)
+
+
+def test_a_service_token_is_reused_for_half_its_lifetime_then_renewed(ring: KeyRing) -> None:
+    tokens = ServiceTokens(issuer=ISSUER, audience=AUDIENCE)
+    now = datetime.now(UTC)
+    key = ring.signing_key(now)
+    first = tokens.token(key, "acme", now)
+    assert tokens.token(key, "acme", now + timedelta(seconds=29)) == first
+    assert _parts(tokens.token(key, "globex", now))[1]["tenant_id"] == "globex"  # one per tenant
+    renewed = tokens.token(key, "acme", now + timedelta(seconds=31))
+    assert renewed != first
+    claims = _parts(renewed)[1]
+    assert claims["exp"] - int((now + timedelta(seconds=31)).timestamp()) == 60  # a full lifetime again
+    # A clock set back does not reuse a token that is not valid yet.
+    assert tokens.token(key, "acme", now) != renewed
+
+
+def test_a_new_signing_key_takes_over_the_service_token_at_once(ring: KeyRing, tmp_path: Path) -> None:
+    tokens = ServiceTokens(issuer=ISSUER, audience=AUDIENCE)
+    now = datetime.now(UTC)
+    first = tokens.token(ring.signing_key(now), "acme", now)
+    other = KeyRing.load_or_create(tmp_path / "other", None, now).signing_key(now)
+    second = tokens.token(other, "acme", now)
+    assert second != first
+    assert _parts(second)[0]["kid"] == other.kid

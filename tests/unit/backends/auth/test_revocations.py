@@ -12,8 +12,8 @@ from meshkit.auth.tokens import Principal
 
 
 def test_each_kind_has_its_redis_key_and_value() -> None:
-    assert Mark(JTI, "j", "t", 1.0).redis_key() == revoked_jti_key("j")
-    assert Mark(SID, "s", "t", 1.0).redis_key() == revoked_sid_key("s")
+    assert Mark(JTI, "j", "t", 1.0).redis_key() == revoked_jti_key("t", "j")
+    assert Mark(SID, "s", "t", 1.0).redis_key() == revoked_sid_key("t", "s")
     user = Mark(USER, "u", "t", 1.0, valid_after=123.5)
     assert user.redis_key() == valid_after_key("t", "u")
     assert user.redis_value() == "123.5"

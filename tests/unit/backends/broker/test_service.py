@@ -1,5 +1,5 @@
-"""PublishMessage's checks with Kafka faked out: size limit in UTF-8 bytes (key included), required
-fields, where the record goes, and Kafka failures as UNAVAILABLE; and the subscription caps."""
+"""PublishMessage's checks with Kafka faked out: size limit in UTF-8 bytes (key included), where the
+record goes, and Kafka failures as UNAVAILABLE; and the subscription caps."""
 
 from __future__ import annotations
 
@@ -140,24 +140,6 @@ async def test_over_the_limit_is_resource_exhausted_payload_too_large(
     assert err.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert error_info(err.value).reason == "PAYLOAD_TOO_LARGE"
     assert producer.sent == []
-
-
-@pytest.mark.parametrize(
-    ("fields", "bad"),
-    [
-        ({"topic": "orders"}, {"message"}),
-        ({"topic": "a b", "message": "x"}, {"topic"}),
-        ({"topic": "", "message": ""}, {"topic", "message"}),
-    ],
-)
-async def test_missing_or_invalid_fields(publish: Any, fields: dict[str, str], bad: set[str]) -> None:
-    with pytest.raises(Aborted) as err:
-        await publish(**fields)
-    assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT
-    [(_, raw)] = [(k, v) for k, v in err.value.trailers if k == "grpc-status-details-bin"]
-    request = error_details_pb2.BadRequest()
-    assert any(d.Unpack(request) for d in status_pb2.Status.FromString(raw).details)
-    assert {v.field for v in request.field_violations} == bad
 
 
 async def test_kafka_failure_is_unavailable(publish: Any, producer: FakeProducer) -> None:

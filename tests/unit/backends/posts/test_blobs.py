@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from backends.posts.blobs import BlobStoreError, LocalBlobStore, S3BlobStore, blob_key, open_blob_store
+from backends.posts.blobs import BlobStoreError, LocalBlobStore, blob_key, open_blob_store
+from backends.posts.s3_blobs import S3BlobStore
 
 KEY = blob_key("tenant-a", b"image bytes")
 

@@ -26,7 +26,7 @@ from gateway.errors import http_exception_handler
 from gateway.openapi.comments import load_comments
 from gateway.openapi.document import build_document
 from gateway.openapi.endpoints import OpenApiDocs
-from gateway.request_id import RequestIdMiddleware
+from gateway.request_edge import RequestEdgeMiddleware
 from gateway.routing.live import DESCRIPTOR_SET, LiveRoutes
 from gateway.routing.sources import load_descriptor_set, services_from_files
 from gateway.routing.table import RouteTable, build_table
@@ -81,10 +81,19 @@ def test_the_document_is_valid_openapi_31(doc: Document) -> None:
 def test_every_route_is_an_operation_with_a_unique_id(doc: Document) -> None:
     table = _table(load_descriptor_set(DESCRIPTOR_SET))
     ids = [op["operationId"] for item in doc["paths"].values() for op in item.values()]
-    assert len(ids) == len(table.routes) == len(set(ids))
+    documented = [route for route in table.routes if not route.dialect]
+    assert len(ids) == len(documented) == len(set(ids))
     assert operation(doc, "put", "/api/v1/users/{user_id}")["operationId"] == "UserService_UpdateUser"
     assert operation(doc, "patch", "/api/v1/users/{user_id}")["operationId"] == "UserService_UpdateUser_2"
     assert {t["name"] for t in doc["tags"]} == {"UserService", "AuthService", "PostService", "MessageService"}
+
+
+def test_the_seeds_dialect_paths_are_served_but_not_documented(doc: Document) -> None:
+    """The document describes Portico's own API; docs/api.md lists the dialect paths and their shapes."""
+    dialects = {r.template for r in _table(load_descriptor_set(DESCRIPTOR_SET)).routes if r.dialect}
+    assert {"/user/register", "/user/login", "/user/login/refresh", "/user/me"} <= dialects
+    assert not dialects & set(doc["paths"])
+    assert operation(doc, "post", "/api/v1/auth/login")["operationId"] == "AuthService_Login"
 
 
 def test_summaries_and_descriptions_come_from_proto_comments(doc: Document) -> None:
@@ -113,13 +122,12 @@ def test_path_and_query_parameters(doc: Document) -> None:
     assert get_user["user_id"]["required"] is True
     assert get_user["tenant_id"]["in"] == "query"  # free: neither path nor body binds it
     listing = {p["name"]: p for p in operation(doc, "get", "/api/v1/users")["parameters"]}
-    assert listing["page_size"]["schema"] == {
-        "type": "integer",
-        "format": "int32",
-        "minimum": -(2**31),
-        "maximum": 2**31 - 1,
-    }
-    assert "0 means 20" in listing["page_size"]["description"]
+    page_size = listing["page_size"]
+    assert page_size["required"] is False
+    # Typed as int32, narrowed by the field's rules where it has some (test_constraints.py).
+    assert (page_size["schema"]["type"], page_size["schema"]["format"]) == ("integer", "int32")
+    assert -(2**31) <= page_size["schema"]["minimum"] <= page_size["schema"]["maximum"] <= 2**31 - 1
+    assert page_size["description"].startswith("Page size")
     subscribe = {p["name"] for p in operation(doc, "get", "/api/v1/topics/{topic}/messages")["parameters"]}
     assert {"topic", "from"} <= subscribe
     # body "*": nothing is left for the query string
@@ -145,7 +153,7 @@ def test_request_body_leaves_out_path_fields(doc: Document) -> None:
 def test_uploads_take_json_or_multipart(doc: Document) -> None:
     create = operation(doc, "post", "/api/v1/posts")
     content = create["requestBody"]["content"]
-    assert set(content) == {"application/json", "multipart/form-data"}
+    assert set(content) == {"application/json", "multipart/form-data", "application/x-www-form-urlencoded"}
     multipart = content["multipart/form-data"]
     image = multipart["schema"]["properties"]["image"]
     assert image["format"] == "binary"
@@ -156,6 +164,20 @@ def test_uploads_take_json_or_multipart(doc: Document) -> None:
     assert {"title", "content"} <= set(multipart["schema"]["properties"])
     assert multipart["schema"]["additionalProperties"] is False  # unknown parts are a 400
     assert {"413", "415"} <= set(create["responses"])
+    form = content["application/x-www-form-urlencoded"]["schema"]
+    assert set(form["properties"]) == {"title", "content"}  # the text fields, no file
+    assert form["required"] == ["title"]
+
+
+def test_whole_body_routes_take_a_form_and_credential_routes_an_oauth_token_request(doc: Document) -> None:
+    login = operation(doc, "post", "/api/v1/auth/login")["requestBody"]["content"]
+    form = login["application/x-www-form-urlencoded"]["schema"]
+    assert {"username", "password", "grant_type", "scope", "client_id", "client_secret"} <= set(
+        form["properties"]
+    )
+    assert form["properties"]["grant_type"]["enum"] == ["password", "refresh_token"]
+    register = operation(doc, "post", "/api/v1/auth/register")["requestBody"]["content"]
+    assert "grant_type" not in register["application/x-www-form-urlencoded"]["schema"]["properties"]
 
 
 def test_success_status_envelope_and_raw_documents(doc: Document) -> None:
@@ -180,7 +202,11 @@ def test_binary_and_streaming_responses(doc: Document) -> None:
     assert set(stream["content"]) == {"text/event-stream", "application/x-ndjson"}
     item = stream["content"]["text/event-stream"]["x-item-schema"]
     assert item == {"$ref": "#/components/schemas/broker.v1.SubscribeToTopicResponse"}
-    assert "`id:` = its `offset`" in stream["description"]
+    assert "`id:` = its `cursor`" in stream["description"]
+    resume = operation(doc, "get", "/api/v1/topics/{topic}/messages")["parameters"]
+    assert {"Last-Event-ID": "header", "from": "query"}.items() <= {
+        p["name"]: p["in"] for p in resume
+    }.items()
 
 
 def test_errors_use_the_envelope(doc: Document) -> None:
@@ -213,6 +239,23 @@ def test_real_answers_conform_to_the_response_schemas(doc: Document) -> None:
         "application/json"
     ]
     assert validator(doc, schema["schema"]).is_valid(raw.body)
+
+
+def test_a_route_that_picks_members_documents_only_those(doc: Document) -> None:
+    # Login's gRPC answer also has seed 000's `token` and `status`; REST answers only its members.
+    login = operation(doc, "post", "/api/v1/auth/login")["responses"]["200"]["content"]["application/json"]
+    data = login["schema"]["properties"]["data"]
+    keys = ["access_token", "refresh_token", "token_type", "expires_in", "password_change_required"]
+    assert list(data["properties"]) == keys
+    assert data["required"] == keys
+    fields: dict[str, Any] = {"access_token": "a", "refresh_token": "r", "token_type": "bearer"}
+    reply = auth_pb2.LoginResponse(**fields, expires_in=900, token="a", status="ok")  # noqa: S106
+    route = next(
+        r for r in _table(load_descriptor_set(DESCRIPTOR_SET)).routes if r.template == "/api/v1/auth/login"
+    )
+    answer = json_reply(reply, shape=route.policy.response)
+    assert list(answer.body["data"]) == keys
+    assert validator(doc, login["schema"]).is_valid(answer.body)
 
 
 # A synthetic service with what the real contract does not use yet.
@@ -331,7 +374,7 @@ def client() -> Iterator[TestClient]:
     app = Starlette(
         routes=docs.routes(),
         lifespan=_state,
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[Middleware(RequestEdgeMiddleware)],
         exception_handlers={HTTPException: http_exception_handler},  # as the gateway app has
     )
     with TestClient(app) as http:
@@ -387,3 +430,99 @@ def test_missing_assets_directory_is_a_404(tmp_path: Path) -> None:
     app = Starlette(routes=docs.routes(), lifespan=_state)
     with TestClient(app) as http:
         assert http.get("/docs/assets/swagger-ui.css").status_code == 404
+
+
+def _errors(doc: Document, method: str, path: str) -> set[int]:
+    return {int(s) for s in operation(doc, method, path)["responses"] if int(s) >= 400}
+
+
+def test_each_operation_lists_only_the_errors_it_can_answer(doc: Document) -> None:
+    everywhere = {429, 500, 503}
+    body = {400, 413, 415}
+    token = {401, 403}
+    assert _errors(doc, "get", "/.well-known/jwks.json") == everywhere | {504}  # no input, public
+    assert _errors(doc, "get", "/api/v1/users/me") == everywhere | token | {504}
+    assert _errors(doc, "post", "/api/v1/auth/register") == everywhere | body | {409, 504}
+    assert _errors(doc, "post", "/api/v1/auth/login") == everywhere | body | {401, 504}  # credentials
+    assert _errors(doc, "post", "/api/v1/users") == everywhere | body | token | {409, 504}
+    assert _errors(doc, "get", "/api/v1/users") == everywhere | token | {400, 504}  # query only
+    assert _errors(doc, "get", "/api/v1/users/{user_id}") == everywhere | token | {400, 404, 504}
+    assert 409 in _errors(doc, "patch", "/api/v1/users/{user_id}")
+    assert 409 not in _errors(doc, "put", "/api/v1/posts/{post_id}")
+    # A stream: 406 when neither SSE nor NDJSON is acceptable; no deadline, so no 504.
+    assert _errors(doc, "get", "/api/v1/topics/{topic}/messages") == everywhere | token | {400, 404, 406}
+    statuses = {s for item in doc["paths"].values() for op in item.values() for s in op["responses"]}
+    assert "501" not in statuses
+    assert "NotImplemented" not in doc["components"]["responses"]  # only the responses in use
+    assert "NotAcceptable" in doc["components"]["responses"]
+
+
+def test_unique_fields_name_request_fields() -> None:
+    """A typo in the policy cannot document a 409 for a field the request does not have."""
+    for route in _table(load_descriptor_set(DESCRIPTOR_SET)).routes:
+        assert set(route.policy.unique_fields) <= set(route.input.fields_by_name), route.grpc_method
+
+
+def test_unique_fields_are_described(doc: Document) -> None:
+    register = operation(doc, "post", "/api/v1/auth/register")["description"]
+    assert "`username` and `email` must be unique in the tenant (409 when taken)." in register
+
+
+def test_request_bodies_are_required(doc: Document) -> None:
+    bodies = [
+        op["requestBody"] for item in doc["paths"].values() for op in item.values() if "requestBody" in op
+    ]
+    assert len(bodies) >= 8
+    assert all(body["required"] is True for body in bodies)
+
+
+def _examples(doc: Document) -> Iterator[tuple[str, dict[str, Any], Any]]:
+    """(where, schema, example) of every example the document carries."""
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            label = f"{method.upper()} {path}"
+            for media, content in op.get("requestBody", {}).get("content", {}).items():
+                if media == "application/json":
+                    yield f"{label} request", content["schema"], content.get("example")
+            for status, answer in op["responses"].items():
+                if not status.startswith("2"):
+                    continue
+                for media, content in answer.get("content", {}).items():
+                    if media == "application/json":
+                        yield f"{label} {status}", content["schema"], content.get("example")
+                    elif "x-item-schema" in content:
+                        line = content.get("example", "").strip().splitlines()
+                        if media == "text/event-stream" and line:
+                            assert line[0].startswith("id: "), label
+                        item = json.loads(line[-1].removeprefix("data: ")) if line else None
+                        yield f"{label} {status} {media}", content["x-item-schema"], item
+
+
+def test_every_operation_has_examples_that_match_their_schemas(doc: Document) -> None:
+    covered: set[str] = set()
+    for where, schema, example in _examples(doc):
+        assert example is not None, f"{where}: no example"
+        check = jsonschema_rs.validator_for(
+            {**schema, "components": doc["components"]}, validate_formats=True
+        )
+        errors = [str(e) for e in check.iter_errors(example)]
+        assert errors == [], f"{where}: {errors}"
+        covered.add(where)
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            label = f"{method.upper()} {path}"
+            if "requestBody" in op:
+                assert f"{label} request" in covered
+            if path != "/api/v1/posts/{post_id}/image":  # the image's bytes have no JSON example
+                assert any(w.startswith(f"{label} 2") for w in covered), label
+
+
+def test_an_example_that_is_not_json_is_left_out(doc: Document) -> None:
+    table = _table(load_descriptor_set(DESCRIPTOR_SET))
+    for route in table.routes:
+        if route.grpc_method.endswith("/Login"):
+            route.policy.example.response = "{not json"
+    broken = build_document(table, {}, version="0")
+    login = operation(broken, "post", "/api/v1/auth/login")
+    assert "example" not in login["responses"]["200"]["content"]["application/json"]
+    assert "example" in login["requestBody"]["content"]["application/json"]

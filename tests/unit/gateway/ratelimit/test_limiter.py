@@ -96,9 +96,9 @@ def _login_key(tenant_id: str, username: str) -> str:
 
 def test_the_login_limit_is_keyed_by_identity_as_the_stores_are() -> None:
     # One budget per account, however its name is spelled: case, sharp s, fullwidth letters, spaces.
-    assert _login_key("", "bob") == _login_key("default", "BOB") == "login:default:bob"
-    assert _login_key("acme", "Stra\u00dfe") == _login_key("acme", " STRASSE ") == "login:acme:strasse"
-    assert _login_key("acme", "\uff42\uff4f\uff42") == "login:acme:bob"
+    assert _login_key("", "bob") == _login_key("default", "BOB") == "login:{default}:bob"
+    assert _login_key("acme", "Stra\u00dfe") == _login_key("acme", " STRASSE ") == "login:{acme}:strasse"
+    assert _login_key("acme", "\uff42\uff4f\uff42") == "login:{acme}:bob"
     assert _login_key("acme", "bob") != _login_key("acme", "rob")
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 
 from gateway.routing import live
 from gateway.routing.live import DESCRIPTOR_SET, LiveRoutes
+from gateway.routing.table import Match
 
 Files = list[descriptor_pb2.FileDescriptorProto]
 
@@ -40,3 +42,55 @@ async def test_refresh_keeps_the_table_while_the_files_are_the_same(monkeypatch:
     answers["current"] = (names, changed)
     assert await routes.refresh()
     assert routes.table is not first
+
+
+def _extra_file() -> descriptor_pb2.FileDescriptorProto:
+    """A service in a package no backend is named after: `extra.v1.Svc`, `GET /api/v1/extras/{id}`."""
+    proto = descriptor_pb2.FileDescriptorProto(
+        name="extra/v1/svc.proto",
+        package="extra.v1",
+        syntax="proto3",
+        dependency=["google/api/annotations.proto"],
+    )
+    proto.message_type.add(name="Req").field.add(
+        name="id", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING
+    )
+    method = proto.service.add(name="Svc").method.add(
+        name="Get", input_type=".extra.v1.Req", output_type=".extra.v1.Req"
+    )
+    method.options.Extensions[annotations_pb2.http].get = "/api/v1/extras/{id}"
+    return proto
+
+
+async def test_routes_follow_the_backend_that_reflected_their_service(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    names, files = _contract()
+    own = {backend: [n for n in names if n.startswith(backend + ".")] for backend in ("users", "posts")}
+    listed = {"users": own["users"], "posts": [n for n in names if n not in own["users"]]}
+    extra = [*files, _extra_file()]
+
+    async def fake_fetch_files(channel: str, timeout: float = 5.0) -> tuple[list[str], Files]:
+        return listed[channel], extra
+
+    monkeypatch.setattr(live, "fetch_files", fake_fetch_files)
+    routes = LiveRoutes({"users": "users", "posts": "posts"})  # type: ignore[dict-item]  # names as channels
+
+    def upstream_of(path: str) -> str | None:
+        found = routes.table.match("GET", path)
+        return found.route.upstream if isinstance(found, Match) else None
+
+    assert upstream_of("/api/v1/extras/x") is None  # not in the descriptor set
+    listed["users"] = [*own["users"], "extra.v1.Svc"]  # users now serves a service in a new package
+    assert await routes.refresh()
+    assert (upstream_of("/api/v1/extras/x"), upstream_of("/api/v1/users/me")) == ("users", "users")
+    assert upstream_of("/api/v1/topics/t/messages") == "posts"  # wherever it was listed
+
+    listed["posts"] = [*listed["posts"], "extra.v1.Svc"]  # claimed twice: ambiguous, the table stays
+    before = routes.table
+    assert not await routes.refresh()
+    assert routes.table is before
+
+    listed["users"], listed["posts"] = own["users"], listed["posts"][:-1]  # it went away
+    assert await routes.refresh()
+    assert upstream_of("/api/v1/extras/x") is None

@@ -11,6 +11,7 @@ from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import ServiceDescriptor
 
+from gateway.config import GatewaySettings
 from gateway.routing.sources import load_descriptor_set, services_from_files
 from gateway.routing.table import (
     Conflict,
@@ -61,6 +62,13 @@ def matched(table: RouteTable, method: str, path: str) -> tuple[str, dict[str, s
         ("GET", "/api/v1/topics/t1/messages", "/broker.v1.MessageService/SubscribeToTopic", {"topic": "t1"}),
         ("POST", "/api/v1/topics/t1/messages", "/broker.v1.MessageService/PublishMessage", {"topic": "t1"}),
         ("GET", "/.well-known/jwks.json", "/auth.v1.AuthService/GetJwks", {}),
+        # The seeds' dialects: `/users/` and `/users` are two paths; a literal `/users/` beats `{user_id}`.
+        ("GET", "/users/", "/users.v1.UserService/ListUsers", {}),
+        ("GET", "/users", "/users.v1.UserService/ListUsers", {}),
+        ("PUT", "/users/", "/users.v1.UserService/UpdateUser", {}),
+        ("PUT", "/users/abc", "/users.v1.UserService/UpdateUser", {"user_id": "abc"}),
+        ("GET", "/auth/login", "/auth.v1.AuthService/Login", {}),
+        ("POST", "/user/login/refresh", "/auth.v1.AuthService/Refresh", {}),
     ],
 )
 def test_routes_of_the_portico_contract(
@@ -102,10 +110,14 @@ def test_no_route(table: RouteTable, path: str) -> None:
     assert table.match("GET", path) == NoRoute()
 
 
+# Called only between backends (no google.api.http rule): the users backend's CreateUser with a password.
+INTERNAL_RPCS = ("/auth.v1.AuthService/CreateCredential",)
+
+
 def test_every_rpc_of_the_contract_gets_a_route(services: list[ServiceDescriptor], table: RouteTable) -> None:
     rpcs = {f"/{s.full_name}/{m.name}" for s in services for m in s.methods}
-    assert {r.grpc_method for r in table.routes} == rpcs
-    assert build_table(services).unrouted == ()
+    assert {r.grpc_method for r in table.routes} == rpcs - set(INTERNAL_RPCS)
+    assert build_table(services).unrouted == INTERNAL_RPCS
     assert {s.full_name for s in services} == {
         "users.v1.UserService",
         "auth.v1.AuthService",
@@ -162,6 +174,24 @@ def test_a_new_rpc_becomes_a_route(table: RouteTable) -> None:
     assert result.table is not None
     assert result.table.keys() > table.keys()
     assert matched(result.table, "GET", "/api/v1/extras/x") == ("/extra.v1.Svc/Get", {"id": "x"})
+
+
+def test_a_route_goes_to_the_upstream_that_serves_its_service() -> None:
+    """Not to the package's first segment: `extra.v1` names no backend, users reflected it."""
+    services = _with_contract(_synthetic("extra.v1", {"Get": "/api/v1/extras/{id}"}))
+    served_by = {s.full_name: "posts" if s.full_name == "posts.v1.PostService" else "users" for s in services}
+    result = build_table(services, served_by=served_by)
+    assert result.table is not None
+    upstreams = {r.grpc_method.split("/")[1]: r.upstream for r in result.table.routes}
+    assert upstreams["extra.v1.Svc"] == upstreams["users.v1.UserService"] == "users"
+    assert upstreams["posts.v1.PostService"] == "posts"
+
+
+def test_the_descriptor_set_routes_go_to_the_backend_named_by_the_package(table: RouteTable) -> None:
+    """Before any backend has answered reflection; every shipped service names a configured backend."""
+    backends = set(GatewaySettings().upstream_targets())
+    assert {r.upstream for r in table.routes} == backends
+    assert all(r.backend.startswith(r.upstream + ".") for r in table.routes)
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,8 @@ from gateway.routing.template import TemplateError, parse_template
         ("/v1/jobs:run", "/v1/jobs:run", {}),
         ("/v1/users%20list", "/v1/users list", {}),
         ("/v1/users%20list", "/v1/users%20list", {}),
+        # A trailing slash is part of the path (seed 002's `/users/`).
+        ("/users/", "/users/", {}),
     ],
 )
 def test_matches(template: str, path: str, expected: dict[str, str]) -> None:
@@ -46,6 +48,9 @@ def test_matches(template: str, path: str, expected: dict[str, str]) -> None:
         ("/v1/{name=messages/*}:cancel", "/v1/messages/m1"),  # verb missing
         ("/v1/{name=messages/*}:cancel", "/v1/messages/m1:undo"),
         ("/v1/jobs", "v1/jobs"),
+        ("/users/", "/users"),
+        ("/users", "/users/"),
+        ("/users/", "/users//"),
     ],
 )
 def test_does_not_match(template: str, path: str) -> None:
@@ -63,7 +68,7 @@ def test_compiled_shape_ignores_variable_names() -> None:
     [
         ("api/v1/users", "must start with '/'"),
         ("/api//users", "empty segment"),
-        ("/api/v1/users/", "empty segment"),
+        ("/", "empty segment"),
         ("/api/{user_id", "unbalanced '{'"),
         ("/api/user_id}", "unbalanced '}'"),
         ("/api/{a={b}}", "variables cannot nest"),

@@ -14,6 +14,7 @@ from gateway.transcode.request import build_request
 from gateway.transcode.violations import TranscodeError
 from stubs.events.v1 import events_pb2
 from stubs.portico.gateway.v1 import options_pb2
+from stubs.posts.v1 import posts_pb2
 from stubs.users.v1 import users_pb2
 
 Query = list[tuple[str, str]]
@@ -149,14 +150,14 @@ def test_binds(
 
 def test_optional_presence_is_kept() -> None:
     empty = build_request(
-        users_pb2.UpdateUserRequest, body_rule="*", path={"user_id": "u"}, body=body({"first_name": ""})
+        posts_pb2.UpdatePostRequest, body_rule="*", path={"post_id": "p"}, body=body({"title": ""})
     )
-    assert empty.HasField("first_name")
-    assert empty.first_name == ""
-    for absent in ("last_name", "username", "phone", "avatar_url", "email", "is_active"):
-        assert not empty.HasField(absent)
+    assert empty.HasField("title")
+    assert empty.title == ""
+    assert not empty.HasField("content")
     falsy = build_request(users_pb2.UpdateUserRequest, body_rule="*", body=body({"is_active": False}))
     assert falsy.HasField("is_active")
+    assert not build_request(users_pb2.UpdateUserRequest, body_rule="*", body=body({})).HasField("is_active")
 
 
 @pytest.mark.parametrize(
@@ -504,10 +505,12 @@ def test_query_type_errors(message_class: type[Message], query: Query, descripti
 
 
 def test_optional_query_field_keeps_presence() -> None:
-    built = build_request(users_pb2.UpdateUserRequest, query=[("first_name", ""), ("is_active", "false")])
-    assert built.HasField("first_name")
+    built = build_request(users_pb2.UpdateUserRequest, query=[("is_active", "false")])
     assert built.HasField("is_active")
-    assert not built.HasField("last_name")
+    # page=0 keeps its presence: the rules refuse it rather than taking the default.
+    listing = build_request(users_pb2.ListUsersRequest, query=[("page", "0")])
+    assert listing.HasField("page")
+    assert not listing.HasField("page_size")
 
 
 def test_a_body_nested_past_the_limit_is_refused_before_it_is_parsed() -> None:

@@ -8,6 +8,7 @@ import pytest
 from google.protobuf import timestamp_pb2
 
 from gateway.transcode.response import BinaryReply, binary_reply, json_reply, to_json
+from stubs.auth.v1 import auth_pb2
 from stubs.events.v1 import events_pb2
 from stubs.portico.gateway.v1 import options_pb2
 from stubs.posts.v1 import posts_pb2
@@ -107,6 +108,44 @@ def test_policy_status_and_envelope(
     payload = {"message": "User deleted successfully"}
     assert reply.status == status
     assert reply.body == ({"data": payload} if enveloped else payload)
+
+
+def test_a_fixed_body_replaces_the_payload() -> None:
+    """Seed 001's register answers a fixed message whatever the response holds."""
+    shape = options_pb2.ResponseShape(
+        success_status=201, omit_envelope=True, fixed_body='{"message": "New User Created Successfully"}'
+    )
+    reply = json_reply(users_pb2.GetMeResponse(user=USER), response_body="user", shape=shape)
+    assert (reply.status, reply.body) == (201, {"message": "New User Created Successfully"})
+
+
+def test_members_pick_and_rename_payload_fields_in_their_order() -> None:
+    login = auth_pb2.LoginResponse(access_token="a", refresh_token="r", token_type="bearer", expires_in=600)  # noqa: S106
+    shape = options_pb2.ResponseShape(
+        omit_envelope=True,
+        members=[
+            options_pb2.Member(name="token", field="access_token"),
+            options_pb2.Member(name="token_type"),
+        ],
+    )
+    body = json_reply(login, shape=shape).body
+    assert body == {"token": "a", "token_type": "bearer"}
+    assert list(body) == ["token", "token_type"]
+    # Members of a response_body field's object; still inside the envelope unless it is omitted.
+    picked = json_reply(
+        users_pb2.GetMeResponse(user=USER),
+        response_body="user",
+        shape=options_pb2.ResponseShape(
+            members=[options_pb2.Member(name="id"), options_pb2.Member(name="username")]
+        ),
+    )
+    assert picked.body == {"data": {"id": "6f1c", "username": "ann"}}
+
+
+def test_a_repeated_response_body_without_envelope_is_a_bare_array() -> None:
+    listed = users_pb2.ListUsersResponse(users=[USER], total=1, page=1, page_size=20)
+    reply = json_reply(listed, response_body="users", shape=options_pb2.ResponseShape(omit_envelope=True))
+    assert reply.body == [USER_JSON]
 
 
 def test_unknown_response_body_is_a_gateway_bug() -> None:

@@ -58,8 +58,8 @@ async def test_the_in_process_set_refuses_without_asking_redis() -> None:
 
 async def test_redis_marks_refuse_even_when_the_set_does_not_know_them() -> None:
     now = time.time()
-    assert await checker(FakeRedis({revoked_jti_key("j1"): "1"}), ready=True).is_revoked(principal("j1"))
-    assert await checker(FakeRedis({revoked_sid_key("s1"): "1"}), ready=True).is_revoked(principal())
+    assert await checker(FakeRedis({revoked_jti_key("t", "j1"): "1"}), ready=True).is_revoked(principal("j1"))
+    assert await checker(FakeRedis({revoked_sid_key("t", "s1"): "1"}), ready=True).is_revoked(principal())
     after = FakeRedis({valid_after_key("t", "u1"): str(now + 1)})
     assert await checker(after, ready=True).is_revoked(principal())
     assert not await checker(FakeRedis(), ready=True).is_revoked(principal())

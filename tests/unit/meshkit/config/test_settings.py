@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from backends.auth.config import AuthSettings
 from backends.users.config import UsersSettings
@@ -82,7 +82,10 @@ FALLBACKS = [
     ),
     ("auth", "access_token_ttl", "PORTICO_ACCESS_TOKEN_TTL", "PORTICO_AUTH_ACCESS_TOKEN_TTL", "900"),
     ("auth", "admin_password", "PORTICO_ADMIN_PASSWORD", "PORTICO_AUTH_ADMIN_PASSWORD", "Adm1n-pass-word"),
+    ("auth", "expiry_time", "EXPIRY_TIME", "PORTICO_AUTH_EXPIRY_TIME", "15"),
+    ("users", "users_topic", "KAFKA_USER_TOPIC", "PORTICO_USER_EVENTS_TOPIC", "user-events"),
 ]
+_NUMBERS = {"access_token_ttl", "expiry_time"}
 
 
 def _value(process: str, field: str) -> object:
@@ -96,11 +99,40 @@ def test_the_contract_names_still_work(
 ) -> None:
     monkeypatch.delenv(new, raising=False)
     monkeypatch.setenv(old, raw)
-    expected = int(raw) if field == "access_token_ttl" else raw
+    expected = int(raw) if field in _NUMBERS else raw
     assert _value(process, field) == expected
     # Both set: the prefixed name wins.
-    monkeypatch.setenv(new, "60" if field == "access_token_ttl" else "1/second")
-    assert _value(process, field) == (60 if field == "access_token_ttl" else "1/second")
+    newer = "other-topic" if field == "users_topic" else "1/second"
+    monkeypatch.setenv(new, "60" if field in _NUMBERS else newer)
+    assert _value(process, field) == (60 if field in _NUMBERS else newer)
+
+
+def test_seed_001s_expiry_time_is_the_access_token_lifetime_in_minutes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("PORTICO_AUTH_ACCESS_TOKEN_TTL", "PORTICO_ACCESS_TOKEN_TTL", "PORTICO_AUTH_EXPIRY_TIME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("EXPIRY_TIME", "15")
+    assert _value("auth", "access_token_ttl") == 900
+    # The seconds setting is Portico's own: given, it wins.
+    monkeypatch.setenv("PORTICO_ACCESS_TOKEN_TTL", "120")
+    assert _value("auth", "access_token_ttl") == 120
+    monkeypatch.setenv("EXPIRY_TIME", "0")
+    with pytest.raises(ValidationError):
+        _value("auth", "access_token_ttl")
+
+
+def test_the_user_events_topic_is_one_setting_of_users_auth_and_posts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("PORTICO_USER_EVENTS_TOPIC", raising=False)
+    monkeypatch.setenv("KAFKA_USER_TOPIC", "user-events")
+    assert {p: _value(p, "users_topic") for p in ("users", "auth", "posts")} == dict.fromkeys(
+        ("users", "auth", "posts"), "user-events"
+    )
+    monkeypatch.setenv("KAFKA_USER_TOPIC", "no spaces")
+    with pytest.raises(ValidationError):
+        _value("users", "users_topic")
 
 
 def test_every_fallback_is_exercised() -> None:

@@ -146,6 +146,6 @@ def test_a_channel_refuses_types_it_does_not_declare_and_the_wrong_entity() -> N
 def test_the_mesh_names_each_type_once_on_its_topic() -> None:
     assert [c.topic for c in CHANNELS] == ["portico.users.v1", "portico.posts.v1", "portico.auth.v1"]
     types = [t for c in CHANNELS for t in c.types]
-    assert len(types) == len(set(types)) == 11
+    assert len(types) == len(set(types)) == 15
     oneof = {f.name for f in events_pb2.Event.DESCRIPTOR.oneofs_by_name["entity"].fields}
     assert {c.entity for c in CHANNELS} <= oneof

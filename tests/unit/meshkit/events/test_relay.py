@@ -239,3 +239,36 @@ async def test_a_round_waiting_for_kafka_does_not_hold_up_writers(setup: Setup) 
     assert waited < 1.0
     assert [row["published_at"] for row in await rows(setup)] == [None, None]
     assert [row["attempts"] for row in await rows(setup)] == [1, 0]
+
+
+async def test_a_burst_of_commits_is_one_round_and_a_lone_event_is_not_held_back(setup: Setup) -> None:
+    # A window far longer than the writes can take, however busy the machine: the burst falls inside it.
+    relay = setup.relay(poll_interval=60, min_interval=60.0)
+    batches: list[int] = []
+    relay_once = relay.relay_once
+
+    async def counted() -> int | None:
+        published = await relay_once()
+        if published:
+            batches.append(published)
+        return published
+
+    relay.relay_once = counted  # type: ignore[method-assign]
+    outbox = Outbox(setup.table, wake=relay.wake)
+    task = asyncio.create_task(relay.run())
+    try:
+        await asyncio.sleep(0.1)  # the first (empty) round is done; the relay now sleeps
+        # A lone event goes at once (long before min_interval ends), not after a debounce.
+        first = await write(setup, ["a"], outbox)
+        await eventually(lambda: published(setup, 1), timeout=5, interval=0.01, what="the lone event")
+        # Commits within min_interval of that busy round are held for the rest of the window...
+        rest = await write(setup, ["b", "c", "a", "d"], outbox)
+        await asyncio.sleep(0.3)  # time for a round, had one been started by their wake-ups
+        assert batches == [1]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    # ... and the round at its end takes them all, each once, in commit order.
+    assert await relay_once() == 4
+    assert setup.broker.event_ids() == first + rest

@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from harness.certs import Pem, make_pki
 from meshkit.rpc.channels import ROUND_ROBIN, channel_credentials, open_channel
-from meshkit.rpc.health import AsyncHealthServicer
+from meshkit.rpc.health import READINESS, AsyncHealthServicer
 
 PKI = tuple[Pem, Pem, Pem]
 
@@ -25,7 +25,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
 
 async def _serve(credentials: grpc.ServerCredentials | None) -> tuple[grpc.aio.Server, str]:
     server = grpc.aio.server()
-    health_pb2_grpc.add_HealthServicer_to_server(AsyncHealthServicer(), server)
+    health = AsyncHealthServicer()
+    await health.set(READINESS, health_pb2.HealthCheckResponse.SERVING)  # what balanced channels watch
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
     if credentials is None:
         port = server.add_insecure_port("127.0.0.1:0")
     else:

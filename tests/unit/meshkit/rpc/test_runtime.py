@@ -42,7 +42,11 @@ from observability.telemetry import Telemetry
 UNREACHABLE_KAFKA = "127.0.0.1:1"  # nothing here connects: the broker is only built, never started
 
 
-def make_runtime(settings: BackendSettings, db: Database | None = None) -> Runtime[Any]:
+def make_runtime(
+    settings: BackendSettings, db: Database | None = None, *, broker: bool = True
+) -> Runtime[Any]:
+    """A runtime on ``settings``; with ``broker`` its Kafka broker is built up front on an unreachable
+    address, else the first use of ``runtime.broker`` builds it from the settings."""
     registry = CollectorRegistry()
     redis = Redis.from_url("redis://127.0.0.1:1/0")
     errors = Counter("test_revocation_errors", "unused", registry=registry)
@@ -51,10 +55,14 @@ def make_runtime(settings: BackendSettings, db: Database | None = None) -> Runti
         settings=settings,
         telemetry=Telemetry(service="portico-test", tracer_provider=TracerProvider()),
         registry=registry,
-        broker=build_broker(UNREACHABLE_KAFKA, service="test", tracer_provider=None, registry=registry),
         redis=redis,
         revocations=RevocationChecker(redis, fail_open=True, errors=errors),
         db=db,
+        event_broker=(
+            build_broker(UNREACHABLE_KAFKA, service="test", tracer_provider=None, registry=registry)
+            if broker
+            else None
+        ),
     )
 
 
@@ -96,7 +104,7 @@ async def test_consume_subscribes_before_the_broker_starts_and_watches_lag(db: D
 
 
 def main_of(backend: str) -> ModuleType:
-    return importlib.import_module(f"backends.{backend}.__main__")
+    return importlib.import_module(f"backends.{backend}.wiring")
 
 
 @pytest.mark.parametrize(
@@ -175,3 +183,22 @@ async def test_users_services_build_on_the_runtime(tmp_path: Path) -> None:
         assert len(runtime.background) == 2  # its outbox's relay and retention
     finally:
         await database.dispose()
+
+
+def test_the_kafka_broker_is_built_on_first_use_and_never_after_the_declarations() -> None:
+    runtime = make_runtime(UsersSettings(), broker=False)
+    assert runtime.event_broker is None
+    built = runtime.broker
+    assert runtime.broker is built is runtime.event_broker
+    late = make_runtime(UsersSettings(), broker=False)
+    late.declared = True  # the kit set it: a broker built now would never be started
+    with pytest.raises(RuntimeError, match="while declaring"):
+        late.broker  # noqa: B018
+
+
+def test_the_broker_backend_declares_its_service_without_a_kafka_broker() -> None:
+    # It publishes and reads with its own Kafka clients: FastStream is never built (nor imported) there.
+    runtime = make_runtime(BrokerSettings(), broker=False)
+    (service,) = main_of("broker").SPEC.services(runtime)
+    assert service.full_name == "broker.v1.MessageService"
+    assert runtime.event_broker is None

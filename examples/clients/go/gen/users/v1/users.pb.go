@@ -13,6 +13,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
+	_ "portico.local/clients/gen/buf/validate"
 	_ "portico.local/clients/gen/portico/gateway/v1"
 	reflect "reflect"
 	sync "sync"
@@ -177,20 +178,26 @@ type CreateUserRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Tenant of the new user; must equal the caller's tenant when the caller has one.
 	TenantId string `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	// Login name, `[A-Za-z0-9_.-]{3,32}`, unique per tenant.
+	// Login name, `[A-Za-z0-9_.-]{3,32}`, unique per tenant; derived from the email when empty.
 	Username string `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
-	// Email address, valid and at most 255 characters, unique per tenant among active users.
+	// Email address, valid and at most 255 characters, unique per tenant among active users. Optional
+	// when `username` is given: a user without one cannot log in by email.
 	Email string `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
-	// Optional first name.
+	// Optional first name: unicode letters, with single spaces, hyphens or apostrophes between words;
+	// surrounding whitespace is trimmed.
 	FirstName string `protobuf:"bytes,4,opt,name=first_name,json=firstName,proto3" json:"first_name,omitempty"`
-	// Optional last name.
+	// Optional last name, same rules as `first_name`.
 	LastName string `protobuf:"bytes,5,opt,name=last_name,json=lastName,proto3" json:"last_name,omitempty"`
 	// Optional phone number in E.164 format.
 	Phone string `protobuf:"bytes,6,opt,name=phone,proto3" json:"phone,omitempty"`
-	// Optional avatar URL.
+	// Optional avatar URL: http(s), at most 2048 characters.
 	AvatarUrl string `protobuf:"bytes,7,opt,name=avatar_url,json=avatarUrl,proto3" json:"avatar_url,omitempty"`
-	// Roles of the new user; empty means `["user"]`.
-	Roles         []string `protobuf:"bytes,8,rep,name=roles,proto3" json:"roles,omitempty"`
+	// Roles of the new user, each `user` or `admin`; empty means `["user"]`.
+	Roles []string `protobuf:"bytes,8,rep,name=roles,proto3" json:"roles,omitempty"`
+	// Optional password, so that the user can log in: 8–128 characters, not equal to the username or
+	// the email, not a common password. Stored by the auth backend (only its argon2id hash); never
+	// part of the user, an event or a log line.
+	Password      string `protobuf:"bytes,9,opt,name=password,proto3" json:"password,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -281,11 +288,23 @@ func (x *CreateUserRequest) GetRoles() []string {
 	return nil
 }
 
+func (x *CreateUserRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
 // Response of CreateUser; REST answers with `user` (201).
 type CreateUserResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The created user.
-	User          *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	User *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// The new user's id again: seed 000's CreateUserResponse shape, for its gRPC clients. REST answers
+	// with `user` only.
+	Id string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// Always `created` (seed 000's `status`).
+	Status        string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -327,14 +346,30 @@ func (x *CreateUserResponse) GetUser() *User {
 	return nil
 }
 
+func (x *CreateUserResponse) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CreateUserResponse) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
 // Request of GetUser.
 type GetUserRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Id of the user to fetch (path parameter).
+	// Id of the user to fetch (path parameter), a UUID.
 	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// Tenant to look in. Optional: defaults to the caller's tenant, and must equal it when the caller
 	// is an end user; service callers (posts, auth) pass it explicitly.
-	TenantId      string `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	TenantId string `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// Seed 000's name for `user_id`, for its gRPC clients.
+	Id            string `protobuf:"bytes,3,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -383,11 +418,20 @@ func (x *GetUserRequest) GetTenantId() string {
 	return ""
 }
 
+func (x *GetUserRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
 // Response of GetUser; REST answers with `user`.
 type GetUserResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The user.
-	User          *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	User *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// `active` or `inactive` (the user's `is_active`): seed 000's `status`.
+	Status        string `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -427,6 +471,13 @@ func (x *GetUserResponse) GetUser() *User {
 		return x.User
 	}
 	return nil
+}
+
+func (x *GetUserResponse) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
 }
 
 // Request of GetMe. The caller is identified by the access token.
@@ -517,10 +568,10 @@ type ListUsersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Tenant to list. Optional: defaults to, and must equal, the caller's tenant.
 	TenantId string `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	// Page number, from 1; 0 means 1.
-	Page int32 `protobuf:"varint,2,opt,name=page,proto3" json:"page,omitempty"`
-	// Page size, 1–100; 0 means 20. Outside the range: INVALID_ARGUMENT.
-	PageSize      int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Page number, from 1; 1 when not sent.
+	Page *int32 `protobuf:"varint,2,opt,name=page,proto3,oneof" json:"page,omitempty"`
+	// Page size, 1–100; 20 when not sent.
+	PageSize      *int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3,oneof" json:"page_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -563,15 +614,15 @@ func (x *ListUsersRequest) GetTenantId() string {
 }
 
 func (x *ListUsersRequest) GetPage() int32 {
-	if x != nil {
-		return x.Page
+	if x != nil && x.Page != nil {
+		return *x.Page
 	}
 	return 0
 }
 
 func (x *ListUsersRequest) GetPageSize() int32 {
-	if x != nil {
-		return x.PageSize
+	if x != nil && x.PageSize != nil {
+		return *x.PageSize
 	}
 	return 0
 }
@@ -652,12 +703,13 @@ func (x *ListUsersResponse) GetPageSize() int32 {
 // Request of SearchUsers.
 type SearchUsersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The search query, 2–100 characters; words, or a `"quoted phrase"`.
+	// The search query, 2–100 characters once surrounding whitespace is trimmed; words, or a
+	// `"quoted phrase"`.
 	Q string `protobuf:"bytes,1,opt,name=q,proto3" json:"q,omitempty"`
-	// Page number, from 1; 0 means 1.
-	Page int32 `protobuf:"varint,2,opt,name=page,proto3" json:"page,omitempty"`
-	// Page size, 1–100; 0 means 20. Outside the range: INVALID_ARGUMENT.
-	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Page number, from 1; 1 when not sent.
+	Page *int32 `protobuf:"varint,2,opt,name=page,proto3,oneof" json:"page,omitempty"`
+	// Page size, 1–100; 20 when not sent.
+	PageSize *int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3,oneof" json:"page_size,omitempty"`
 	// Tenant to search. Optional: defaults to, and must equal, the caller's tenant.
 	TenantId      string `protobuf:"bytes,4,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -702,15 +754,15 @@ func (x *SearchUsersRequest) GetQ() string {
 }
 
 func (x *SearchUsersRequest) GetPage() int32 {
-	if x != nil {
-		return x.Page
+	if x != nil && x.Page != nil {
+		return *x.Page
 	}
 	return 0
 }
 
 func (x *SearchUsersRequest) GetPageSize() int32 {
-	if x != nil {
-		return x.PageSize
+	if x != nil && x.PageSize != nil {
+		return *x.PageSize
 	}
 	return 0
 }
@@ -798,21 +850,22 @@ func (x *SearchUsersResponse) GetPageSize() int32 {
 // Request of UpdateUser. Each field is applied only when present and not empty.
 type UpdateUserRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Id of the user to update (path parameter).
+	// Id of the user to update (path parameter), a UUID.
 	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	// New login name.
-	Username *string `protobuf:"bytes,2,opt,name=username,proto3,oneof" json:"username,omitempty"`
-	// New first name.
-	FirstName *string `protobuf:"bytes,3,opt,name=first_name,json=firstName,proto3,oneof" json:"first_name,omitempty"`
+	// New login name, `[A-Za-z0-9_.-]{3,32}`.
+	Username string `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	// New first name (rules of CreateUserRequest.first_name).
+	FirstName string `protobuf:"bytes,3,opt,name=first_name,json=firstName,proto3" json:"first_name,omitempty"`
 	// New last name.
-	LastName *string `protobuf:"bytes,4,opt,name=last_name,json=lastName,proto3,oneof" json:"last_name,omitempty"`
+	LastName string `protobuf:"bytes,4,opt,name=last_name,json=lastName,proto3" json:"last_name,omitempty"`
 	// New phone number (E.164).
-	Phone *string `protobuf:"bytes,5,opt,name=phone,proto3,oneof" json:"phone,omitempty"`
-	// New avatar URL.
-	AvatarUrl *string `protobuf:"bytes,6,opt,name=avatar_url,json=avatarUrl,proto3,oneof" json:"avatar_url,omitempty"`
+	Phone string `protobuf:"bytes,5,opt,name=phone,proto3" json:"phone,omitempty"`
+	// New avatar URL: http(s), at most 2048 characters.
+	AvatarUrl string `protobuf:"bytes,6,opt,name=avatar_url,json=avatarUrl,proto3" json:"avatar_url,omitempty"`
 	// New email address. Admin only.
-	Email *string `protobuf:"bytes,7,opt,name=email,proto3,oneof" json:"email,omitempty"`
-	// New roles, replacing the old ones; empty leaves them unchanged. Admin only.
+	Email string `protobuf:"bytes,7,opt,name=email,proto3" json:"email,omitempty"`
+	// New roles (each `user` or `admin`), replacing the old ones; empty leaves them unchanged. Admin
+	// only.
 	Roles []string `protobuf:"bytes,8,rep,name=roles,proto3" json:"roles,omitempty"`
 	// Activate or deactivate the user. Admin only.
 	IsActive      *bool `protobuf:"varint,9,opt,name=is_active,json=isActive,proto3,oneof" json:"is_active,omitempty"`
@@ -858,43 +911,43 @@ func (x *UpdateUserRequest) GetUserId() string {
 }
 
 func (x *UpdateUserRequest) GetUsername() string {
-	if x != nil && x.Username != nil {
-		return *x.Username
+	if x != nil {
+		return x.Username
 	}
 	return ""
 }
 
 func (x *UpdateUserRequest) GetFirstName() string {
-	if x != nil && x.FirstName != nil {
-		return *x.FirstName
+	if x != nil {
+		return x.FirstName
 	}
 	return ""
 }
 
 func (x *UpdateUserRequest) GetLastName() string {
-	if x != nil && x.LastName != nil {
-		return *x.LastName
+	if x != nil {
+		return x.LastName
 	}
 	return ""
 }
 
 func (x *UpdateUserRequest) GetPhone() string {
-	if x != nil && x.Phone != nil {
-		return *x.Phone
+	if x != nil {
+		return x.Phone
 	}
 	return ""
 }
 
 func (x *UpdateUserRequest) GetAvatarUrl() string {
-	if x != nil && x.AvatarUrl != nil {
-		return *x.AvatarUrl
+	if x != nil {
+		return x.AvatarUrl
 	}
 	return ""
 }
 
 func (x *UpdateUserRequest) GetEmail() string {
-	if x != nil && x.Email != nil {
-		return *x.Email
+	if x != nil {
+		return x.Email
 	}
 	return ""
 }
@@ -962,7 +1015,7 @@ func (x *UpdateUserResponse) GetUser() *User {
 // Request of DeleteUser.
 type DeleteUserRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Id of the user to delete (path parameter).
+	// Id of the user to delete (path parameter), a UUID.
 	UserId        string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1055,7 +1108,7 @@ var File_users_v1_users_proto protoreflect.FileDescriptor
 
 const file_users_v1_users_proto_rawDesc = "" +
 	"\n" +
-	"\x14users/v1/users.proto\x12\busers.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a portico/gateway/v1/options.proto\"\xff\x02\n" +
+	"\x14users/v1/users.proto\x12\busers.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a portico/gateway/v1/options.proto\"\xff\x02\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x1a\n" +
@@ -1073,85 +1126,105 @@ const file_users_v1_users_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xe9\x01\n" +
+	"updated_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\x9a\x05\n" +
 	"\x11CreateUserRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1a\n" +
-	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
-	"\x05email\x18\x03 \x01(\tR\x05email\x12\x1d\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12;\n" +
+	"\busername\x18\x02 \x01(\tB\x1f\xbaH\x1c\xd8\x01\x01r\x17\x10\x03\x18 2\x11^[A-Za-z0-9_.-]+$R\busername\x12\x8f\x01\n" +
+	"\x05email\x18\x03 \x01(\tBy\xbaHv\xd8\x01\x01rq\x18\xff\x012j^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z]{2,63}$`\x01R\x05email\x12a\n" +
 	"\n" +
-	"first_name\x18\x04 \x01(\tR\tfirstName\x12\x1b\n" +
-	"\tlast_name\x18\x05 \x01(\tR\blastName\x12\x14\n" +
-	"\x05phone\x18\x06 \x01(\tR\x05phone\x12\x1d\n" +
+	"first_name\x18\x04 \x01(\tBB\xbaH?\xd8\x01\x01r:\x18d26^\\s*(?:\\p{L}\\p{M}*(?:[ '\\x{2019}-]?\\p{L}\\p{M}*)*)?\\s*$R\tfirstName\x12_\n" +
+	"\tlast_name\x18\x05 \x01(\tBB\xbaH?\xd8\x01\x01r:\x18d26^\\s*(?:\\p{L}\\p{M}*(?:[ '\\x{2019}-]?\\p{L}\\p{M}*)*)?\\s*$R\blastName\x124\n" +
+	"\x05phone\x18\x06 \x01(\tB\x1e\xbaH\x1b\xd8\x01\x01r\x162\x14^\\+[1-9][0-9]{1,14}$R\x05phone\x12E\n" +
 	"\n" +
-	"avatar_url\x18\a \x01(\tR\tavatarUrl\x12\x14\n" +
-	"\x05roles\x18\b \x03(\tR\x05roles\"8\n" +
+	"avatar_url\x18\a \x01(\tB&\xbaH#\xd8\x01\x01r\x1e\x18\x80\x102\x16^(?i:https?)://[^/?#]+\x88\x01\x01R\tavatarUrl\x12-\n" +
+	"\x05roles\x18\b \x03(\tB\x17\xbaH\x14\x92\x01\x11\"\x0fr\rR\x04userR\x05adminR\x05roles\x12)\n" +
+	"\bpassword\x18\t \x01(\tB\r\xbaH\n" +
+	"\xd8\x01\x01r\x05\x10\b\x18\x80\x01R\bpassword\"`\n" +
 	"\x12CreateUserResponse\x12\"\n" +
-	"\x04user\x18\x01 \x01(\v2\x0e.users.v1.UserR\x04user\"F\n" +
-	"\x0eGetUserRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1b\n" +
-	"\ttenant_id\x18\x02 \x01(\tR\btenantId\"5\n" +
+	"\x04user\x18\x01 \x01(\v2\x0e.users.v1.UserR\x04user\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x16\n" +
+	"\x06status\x18\x03 \x01(\tR\x06status\"\x80\x01\n" +
+	"\x0eGetUserRequest\x12!\n" +
+	"\auser_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x06userId\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x18\n" +
+	"\x02id\x18\x03 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x02id:\x14\xbaH\x11\"\x0f\n" +
+	"\auser_id\n" +
+	"\x02id\x10\x01\"M\n" +
 	"\x0fGetUserResponse\x12\"\n" +
-	"\x04user\x18\x01 \x01(\v2\x0e.users.v1.UserR\x04user\"\x0e\n" +
+	"\x04user\x18\x01 \x01(\v2\x0e.users.v1.UserR\x04user\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\"\x0e\n" +
 	"\fGetMeRequest\"3\n" +
 	"\rGetMeResponse\x12\"\n" +
-	"\x04user\x18\x01 \x01(\v2\x0e.users.v1.UserR\x04user\"`\n" +
+	"\x04user\x18\x01 \x01(\v2\x0e.users.v1.UserR\x04user\"\x95\x01\n" +
 	"\x10ListUsersRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x12\n" +
-	"\x04page\x18\x02 \x01(\x05R\x04page\x12\x1b\n" +
-	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\"\x80\x01\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12 \n" +
+	"\x04page\x18\x02 \x01(\x05B\a\xbaH\x04\x1a\x02(\x01H\x00R\x04page\x88\x01\x01\x12+\n" +
+	"\tpage_size\x18\x03 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x01H\x01R\bpageSize\x88\x01\x01B\a\n" +
+	"\x05_pageB\f\n" +
+	"\n" +
+	"_page_size\"\x80\x01\n" +
 	"\x11ListUsersResponse\x12$\n" +
 	"\x05users\x18\x01 \x03(\v2\x0e.users.v1.UserR\x05users\x12\x14\n" +
 	"\x05total\x18\x02 \x01(\x05R\x05total\x12\x12\n" +
 	"\x04page\x18\x03 \x01(\x05R\x04page\x12\x1b\n" +
-	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\"p\n" +
-	"\x12SearchUsersRequest\x12\f\n" +
-	"\x01q\x18\x01 \x01(\tR\x01q\x12\x12\n" +
-	"\x04page\x18\x02 \x01(\x05R\x04page\x12\x1b\n" +
-	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1b\n" +
-	"\ttenant_id\x18\x04 \x01(\tR\btenantId\"\x82\x01\n" +
+	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\"\xc8\x01\n" +
+	"\x12SearchUsersRequest\x12/\n" +
+	"\x01q\x18\x01 \x01(\tB!\xbaH\x1er\x1c\x10\x022\x18^\\s*\\S(?s:.{0,98})\\S\\s*$R\x01q\x12 \n" +
+	"\x04page\x18\x02 \x01(\x05B\a\xbaH\x04\x1a\x02(\x01H\x00R\x04page\x88\x01\x01\x12+\n" +
+	"\tpage_size\x18\x03 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x01H\x01R\bpageSize\x88\x01\x01\x12\x1b\n" +
+	"\ttenant_id\x18\x04 \x01(\tR\btenantIdB\a\n" +
+	"\x05_pageB\f\n" +
+	"\n" +
+	"_page_size\"\x82\x01\n" +
 	"\x13SearchUsersResponse\x12$\n" +
 	"\x05users\x18\x01 \x03(\v2\x0e.users.v1.UserR\x05users\x12\x14\n" +
 	"\x05total\x18\x02 \x01(\x05R\x05total\x12\x12\n" +
 	"\x04page\x18\x03 \x01(\x05R\x04page\x12\x1b\n" +
-	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\"\x80\x03\n" +
-	"\x11UpdateUserRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1f\n" +
-	"\busername\x18\x02 \x01(\tH\x00R\busername\x88\x01\x01\x12\"\n" +
+	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\"\xa5\x05\n" +
+	"\x11UpdateUserRequest\x12!\n" +
+	"\auser_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x06userId\x12;\n" +
+	"\busername\x18\x02 \x01(\tB\x1f\xbaH\x1c\xd8\x01\x01r\x17\x10\x03\x18 2\x11^[A-Za-z0-9_.-]+$R\busername\x12a\n" +
 	"\n" +
-	"first_name\x18\x03 \x01(\tH\x01R\tfirstName\x88\x01\x01\x12 \n" +
-	"\tlast_name\x18\x04 \x01(\tH\x02R\blastName\x88\x01\x01\x12\x19\n" +
-	"\x05phone\x18\x05 \x01(\tH\x03R\x05phone\x88\x01\x01\x12\"\n" +
+	"first_name\x18\x03 \x01(\tBB\xbaH?\xd8\x01\x01r:\x18d26^\\s*(?:\\p{L}\\p{M}*(?:[ '\\x{2019}-]?\\p{L}\\p{M}*)*)?\\s*$R\tfirstName\x12_\n" +
+	"\tlast_name\x18\x04 \x01(\tBB\xbaH?\xd8\x01\x01r:\x18d26^\\s*(?:\\p{L}\\p{M}*(?:[ '\\x{2019}-]?\\p{L}\\p{M}*)*)?\\s*$R\blastName\x124\n" +
+	"\x05phone\x18\x05 \x01(\tB\x1e\xbaH\x1b\xd8\x01\x01r\x162\x14^\\+[1-9][0-9]{1,14}$R\x05phone\x12E\n" +
 	"\n" +
-	"avatar_url\x18\x06 \x01(\tH\x04R\tavatarUrl\x88\x01\x01\x12\x19\n" +
-	"\x05email\x18\a \x01(\tH\x05R\x05email\x88\x01\x01\x12\x14\n" +
-	"\x05roles\x18\b \x03(\tR\x05roles\x12 \n" +
-	"\tis_active\x18\t \x01(\bH\x06R\bisActive\x88\x01\x01B\v\n" +
-	"\t_usernameB\r\n" +
-	"\v_first_nameB\f\n" +
-	"\n" +
-	"_last_nameB\b\n" +
-	"\x06_phoneB\r\n" +
-	"\v_avatar_urlB\b\n" +
-	"\x06_emailB\f\n" +
+	"avatar_url\x18\x06 \x01(\tB&\xbaH#\xd8\x01\x01r\x1e\x18\x80\x102\x16^(?i:https?)://[^/?#]+\x88\x01\x01R\tavatarUrl\x12\x8f\x01\n" +
+	"\x05email\x18\a \x01(\tBy\xbaHv\xd8\x01\x01rq\x18\xff\x012j^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z]{2,63}$`\x01R\x05email\x12-\n" +
+	"\x05roles\x18\b \x03(\tB\x17\xbaH\x14\x92\x01\x11\"\x0fr\rR\x04userR\x05adminR\x05roles\x12 \n" +
+	"\tis_active\x18\t \x01(\bH\x00R\bisActive\x88\x01\x01B\f\n" +
 	"\n" +
 	"_is_active\"8\n" +
 	"\x12UpdateUserResponse\x12\"\n" +
-	"\x04user\x18\x01 \x01(\v2\x0e.users.v1.UserR\x04user\",\n" +
-	"\x11DeleteUserRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\".\n" +
+	"\x04user\x18\x01 \x01(\v2\x0e.users.v1.UserR\x04user\"6\n" +
+	"\x11DeleteUserRequest\x12!\n" +
+	"\auser_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x06userId\".\n" +
 	"\x12DeleteUserResponse\x12\x18\n" +
-	"\amessage\x18\x01 \x01(\tR\amessage2\xd3\x06\n" +
-	"\vUserService\x12|\n" +
+	"\amessage\x18\x01 \x01(\tR\amessage2\xaf\x1f\n" +
+	"\vUserService\x12\xbe\x05\n" +
 	"\n" +
-	"CreateUser\x12\x1b.users.v1.CreateUserRequest\x1a\x1c.users.v1.CreateUserResponse\"3\x82\xae\x1c\x11\b\x02\x12\x05admin \x88':\x03\b\xc9\x01\x82\xd3\xe4\x93\x02\x18:\x01*b\x04user\"\r/api/v1/users\x12p\n" +
-	"\aGetUser\x12\x18.users.v1.GetUserRequest\x1a\x19.users.v1.GetUserResponse\"0\x82\xae\x1c\a\b\x02 \xb8\x17(\x01\x82\xd3\xe4\x93\x02\x1fb\x04user\x12\x17/api/v1/users/{user_id}\x12c\n" +
-	"\x05GetMe\x12\x16.users.v1.GetMeRequest\x1a\x17.users.v1.GetMeResponse\")\x82\xae\x1c\a\b\x02 \xb8\x17(\x01\x82\xd3\xe4\x93\x02\x18b\x04user\x12\x10/api/v1/users/me\x12f\n" +
-	"\tListUsers\x12\x1a.users.v1.ListUsersRequest\x1a\x1b.users.v1.ListUsersResponse\" \x82\xae\x1c\a\b\x02 \x88'(\x01\x82\xd3\xe4\x93\x02\x0f\x12\r/api/v1/users\x12s\n" +
-	"\vSearchUsers\x12\x1c.users.v1.SearchUsersRequest\x1a\x1d.users.v1.SearchUsersResponse\"'\x82\xae\x1c\a\b\x02 \x88'(\x01\x82\xd3\xe4\x93\x02\x16\x12\x14/api/v1/users/search\x12\x9e\x01\n" +
+	"CreateUser\x12\x1b.users.v1.CreateUserRequest\x1a\x1c.users.v1.CreateUserResponse\"\xf4\x04\x82\xae\x1c\xbd\x04\b\x02\x12\x05admin \x90N:\x03\b\xc9\x01B\busernameB\x05emailR\xeb\x03\n" +
+	"\xad\x01{\"tenant_id\": \"default\", \"username\": \"grace\", \"email\": \"grace@example.com\", \"first_name\": \"Grace\", \"last_name\": \"Hopper\", \"roles\": [\"user\"], \"password\": \"lantern-Quartz-19\"}\x12\xb8\x02{\"id\": \"9a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d\", \"tenant_id\": \"default\", \"username\": \"grace\", \"email\": \"grace@example.com\", \"first_name\": \"Grace\", \"last_name\": \"Hopper\", \"phone\": \"\", \"avatar_url\": \"\", \"roles\": [\"user\"], \"is_active\": true, \"created_at\": \"2024-01-15T10:30:00Z\", \"updated_at\": \"2024-01-15T10:30:00Z\"}Z+\n" +
+	"\fPOST /users/\x12\x11\x10\x01:\x04\n" +
+	"\x02id:\a\n" +
+	"\x05email\x1a\bseed-002\x82\xd3\xe4\x93\x02,:\x01*Z\x12:\x01*b\x04user\"\a/users/b\x04user\"\r/api/v1/users\x12\xf9\x03\n" +
+	"\aGetUser\x12\x18.users.v1.GetUserRequest\x1a\x19.users.v1.GetUserResponse\"\xb8\x03\x82\xae\x1c\xf4\x02\b\x02 \xb8\x17(\x01R\xc4\x02\x12\xc1\x02{\"id\": \"5f0c6a8e-2d4b-4c3e-9a57-1b2c3d4e5f60\", \"tenant_id\": \"default\", \"username\": \"ada\", \"email\": \"ada@example.com\", \"first_name\": \"Ada\", \"last_name\": \"Lovelace\", \"phone\": \"+441234567890\", \"avatar_url\": \"\", \"roles\": [\"user\"], \"is_active\": true, \"created_at\": \"2024-01-15T10:30:00Z\", \"updated_at\": \"2024-01-15T10:30:00Z\"}Z$\n" +
+	"\x14GET /users/{user_id}\x12\x02\x10\x01\x1a\bseed-004\x82\xd3\xe4\x93\x029Z\x18b\x04user\x12\x10/users/{user_id}b\x04user\x12\x17/api/v1/users/{user_id}\x12\xde\x03\n" +
+	"\x05GetMe\x12\x16.users.v1.GetMeRequest\x1a\x17.users.v1.GetMeResponse\"\xa3\x03\x82\xae\x1c\xee\x02\b\x02 \xb8\x17(\x01R\xc4\x02\x12\xc1\x02{\"id\": \"5f0c6a8e-2d4b-4c3e-9a57-1b2c3d4e5f60\", \"tenant_id\": \"default\", \"username\": \"ada\", \"email\": \"ada@example.com\", \"first_name\": \"Ada\", \"last_name\": \"Lovelace\", \"phone\": \"+441234567890\", \"avatar_url\": \"\", \"roles\": [\"user\"], \"is_active\": true, \"created_at\": \"2024-01-15T10:30:00Z\", \"updated_at\": \"2024-01-15T10:30:00Z\"}Z\x1e\n" +
+	"\fGET /user/me\x12\x04\x10\x01@\x01\x1a\bseed-001\x82\xd3\xe4\x93\x02*Z\x10b\x04user\x12\b/user/meb\x04user\x12\x10/api/v1/users/me\x12\xfa\x06\n" +
+	"\tListUsers\x12\x1a.users.v1.ListUsersRequest\x1a\x1b.users.v1.ListUsersResponse\"\xb3\x06\x82\xae\x1c\xf6\x05\b\x02 \x88'(\x01R\xb3\x05\x12\xb0\x05{\"users\": [{\"id\": \"5f0c6a8e-2d4b-4c3e-9a57-1b2c3d4e5f60\", \"tenant_id\": \"default\", \"username\": \"ada\", \"email\": \"ada@example.com\", \"first_name\": \"Ada\", \"last_name\": \"Lovelace\", \"phone\": \"+441234567890\", \"avatar_url\": \"\", \"roles\": [\"user\"], \"is_active\": true, \"created_at\": \"2024-01-15T10:30:00Z\", \"updated_at\": \"2024-01-15T10:30:00Z\"}, {\"id\": \"9a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d\", \"tenant_id\": \"default\", \"username\": \"grace\", \"email\": \"grace@example.com\", \"first_name\": \"Grace\", \"last_name\": \"Hopper\", \"phone\": \"\", \"avatar_url\": \"\", \"roles\": [\"user\"], \"is_active\": true, \"created_at\": \"2024-01-15T10:30:00Z\", \"updated_at\": \"2024-01-15T10:30:00Z\"}], \"total\": 2, \"page\": 1, \"page_size\": 20}Z\x1b\n" +
+	"\vGET /users/\x12\x02\x10\x01\x1a\bseed-002Z\x1a\n" +
 	"\n" +
-	"UpdateUser\x12\x1b.users.v1.UpdateUserRequest\x1a\x1c.users.v1.UpdateUserResponse\"U\x82\xae\x1c\x05\b\x02 \x88'\x82\xd3\xe4\x93\x02F:\x01*Z\":\x01*b\x04user2\x17/api/v1/users/{user_id}b\x04user\x1a\x17/api/v1/users/{user_id}\x12q\n" +
+	"GET /users\x12\x02\x10\x01\x1a\bseed-004\x82\xd3\xe4\x93\x022Z\x10b\x05users\x12\a/users/Z\x0fb\x05users\x12\x06/users\x12\r/api/v1/users\x12\xf5\x03\n" +
+	"\vSearchUsers\x12\x1c.users.v1.SearchUsersRequest\x1a\x1d.users.v1.SearchUsersResponse\"\xa8\x03\x82\xae\x1c\x87\x03\b\x02\x1a\x02\b\x04 \x88'(\x01R\xf9\x02\x12\xf6\x02{\"users\": [{\"id\": \"5f0c6a8e-2d4b-4c3e-9a57-1b2c3d4e5f60\", \"tenant_id\": \"default\", \"username\": \"ada\", \"email\": \"ada@example.com\", \"first_name\": \"Ada\", \"last_name\": \"Lovelace\", \"phone\": \"+441234567890\", \"avatar_url\": \"\", \"roles\": [\"user\"], \"is_active\": true, \"created_at\": \"2024-01-15T10:30:00Z\", \"updated_at\": \"2024-01-15T10:30:00Z\"}], \"total\": 1, \"page\": 1, \"page_size\": 20}\x82\xd3\xe4\x93\x02\x16\x12\x14/api/v1/users/search\x12\xae\x05\n" +
 	"\n" +
-	"DeleteUser\x12\x1b.users.v1.DeleteUserRequest\x1a\x1c.users.v1.DeleteUserResponse\"(\x82\xae\x1c\x05\b\x02 \x88'\x82\xd3\xe4\x93\x02\x19*\x17/api/v1/users/{user_id}b\x06proto3"
+	"UpdateUser\x12\x1b.users.v1.UpdateUserRequest\x1a\x1c.users.v1.UpdateUserResponse\"\xe4\x04\x82\xae\x1c\xe2\x03\b\x02 \x88'B\busernameB\x05emailR\xfd\x02\n" +
+	"3{\"first_name\": \"Augusta\", \"phone\": \"+441234567891\"}\x12\xc5\x02{\"id\": \"5f0c6a8e-2d4b-4c3e-9a57-1b2c3d4e5f60\", \"tenant_id\": \"default\", \"username\": \"ada\", \"email\": \"ada@example.com\", \"first_name\": \"Augusta\", \"last_name\": \"Lovelace\", \"phone\": \"+441234567891\", \"avatar_url\": \"\", \"roles\": [\"user\"], \"is_active\": true, \"created_at\": \"2024-01-15T10:30:00Z\", \"updated_at\": \"2024-01-16T08:00:00Z\"}Z$\n" +
+	"\vPUT /users/\x12\x02\x10\x01\x1a\bseed-002\"\auser_idZ$\n" +
+	"\x14PUT /users/{user_id}\x12\x02\x10\x01\x1a\bseed-004\x82\xd3\xe4\x93\x02w:\x01*Z\":\x01*b\x04user2\x17/api/v1/users/{user_id}Z\x12:\x01*b\x04user\x1a\a/users/Z\x1b:\x01*b\x04user\x1a\x10/users/{user_id}b\x04user\x1a\x17/api/v1/users/{user_id}\x12\xdb\x01\n" +
+	"\n" +
+	"DeleteUser\x12\x1b.users.v1.DeleteUserRequest\x1a\x1c.users.v1.DeleteUserResponse\"\x91\x01\x82\xae\x1cZ\b\x02 \x88'R*\x12({\"message\": \"User deleted successfully\"}Z'\n" +
+	"\x17DELETE /users/{user_id}\x12\x02\x10\x01\x1a\bseed-004\x82\xd3\xe4\x93\x02-Z\x12*\x10/users/{user_id}*\x17/api/v1/users/{user_id}b\x06proto3"
 
 var (
 	file_users_v1_users_proto_rawDescOnce sync.Once
@@ -1219,6 +1292,8 @@ func file_users_v1_users_proto_init() {
 	if File_users_v1_users_proto != nil {
 		return
 	}
+	file_users_v1_users_proto_msgTypes[7].OneofWrappers = []any{}
+	file_users_v1_users_proto_msgTypes[9].OneofWrappers = []any{}
 	file_users_v1_users_proto_msgTypes[11].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

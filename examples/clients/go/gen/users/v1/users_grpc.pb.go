@@ -38,7 +38,9 @@ const (
 // Every call works within the caller's tenant (the `tenant_id` claim of the access token).
 type UserServiceClient interface {
 	// Creates a user in a tenant. Admins only over REST; the auth backend calls it on registration.
-	// ALREADY_EXISTS when the username or email is taken in the tenant.
+	// ALREADY_EXISTS when the username or email is taken in the tenant. With a `password`, the auth
+	// backend stores the credential (CreateCredential) before the answer, so the user can log in; when
+	// it cannot, the profile is taken back and the call fails (UNAVAILABLE when auth is away).
 	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error)
 	// Returns one user of the caller's tenant. NOT_FOUND also for a user of another tenant or a
 	// deleted user; INVALID_ARGUMENT for a malformed id.
@@ -146,7 +148,9 @@ func (c *userServiceClient) DeleteUser(ctx context.Context, in *DeleteUserReques
 // Every call works within the caller's tenant (the `tenant_id` claim of the access token).
 type UserServiceServer interface {
 	// Creates a user in a tenant. Admins only over REST; the auth backend calls it on registration.
-	// ALREADY_EXISTS when the username or email is taken in the tenant.
+	// ALREADY_EXISTS when the username or email is taken in the tenant. With a `password`, the auth
+	// backend stores the credential (CreateCredential) before the answer, so the user can log in; when
+	// it cannot, the profile is taken back and the call fails (UNAVAILABLE when auth is away).
 	CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error)
 	// Returns one user of the caller's tenant. NOT_FOUND also for a user of another tenant or a
 	// deleted user; INVALID_ARGUMENT for a malformed id.

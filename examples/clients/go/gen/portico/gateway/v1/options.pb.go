@@ -93,6 +93,13 @@ const (
 	RateLimitClass_RATE_LIMIT_CLASS_UNSPECIFIED RateLimitClass = 0
 	// The stricter login limit (`PORTICO_GATEWAY_RATE_LIMIT_LOGIN`, default `10/minute`).
 	RateLimitClass_RATE_LIMIT_CLASS_LOGIN RateLimitClass = 1
+	// Account creation, per client IP (`PORTICO_GATEWAY_RATE_LIMIT_SIGNUP`, default `20/hour`).
+	RateLimitClass_RATE_LIMIT_CLASS_SIGNUP RateLimitClass = 2
+	// Password changes and resets, per caller (`PORTICO_GATEWAY_RATE_LIMIT_PASSWORD`, default
+	// `10/hour`).
+	RateLimitClass_RATE_LIMIT_CLASS_PASSWORD RateLimitClass = 3
+	// Searches, per caller (`PORTICO_GATEWAY_RATE_LIMIT_SEARCH`, default `60/minute`).
+	RateLimitClass_RATE_LIMIT_CLASS_SEARCH RateLimitClass = 4
 )
 
 // Enum value maps for RateLimitClass.
@@ -100,10 +107,16 @@ var (
 	RateLimitClass_name = map[int32]string{
 		0: "RATE_LIMIT_CLASS_UNSPECIFIED",
 		1: "RATE_LIMIT_CLASS_LOGIN",
+		2: "RATE_LIMIT_CLASS_SIGNUP",
+		3: "RATE_LIMIT_CLASS_PASSWORD",
+		4: "RATE_LIMIT_CLASS_SEARCH",
 	}
 	RateLimitClass_value = map[string]int32{
 		"RATE_LIMIT_CLASS_UNSPECIFIED": 0,
 		"RATE_LIMIT_CLASS_LOGIN":       1,
+		"RATE_LIMIT_CLASS_SIGNUP":      2,
+		"RATE_LIMIT_CLASS_PASSWORD":    3,
+		"RATE_LIMIT_CLASS_SEARCH":      4,
 	}
 )
 
@@ -134,6 +147,57 @@ func (RateLimitClass) EnumDescriptor() ([]byte, []int) {
 	return file_portico_gateway_v1_options_proto_rawDescGZIP(), []int{1}
 }
 
+// How an error response is written.
+type ErrorStyle int32
+
+const (
+	// The contract's envelope: `{"error": {"code", "message", "status_code", "request_id"[, "details"]}}`.
+	ErrorStyle_ERROR_STYLE_UNSPECIFIED ErrorStyle = 0
+	// FastAPI's form: `{"detail": "<message>"}`; a validation error's per-field problems as
+	// `{"detail": [{"loc": ["body", "<field>"], "msg": "<description>", "type": "value_error"}]}`.
+	// The status code and the `X-Request-ID` header are the same as the envelope's.
+	ErrorStyle_ERROR_STYLE_DETAIL ErrorStyle = 1
+)
+
+// Enum value maps for ErrorStyle.
+var (
+	ErrorStyle_name = map[int32]string{
+		0: "ERROR_STYLE_UNSPECIFIED",
+		1: "ERROR_STYLE_DETAIL",
+	}
+	ErrorStyle_value = map[string]int32{
+		"ERROR_STYLE_UNSPECIFIED": 0,
+		"ERROR_STYLE_DETAIL":      1,
+	}
+)
+
+func (x ErrorStyle) Enum() *ErrorStyle {
+	p := new(ErrorStyle)
+	*p = x
+	return p
+}
+
+func (x ErrorStyle) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ErrorStyle) Descriptor() protoreflect.EnumDescriptor {
+	return file_portico_gateway_v1_options_proto_enumTypes[2].Descriptor()
+}
+
+func (ErrorStyle) Type() protoreflect.EnumType {
+	return &file_portico_gateway_v1_options_proto_enumTypes[2]
+}
+
+func (x ErrorStyle) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ErrorStyle.Descriptor instead.
+func (ErrorStyle) EnumDescriptor() ([]byte, []int) {
+	return file_portico_gateway_v1_options_proto_rawDescGZIP(), []int{2}
+}
+
 // Everything the gateway needs to know about a route beyond the HTTP mapping.
 type RoutePolicy struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -157,7 +221,24 @@ type RoutePolicy struct {
 	// of a JSON body, and each file part binds as described by its entry.
 	Uploads []*Upload `protobuf:"bytes,6,rep,name=uploads,proto3" json:"uploads,omitempty"`
 	// How the response message becomes the HTTP response.
-	Response      *ResponseShape `protobuf:"bytes,7,opt,name=response,proto3" json:"response,omitempty"`
+	Response *ResponseShape `protobuf:"bytes,7,opt,name=response,proto3" json:"response,omitempty"`
+	// Request fields whose values must be unique within the tenant, e.g. `username` and `email`: the
+	// backend answers ALREADY_EXISTS (409 CONFLICT) when one is taken. Only the backend can check it
+	// (it needs the database); the gateway documents the route's 409 from this list.
+	UniqueFields []string `protobuf:"bytes,8,rep,name=unique_fields,json=uniqueFields,proto3" json:"unique_fields,omitempty"`
+	// The route checks credentials carried in the request itself (a password, a refresh token) and
+	// answers 401 when they are wrong, although its access may be public (login, refresh).
+	ChecksCredentials bool `protobuf:"varint,9,opt,name=checks_credentials,json=checksCredentials,proto3" json:"checks_credentials,omitempty"`
+	// An example call of the route, shown in the OpenAPI document (each checked against its schema).
+	Example *Example `protobuf:"bytes,10,opt,name=example,proto3" json:"example,omitempty"`
+	// Per-binding policies: a binding named here answers with its own response shape instead of
+	// `response`. Each entry must name a binding of this RPC.
+	Bindings []*BindingPolicy `protobuf:"bytes,11,rep,name=bindings,proto3" json:"bindings,omitempty"`
+	// A request field (a top-level string) that may carry the caller's access token for a gRPC
+	// client that sends it in the message, as seed 000's `LogoutRequest.token` does. Read by the
+	// backends only when the call has no `authorization` metadata; a call carrying both, with
+	// different tokens, is refused as ambiguous. The gateway always reads the `Authorization` header.
+	TokenField    string `protobuf:"bytes,12,opt,name=token_field,json=tokenField,proto3" json:"token_field,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -241,6 +322,189 @@ func (x *RoutePolicy) GetResponse() *ResponseShape {
 	return nil
 }
 
+func (x *RoutePolicy) GetUniqueFields() []string {
+	if x != nil {
+		return x.UniqueFields
+	}
+	return nil
+}
+
+func (x *RoutePolicy) GetChecksCredentials() bool {
+	if x != nil {
+		return x.ChecksCredentials
+	}
+	return false
+}
+
+func (x *RoutePolicy) GetExample() *Example {
+	if x != nil {
+		return x.Example
+	}
+	return nil
+}
+
+func (x *RoutePolicy) GetBindings() []*BindingPolicy {
+	if x != nil {
+		return x.Bindings
+	}
+	return nil
+}
+
+func (x *RoutePolicy) GetTokenField() string {
+	if x != nil {
+		return x.TokenField
+	}
+	return ""
+}
+
+// The policy of one binding of an RPC's http rule (the rule itself or one of its
+// `additional_bindings`), e.g. a path that speaks the dialect of an API Portico replaces.
+type BindingPolicy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The binding: its HTTP method and path template as the http rule writes them, e.g.
+	// `POST /user/login`.
+	Binding string `protobuf:"bytes,1,opt,name=binding,proto3" json:"binding,omitempty"`
+	// The response shape of this binding; it replaces the RPC's `response` whole.
+	Response *ResponseShape `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"`
+	// The binding is a compatibility path for the clients of another API (e.g. `seed-001`): it is
+	// served but left out of the OpenAPI document, which describes Portico's own API; docs/api.md
+	// lists these paths and their shapes.
+	Dialect string `protobuf:"bytes,3,opt,name=dialect,proto3" json:"dialect,omitempty"`
+	// Request fields (top-level strings) the gateway sets to the caller's user id (the access
+	// token's `sub`), over whatever the request sent: the binding acts on the caller, e.g.
+	// `PUT /users/` updates the caller's own profile. Only on a binding that needs a token; the
+	// backend still decides what the caller may do.
+	CallerIdFields []string `protobuf:"bytes,4,rep,name=caller_id_fields,json=callerIdFields,proto3" json:"caller_id_fields,omitempty"`
+	// A request field (a top-level string, e.g. `tenant_id`) the gateway fills from the
+	// `X-Tenant-ID` header when the request leaves it empty, for clients that name the tenant only
+	// in the header; a request naming another tenant in both is a 400. Empty: the header is not read
+	// into the request.
+	TenantHeaderField string `protobuf:"bytes,5,opt,name=tenant_header_field,json=tenantHeaderField,proto3" json:"tenant_header_field,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *BindingPolicy) Reset() {
+	*x = BindingPolicy{}
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BindingPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BindingPolicy) ProtoMessage() {}
+
+func (x *BindingPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BindingPolicy.ProtoReflect.Descriptor instead.
+func (*BindingPolicy) Descriptor() ([]byte, []int) {
+	return file_portico_gateway_v1_options_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *BindingPolicy) GetBinding() string {
+	if x != nil {
+		return x.Binding
+	}
+	return ""
+}
+
+func (x *BindingPolicy) GetResponse() *ResponseShape {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *BindingPolicy) GetDialect() string {
+	if x != nil {
+		return x.Dialect
+	}
+	return ""
+}
+
+func (x *BindingPolicy) GetCallerIdFields() []string {
+	if x != nil {
+		return x.CallerIdFields
+	}
+	return nil
+}
+
+func (x *BindingPolicy) GetTenantHeaderField() string {
+	if x != nil {
+		return x.TenantHeaderField
+	}
+	return ""
+}
+
+// An example call of a route, as JSON texts in the proto3 JSON mapping the REST API speaks.
+type Example struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The request body; empty for a route that takes none.
+	Request string `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	// The payload of a successful answer: what `data` holds, the document itself when the envelope
+	// is omitted, one item of a stream. Empty for a binary answer (its bytes have no JSON form).
+	Response      string `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Example) Reset() {
+	*x = Example{}
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Example) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Example) ProtoMessage() {}
+
+func (x *Example) ProtoReflect() protoreflect.Message {
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Example.ProtoReflect.Descriptor instead.
+func (*Example) Descriptor() ([]byte, []int) {
+	return file_portico_gateway_v1_options_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Example) GetRequest() string {
+	if x != nil {
+		return x.Request
+	}
+	return ""
+}
+
+func (x *Example) GetResponse() string {
+	if x != nil {
+		return x.Response
+	}
+	return ""
+}
+
 // Rate limiting of a route. Every route is limited per client IP, and authenticated routes per user
 // as well (`PORTICO_GATEWAY_RATE_LIMIT_PER_IP`, `PORTICO_GATEWAY_RATE_LIMIT_PER_USER`); a class adds a limit.
 type RateLimit struct {
@@ -251,7 +515,8 @@ type RateLimit struct {
 	// fields in the order the auth backend reads them (`tenant_id`, `username`, `email`); the key is
 	// the account auth would look up (the default tenant when empty; the first name that is not
 	// blank, normalised as auth compares names; the other names ignored). An absent field counts as
-	// empty. Empty list: the class limit is keyed by client IP.
+	// empty. Other classes, and login with an empty list: the class limit is keyed by the caller (the
+	// token's user when the route is authenticated, else the client IP).
 	KeyFields     []string `protobuf:"bytes,2,rep,name=key_fields,json=keyFields,proto3" json:"key_fields,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -259,7 +524,7 @@ type RateLimit struct {
 
 func (x *RateLimit) Reset() {
 	*x = RateLimit{}
-	mi := &file_portico_gateway_v1_options_proto_msgTypes[1]
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -271,7 +536,7 @@ func (x *RateLimit) String() string {
 func (*RateLimit) ProtoMessage() {}
 
 func (x *RateLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_gateway_v1_options_proto_msgTypes[1]
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -284,7 +549,7 @@ func (x *RateLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
 func (*RateLimit) Descriptor() ([]byte, []int) {
-	return file_portico_gateway_v1_options_proto_rawDescGZIP(), []int{1}
+	return file_portico_gateway_v1_options_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RateLimit) GetLimitClass() RateLimitClass {
@@ -323,7 +588,7 @@ type Upload struct {
 
 func (x *Upload) Reset() {
 	*x = Upload{}
-	mi := &file_portico_gateway_v1_options_proto_msgTypes[2]
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -335,7 +600,7 @@ func (x *Upload) String() string {
 func (*Upload) ProtoMessage() {}
 
 func (x *Upload) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_gateway_v1_options_proto_msgTypes[2]
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -348,7 +613,7 @@ func (x *Upload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Upload.ProtoReflect.Descriptor instead.
 func (*Upload) Descriptor() ([]byte, []int) {
-	return file_portico_gateway_v1_options_proto_rawDescGZIP(), []int{2}
+	return file_portico_gateway_v1_options_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Upload) GetFormField() string {
@@ -403,14 +668,26 @@ type ResponseShape struct {
 	Binary *BinaryBody `protobuf:"bytes,4,opt,name=binary,proto3" json:"binary,omitempty"`
 	// For server-streaming RPCs: the field of each streamed message sent as the SSE `id:` line
 	// (e.g. `offset`). Empty: no `id:` line. NDJSON streams ignore it.
-	SseIdField    string `protobuf:"bytes,5,opt,name=sse_id_field,json=sseIdField,proto3" json:"sse_id_field,omitempty"`
+	SseIdField string `protobuf:"bytes,5,opt,name=sse_id_field,json=sseIdField,proto3" json:"sse_id_field,omitempty"`
+	// A JSON text that is the payload of every success instead of the response message, e.g.
+	// `{"message": "New User Created Successfully"}`. Empty: the payload comes from the message.
+	FixedBody string `protobuf:"bytes,6,opt,name=fixed_body,json=fixedBody,proto3" json:"fixed_body,omitempty"`
+	// The members of a JSON object payload, picked (and renamed) from the payload's fields, e.g.
+	// `{name: "token", field: "access_token"}`: the payload becomes an object of exactly these keys,
+	// in this order. Empty: every field.
+	Members []*Member `protobuf:"bytes,7,rep,name=members,proto3" json:"members,omitempty"`
+	// How an error of the route is written. ERROR_STYLE_UNSPECIFIED: the contract's envelope.
+	ErrorStyle ErrorStyle `protobuf:"varint,8,opt,name=error_style,json=errorStyle,proto3,enum=portico.gateway.v1.ErrorStyle" json:"error_style,omitempty"`
+	// Error messages replacing the gateway's or the backend's, by error code (`CONFLICT`,
+	// `UNAUTHORIZED`, …), e.g. the exact texts another API's clients compare against.
+	ErrorMessages map[string]string `protobuf:"bytes,9,rep,name=error_messages,json=errorMessages,proto3" json:"error_messages,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ResponseShape) Reset() {
 	*x = ResponseShape{}
-	mi := &file_portico_gateway_v1_options_proto_msgTypes[3]
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -422,7 +699,7 @@ func (x *ResponseShape) String() string {
 func (*ResponseShape) ProtoMessage() {}
 
 func (x *ResponseShape) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_gateway_v1_options_proto_msgTypes[3]
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -435,7 +712,7 @@ func (x *ResponseShape) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResponseShape.ProtoReflect.Descriptor instead.
 func (*ResponseShape) Descriptor() ([]byte, []int) {
-	return file_portico_gateway_v1_options_proto_rawDescGZIP(), []int{3}
+	return file_portico_gateway_v1_options_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ResponseShape) GetSuccessStatus() uint32 {
@@ -473,6 +750,89 @@ func (x *ResponseShape) GetSseIdField() string {
 	return ""
 }
 
+func (x *ResponseShape) GetFixedBody() string {
+	if x != nil {
+		return x.FixedBody
+	}
+	return ""
+}
+
+func (x *ResponseShape) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *ResponseShape) GetErrorStyle() ErrorStyle {
+	if x != nil {
+		return x.ErrorStyle
+	}
+	return ErrorStyle_ERROR_STYLE_UNSPECIFIED
+}
+
+func (x *ResponseShape) GetErrorMessages() map[string]string {
+	if x != nil {
+		return x.ErrorMessages
+	}
+	return nil
+}
+
+// One member of a shaped JSON object.
+type Member struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key in the answer.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The payload field (proto name) whose value it takes; empty: the field called `name`.
+	Field         string `protobuf:"bytes,2,opt,name=field,proto3" json:"field,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Member) Reset() {
+	*x = Member{}
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Member) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Member) ProtoMessage() {}
+
+func (x *Member) ProtoReflect() protoreflect.Message {
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Member.ProtoReflect.Descriptor instead.
+func (*Member) Descriptor() ([]byte, []int) {
+	return file_portico_gateway_v1_options_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Member) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Member) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
 // Fields of a response message that make a binary HTTP response.
 type BinaryBody struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -489,7 +849,7 @@ type BinaryBody struct {
 
 func (x *BinaryBody) Reset() {
 	*x = BinaryBody{}
-	mi := &file_portico_gateway_v1_options_proto_msgTypes[4]
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -501,7 +861,7 @@ func (x *BinaryBody) String() string {
 func (*BinaryBody) ProtoMessage() {}
 
 func (x *BinaryBody) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_gateway_v1_options_proto_msgTypes[4]
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -514,7 +874,7 @@ func (x *BinaryBody) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BinaryBody.ProtoReflect.Descriptor instead.
 func (*BinaryBody) Descriptor() ([]byte, []int) {
-	return file_portico_gateway_v1_options_proto_rawDescGZIP(), []int{4}
+	return file_portico_gateway_v1_options_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *BinaryBody) GetDataField() string {
@@ -552,7 +912,8 @@ var file_portico_gateway_v1_options_proto_extTypes = []protoimpl.ExtensionInfo{
 // Extension fields to descriptorpb.MethodOptions.
 var (
 	// The gateway policy of the REST route(s) this RPC's `google.api.http` rule declares. The same
-	// policy applies to every additional binding. An RPC without this option gets the zero policy:
+	// policy applies to every additional binding, except where `bindings` gives one binding its own
+	// response shape. An RPC without this option gets the zero policy:
 	// authenticated access, default rate limits, gateway default deadline, no retries, the
 	// `{"data": …}` envelope and status 200.
 	//
@@ -564,7 +925,7 @@ var File_portico_gateway_v1_options_proto protoreflect.FileDescriptor
 
 const file_portico_gateway_v1_options_proto_rawDesc = "" +
 	"\n" +
-	" portico/gateway/v1/options.proto\x12\x12portico.gateway.v1\x1a google/protobuf/descriptor.proto\"\xda\x02\n" +
+	" portico/gateway/v1/options.proto\x12\x12portico.gateway.v1\x1a google/protobuf/descriptor.proto\"\xc5\x04\n" +
 	"\vRoutePolicy\x122\n" +
 	"\x06access\x18\x01 \x01(\x0e2\x1a.portico.gateway.v1.AccessR\x06access\x12%\n" +
 	"\x0erequired_roles\x18\x02 \x03(\tR\rrequiredRoles\x12<\n" +
@@ -574,7 +935,23 @@ const file_portico_gateway_v1_options_proto_rawDesc = "" +
 	"deadlineMs\x12\x1c\n" +
 	"\tretryable\x18\x05 \x01(\bR\tretryable\x124\n" +
 	"\auploads\x18\x06 \x03(\v2\x1a.portico.gateway.v1.UploadR\auploads\x12=\n" +
-	"\bresponse\x18\a \x01(\v2!.portico.gateway.v1.ResponseShapeR\bresponse\"o\n" +
+	"\bresponse\x18\a \x01(\v2!.portico.gateway.v1.ResponseShapeR\bresponse\x12#\n" +
+	"\runique_fields\x18\b \x03(\tR\funiqueFields\x12-\n" +
+	"\x12checks_credentials\x18\t \x01(\bR\x11checksCredentials\x125\n" +
+	"\aexample\x18\n" +
+	" \x01(\v2\x1b.portico.gateway.v1.ExampleR\aexample\x12=\n" +
+	"\bbindings\x18\v \x03(\v2!.portico.gateway.v1.BindingPolicyR\bbindings\x12\x1f\n" +
+	"\vtoken_field\x18\f \x01(\tR\n" +
+	"tokenField\"\xdc\x01\n" +
+	"\rBindingPolicy\x12\x18\n" +
+	"\abinding\x18\x01 \x01(\tR\abinding\x12=\n" +
+	"\bresponse\x18\x02 \x01(\v2!.portico.gateway.v1.ResponseShapeR\bresponse\x12\x18\n" +
+	"\adialect\x18\x03 \x01(\tR\adialect\x12(\n" +
+	"\x10caller_id_fields\x18\x04 \x03(\tR\x0ecallerIdFields\x12.\n" +
+	"\x13tenant_header_field\x18\x05 \x01(\tR\x11tenantHeaderField\"?\n" +
+	"\aExample\x12\x18\n" +
+	"\arequest\x18\x01 \x01(\tR\arequest\x12\x1a\n" +
+	"\bresponse\x18\x02 \x01(\tR\bresponse\"o\n" +
 	"\tRateLimit\x12C\n" +
 	"\vlimit_class\x18\x01 \x01(\x0e2\".portico.gateway.v1.RateLimitClassR\n" +
 	"limitClass\x12\x1d\n" +
@@ -587,14 +964,26 @@ const file_portico_gateway_v1_options_proto_rawDesc = "" +
 	"bytesField\x12,\n" +
 	"\x12content_type_field\x18\x03 \x01(\tR\x10contentTypeField\x12\x1b\n" +
 	"\tmax_bytes\x18\x04 \x01(\x04R\bmaxBytes\x12#\n" +
-	"\rcontent_types\x18\x05 \x03(\tR\fcontentTypes\"\xda\x01\n" +
+	"\rcontent_types\x18\x05 \x03(\tR\fcontentTypes\"\x8f\x04\n" +
 	"\rResponseShape\x12%\n" +
 	"\x0esuccess_status\x18\x01 \x01(\rR\rsuccessStatus\x12#\n" +
 	"\romit_envelope\x18\x02 \x01(\bR\fomitEnvelope\x12#\n" +
 	"\rcache_control\x18\x03 \x01(\tR\fcacheControl\x126\n" +
 	"\x06binary\x18\x04 \x01(\v2\x1e.portico.gateway.v1.BinaryBodyR\x06binary\x12 \n" +
 	"\fsse_id_field\x18\x05 \x01(\tR\n" +
-	"sseIdField\"x\n" +
+	"sseIdField\x12\x1d\n" +
+	"\n" +
+	"fixed_body\x18\x06 \x01(\tR\tfixedBody\x124\n" +
+	"\amembers\x18\a \x03(\v2\x1a.portico.gateway.v1.MemberR\amembers\x12?\n" +
+	"\verror_style\x18\b \x01(\x0e2\x1e.portico.gateway.v1.ErrorStyleR\n" +
+	"errorStyle\x12[\n" +
+	"\x0eerror_messages\x18\t \x03(\v24.portico.gateway.v1.ResponseShape.ErrorMessagesEntryR\rerrorMessages\x1a@\n" +
+	"\x12ErrorMessagesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"2\n" +
+	"\x06Member\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05field\x18\x02 \x01(\tR\x05field\"x\n" +
 	"\n" +
 	"BinaryBody\x12\x1d\n" +
 	"\n" +
@@ -605,10 +994,17 @@ const file_portico_gateway_v1_options_proto_rawDesc = "" +
 	"\x06Access\x12\x16\n" +
 	"\x12ACCESS_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rACCESS_PUBLIC\x10\x01\x12\x18\n" +
-	"\x14ACCESS_AUTHENTICATED\x10\x02*N\n" +
+	"\x14ACCESS_AUTHENTICATED\x10\x02*\xa7\x01\n" +
 	"\x0eRateLimitClass\x12 \n" +
 	"\x1cRATE_LIMIT_CLASS_UNSPECIFIED\x10\x00\x12\x1a\n" +
-	"\x16RATE_LIMIT_CLASS_LOGIN\x10\x01:W\n" +
+	"\x16RATE_LIMIT_CLASS_LOGIN\x10\x01\x12\x1b\n" +
+	"\x17RATE_LIMIT_CLASS_SIGNUP\x10\x02\x12\x1d\n" +
+	"\x19RATE_LIMIT_CLASS_PASSWORD\x10\x03\x12\x1b\n" +
+	"\x17RATE_LIMIT_CLASS_SEARCH\x10\x04*A\n" +
+	"\n" +
+	"ErrorStyle\x12\x1b\n" +
+	"\x17ERROR_STYLE_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12ERROR_STYLE_DETAIL\x10\x01:W\n" +
 	"\x05route\x12\x1e.google.protobuf.MethodOptions\x18\xe0\xc5\x03 \x01(\v2\x1f.portico.gateway.v1.RoutePolicyR\x05routeb\x06proto3"
 
 var (
@@ -623,32 +1019,43 @@ func file_portico_gateway_v1_options_proto_rawDescGZIP() []byte {
 	return file_portico_gateway_v1_options_proto_rawDescData
 }
 
-var file_portico_gateway_v1_options_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_portico_gateway_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_portico_gateway_v1_options_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_portico_gateway_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_portico_gateway_v1_options_proto_goTypes = []any{
 	(Access)(0),                        // 0: portico.gateway.v1.Access
 	(RateLimitClass)(0),                // 1: portico.gateway.v1.RateLimitClass
-	(*RoutePolicy)(nil),                // 2: portico.gateway.v1.RoutePolicy
-	(*RateLimit)(nil),                  // 3: portico.gateway.v1.RateLimit
-	(*Upload)(nil),                     // 4: portico.gateway.v1.Upload
-	(*ResponseShape)(nil),              // 5: portico.gateway.v1.ResponseShape
-	(*BinaryBody)(nil),                 // 6: portico.gateway.v1.BinaryBody
-	(*descriptorpb.MethodOptions)(nil), // 7: google.protobuf.MethodOptions
+	(ErrorStyle)(0),                    // 2: portico.gateway.v1.ErrorStyle
+	(*RoutePolicy)(nil),                // 3: portico.gateway.v1.RoutePolicy
+	(*BindingPolicy)(nil),              // 4: portico.gateway.v1.BindingPolicy
+	(*Example)(nil),                    // 5: portico.gateway.v1.Example
+	(*RateLimit)(nil),                  // 6: portico.gateway.v1.RateLimit
+	(*Upload)(nil),                     // 7: portico.gateway.v1.Upload
+	(*ResponseShape)(nil),              // 8: portico.gateway.v1.ResponseShape
+	(*Member)(nil),                     // 9: portico.gateway.v1.Member
+	(*BinaryBody)(nil),                 // 10: portico.gateway.v1.BinaryBody
+	nil,                                // 11: portico.gateway.v1.ResponseShape.ErrorMessagesEntry
+	(*descriptorpb.MethodOptions)(nil), // 12: google.protobuf.MethodOptions
 }
 var file_portico_gateway_v1_options_proto_depIdxs = []int32{
-	0, // 0: portico.gateway.v1.RoutePolicy.access:type_name -> portico.gateway.v1.Access
-	3, // 1: portico.gateway.v1.RoutePolicy.rate_limit:type_name -> portico.gateway.v1.RateLimit
-	4, // 2: portico.gateway.v1.RoutePolicy.uploads:type_name -> portico.gateway.v1.Upload
-	5, // 3: portico.gateway.v1.RoutePolicy.response:type_name -> portico.gateway.v1.ResponseShape
-	1, // 4: portico.gateway.v1.RateLimit.limit_class:type_name -> portico.gateway.v1.RateLimitClass
-	6, // 5: portico.gateway.v1.ResponseShape.binary:type_name -> portico.gateway.v1.BinaryBody
-	7, // 6: portico.gateway.v1.route:extendee -> google.protobuf.MethodOptions
-	2, // 7: portico.gateway.v1.route:type_name -> portico.gateway.v1.RoutePolicy
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	7, // [7:8] is the sub-list for extension type_name
-	6, // [6:7] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	0,  // 0: portico.gateway.v1.RoutePolicy.access:type_name -> portico.gateway.v1.Access
+	6,  // 1: portico.gateway.v1.RoutePolicy.rate_limit:type_name -> portico.gateway.v1.RateLimit
+	7,  // 2: portico.gateway.v1.RoutePolicy.uploads:type_name -> portico.gateway.v1.Upload
+	8,  // 3: portico.gateway.v1.RoutePolicy.response:type_name -> portico.gateway.v1.ResponseShape
+	5,  // 4: portico.gateway.v1.RoutePolicy.example:type_name -> portico.gateway.v1.Example
+	4,  // 5: portico.gateway.v1.RoutePolicy.bindings:type_name -> portico.gateway.v1.BindingPolicy
+	8,  // 6: portico.gateway.v1.BindingPolicy.response:type_name -> portico.gateway.v1.ResponseShape
+	1,  // 7: portico.gateway.v1.RateLimit.limit_class:type_name -> portico.gateway.v1.RateLimitClass
+	10, // 8: portico.gateway.v1.ResponseShape.binary:type_name -> portico.gateway.v1.BinaryBody
+	9,  // 9: portico.gateway.v1.ResponseShape.members:type_name -> portico.gateway.v1.Member
+	2,  // 10: portico.gateway.v1.ResponseShape.error_style:type_name -> portico.gateway.v1.ErrorStyle
+	11, // 11: portico.gateway.v1.ResponseShape.error_messages:type_name -> portico.gateway.v1.ResponseShape.ErrorMessagesEntry
+	12, // 12: portico.gateway.v1.route:extendee -> google.protobuf.MethodOptions
+	3,  // 13: portico.gateway.v1.route:type_name -> portico.gateway.v1.RoutePolicy
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	13, // [13:14] is the sub-list for extension type_name
+	12, // [12:13] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_portico_gateway_v1_options_proto_init() }
@@ -661,8 +1068,8 @@ func file_portico_gateway_v1_options_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portico_gateway_v1_options_proto_rawDesc), len(file_portico_gateway_v1_options_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   5,
+			NumEnums:      3,
+			NumMessages:   9,
 			NumExtensions: 1,
 			NumServices:   0,
 		},

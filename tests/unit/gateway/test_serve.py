@@ -8,7 +8,7 @@ import signal
 import uvicorn
 from starlette.applications import Starlette
 
-from gateway.__main__ import GatewayServer
+from gateway.serve import GatewayServer
 from meshkit.shutdown import ShutdownDeadline
 
 

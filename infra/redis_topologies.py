@@ -1,0 +1,246 @@
+"""Redis beyond one plain server, for tests: a Redis Cluster, a master with a replica under Sentinel,
+and a TLS-only server — all Debian's ``redis-server`` as our own processes on loopback, nothing persisted.
+
+    with LocalRedisCluster(ports=free_ports(6), data_dir=tmp / "cluster") as cluster:
+        cluster.url        # any node: the client discovers the others
+    with LocalRedisSentinel(ports=free_ports(3), data_dir=tmp / "sentinel") as sentinel:
+        sentinel.sentinels, sentinel.master_name
+    with LocalRedisTLS(port=free_port(), data_dir=..., ca=..., cert=..., key=..., client=(crt, key)) as tls:
+        tls.url            # rediss://127.0.0.1:<port>/0
+
+Each starts its processes together, then waits for the whole topology to be usable (a cluster whose every
+slot is served, a sentinel that names the master and sees its replica, a TLS handshake that answers PING).
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from infra import redis_server
+from infra.local import LocalRedis
+from infra.procs import wait_until
+
+__all__ = ["LocalRedisCluster", "LocalRedisSentinel", "LocalRedisTLS"]
+
+
+class _Node(LocalRedis):
+    """redis-server with extra command-line options (cluster, replica, sentinel, TLS)."""
+
+    def __init__(self, *, port: int, data_dir: Path, extra: Sequence[str] = (), name: str = "redis") -> None:
+        self.name = name
+        super().__init__(port=port, data_dir=data_dir)
+        self.extra = list(extra)
+
+    def _argv(self) -> list[str]:
+        return [*super()._argv(), *self.extra]
+
+
+def _command(port: int, *args: str) -> str:
+    """One command through redis-cli; its output ("" when the server does not answer)."""
+    done = subprocess.run(
+        [redis_server.redis_cli_bin(), "-h", "127.0.0.1", "-p", str(port), *args],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    return done.stdout if done.returncode == 0 else ""
+
+
+class _Group:
+    """Several nodes started together and stopped together; ``_ready`` says when the whole is usable."""
+
+    nodes: list[_Node]
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        for node in self.nodes:
+            node.wait_ready(timeout)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> Self:
+        self.start()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class LocalRedisCluster(_Group):
+    """``len(ports) // 2`` masters (no replicas): each takes a client port and a cluster-bus port."""
+
+    def __init__(self, *, ports: Sequence[int], data_dir: Path) -> None:
+        if len(ports) < 6 or len(ports) % 2:
+            raise ValueError("a cluster needs 3 masters or more: two ports each (client, bus)")
+        half = len(ports) // 2
+        self.ports, bus = list(ports[:half]), list(ports[half:])
+        self.nodes = [
+            _Node(
+                port=port,
+                data_dir=data_dir / str(port),
+                name=f"redis-cluster-{port}",
+                extra=[
+                    "--cluster-enabled", "yes",
+                    "--cluster-port", str(bus_port),
+                    "--cluster-config-file", "nodes.conf",
+                    "--cluster-node-timeout", "2000",
+                ],
+            )
+            for port, bus_port in zip(self.ports, bus, strict=True)
+        ]  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        return redis_server.url(self.ports[0])
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        super().wait_ready(timeout)
+        created = subprocess.run(
+            [
+                redis_server.redis_cli_bin(),
+                "--cluster", "create", *(f"127.0.0.1:{port}" for port in self.ports),
+                "--cluster-replicas", "0",
+                "--cluster-yes",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )  # fmt: skip
+        if created.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed: {created.stdout}{created.stderr}")
+        # Every node must agree that every slot is served before a client may rely on any of them.
+        wait_until(
+            lambda: all("cluster_state:ok" in _command(port, "CLUSTER", "INFO") for port in self.ports),
+            timeout=timeout,
+            what="redis cluster",
+        )
+
+
+class _Sentinel(_Node):
+    """``redis-server <conf> --sentinel``: the sentinel rewrites its file, so each run writes its own."""
+
+    monitor: tuple[str, int] = ("mymaster", 6379)
+
+    def __init__(self, *, port: int, data_dir: Path) -> None:
+        super().__init__(port=port, data_dir=data_dir, name="redis-sentinel")
+
+    def _argv(self) -> list[str]:
+        name, master_port = self.monitor
+        conf = self.data_dir / "sentinel.conf"
+        conf.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.data_dir}\n"
+            f"sentinel monitor {name} 127.0.0.1 {master_port} 1\n"
+            f"sentinel down-after-milliseconds {name} 2000\n"
+            f"sentinel failover-timeout {name} 10000\n"
+        )
+        return [redis_server.redis_server_bin(), str(conf), "--sentinel"]
+
+
+class LocalRedisSentinel(_Group):
+    """A master, a replica of it and one sentinel watching them (``ports``: master, replica, sentinel)."""
+
+    master_name = "mymaster"
+
+    def __init__(self, *, ports: Sequence[int], data_dir: Path) -> None:
+        self.master_port, self.replica_port, self.sentinel_port = ports
+        self.data_dir = data_dir
+        replica = ["--replicaof", "127.0.0.1", str(self.master_port)]
+        self.nodes = [
+            _Node(port=self.master_port, data_dir=data_dir / "master", name="redis-master"),
+            _Node(port=self.replica_port, data_dir=data_dir / "replica", name="redis-replica", extra=replica),
+        ]
+        self.sentinel = _Sentinel(port=self.sentinel_port, data_dir=data_dir / "sentinel")
+        self.sentinel.monitor = (self.master_name, self.master_port)
+
+    @property
+    def sentinels(self) -> str:
+        """``PORTICO_REDIS_SENTINELS``."""
+        return f"127.0.0.1:{self.sentinel_port}"
+
+    def start(self) -> None:
+        super().start()
+        self.sentinel.start()
+
+    def _sees_both(self) -> bool:
+        master = _command(self.sentinel_port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.master_name)
+        replicas = _command(self.sentinel_port, "SENTINEL", "REPLICAS", self.master_name)
+        return str(self.master_port) in master and str(self.replica_port) in replicas
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        super().wait_ready(timeout)
+        self.sentinel.wait_ready(timeout)
+        wait_until(self._sees_both, timeout=timeout, what="redis sentinel")
+
+    def stop(self) -> None:
+        self.sentinel.stop()
+        super().stop()
+
+
+class LocalRedisTLS(_Node):
+    """A TLS-only redis-server (no plaintext port); with ``client``, mutual TLS: a client certificate is
+    required, and readiness presents that one."""
+
+    def __init__(
+        self,
+        *,
+        port: int,
+        data_dir: Path,
+        ca: Path,
+        cert: Path,
+        key: Path,
+        client: tuple[Path, Path] | None = None,
+    ) -> None:
+        super().__init__(port=port, data_dir=data_dir, name="redis-tls")
+        self.ca, self.cert, self.key = ca, cert, key
+        self.extra = [
+            "--port", "0",
+            "--tls-port", str(port),
+            "--tls-ca-cert-file", str(ca),
+            "--tls-cert-file", str(cert),
+            "--tls-key-file", str(key),
+            "--tls-auth-clients", "no" if client is None else "yes",
+        ]  # fmt: skip
+        self.client = client  # (cert, key) readiness presents; given: the server requires one
+
+    @property
+    def url(self) -> str:
+        return f"rediss://127.0.0.1:{self.port}/0"
+
+    def _argv(self) -> list[str]:
+        base = super()._argv()
+        at = base.index("--port")
+        return base[:at] + base[at + 2 :]  # our --port 0 replaces the plaintext port
+
+    def is_ready(self) -> bool:
+        context = ssl.create_default_context(cafile=str(self.ca))
+        if self.client is not None:
+            context.load_cert_chain(*map(str, self.client))
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", self.port), timeout=1) as raw,
+                context.wrap_socket(raw, server_hostname="127.0.0.1") as sock,
+            ):
+                sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+                return sock.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
