@@ -12,7 +12,7 @@ import grpc
 
 from harness.backends import BackendProcess, open_sync_channel, spawn_backend
 from harness.infra import InfraEnv
-from infra.procs import free_port
+from infra.procs import free_port, wait_until
 from meshkit.rpc.forwarding import FORWARDER_KEY
 from stubs.auth.v1 import auth_pb2, auth_pb2_grpc
 from stubs.users.v1 import users_pb2_grpc
@@ -56,6 +56,21 @@ class AuthStack:
                 metadata=tuple(metadata.items()),
                 timeout=15,
             )
+
+    def admin_token(self, timeout: float = 60) -> str:
+        """The bootstrap admin's access token (tenant ``default``), once auth has created the admin: it
+        does so in the background after it starts serving."""
+        tokens: list[str] = []
+
+        def logged_in() -> bool:
+            try:
+                tokens.append(self.login("default", "admin", ADMIN_PASSWORD).access_token)
+            except grpc.RpcError:
+                return False
+            return True
+
+        wait_until(logged_in, timeout=timeout, what="the bootstrap admin")
+        return tokens[-1]
 
     def as_gateway(self, client_ip: str) -> dict[str, str]:
         """The metadata the gateway adds to a call from ``client_ip``: believed, as it carries the

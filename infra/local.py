@@ -11,17 +11,54 @@ protocol round trip, and `stop()` leaves no process behind. Typical pytest use:
 from __future__ import annotations
 
 import signal
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Generic, Self, TypeVar
 
 from infra import kafka_probe, kafka_server, postgres_server, redis_server
 from infra.procs import Popen, free_port, free_ports, spawn, stop_group, wait_until
 
-__all__ = ["LocalKafka", "LocalKafkaCluster", "LocalPostgres", "LocalRedis", "free_port", "free_ports"]
+__all__ = [
+    "LocalKafka",
+    "LocalKafkaCluster",
+    "LocalPostgres",
+    "LocalRedis",
+    "ServerGroup",
+    "free_port",
+    "free_ports",
+]
 
 
-class _LocalServer:
+class _Managed:
+    """``with`` for anything that starts without waiting, then waits until usable, then stops: a failed wait
+    stops what was started."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        raise NotImplementedError
+
+    def stop(self, timeout: float = 20) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class _LocalServer(_Managed):
     """Shared lifecycle: start() spawns, wait_ready() polls is_ready(), stop() signals the group."""
 
     name = "server"
@@ -73,20 +110,6 @@ class _LocalServer:
             stop_group(self._proc, sig=self.stop_signal, timeout=timeout)
             self._proc = None
 
-    def __enter__(self) -> Self:
-        self.start()
-        try:
-            self.wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
 
 class LocalKafka(_LocalServer):
     """KRaft Kafka (broker+controller) from the cached Maven jars: one node alone, or one of a
@@ -135,7 +158,29 @@ class LocalKafka(_LocalServer):
             self._proc = None
 
 
-class LocalKafkaCluster:
+_Node = TypeVar("_Node", bound="_LocalServer")
+
+
+class ServerGroup(_Managed, Generic[_Node]):
+    """Servers started together (a quorum needs a majority up before any is ready), each waited for, then
+    stopped together; a subclass adds its own readiness for the whole on top of :meth:`wait_ready`."""
+
+    nodes: Sequence[_Node]
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        for node in self.nodes:
+            node.wait_ready(timeout)
+
+    def stop(self, timeout: float = 20) -> None:
+        for node in self.nodes:
+            node.stop(timeout)
+
+
+class LocalKafkaCluster(ServerGroup["LocalKafka"]):
     """``brokers`` combined broker+controller nodes on consecutive port pairs from ``port`` and
     ``controller_port`` (:func:`infra.kafka_server.cluster_layouts`); ready once every node is registered."""
 
@@ -146,10 +191,6 @@ class LocalKafkaCluster:
     @property
     def bootstrap(self) -> str:
         return ",".join(node.bootstrap for node in self.nodes)
-
-    def start(self) -> None:
-        for node in self.nodes:  # a quorum needs a majority: start them all before waiting for any
-            node.start()
 
     def registered(self) -> int:
         """Brokers the cluster's metadata lists, as any live node answers (0 when none does)."""
@@ -162,27 +203,8 @@ class LocalKafkaCluster:
         return 0
 
     def wait_ready(self, timeout: float = 90) -> None:
-        for node in self.nodes:
-            node.wait_ready(timeout)
+        super().wait_ready(timeout)
         wait_until(lambda: self.registered() == len(self.nodes), timeout=timeout, what="kafka cluster")
-
-    def stop(self, timeout: float = 20) -> None:
-        for node in self.nodes:
-            node.stop(timeout)
-
-    def __enter__(self) -> Self:
-        self.start()
-        try:
-            self.wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 class LocalRedis(_LocalServer):

@@ -19,11 +19,9 @@ import ssl
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from infra import redis_server
-from infra.local import LocalRedis
+from infra.local import LocalRedis, ServerGroup
 from infra.procs import wait_until
 
 __all__ = ["LocalRedisCluster", "LocalRedisSentinel", "LocalRedisTLS"]
@@ -53,36 +51,10 @@ def _command(port: int, *args: str) -> str:
     return done.stdout if done.returncode == 0 else ""
 
 
-class _Group:
-    """Several nodes started together and stopped together; ``_ready`` says when the whole is usable."""
+class _Group(ServerGroup[_Node]):
+    """Several nodes started together and stopped together; ``wait_ready`` says when the whole is usable."""
 
     nodes: list[_Node]
-
-    def start(self) -> None:
-        for node in self.nodes:
-            node.start()
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        for node in self.nodes:
-            node.wait_ready(timeout)
-
-    def stop(self) -> None:
-        for node in self.nodes:
-            node.stop()
-
-    def __enter__(self) -> Self:
-        self.start()
-        try:
-            self.wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 class LocalRedisCluster(_Group):
@@ -191,9 +163,9 @@ class LocalRedisSentinel(_Group):
         self.sentinel.wait_ready(timeout)
         wait_until(self._sees_both, timeout=timeout, what="redis sentinel")
 
-    def stop(self) -> None:
-        self.sentinel.stop()
-        super().stop()
+    def stop(self, timeout: float = 20) -> None:
+        self.sentinel.stop(timeout)
+        super().stop(timeout)
 
 
 class LocalRedisTLS(_Node):

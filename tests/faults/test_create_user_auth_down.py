@@ -16,10 +16,9 @@ import grpc
 import pytest
 
 from harness.accounts import PASSWORD
-from harness.auth import ADMIN_PASSWORD, start_auth_stack, stop_auth_stack
+from harness.auth import start_auth_stack, stop_auth_stack
 from harness.backends import spawn_backend
 from harness.infra import InfraEnv
-from harness.processes import wait_until
 from stubs.users.v1 import users_pb2
 
 pytestmark = pytest.mark.infra
@@ -31,17 +30,7 @@ def test_a_user_created_with_a_password_while_auth_is_down_is_taken_back(
 ) -> None:
     stack = start_auth_stack(infra, tmp_path)
     try:
-        tokens: list[str] = []
-
-        def admin_logged_in() -> bool:
-            try:
-                tokens.append(stack.login("default", "admin", ADMIN_PASSWORD).access_token)
-            except grpc.RpcError:
-                return False
-            return True
-
-        wait_until(admin_logged_in, 60, "the bootstrap admin")
-        admin = (("authorization", f"Bearer {tokens[-1]}"),)
+        admin = (("authorization", f"Bearer {stack.admin_token()}"),)
         channel, users = stack.users()
         with channel:
             users.GetMe(

@@ -6,18 +6,16 @@ ever repeats the same id: at least once, deduplicated by event id as the contrac
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import grpc
 import pytest
 
 from harness.auth import start_auth_stack, stop_auth_stack
 from harness.infra import InfraEnv
 from harness.kafka_faults import TopicLayout, report, topic_layout, user_created_events
+from harness.sign_ups import SignUps
 from infra.local import LocalKafkaCluster
 from infra.procs import peer_port_range
 
@@ -58,53 +56,27 @@ async def test_a_broker_sigkilled_during_sign_ups_loses_no_event(
         await asyncio.to_thread(cluster.stop)
         raise
     tenant = f"t-{uuid.uuid4().hex[:10]}"
-    registered: list[str] = []
-    failures: list[str] = []
-    lock = threading.Lock()
-
-    def sign_up(n: int) -> None:
-        try:
-            reply = stack.register(tenant, f"user{n}", PASSWORD)
-        except grpc.RpcError as exc:
-            with lock:
-                failures.append(str(exc.code()))  # type: ignore[attr-defined]
-            return
-        with lock:
-            registered.append(reply.user.id)
-
-    def done() -> int:
-        with lock:
-            return len(registered) + len(failures)
-
-    async def reached(count: int) -> None:
-        while True:
-            if done() >= count:
-                return
-            await asyncio.sleep(0.05)
+    sign_ups = SignUps(stack, tenant, PASSWORD)
 
     try:
-        with ThreadPoolExecutor(WORKERS) as pool:
-            signing_up = asyncio.gather(
-                *(asyncio.wrap_future(pool.submit(sign_up, n)) for n in range(SIGN_UPS))
-            )
-            await asyncio.wait_for(reached(KILL_AT), 120)
+        with sign_ups.running(count=SIGN_UPS, workers=WORKERS) as signing_up:
+            await sign_ups.reached(KILL_AT, 120)
             layout = await topic_layout(cluster.bootstrap, USERS_TOPIC)  # created by the first relayed event
             victim = cluster.nodes[layout.leaders[0] - 1]
             await asyncio.to_thread(victim.kill)
-            killed_at, done_at_kill = time.monotonic(), done()
+            killed_at, done_at_kill = time.monotonic(), sign_ups.done()
             await asyncio.wait_for(signing_up, 240)
         after = await survivors_lead(cluster.bootstrap, victim.layout.node_id, timeout=60)
-        events, read_s = await user_created_events(
-            cluster.bootstrap, USERS_TOPIC, set(registered), timeout=120
-        )
+        registered = sign_ups.ids()
+        events, read_s = await user_created_events(cluster.bootstrap, USERS_TOPIC, registered, timeout=120)
         all_events_s = time.monotonic() - killed_at
     finally:
         await asyncio.to_thread(stop_auth_stack, stack)
         await asyncio.to_thread(cluster.stop)
 
-    mine = {user: ids for user, ids in events.items() if user in set(registered)}
+    mine = {user: ids for user, ids in events.items() if user in registered}
     copies = sum(len(ids) for ids in mine.values())
-    lost = len(set(registered) - mine.keys())
+    lost = len(registered - mine.keys())
     report(
         record_property,
         "kafka_broker_kill",
@@ -112,7 +84,7 @@ async def test_a_broker_sigkilled_during_sign_ups_loses_no_event(
         killed_node=victim.layout.node_id,
         sign_ups=SIGN_UPS,
         ok=len(registered),
-        failed=len(failures),
+        failed=len(sign_ups.failures),
         after_kill=SIGN_UPS - done_at_kill,
         events_seen=copies,
         duplicates=copies - len(mine),
@@ -123,6 +95,6 @@ async def test_a_broker_sigkilled_during_sign_ups_loses_no_event(
     assert all(replicas == [1, 2, 3] for replicas in layout.replicas.values()), layout
     assert layout.min_insync_replicas == 2
     assert all(len(isr) >= after.min_insync_replicas for isr in after.in_sync.values()), after
-    assert failures == []
+    assert sign_ups.failures == []
     assert lost == 0
     assert all(len(set(ids)) == 1 for ids in mine.values())  # a repeat only ever with the same event id

@@ -5,18 +5,16 @@ has its ``user.created`` event on the topic, once by event id (a copy only ever 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import grpc
 import pytest
 
 from harness.auth import start_auth_stack, stop_auth_stack
 from harness.infra import InfraEnv
 from harness.kafka_faults import report, sigkill, user_created_events
+from harness.sign_ups import SignUps
 from infra.local import LocalKafka, free_port
 
 pytestmark = [pytest.mark.infra, pytest.mark.timeout(420)]
@@ -38,66 +36,41 @@ async def test_kafka_sigkill_during_sign_ups_loses_no_event(
     own = InfraEnv(kafka.bootstrap, infra.redis_url, infra.database_url)
     stack = await asyncio.to_thread(start_auth_stack, own, tmp_path, {"PORTICO_LOG_LEVEL": "INFO"})
     tenant = f"t-{uuid.uuid4().hex[:10]}"
-    registered: list[str] = []
-    failures: list[str] = []
-    lock = threading.Lock()
-
-    def sign_up(n: int) -> None:
-        try:
-            reply = stack.register(tenant, f"user{n}", PASSWORD)
-        except grpc.RpcError as exc:
-            with lock:
-                failures.append(str(exc.code()))  # type: ignore[attr-defined]
-            return
-        with lock:
-            registered.append(reply.user.id)
-
-    def done() -> int:
-        with lock:
-            return len(registered) + len(failures)
-
-    async def reached(count: int) -> None:
-        while True:
-            if done() >= count:
-                return
-            await asyncio.sleep(0.05)
+    sign_ups = SignUps(stack, tenant, PASSWORD)
 
     try:
-        with ThreadPoolExecutor(WORKERS) as pool:
-            signing_up = asyncio.gather(
-                *(asyncio.wrap_future(pool.submit(sign_up, n)) for n in range(SIGN_UPS))
-            )
-            await asyncio.wait_for(reached(KILL_AT), 120)
+        with sign_ups.running(count=SIGN_UPS, workers=WORKERS) as signing_up:
+            await sign_ups.reached(KILL_AT, 120)
             killed_at = time.monotonic()
             assert kafka.pid is not None
             await asyncio.to_thread(sigkill, kafka._proc)  # type: ignore[arg-type]
-            await asyncio.wait_for(reached(RESTART_AT), 180)
-            during_outage = done() - KILL_AT
+            await sign_ups.reached(RESTART_AT, 180)
+            during_outage = sign_ups.done() - KILL_AT
             await asyncio.to_thread(kafka.start)  # same ports, same data directory
             await asyncio.to_thread(kafka.wait_ready, 90)
             back_at = time.monotonic()
             # Recovery: from Kafka answering again until every sign-up made so far has its event.
-            with lock:
-                backlog = set(registered)
+            backlog = sign_ups.ids()
             drained = asyncio.create_task(
                 user_created_events(kafka.bootstrap, USERS_TOPIC, backlog, timeout=120)
             )
             await asyncio.wait_for(signing_up, 180)
             _, recovery_s = await drained
-        events, _ = await user_created_events(kafka.bootstrap, USERS_TOPIC, set(registered), timeout=120)
+        registered = sign_ups.ids()
+        events, _ = await user_created_events(kafka.bootstrap, USERS_TOPIC, registered, timeout=120)
     finally:
         await asyncio.to_thread(stop_auth_stack, stack)
         await asyncio.to_thread(kafka.stop)
 
-    mine = {user: ids for user, ids in events.items() if user in set(registered)}
+    mine = {user: ids for user, ids in events.items() if user in registered}
     copies = sum(len(ids) for ids in mine.values())
-    lost = len(set(registered) - mine.keys())
+    lost = len(registered - mine.keys())
     report(
         record_property,
         "kafka_kill",
         sign_ups=SIGN_UPS,
         ok=len(registered),
-        failed=len(failures),
+        failed=len(sign_ups.failures),
         during_outage=during_outage,
         outage_s=round(back_at - killed_at, 2),
         events_seen=copies,
@@ -105,6 +78,6 @@ async def test_kafka_sigkill_during_sign_ups_loses_no_event(
         lost=lost,
         recovery_s=round(recovery_s, 2),
     )
-    assert failures == []  # the outbox keeps sign-ups independent of Kafka
+    assert sign_ups.failures == []  # the outbox keeps sign-ups independent of Kafka
     assert lost == 0
     assert all(len(set(ids)) == 1 for ids in mine.values())  # a repeat only ever with the same event id

@@ -7,14 +7,12 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-import grpc
 import pytest
 
-from harness.auth import ADMIN_PASSWORD, start_auth_stack, stop_auth_stack
+from harness.auth import start_auth_stack, stop_auth_stack
 from harness.backends import health_status, open_sync_channel, spawn_backend
 from harness.certs import make_pki
 from harness.infra import InfraEnv
-from harness.processes import wait_until
 from meshkit.rpc.channels import channel_credentials
 from stubs.posts.v1 import posts_pb2, posts_pb2_grpc
 from stubs.users.v1 import users_pb2
@@ -55,17 +53,7 @@ def test_users_and_auth_call_each_other_over_mtls(infra: InfraEnv, tmp_path: Pat
         assert registered.user.username == name
 
         # The admin's token is checked by users with auth's keys (users → auth's GetJwks over mTLS) ...
-        tokens: list[str] = []
-
-        def admin_logged_in() -> bool:
-            try:
-                tokens.append(stack.login("default", "admin", ADMIN_PASSWORD).access_token)
-            except grpc.RpcError:
-                return False
-            return True
-
-        wait_until(admin_logged_in, 60, "the bootstrap admin")
-        admin = (("authorization", f"Bearer {tokens[-1]}"),)
+        admin = (("authorization", f"Bearer {stack.admin_token()}"),)
         created_name = f"mtlsc{uuid.uuid4().hex[:8]}"
         channel, users = stack.users()
         with channel:

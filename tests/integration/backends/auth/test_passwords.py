@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 import pytest
 
-from harness.auth import ADMIN_PASSWORD, AuthStack, auth_stack_fixture
+from harness.auth import AuthStack, auth_stack_fixture
 from harness.backends import SERVING, spawn_backend
 from harness.infra import InfraEnv
 from harness.kafka import read_topic
@@ -46,16 +46,8 @@ def stack(infra: InfraEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 @pytest.fixture(scope="module")
 def admin(stack: AuthStack) -> str:
-    """The bootstrap admin's access token (tenant ``default``), once auth has created the admin."""
-
-    def ready() -> bool:
-        try:
-            return bool(stack.login("default", "admin", ADMIN_PASSWORD).access_token)
-        except grpc.RpcError:
-            return False
-
-    wait_until(ready, 30, "the bootstrap admin")
-    return stack.login("default", "admin", ADMIN_PASSWORD).access_token
+    """The bootstrap admin's access token (tenant ``default``)."""
+    return stack.admin_token()
 
 
 @pytest.fixture

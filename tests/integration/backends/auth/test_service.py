@@ -24,7 +24,7 @@ from backends.auth.events import USERS_TOPIC
 from backends.auth.lockout import LoginThrottle
 from backends.users.cache import UserCache
 from backends.users.events import USERS
-from harness.auth import ADMIN_PASSWORD, AuthStack, auth_stack_fixture
+from harness.auth import AuthStack, auth_stack_fixture
 from harness.backends import SERVING, spawn_backend
 from harness.events import started_broker
 from harness.infra import InfraEnv
@@ -289,7 +289,7 @@ def test_a_deactivated_user_cannot_log_in_or_refresh_until_reactivated(stack: Au
     # The bootstrap admin's tenant: only an admin changes is_active.
     tenant, name = "default", f"nia-{uuid.uuid4().hex[:6]}"
     login = stack.register(tenant, name, PASSWORD)
-    admin_token = bootstrap_admin_token(stack)
+    admin_token = stack.admin_token()
     channel, users = stack.users()
 
     def set_active(active: bool) -> None:
@@ -335,21 +335,8 @@ def _logs_in(stack: AuthStack, tenant: str, username: str) -> bool:
         return False
 
 
-def bootstrap_admin_token(stack: AuthStack) -> str:
-    """The bootstrap admin's access token, once the auth backend has created the admin (in the background)."""
-
-    def admin_ready() -> bool:
-        try:
-            return bool(stack.login("default", "admin", ADMIN_PASSWORD).access_token)
-        except grpc.RpcError:
-            return False
-
-    wait_until(admin_ready, 30, "the bootstrap admin")
-    return stack.login("default", "admin", ADMIN_PASSWORD).access_token
-
-
 def test_bootstrap_admin_logs_in_with_the_configured_password(stack: AuthStack) -> None:
-    token = bootstrap_admin_token(stack)
+    token = stack.admin_token()
     assert "admin" in jwt.decode(token, options={"verify_signature": False})["roles"]
 
 
@@ -594,7 +581,7 @@ def promoted_admin(stack: AuthStack, name: str) -> tuple[str, auth_pb2.LoginResp
     admin login."""
     tenant = "default"
     login = stack.register(tenant, name, PASSWORD)
-    admin_token = bootstrap_admin_token(stack)
+    admin_token = stack.admin_token()
     channel, users = stack.users()
     with channel:
         users.UpdateUser(
