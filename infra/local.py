@@ -10,6 +10,7 @@ protocol round trip, and `stop()` leaves no process behind. Typical pytest use:
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Sequence
 from pathlib import Path
@@ -110,6 +111,18 @@ class _LocalServer(_Managed):
             stop_group(self._proc, sig=self.stop_signal, timeout=timeout)
             self._proc = None
 
+    def kill(self) -> None:
+        """SIGKILL the server (a crash: no controlled shutdown); ``start()`` brings it back on its data."""
+        if self._proc is not None:
+            stop_group(self._proc, sig=signal.SIGKILL, timeout=10)
+            self._proc = None
+
+    def send_signal(self, sig: signal.Signals) -> None:
+        """Signal the server's process group: SIGSTOP freezes it (a hung host), SIGCONT thaws it."""
+        if self._proc is None:
+            raise RuntimeError(f"{self.name} not started")
+        os.killpg(self._proc.pid, sig)
+
 
 class LocalKafka(_LocalServer):
     """KRaft Kafka (broker+controller) from the cached Maven jars: one node alone, or one of a
@@ -150,12 +163,6 @@ class LocalKafka(_LocalServer):
 
     def is_ready(self) -> bool:
         return kafka_probe.is_ready(self.layout.probe_bootstrap)
-
-    def kill(self) -> None:
-        """SIGKILL the broker (a crash: no controlled shutdown); ``start()`` brings it back on its data."""
-        if self._proc is not None:
-            stop_group(self._proc, sig=signal.SIGKILL, timeout=10)
-            self._proc = None
 
 
 _Node = TypeVar("_Node", bound="_LocalServer")

@@ -9,7 +9,8 @@ and a TLS-only server — all Debian's ``redis-server`` as our own processes on 
         tls.url            # rediss://127.0.0.1:<port>/0
 
 Each starts its processes together, then waits for the whole topology to be usable (a cluster whose every
-slot is served, a sentinel that names the master and sees its replica, a TLS handshake that answers PING).
+slot is served, a sentinel that names the master and sees its replica in sync, a TLS handshake that
+answers PING).
 """
 
 from __future__ import annotations
@@ -138,7 +139,13 @@ class LocalRedisSentinel(_Group):
         self.data_dir = data_dir
         replica = ["--replicaof", "127.0.0.1", str(self.master_port)]
         self.nodes = [
-            _Node(port=self.master_port, data_dir=data_dir / "master", name="redis-master"),
+            # Without a delay before the full sync the replica holds the data as soon as it is ready.
+            _Node(
+                port=self.master_port,
+                data_dir=data_dir / "master",
+                name="redis-master",
+                extra=["--repl-diskless-sync-delay", "0"],
+            ),
             _Node(port=self.replica_port, data_dir=data_dir / "replica", name="redis-replica", extra=replica),
         ]
         self.sentinel = _Sentinel(port=self.sentinel_port, data_dir=data_dir / "sentinel")
@@ -156,7 +163,8 @@ class LocalRedisSentinel(_Group):
     def _sees_both(self) -> bool:
         master = _command(self.sentinel_port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.master_name)
         replicas = _command(self.sentinel_port, "SENTINEL", "REPLICAS", self.master_name)
-        return str(self.master_port) in master and str(self.replica_port) in replicas
+        synced = "master_link_status:up" in _command(self.replica_port, "INFO", "replication")
+        return str(self.master_port) in master and str(self.replica_port) in replicas and synced
 
     def wait_ready(self, timeout: float = 60) -> None:
         super().wait_ready(timeout)

@@ -4,7 +4,7 @@ The ``revocations`` table is the source of truth. A revocation is written in the
 it (logout, an ended login, a deleted or deactivated user) together with its event on
 ``portico.revocations.v1`` (through the outbox), which every verifier reads into its memory. Redis is a
 fast shared copy written after the commit, best effort: a failed write never undoes the revocation, and
-:class:`RedisRefill` writes every live mark again whenever Redis comes back empty.
+:class:`RedisRefill` writes every live mark again whenever a Redis server may lack them.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backends.auth import models
 from backends.auth.events import REVOCATIONS
-from meshkit.auth.revocation import FILLED_KEY, revoked_jti_key, revoked_sid_key, valid_after_key
+from backends.auth.fill_markers import stale_markers
+from meshkit.auth.revocation import revoked_jti_key, revoked_sid_key, valid_after_key
 from meshkit.auth.revocation_set import JTI, SID, USER
 from meshkit.db.database import Database
 from meshkit.events.outbox import Outbox
@@ -184,8 +185,9 @@ async def copy_to_redis(redis: RedisClient, marks: list[Mark]) -> bool:
 
 
 class RedisRefill:
-    """Re-fills Redis from the table whenever it lacks the "filled" marker (first start, or a Redis that
-    restarted with empty memory), and purges expired revocations now and then."""
+    """Re-fills Redis from the table whenever a server may lack marks (first start, a Redis or a cluster
+    node that restarted with empty memory, a replica promoted by a failover: :mod:`fill_markers`), and
+    purges expired revocations now and then."""
 
     def __init__(
         self, db: Database, redis: RedisClient, registry: CollectorRegistry, *, interval: float = 1.0
@@ -200,23 +202,25 @@ class RedisRefill:
         )
         self._next_purge = 0.0
 
-    async def refill_if_empty(self) -> bool:
+    async def refill_if_needed(self) -> bool:
         """True when Redis was re-filled; raises RedisError while Redis is away."""
-        if await self._redis.exists(FILLED_KEY):
+        stale = await stale_markers(self._redis)
+        if not stale:
             return False
         async with self._db.read() as session:
             marks = await RevocationStore.live(session)
         await write_marks(self._redis, marks)
         # Set last: a refill interrupted half-way is repeated.
-        await self._redis.set(FILLED_KEY, "1")
+        for marker in stale:
+            await self._redis.set(marker.key, marker.run_id)
         self.refills.inc()
-        log.info("revocations re-filled in Redis", extra={"marks": len(marks)})
+        log.info("revocations re-filled in Redis", extra={"marks": len(marks), "servers": len(stale)})
         return True
 
     async def run(self) -> None:
         while True:
             try:
-                await self.refill_if_empty()
+                await self.refill_if_needed()
             except RedisError:
                 pass  # Redis away: the verifiers' in-process sets decide meanwhile
             except Exception:

@@ -152,12 +152,20 @@ async def test_an_empty_redis_is_refilled_from_the_table(db: Database, own_redis
     try:
         await redis.flushdb()  # a restart without persistence
         refill = RedisRefill(db, redis, CollectorRegistry())
-        assert await refill.refill_if_empty()
+        assert await refill.refill_if_needed()
         marks = revoked_jti_key("t", jti), revoked_sid_key("t", sid), valid_after_key("t", user)
         assert await redis.exists(*marks) == 3
         assert 0 < await redis.ttl(revoked_jti_key("t", jti)) <= 61
         assert await redis.exists(FILLED_KEY)
-        assert not await refill.refill_if_empty()  # already filled: nothing to do
+        assert not await refill.refill_if_needed()  # already filled: nothing to do
+
+        # A replica promoted by a failover holds the marker its old master was given, with that server's
+        # run id, and may lack the master's last marks: it is filled again.
+        await redis.set(FILLED_KEY, "0" * 40)
+        await redis.delete(revoked_jti_key("t", jti))
+        assert await refill.refill_if_needed()
+        assert await redis.exists(revoked_jti_key("t", jti))
+        assert (await redis.get(FILLED_KEY)).decode() == (await redis.info("server"))["run_id"]
     finally:
         await redis.aclose()
 
