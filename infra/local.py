@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -31,18 +32,18 @@ __all__ = [
 ]
 
 
-class _Managed:
+class _Managed(ABC):
     """``with`` for anything that starts without waiting, then waits until usable, then stops: a failed wait
     stops what was started."""
 
-    def start(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def start(self) -> None: ...
 
-    def wait_ready(self, timeout: float = 60) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def wait_ready(self, timeout: float = 60) -> None: ...
 
-    def stop(self, timeout: float = 20) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def stop(self, timeout: float = 20) -> None: ...
 
     def __enter__(self) -> Self:
         self.start()
