@@ -48,6 +48,7 @@ class KafkaTls:
     internal_port: int
     sasl_port: int | None = None
     scram_users: tuple[tuple[str, str], ...] = ()  # (name, password), for SCRAM-SHA-256 and -512
+    client_auth: bool = False  # the TLS listener requires a client certificate from the CA (mutual TLS)
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,8 @@ def _security_lines(layout: KafkaLayout) -> str:
         "ssl.truststore.type=PEM",
         f"ssl.truststore.location={tls.ca_file}",
     ]
+    if tls.client_auth:  # on the TLS listener only: SCRAM proves the client on the other
+        lines.append("listener.name.client.ssl.client.auth=required")
     if tls.sasl_port is not None:
         module = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
         lines += [

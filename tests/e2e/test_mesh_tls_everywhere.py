@@ -1,12 +1,16 @@
 """The whole mesh with TLS on every hop: each backend serves mTLS only and calls the others (and auth's
-keys) with the mesh's client certificate, the gateway calls them with it too, every Kafka client speaks TLS
-to a broker whose only client listener is TLS, and every Redis client speaks mutual TLS to a TLS-only
-redis-server. The README's flows work through the gateway; nobody without a certificate gets an answer.
+keys) with the mesh's client certificate, the gateway calls them with it too, every Kafka client speaks
+mutual TLS to a broker whose only client listener is TLS and requires a client certificate, and every Redis
+client speaks mutual TLS to a TLS-only redis-server. The README's flows work through the gateway; nobody
+without a certificate gets an answer.
 
 Its own Kafka and Redis (from a throw-away CA); the session's PostgreSQL, which stays plaintext."""
 
 from __future__ import annotations
 
+import socket
+import ssl
+import struct
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +38,7 @@ class Secured:
     ca: Pem
     client: Pem
     redis_url: str
+    kafka_bootstrap: str
 
 
 def _tls_env(ca: Pem, server: Pem, client: Pem) -> dict[str, str]:
@@ -62,7 +67,11 @@ def secured(infra: InfraEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     ca, server, client = make_pki(base)
     port, controller_port, internal_port = free_ports(3)
     kafka_tls = KafkaTls(
-        ca_file=ca.cert, cert_file=server.cert, key_file=server.key, internal_port=internal_port
+        ca_file=ca.cert,
+        cert_file=server.cert,
+        key_file=server.key,
+        internal_port=internal_port,
+        client_auth=True,
     )
     kafka = LocalKafka(port=port, controller_port=controller_port, data_dir=base / "kafka", tls=kafka_tls)
     redis_tls = LocalRedisTLS(
@@ -79,6 +88,8 @@ def secured(infra: InfraEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             "PORTICO_KAFKA_BOOTSTRAP": kafka.bootstrap,  # its TLS listener
             "PORTICO_KAFKA_SECURITY_PROTOCOL": "SSL",
             "PORTICO_KAFKA_CA_FILE": str(ca.cert),
+            "PORTICO_KAFKA_CERT_FILE": str(client.cert),  # the broker requires one
+            "PORTICO_KAFKA_KEY_FILE": str(client.key),
             "PORTICO_REDIS_URL": redis_tls.url,
             "PORTICO_REDIS_TLS_CA_FILE": str(ca.cert),
             "PORTICO_REDIS_TLS_CERT_FILE": str(client.cert),
@@ -89,7 +100,7 @@ def secured(infra: InfraEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         credentials = channel_credentials(ca.cert, client.cert, client.key)
         mesh = start_mesh(env, base / "logs", timeout=120, credentials=credentials)
         try:
-            yield Secured(mesh, ca, client, redis_tls.url)
+            yield Secured(mesh, ca, client, redis_tls.url, kafka.bootstrap)
         finally:
             mesh.stop()
 
@@ -129,3 +140,28 @@ def test_nobody_without_a_certificate_gets_an_answer(secured: Secured) -> None:
         assert health_status(target, credentials=server_only) is None, name  # TLS without a client cert
     with pytest.raises(redis.exceptions.ConnectionError):
         redis.Redis.from_url(secured.redis_url, ssl_ca_certs=str(secured.ca.cert), socket_timeout=5).ping()
+    # Kafka: the broker's TLS listener wants the mesh's client certificate, as the mesh's clients bring it.
+    assert _kafka_api_versions(secured.kafka_bootstrap, secured.ca, secured.client)
+    assert not _kafka_api_versions(secured.kafka_bootstrap, secured.ca, None)
+
+
+def _kafka_api_versions(bootstrap: str, ca: Pem, client: Pem | None) -> bool:
+    """Whether the broker answers an ApiVersions request over TLS, with or without a client certificate.
+    Under TLS 1.3 the client's handshake ends before the broker checks for a certificate, so a refusal
+    arrives on the first read: an alert, a reset or end of stream."""
+    context = ssl.create_default_context(cafile=str(ca.cert))
+    if client is not None:
+        context.load_cert_chain(str(client.cert), str(client.key))
+    host, _, port = bootstrap.rpartition(":")
+    client_id = b"portico-test"
+    body = struct.pack(">hhih", 18, 0, 1, len(client_id)) + client_id  # ApiVersions v0, correlation id 1
+    try:
+        with (
+            socket.create_connection((host, int(port)), timeout=15) as raw,
+            context.wrap_socket(raw, server_hostname=host) as tls,
+        ):
+            tls.sendall(struct.pack(">i", len(body)) + body)
+            reply = tls.recv(8)
+    except OSError:  # ssl.SSLError included
+        return False
+    return len(reply) == 8 and struct.unpack(">ii", reply)[1] == 1  # size, then our correlation id
