@@ -26,28 +26,11 @@ from meshkit.rpc.context import Context, metadata_value
 from meshkit.rpc.interceptors.base import Stream, Unary, WrappingInterceptor
 from meshkit.rpc.status import INVALID_REQUEST, FieldViolation, abort
 from stubs.buf.validate import validate_pb2
+from stubs.portico.gateway.v1 import options_pb2
 
 log = logging.getLogger(__name__)
 
 _VALIDATOR = protovalidate.Validator()
-
-# The contract's wording of a format, by field name: the rule a pattern states, which its regex does
-# not say to a reader. Fields listed under _WHOLE get it for every rule they break when they have that
-# pattern (one description states the whole rule, lengths included); others only for a broken pattern.
-_FORMATS = {
-    "username": "must be 3-32 characters of letters, digits, '_', '.' or '-'",
-    "email": "must be a valid email address",
-    "first_name": "must contain only letters, with spaces, hyphens or apostrophes between words",
-    "last_name": "must contain only letters, with spaces, hyphens or apostrophes between words",
-    "phone": "must be in E.164 format, e.g. +1234567890",
-    "avatar_url": "must be an http(s) URL of at most 2048 characters",
-    "q": "must be 2-100 characters",
-    "title": "must not be blank or contain control characters",
-    "content": "must not contain control characters other than line breaks and tabs",
-    "topic": "must be 1 to 100 characters: letters, digits, '.', '_' or '-'",
-    "tenant_id": "must be 1-50 characters of letters, digits, '_' or '-'",
-}
-_WHOLE = frozenset({"username", "avatar_url", "q", "topic", "tenant_id"})
 
 
 def request_violations(message: Message) -> list[FieldViolation]:
@@ -117,9 +100,12 @@ def describe(field: FieldDescriptor | None, rule_id: str) -> str | None:
     name = field.name if field is not None else ""
     if rule_id == "required":
         return "is required"
+    # The proto's own words for a format (portico.gateway.v1.wording): the rule a pattern states, which
+    # its regex does not say to a reader; for every broken rule when they state the whole rule.
+    wording = _wording(field)
     format_rule = rule_id == "string.pattern" or rule_id.startswith("string.email")
-    if name in _FORMATS and (format_rule or (name in _WHOLE and _has_pattern(field))):
-        return _FORMATS[name]
+    if wording.format and (format_rule or wording.whole):
+        return wording.format
     if rule_id.startswith("string.uuid") and name.endswith("_id"):  # uuid_empty too
         what = name.removesuffix("_id").replace("_", " ")
         return f"must be {'an' if what[:1] in 'aeio' else 'a'} {what} id (UUID)"  # not 'an user'
@@ -143,11 +129,10 @@ def describe(field: FieldDescriptor | None, rule_id: str) -> str | None:
     return None
 
 
-def _has_pattern(field: FieldDescriptor | None) -> bool:
-    """Whether the field states the format its name's wording describes (a login's ``username`` has only
-    a length: it also takes an email address)."""
-    rules = _typed_rules(field, "string.pattern")
-    return rules is not None and rules.HasField("pattern")
+def _wording(field: FieldDescriptor | None) -> options_pb2.Wording:
+    if field is None:
+        return options_pb2.Wording()
+    return field.GetOptions().Extensions[options_pb2.wording]
 
 
 def _typed_rules(field: FieldDescriptor | None, rule_id: str) -> Any:

@@ -28,7 +28,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from stubs.portico.gateway.v1 import options_pb2 as portico_dot_gateway_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x62roker/v1/broker.proto\x12\tbroker.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a portico/gateway/v1/options.proto\"j\n\x15PublishMessageRequest\x12+\n\x05topic\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x10\x01\x18\x64\x32\x11^[A-Za-z0-9._-]+$\x12\x17\n\x07message\x18\x02 \x01(\tB\x06\xbaH\x03\xc8\x01\x01\x12\x0b\n\x03key\x18\x03 \x01(\t\"Z\n\x16PublishMessageResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\r\n\x05topic\x18\x02 \x01(\t\x12\x11\n\tpartition\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x03\"k\n\x17SubscribeToTopicRequest\x12+\n\x05topic\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x10\x01\x18\x64\x32\x11^[A-Za-z0-9._-]+$\x12\x0c\n\x04\x66rom\x18\x02 \x01(\t\x12\x15\n\rlast_event_id\x18\x03 \x01(\t\"\xa9\x01\n\x18SubscribeToTopicResponse\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0b\n\x03key\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\x12-\n\ttimestamp\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x63ursor\x18\x07 \x01(\t2\xd6\x04\n\x0eMessageService\x12\x88\x02\n\x0ePublishMessage\x12 .broker.v1.PublishMessageRequest\x1a!.broker.v1.PublishMessageResponse\"\xb0\x01\x82\xae\x1c\x81\x01\x08\x02 \x90N:\x03\x08\xca\x01Ru\n\'{\"message\": \"hello\", \"key\": \"order-42\"}\x12J{\"status\": \"published\", \"topic\": \"orders\", \"partition\": 0, \"offset\": \"42\"}\x82\xd3\xe4\x93\x02$\"\x1f/api/v1/topics/{topic}/messages:\x01*\x12\xb8\x02\n\x10SubscribeToTopic\x12\".broker.v1.SubscribeToTopicRequest\x1a#.broker.v1.SubscribeToTopicResponse\"\xd8\x01\x82\xae\x1c\xac\x01\x08\x02:\x08*\x06\x63ursorR\x9d\x01\x12\x9a\x01{\"topic\": \"orders\", \"partition\": 0, \"offset\": \"42\", \"key\": \"order-42\", \"message\": \"hello\", \"timestamp\": \"2024-01-15T10:30:00Z\", \"cursor\": \"0:42,1:7,2:-1\"}\x82\xd3\xe4\x93\x02!\x12\x1f/api/v1/topics/{topic}/messages0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x62roker/v1/broker.proto\x12\tbroker.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a portico/gateway/v1/options.proto\"\xaf\x01\n\x15PublishMessageRequest\x12p\n\x05topic\x18\x01 \x01(\tBa\xbaH\x19r\x17\x10\x01\x18\x64\x32\x11^[A-Za-z0-9._-]+$\x8a\xae\x1c\x41\n=must be 1 to 100 characters: letters, digits, \'.\', \'_\' or \'-\'\x10\x01\x12\x17\n\x07message\x18\x02 \x01(\tB\x06\xbaH\x03\xc8\x01\x01\x12\x0b\n\x03key\x18\x03 \x01(\t\"Z\n\x16PublishMessageResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\r\n\x05topic\x18\x02 \x01(\t\x12\x11\n\tpartition\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x03\"\xb0\x01\n\x17SubscribeToTopicRequest\x12p\n\x05topic\x18\x01 \x01(\tBa\xbaH\x19r\x17\x10\x01\x18\x64\x32\x11^[A-Za-z0-9._-]+$\x8a\xae\x1c\x41\n=must be 1 to 100 characters: letters, digits, \'.\', \'_\' or \'-\'\x10\x01\x12\x0c\n\x04\x66rom\x18\x02 \x01(\t\x12\x15\n\rlast_event_id\x18\x03 \x01(\t\"\xa9\x01\n\x18SubscribeToTopicResponse\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0b\n\x03key\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\x12-\n\ttimestamp\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x63ursor\x18\x07 \x01(\t2\xd6\x04\n\x0eMessageService\x12\x88\x02\n\x0ePublishMessage\x12 .broker.v1.PublishMessageRequest\x1a!.broker.v1.PublishMessageResponse\"\xb0\x01\x82\xae\x1c\x81\x01\x08\x02 \x90N:\x03\x08\xca\x01Ru\n\'{\"message\": \"hello\", \"key\": \"order-42\"}\x12J{\"status\": \"published\", \"topic\": \"orders\", \"partition\": 0, \"offset\": \"42\"}\x82\xd3\xe4\x93\x02$\"\x1f/api/v1/topics/{topic}/messages:\x01*\x12\xb8\x02\n\x10SubscribeToTopic\x12\".broker.v1.SubscribeToTopicRequest\x1a#.broker.v1.SubscribeToTopicResponse\"\xd8\x01\x82\xae\x1c\xac\x01\x08\x02:\x08*\x06\x63ursorR\x9d\x01\x12\x9a\x01{\"topic\": \"orders\", \"partition\": 0, \"offset\": \"42\", \"key\": \"order-42\", \"message\": \"hello\", \"timestamp\": \"2024-01-15T10:30:00Z\", \"cursor\": \"0:42,1:7,2:-1\"}\x82\xd3\xe4\x93\x02!\x12\x1f/api/v1/topics/{topic}/messages0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,23 +36,23 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'broker.v1.broker_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PUBLISHMESSAGEREQUEST'].fields_by_name['topic']._loaded_options = None
-  _globals['_PUBLISHMESSAGEREQUEST'].fields_by_name['topic']._serialized_options = b'\272H\031r\027\020\001\030d2\021^[A-Za-z0-9._-]+$'
+  _globals['_PUBLISHMESSAGEREQUEST'].fields_by_name['topic']._serialized_options = b'\272H\031r\027\020\001\030d2\021^[A-Za-z0-9._-]+$\212\256\034A\n=must be 1 to 100 characters: letters, digits, \'.\', \'_\' or \'-\'\020\001'
   _globals['_PUBLISHMESSAGEREQUEST'].fields_by_name['message']._loaded_options = None
   _globals['_PUBLISHMESSAGEREQUEST'].fields_by_name['message']._serialized_options = b'\272H\003\310\001\001'
   _globals['_SUBSCRIBETOTOPICREQUEST'].fields_by_name['topic']._loaded_options = None
-  _globals['_SUBSCRIBETOTOPICREQUEST'].fields_by_name['topic']._serialized_options = b'\272H\031r\027\020\001\030d2\021^[A-Za-z0-9._-]+$'
+  _globals['_SUBSCRIBETOTOPICREQUEST'].fields_by_name['topic']._serialized_options = b'\272H\031r\027\020\001\030d2\021^[A-Za-z0-9._-]+$\212\256\034A\n=must be 1 to 100 characters: letters, digits, \'.\', \'_\' or \'-\'\020\001'
   _globals['_MESSAGESERVICE'].methods_by_name['PublishMessage']._loaded_options = None
   _globals['_MESSAGESERVICE'].methods_by_name['PublishMessage']._serialized_options = b'\202\256\034\201\001\010\002 \220N:\003\010\312\001Ru\n\'{\"message\": \"hello\", \"key\": \"order-42\"}\022J{\"status\": \"published\", \"topic\": \"orders\", \"partition\": 0, \"offset\": \"42\"}\202\323\344\223\002$\"\037/api/v1/topics/{topic}/messages:\001*'
   _globals['_MESSAGESERVICE'].methods_by_name['SubscribeToTopic']._loaded_options = None
   _globals['_MESSAGESERVICE'].methods_by_name['SubscribeToTopic']._serialized_options = b'\202\256\034\254\001\010\002:\010*\006cursorR\235\001\022\232\001{\"topic\": \"orders\", \"partition\": 0, \"offset\": \"42\", \"key\": \"order-42\", \"message\": \"hello\", \"timestamp\": \"2024-01-15T10:30:00Z\", \"cursor\": \"0:42,1:7,2:-1\"}\202\323\344\223\002!\022\037/api/v1/topics/{topic}/messages'
-  _globals['_PUBLISHMESSAGEREQUEST']._serialized_start=163
-  _globals['_PUBLISHMESSAGEREQUEST']._serialized_end=269
-  _globals['_PUBLISHMESSAGERESPONSE']._serialized_start=271
-  _globals['_PUBLISHMESSAGERESPONSE']._serialized_end=361
-  _globals['_SUBSCRIBETOTOPICREQUEST']._serialized_start=363
-  _globals['_SUBSCRIBETOTOPICREQUEST']._serialized_end=470
-  _globals['_SUBSCRIBETOTOPICRESPONSE']._serialized_start=473
-  _globals['_SUBSCRIBETOTOPICRESPONSE']._serialized_end=642
-  _globals['_MESSAGESERVICE']._serialized_start=645
-  _globals['_MESSAGESERVICE']._serialized_end=1243
+  _globals['_PUBLISHMESSAGEREQUEST']._serialized_start=164
+  _globals['_PUBLISHMESSAGEREQUEST']._serialized_end=339
+  _globals['_PUBLISHMESSAGERESPONSE']._serialized_start=341
+  _globals['_PUBLISHMESSAGERESPONSE']._serialized_end=431
+  _globals['_SUBSCRIBETOTOPICREQUEST']._serialized_start=434
+  _globals['_SUBSCRIBETOTOPICREQUEST']._serialized_end=610
+  _globals['_SUBSCRIBETOTOPICRESPONSE']._serialized_start=613
+  _globals['_SUBSCRIBETOTOPICRESPONSE']._serialized_end=782
+  _globals['_MESSAGESERVICE']._serialized_start=785
+  _globals['_MESSAGESERVICE']._serialized_end=1383
 # @@protoc_insertion_point(module_scope)

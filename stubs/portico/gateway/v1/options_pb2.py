@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n portico/gateway/v1/options.proto\x12\x12portico.gateway.v1\x1a google/protobuf/descriptor.proto\"\xb9\x03\n\x0bRoutePolicy\x12*\n\x06\x61\x63\x63\x65ss\x18\x01 \x01(\x0e\x32\x1a.portico.gateway.v1.Access\x12\x16\n\x0erequired_roles\x18\x02 \x03(\t\x12\x31\n\nrate_limit\x18\x03 \x01(\x0b\x32\x1d.portico.gateway.v1.RateLimit\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x04 \x01(\r\x12\x11\n\tretryable\x18\x05 \x01(\x08\x12+\n\x07uploads\x18\x06 \x03(\x0b\x32\x1a.portico.gateway.v1.Upload\x12\x33\n\x08response\x18\x07 \x01(\x0b\x32!.portico.gateway.v1.ResponseShape\x12\x15\n\runique_fields\x18\x08 \x03(\t\x12\x1a\n\x12\x63hecks_credentials\x18\t \x01(\x08\x12,\n\x07\x65xample\x18\n \x01(\x0b\x32\x1b.portico.gateway.v1.Example\x12\x33\n\x08\x62indings\x18\x0b \x03(\x0b\x32!.portico.gateway.v1.BindingPolicy\x12\x13\n\x0btoken_field\x18\x0c \x01(\t\"\x9d\x01\n\rBindingPolicy\x12\x0f\n\x07\x62inding\x18\x01 \x01(\t\x12\x33\n\x08response\x18\x02 \x01(\x0b\x32!.portico.gateway.v1.ResponseShape\x12\x0f\n\x07\x64ialect\x18\x03 \x01(\t\x12\x18\n\x10\x63\x61ller_id_fields\x18\x04 \x03(\t\x12\x1b\n\x13tenant_header_field\x18\x05 \x01(\t\",\n\x07\x45xample\x12\x0f\n\x07request\x18\x01 \x01(\t\x12\x10\n\x08response\x18\x02 \x01(\t\"X\n\tRateLimit\x12\x37\n\x0blimit_class\x18\x01 \x01(\x0e\x32\".portico.gateway.v1.RateLimitClass\x12\x12\n\nkey_fields\x18\x02 \x03(\t\"w\n\x06Upload\x12\x12\n\nform_field\x18\x01 \x01(\t\x12\x13\n\x0b\x62ytes_field\x18\x02 \x01(\t\x12\x1a\n\x12\x63ontent_type_field\x18\x03 \x01(\t\x12\x11\n\tmax_bytes\x18\x04 \x01(\x04\x12\x15\n\rcontent_types\x18\x05 \x03(\t\"\x95\x03\n\rResponseShape\x12\x16\n\x0esuccess_status\x18\x01 \x01(\r\x12\x15\n\romit_envelope\x18\x02 \x01(\x08\x12\x15\n\rcache_control\x18\x03 \x01(\t\x12.\n\x06\x62inary\x18\x04 \x01(\x0b\x32\x1e.portico.gateway.v1.BinaryBody\x12\x14\n\x0csse_id_field\x18\x05 \x01(\t\x12\x12\n\nfixed_body\x18\x06 \x01(\t\x12+\n\x07members\x18\x07 \x03(\x0b\x32\x1a.portico.gateway.v1.Member\x12\x33\n\x0b\x65rror_style\x18\x08 \x01(\x0e\x32\x1e.portico.gateway.v1.ErrorStyle\x12L\n\x0e\x65rror_messages\x18\t \x03(\x0b\x32\x34.portico.gateway.v1.ResponseShape.ErrorMessagesEntry\x1a\x34\n\x12\x45rrorMessagesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"%\n\x06Member\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\"P\n\nBinaryBody\x12\x12\n\ndata_field\x18\x01 \x01(\t\x12\x1a\n\x12\x63ontent_type_field\x18\x02 \x01(\t\x12\x12\n\netag_field\x18\x03 \x01(\t*M\n\x06\x41\x63\x63\x65ss\x12\x16\n\x12\x41\x43\x43\x45SS_UNSPECIFIED\x10\x00\x12\x11\n\rACCESS_PUBLIC\x10\x01\x12\x18\n\x14\x41\x43\x43\x45SS_AUTHENTICATED\x10\x02*\xa7\x01\n\x0eRateLimitClass\x12 \n\x1cRATE_LIMIT_CLASS_UNSPECIFIED\x10\x00\x12\x1a\n\x16RATE_LIMIT_CLASS_LOGIN\x10\x01\x12\x1b\n\x17RATE_LIMIT_CLASS_SIGNUP\x10\x02\x12\x1d\n\x19RATE_LIMIT_CLASS_PASSWORD\x10\x03\x12\x1b\n\x17RATE_LIMIT_CLASS_SEARCH\x10\x04*A\n\nErrorStyle\x12\x1b\n\x17\x45RROR_STYLE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x45RROR_STYLE_DETAIL\x10\x01:P\n\x05route\x12\x1e.google.protobuf.MethodOptions\x18\xe0\xc5\x03 \x01(\x0b\x32\x1f.portico.gateway.v1.RoutePolicyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n portico/gateway/v1/options.proto\x12\x12portico.gateway.v1\x1a google/protobuf/descriptor.proto\"(\n\x07Wording\x12\x0e\n\x06\x66ormat\x18\x01 \x01(\t\x12\r\n\x05whole\x18\x02 \x01(\x08\"\xb9\x03\n\x0bRoutePolicy\x12*\n\x06\x61\x63\x63\x65ss\x18\x01 \x01(\x0e\x32\x1a.portico.gateway.v1.Access\x12\x16\n\x0erequired_roles\x18\x02 \x03(\t\x12\x31\n\nrate_limit\x18\x03 \x01(\x0b\x32\x1d.portico.gateway.v1.RateLimit\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x04 \x01(\r\x12\x11\n\tretryable\x18\x05 \x01(\x08\x12+\n\x07uploads\x18\x06 \x03(\x0b\x32\x1a.portico.gateway.v1.Upload\x12\x33\n\x08response\x18\x07 \x01(\x0b\x32!.portico.gateway.v1.ResponseShape\x12\x15\n\runique_fields\x18\x08 \x03(\t\x12\x1a\n\x12\x63hecks_credentials\x18\t \x01(\x08\x12,\n\x07\x65xample\x18\n \x01(\x0b\x32\x1b.portico.gateway.v1.Example\x12\x33\n\x08\x62indings\x18\x0b \x03(\x0b\x32!.portico.gateway.v1.BindingPolicy\x12\x13\n\x0btoken_field\x18\x0c \x01(\t\"\x9d\x01\n\rBindingPolicy\x12\x0f\n\x07\x62inding\x18\x01 \x01(\t\x12\x33\n\x08response\x18\x02 \x01(\x0b\x32!.portico.gateway.v1.ResponseShape\x12\x0f\n\x07\x64ialect\x18\x03 \x01(\t\x12\x18\n\x10\x63\x61ller_id_fields\x18\x04 \x03(\t\x12\x1b\n\x13tenant_header_field\x18\x05 \x01(\t\",\n\x07\x45xample\x12\x0f\n\x07request\x18\x01 \x01(\t\x12\x10\n\x08response\x18\x02 \x01(\t\"X\n\tRateLimit\x12\x37\n\x0blimit_class\x18\x01 \x01(\x0e\x32\".portico.gateway.v1.RateLimitClass\x12\x12\n\nkey_fields\x18\x02 \x03(\t\"w\n\x06Upload\x12\x12\n\nform_field\x18\x01 \x01(\t\x12\x13\n\x0b\x62ytes_field\x18\x02 \x01(\t\x12\x1a\n\x12\x63ontent_type_field\x18\x03 \x01(\t\x12\x11\n\tmax_bytes\x18\x04 \x01(\x04\x12\x15\n\rcontent_types\x18\x05 \x03(\t\"\x95\x03\n\rResponseShape\x12\x16\n\x0esuccess_status\x18\x01 \x01(\r\x12\x15\n\romit_envelope\x18\x02 \x01(\x08\x12\x15\n\rcache_control\x18\x03 \x01(\t\x12.\n\x06\x62inary\x18\x04 \x01(\x0b\x32\x1e.portico.gateway.v1.BinaryBody\x12\x14\n\x0csse_id_field\x18\x05 \x01(\t\x12\x12\n\nfixed_body\x18\x06 \x01(\t\x12+\n\x07members\x18\x07 \x03(\x0b\x32\x1a.portico.gateway.v1.Member\x12\x33\n\x0b\x65rror_style\x18\x08 \x01(\x0e\x32\x1e.portico.gateway.v1.ErrorStyle\x12L\n\x0e\x65rror_messages\x18\t \x03(\x0b\x32\x34.portico.gateway.v1.ResponseShape.ErrorMessagesEntry\x1a\x34\n\x12\x45rrorMessagesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"%\n\x06Member\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\"P\n\nBinaryBody\x12\x12\n\ndata_field\x18\x01 \x01(\t\x12\x1a\n\x12\x63ontent_type_field\x18\x02 \x01(\t\x12\x12\n\netag_field\x18\x03 \x01(\t*M\n\x06\x41\x63\x63\x65ss\x12\x16\n\x12\x41\x43\x43\x45SS_UNSPECIFIED\x10\x00\x12\x11\n\rACCESS_PUBLIC\x10\x01\x12\x18\n\x14\x41\x43\x43\x45SS_AUTHENTICATED\x10\x02*\xa7\x01\n\x0eRateLimitClass\x12 \n\x1cRATE_LIMIT_CLASS_UNSPECIFIED\x10\x00\x12\x1a\n\x16RATE_LIMIT_CLASS_LOGIN\x10\x01\x12\x1b\n\x17RATE_LIMIT_CLASS_SIGNUP\x10\x02\x12\x1d\n\x19RATE_LIMIT_CLASS_PASSWORD\x10\x03\x12\x1b\n\x17RATE_LIMIT_CLASS_SEARCH\x10\x04*A\n\nErrorStyle\x12\x1b\n\x17\x45RROR_STYLE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x45RROR_STYLE_DETAIL\x10\x01:P\n\x05route\x12\x1e.google.protobuf.MethodOptions\x18\xe0\xc5\x03 \x01(\x0b\x32\x1f.portico.gateway.v1.RoutePolicy:M\n\x07wording\x12\x1d.google.protobuf.FieldOptions\x18\xe1\xc5\x03 \x01(\x0b\x32\x1b.portico.gateway.v1.Wordingb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,28 +34,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RESPONSESHAPE_ERRORMESSAGESENTRY']._loaded_options = None
   _globals['_RESPONSESHAPE_ERRORMESSAGESENTRY']._serialized_options = b'8\001'
-  _globals['_ACCESS']._serialized_start=1480
-  _globals['_ACCESS']._serialized_end=1557
-  _globals['_RATELIMITCLASS']._serialized_start=1560
-  _globals['_RATELIMITCLASS']._serialized_end=1727
-  _globals['_ERRORSTYLE']._serialized_start=1729
-  _globals['_ERRORSTYLE']._serialized_end=1794
-  _globals['_ROUTEPOLICY']._serialized_start=91
-  _globals['_ROUTEPOLICY']._serialized_end=532
-  _globals['_BINDINGPOLICY']._serialized_start=535
-  _globals['_BINDINGPOLICY']._serialized_end=692
-  _globals['_EXAMPLE']._serialized_start=694
-  _globals['_EXAMPLE']._serialized_end=738
-  _globals['_RATELIMIT']._serialized_start=740
-  _globals['_RATELIMIT']._serialized_end=828
-  _globals['_UPLOAD']._serialized_start=830
-  _globals['_UPLOAD']._serialized_end=949
-  _globals['_RESPONSESHAPE']._serialized_start=952
-  _globals['_RESPONSESHAPE']._serialized_end=1357
-  _globals['_RESPONSESHAPE_ERRORMESSAGESENTRY']._serialized_start=1305
-  _globals['_RESPONSESHAPE_ERRORMESSAGESENTRY']._serialized_end=1357
-  _globals['_MEMBER']._serialized_start=1359
-  _globals['_MEMBER']._serialized_end=1396
-  _globals['_BINARYBODY']._serialized_start=1398
-  _globals['_BINARYBODY']._serialized_end=1478
+  _globals['_ACCESS']._serialized_start=1522
+  _globals['_ACCESS']._serialized_end=1599
+  _globals['_RATELIMITCLASS']._serialized_start=1602
+  _globals['_RATELIMITCLASS']._serialized_end=1769
+  _globals['_ERRORSTYLE']._serialized_start=1771
+  _globals['_ERRORSTYLE']._serialized_end=1836
+  _globals['_WORDING']._serialized_start=90
+  _globals['_WORDING']._serialized_end=130
+  _globals['_ROUTEPOLICY']._serialized_start=133
+  _globals['_ROUTEPOLICY']._serialized_end=574
+  _globals['_BINDINGPOLICY']._serialized_start=577
+  _globals['_BINDINGPOLICY']._serialized_end=734
+  _globals['_EXAMPLE']._serialized_start=736
+  _globals['_EXAMPLE']._serialized_end=780
+  _globals['_RATELIMIT']._serialized_start=782
+  _globals['_RATELIMIT']._serialized_end=870
+  _globals['_UPLOAD']._serialized_start=872
+  _globals['_UPLOAD']._serialized_end=991
+  _globals['_RESPONSESHAPE']._serialized_start=994
+  _globals['_RESPONSESHAPE']._serialized_end=1399
+  _globals['_RESPONSESHAPE_ERRORMESSAGESENTRY']._serialized_start=1347
+  _globals['_RESPONSESHAPE_ERRORMESSAGESENTRY']._serialized_end=1399
+  _globals['_MEMBER']._serialized_start=1401
+  _globals['_MEMBER']._serialized_end=1438
+  _globals['_BINARYBODY']._serialized_start=1440
+  _globals['_BINARYBODY']._serialized_end=1520
 # @@protoc_insertion_point(module_scope)

@@ -123,6 +123,36 @@ The status code and the `X-Request-ID` header are the same as the envelope's.
 Global___ErrorStyle: _TypeAlias = ErrorStyle  # noqa: Y015
 
 @_typing.final
+class Wording(_message.Message):
+    """The words for a field's rules."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FORMAT_FIELD_NUMBER: _builtins.int
+    WHOLE_FIELD_NUMBER: _builtins.int
+    format: _builtins.str
+    """The sentence a broken pattern or format rule reads in the error details, e.g. "must be in E.164
+    format, e.g. +1234567890".
+    """
+    whole: _builtins.bool
+    """The sentence states the field's whole rule, lengths included: every rule the field breaks reads
+    it (else the other rules keep their own wording, e.g. "must be at most 100 characters").
+    """
+    def __init__(
+        self,
+        *,
+        format: _builtins.str = ...,
+        whole: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["format", b"format", "whole", b"whole"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Wording: _TypeAlias = Wording  # noqa: Y015
+
+@_typing.final
 class RoutePolicy(_message.Message):
     """Everything the gateway needs to know about a route beyond the HTTP mapping."""
 
@@ -547,10 +577,16 @@ class BinaryBody(_message.Message):
 Global___BinaryBody: _TypeAlias = BinaryBody  # noqa: Y015
 
 ROUTE_FIELD_NUMBER: _builtins.int
+WORDING_FIELD_NUMBER: _builtins.int
 route: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, Global___RoutePolicy]
 """The gateway policy of the REST route(s) this RPC's `google.api.http` rule declares. The same
 policy applies to every additional binding, except where `bindings` gives one binding its own
 response shape. An RPC without this option gets the zero policy:
 authenticated access, default rate limits, gateway default deadline, no retries, the
 `{"data": …}` envelope and status 200.
+"""
+wording: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.FieldOptions, Global___Wording]
+"""How a client is told that a request field breaks its `buf.validate` rules, where the rules alone
+say it poorly: a pattern's regex states a format a reader needs in words. Read by the backends'
+validation for the error details (`google.rpc.BadRequest`).
 """

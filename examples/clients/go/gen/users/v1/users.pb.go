@@ -1126,17 +1126,23 @@ const file_users_v1_users_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\x9a\x05\n" +
+	"updated_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\x91\b\n" +
 	"\x11CreateUserRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12;\n" +
-	"\busername\x18\x02 \x01(\tB\x1f\xbaH\x1c\xd8\x01\x01r\x17\x10\x03\x18 2\x11^[A-Za-z0-9_.-]+$R\busername\x12\x8f\x01\n" +
-	"\x05email\x18\x03 \x01(\tBy\xbaHv\xd8\x01\x01rq\x18\xff\x012j^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z]{2,63}$`\x01R\x05email\x12a\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12~\n" +
+	"\busername\x18\x02 \x01(\tBb\xbaH\x1c\xd8\x01\x01r\x17\x10\x03\x18 2\x11^[A-Za-z0-9_.-]+$\x8a\xae\x1c?\n" +
+	";must be 3-32 characters of letters, digits, '_', '.' or '-'\x10\x01R\busername\x12\xb3\x01\n" +
+	"\x05email\x18\x03 \x01(\tB\x9c\x01\xbaHv\xd8\x01\x01rq\x18\xff\x012j^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z]{2,63}$`\x01\x8a\xae\x1c\x1f\n" +
+	"\x1dmust be a valid email addressR\x05email\x12\xb4\x01\n" +
 	"\n" +
-	"first_name\x18\x04 \x01(\tBB\xbaH?\xd8\x01\x01r:\x18d26^\\s*(?:\\p{L}\\p{M}*(?:[ '\\x{2019}-]?\\p{L}\\p{M}*)*)?\\s*$R\tfirstName\x12_\n" +
-	"\tlast_name\x18\x05 \x01(\tBB\xbaH?\xd8\x01\x01r:\x18d26^\\s*(?:\\p{L}\\p{M}*(?:[ '\\x{2019}-]?\\p{L}\\p{M}*)*)?\\s*$R\blastName\x124\n" +
-	"\x05phone\x18\x06 \x01(\tB\x1e\xbaH\x1b\xd8\x01\x01r\x162\x14^\\+[1-9][0-9]{1,14}$R\x05phone\x12E\n" +
+	"first_name\x18\x04 \x01(\tB\x94\x01\xbaH?\xd8\x01\x01r:\x18d26^\\s*(?:\\p{L}\\p{M}*(?:[ '\\x{2019}-]?\\p{L}\\p{M}*)*)?\\s*$\x8a\xae\x1cN\n" +
+	"Lmust contain only letters, with spaces, hyphens or apostrophes between wordsR\tfirstName\x12\xb2\x01\n" +
+	"\tlast_name\x18\x05 \x01(\tB\x94\x01\xbaH?\xd8\x01\x01r:\x18d26^\\s*(?:\\p{L}\\p{M}*(?:[ '\\x{2019}-]?\\p{L}\\p{M}*)*)?\\s*$\x8a\xae\x1cN\n" +
+	"Lmust contain only letters, with spaces, hyphens or apostrophes between wordsR\blastName\x12c\n" +
+	"\x05phone\x18\x06 \x01(\tBM\xbaH\x1b\xd8\x01\x01r\x162\x14^\\+[1-9][0-9]{1,14}$\x8a\xae\x1c+\n" +
+	")must be in E.164 format, e.g. +1234567890R\x05phone\x12~\n" +
 	"\n" +
-	"avatar_url\x18\a \x01(\tB&\xbaH#\xd8\x01\x01r\x1e\x18\x80\x102\x16^(?i:https?)://[^/?#]+\x88\x01\x01R\tavatarUrl\x12-\n" +
+	"avatar_url\x18\a \x01(\tB_\xbaH#\xd8\x01\x01r\x1e\x18\x80\x102\x16^(?i:https?)://[^/?#]+\x88\x01\x01\x8a\xae\x1c5\n" +
+	"1must be an http(s) URL of at most 2048 characters\x10\x01R\tavatarUrl\x12-\n" +
 	"\x05roles\x18\b \x03(\tB\x17\xbaH\x14\x92\x01\x11\"\x0fr\rR\x04userR\x05adminR\x05roles\x12)\n" +
 	"\bpassword\x18\t \x01(\tB\r\xbaH\n" +
 	"\xd8\x01\x01r\x05\x10\b\x18\x80\x01R\bpassword\"`\n" +
@@ -1167,9 +1173,10 @@ const file_users_v1_users_proto_rawDesc = "" +
 	"\x05users\x18\x01 \x03(\v2\x0e.users.v1.UserR\x05users\x12\x14\n" +
 	"\x05total\x18\x02 \x01(\x05R\x05total\x12\x12\n" +
 	"\x04page\x18\x03 \x01(\x05R\x04page\x12\x1b\n" +
-	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\"\xc8\x01\n" +
-	"\x12SearchUsersRequest\x12/\n" +
-	"\x01q\x18\x01 \x01(\tB!\xbaH\x1er\x1c\x10\x022\x18^\\s*\\S(?s:.{0,98})\\S\\s*$R\x01q\x12 \n" +
+	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\"\xe8\x01\n" +
+	"\x12SearchUsersRequest\x12O\n" +
+	"\x01q\x18\x01 \x01(\tBA\xbaH\x1er\x1c\x10\x022\x18^\\s*\\S(?s:.{0,98})\\S\\s*$\x8a\xae\x1c\x1c\n" +
+	"\x18must be 2-100 characters\x10\x01R\x01q\x12 \n" +
 	"\x04page\x18\x02 \x01(\x05B\a\xbaH\x04\x1a\x02(\x01H\x00R\x04page\x88\x01\x01\x12+\n" +
 	"\tpage_size\x18\x03 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x01H\x01R\bpageSize\x88\x01\x01\x12\x1b\n" +
 	"\ttenant_id\x18\x04 \x01(\tR\btenantIdB\a\n" +
@@ -1180,17 +1187,23 @@ const file_users_v1_users_proto_rawDesc = "" +
 	"\x05users\x18\x01 \x03(\v2\x0e.users.v1.UserR\x05users\x12\x14\n" +
 	"\x05total\x18\x02 \x01(\x05R\x05total\x12\x12\n" +
 	"\x04page\x18\x03 \x01(\x05R\x04page\x12\x1b\n" +
-	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\"\xa5\x05\n" +
+	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\"\x9c\b\n" +
 	"\x11UpdateUserRequest\x12!\n" +
-	"\auser_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x06userId\x12;\n" +
-	"\busername\x18\x02 \x01(\tB\x1f\xbaH\x1c\xd8\x01\x01r\x17\x10\x03\x18 2\x11^[A-Za-z0-9_.-]+$R\busername\x12a\n" +
+	"\auser_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x06userId\x12~\n" +
+	"\busername\x18\x02 \x01(\tBb\xbaH\x1c\xd8\x01\x01r\x17\x10\x03\x18 2\x11^[A-Za-z0-9_.-]+$\x8a\xae\x1c?\n" +
+	";must be 3-32 characters of letters, digits, '_', '.' or '-'\x10\x01R\busername\x12\xb4\x01\n" +
 	"\n" +
-	"first_name\x18\x03 \x01(\tBB\xbaH?\xd8\x01\x01r:\x18d26^\\s*(?:\\p{L}\\p{M}*(?:[ '\\x{2019}-]?\\p{L}\\p{M}*)*)?\\s*$R\tfirstName\x12_\n" +
-	"\tlast_name\x18\x04 \x01(\tBB\xbaH?\xd8\x01\x01r:\x18d26^\\s*(?:\\p{L}\\p{M}*(?:[ '\\x{2019}-]?\\p{L}\\p{M}*)*)?\\s*$R\blastName\x124\n" +
-	"\x05phone\x18\x05 \x01(\tB\x1e\xbaH\x1b\xd8\x01\x01r\x162\x14^\\+[1-9][0-9]{1,14}$R\x05phone\x12E\n" +
+	"first_name\x18\x03 \x01(\tB\x94\x01\xbaH?\xd8\x01\x01r:\x18d26^\\s*(?:\\p{L}\\p{M}*(?:[ '\\x{2019}-]?\\p{L}\\p{M}*)*)?\\s*$\x8a\xae\x1cN\n" +
+	"Lmust contain only letters, with spaces, hyphens or apostrophes between wordsR\tfirstName\x12\xb2\x01\n" +
+	"\tlast_name\x18\x04 \x01(\tB\x94\x01\xbaH?\xd8\x01\x01r:\x18d26^\\s*(?:\\p{L}\\p{M}*(?:[ '\\x{2019}-]?\\p{L}\\p{M}*)*)?\\s*$\x8a\xae\x1cN\n" +
+	"Lmust contain only letters, with spaces, hyphens or apostrophes between wordsR\blastName\x12c\n" +
+	"\x05phone\x18\x05 \x01(\tBM\xbaH\x1b\xd8\x01\x01r\x162\x14^\\+[1-9][0-9]{1,14}$\x8a\xae\x1c+\n" +
+	")must be in E.164 format, e.g. +1234567890R\x05phone\x12~\n" +
 	"\n" +
-	"avatar_url\x18\x06 \x01(\tB&\xbaH#\xd8\x01\x01r\x1e\x18\x80\x102\x16^(?i:https?)://[^/?#]+\x88\x01\x01R\tavatarUrl\x12\x8f\x01\n" +
-	"\x05email\x18\a \x01(\tBy\xbaHv\xd8\x01\x01rq\x18\xff\x012j^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z]{2,63}$`\x01R\x05email\x12-\n" +
+	"avatar_url\x18\x06 \x01(\tB_\xbaH#\xd8\x01\x01r\x1e\x18\x80\x102\x16^(?i:https?)://[^/?#]+\x88\x01\x01\x8a\xae\x1c5\n" +
+	"1must be an http(s) URL of at most 2048 characters\x10\x01R\tavatarUrl\x12\xb3\x01\n" +
+	"\x05email\x18\a \x01(\tB\x9c\x01\xbaHv\xd8\x01\x01rq\x18\xff\x012j^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z]{2,63}$`\x01\x8a\xae\x1c\x1f\n" +
+	"\x1dmust be a valid email addressR\x05email\x12-\n" +
 	"\x05roles\x18\b \x03(\tB\x17\xbaH\x14\x92\x01\x11\"\x0fr\rR\x04userR\x05adminR\x05roles\x12 \n" +
 	"\tis_active\x18\t \x01(\bH\x00R\bisActive\x88\x01\x01B\f\n" +
 	"\n" +

@@ -198,6 +198,63 @@ func (ErrorStyle) EnumDescriptor() ([]byte, []int) {
 	return file_portico_gateway_v1_options_proto_rawDescGZIP(), []int{2}
 }
 
+// The words for a field's rules.
+type Wording struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The sentence a broken pattern or format rule reads in the error details, e.g. "must be in E.164
+	// format, e.g. +1234567890".
+	Format string `protobuf:"bytes,1,opt,name=format,proto3" json:"format,omitempty"`
+	// The sentence states the field's whole rule, lengths included: every rule the field breaks reads
+	// it (else the other rules keep their own wording, e.g. "must be at most 100 characters").
+	Whole         bool `protobuf:"varint,2,opt,name=whole,proto3" json:"whole,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Wording) Reset() {
+	*x = Wording{}
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Wording) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Wording) ProtoMessage() {}
+
+func (x *Wording) ProtoReflect() protoreflect.Message {
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Wording.ProtoReflect.Descriptor instead.
+func (*Wording) Descriptor() ([]byte, []int) {
+	return file_portico_gateway_v1_options_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Wording) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
+func (x *Wording) GetWhole() bool {
+	if x != nil {
+		return x.Whole
+	}
+	return false
+}
+
 // Everything the gateway needs to know about a route beyond the HTTP mapping.
 type RoutePolicy struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -245,7 +302,7 @@ type RoutePolicy struct {
 
 func (x *RoutePolicy) Reset() {
 	*x = RoutePolicy{}
-	mi := &file_portico_gateway_v1_options_proto_msgTypes[0]
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -257,7 +314,7 @@ func (x *RoutePolicy) String() string {
 func (*RoutePolicy) ProtoMessage() {}
 
 func (x *RoutePolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_gateway_v1_options_proto_msgTypes[0]
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -270,7 +327,7 @@ func (x *RoutePolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoutePolicy.ProtoReflect.Descriptor instead.
 func (*RoutePolicy) Descriptor() ([]byte, []int) {
-	return file_portico_gateway_v1_options_proto_rawDescGZIP(), []int{0}
+	return file_portico_gateway_v1_options_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *RoutePolicy) GetAccess() Access {
@@ -386,7 +443,7 @@ type BindingPolicy struct {
 
 func (x *BindingPolicy) Reset() {
 	*x = BindingPolicy{}
-	mi := &file_portico_gateway_v1_options_proto_msgTypes[1]
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -398,7 +455,7 @@ func (x *BindingPolicy) String() string {
 func (*BindingPolicy) ProtoMessage() {}
 
 func (x *BindingPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_gateway_v1_options_proto_msgTypes[1]
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -411,7 +468,7 @@ func (x *BindingPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BindingPolicy.ProtoReflect.Descriptor instead.
 func (*BindingPolicy) Descriptor() ([]byte, []int) {
-	return file_portico_gateway_v1_options_proto_rawDescGZIP(), []int{1}
+	return file_portico_gateway_v1_options_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *BindingPolicy) GetBinding() string {
@@ -463,7 +520,7 @@ type Example struct {
 
 func (x *Example) Reset() {
 	*x = Example{}
-	mi := &file_portico_gateway_v1_options_proto_msgTypes[2]
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -475,7 +532,7 @@ func (x *Example) String() string {
 func (*Example) ProtoMessage() {}
 
 func (x *Example) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_gateway_v1_options_proto_msgTypes[2]
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -488,7 +545,7 @@ func (x *Example) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Example.ProtoReflect.Descriptor instead.
 func (*Example) Descriptor() ([]byte, []int) {
-	return file_portico_gateway_v1_options_proto_rawDescGZIP(), []int{2}
+	return file_portico_gateway_v1_options_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Example) GetRequest() string {
@@ -524,7 +581,7 @@ type RateLimit struct {
 
 func (x *RateLimit) Reset() {
 	*x = RateLimit{}
-	mi := &file_portico_gateway_v1_options_proto_msgTypes[3]
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -536,7 +593,7 @@ func (x *RateLimit) String() string {
 func (*RateLimit) ProtoMessage() {}
 
 func (x *RateLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_gateway_v1_options_proto_msgTypes[3]
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -549,7 +606,7 @@ func (x *RateLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
 func (*RateLimit) Descriptor() ([]byte, []int) {
-	return file_portico_gateway_v1_options_proto_rawDescGZIP(), []int{3}
+	return file_portico_gateway_v1_options_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RateLimit) GetLimitClass() RateLimitClass {
@@ -588,7 +645,7 @@ type Upload struct {
 
 func (x *Upload) Reset() {
 	*x = Upload{}
-	mi := &file_portico_gateway_v1_options_proto_msgTypes[4]
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -600,7 +657,7 @@ func (x *Upload) String() string {
 func (*Upload) ProtoMessage() {}
 
 func (x *Upload) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_gateway_v1_options_proto_msgTypes[4]
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -613,7 +670,7 @@ func (x *Upload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Upload.ProtoReflect.Descriptor instead.
 func (*Upload) Descriptor() ([]byte, []int) {
-	return file_portico_gateway_v1_options_proto_rawDescGZIP(), []int{4}
+	return file_portico_gateway_v1_options_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Upload) GetFormField() string {
@@ -687,7 +744,7 @@ type ResponseShape struct {
 
 func (x *ResponseShape) Reset() {
 	*x = ResponseShape{}
-	mi := &file_portico_gateway_v1_options_proto_msgTypes[5]
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -699,7 +756,7 @@ func (x *ResponseShape) String() string {
 func (*ResponseShape) ProtoMessage() {}
 
 func (x *ResponseShape) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_gateway_v1_options_proto_msgTypes[5]
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -712,7 +769,7 @@ func (x *ResponseShape) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResponseShape.ProtoReflect.Descriptor instead.
 func (*ResponseShape) Descriptor() ([]byte, []int) {
-	return file_portico_gateway_v1_options_proto_rawDescGZIP(), []int{5}
+	return file_portico_gateway_v1_options_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ResponseShape) GetSuccessStatus() uint32 {
@@ -791,7 +848,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_portico_gateway_v1_options_proto_msgTypes[6]
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -803,7 +860,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_gateway_v1_options_proto_msgTypes[6]
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -816,7 +873,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_portico_gateway_v1_options_proto_rawDescGZIP(), []int{6}
+	return file_portico_gateway_v1_options_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Member) GetName() string {
@@ -849,7 +906,7 @@ type BinaryBody struct {
 
 func (x *BinaryBody) Reset() {
 	*x = BinaryBody{}
-	mi := &file_portico_gateway_v1_options_proto_msgTypes[7]
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -861,7 +918,7 @@ func (x *BinaryBody) String() string {
 func (*BinaryBody) ProtoMessage() {}
 
 func (x *BinaryBody) ProtoReflect() protoreflect.Message {
-	mi := &file_portico_gateway_v1_options_proto_msgTypes[7]
+	mi := &file_portico_gateway_v1_options_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -874,7 +931,7 @@ func (x *BinaryBody) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BinaryBody.ProtoReflect.Descriptor instead.
 func (*BinaryBody) Descriptor() ([]byte, []int) {
-	return file_portico_gateway_v1_options_proto_rawDescGZIP(), []int{7}
+	return file_portico_gateway_v1_options_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *BinaryBody) GetDataField() string {
@@ -907,6 +964,14 @@ var file_portico_gateway_v1_options_proto_extTypes = []protoimpl.ExtensionInfo{
 		Tag:           "bytes,58080,opt,name=route",
 		Filename:      "portico/gateway/v1/options.proto",
 	},
+	{
+		ExtendedType:  (*descriptorpb.FieldOptions)(nil),
+		ExtensionType: (*Wording)(nil),
+		Field:         58081,
+		Name:          "portico.gateway.v1.wording",
+		Tag:           "bytes,58081,opt,name=wording",
+		Filename:      "portico/gateway/v1/options.proto",
+	},
 }
 
 // Extension fields to descriptorpb.MethodOptions.
@@ -921,11 +986,24 @@ var (
 	E_Route = &file_portico_gateway_v1_options_proto_extTypes[0]
 )
 
+// Extension fields to descriptorpb.FieldOptions.
+var (
+	// How a client is told that a request field breaks its `buf.validate` rules, where the rules alone
+	// say it poorly: a pattern's regex states a format a reader needs in words. Read by the backends'
+	// validation for the error details (`google.rpc.BadRequest`).
+	//
+	// optional portico.gateway.v1.Wording wording = 58081;
+	E_Wording = &file_portico_gateway_v1_options_proto_extTypes[1]
+)
+
 var File_portico_gateway_v1_options_proto protoreflect.FileDescriptor
 
 const file_portico_gateway_v1_options_proto_rawDesc = "" +
 	"\n" +
-	" portico/gateway/v1/options.proto\x12\x12portico.gateway.v1\x1a google/protobuf/descriptor.proto\"\xc5\x04\n" +
+	" portico/gateway/v1/options.proto\x12\x12portico.gateway.v1\x1a google/protobuf/descriptor.proto\"7\n" +
+	"\aWording\x12\x16\n" +
+	"\x06format\x18\x01 \x01(\tR\x06format\x12\x14\n" +
+	"\x05whole\x18\x02 \x01(\bR\x05whole\"\xc5\x04\n" +
 	"\vRoutePolicy\x122\n" +
 	"\x06access\x18\x01 \x01(\x0e2\x1a.portico.gateway.v1.AccessR\x06access\x12%\n" +
 	"\x0erequired_roles\x18\x02 \x03(\tR\rrequiredRoles\x12<\n" +
@@ -1005,7 +1083,8 @@ const file_portico_gateway_v1_options_proto_rawDesc = "" +
 	"ErrorStyle\x12\x1b\n" +
 	"\x17ERROR_STYLE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12ERROR_STYLE_DETAIL\x10\x01:W\n" +
-	"\x05route\x12\x1e.google.protobuf.MethodOptions\x18\xe0\xc5\x03 \x01(\v2\x1f.portico.gateway.v1.RoutePolicyR\x05routeb\x06proto3"
+	"\x05route\x12\x1e.google.protobuf.MethodOptions\x18\xe0\xc5\x03 \x01(\v2\x1f.portico.gateway.v1.RoutePolicyR\x05route:V\n" +
+	"\awording\x12\x1d.google.protobuf.FieldOptions\x18\xe1\xc5\x03 \x01(\v2\x1b.portico.gateway.v1.WordingR\awordingb\x06proto3"
 
 var (
 	file_portico_gateway_v1_options_proto_rawDescOnce sync.Once
@@ -1020,41 +1099,45 @@ func file_portico_gateway_v1_options_proto_rawDescGZIP() []byte {
 }
 
 var file_portico_gateway_v1_options_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_portico_gateway_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_portico_gateway_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_portico_gateway_v1_options_proto_goTypes = []any{
 	(Access)(0),                        // 0: portico.gateway.v1.Access
 	(RateLimitClass)(0),                // 1: portico.gateway.v1.RateLimitClass
 	(ErrorStyle)(0),                    // 2: portico.gateway.v1.ErrorStyle
-	(*RoutePolicy)(nil),                // 3: portico.gateway.v1.RoutePolicy
-	(*BindingPolicy)(nil),              // 4: portico.gateway.v1.BindingPolicy
-	(*Example)(nil),                    // 5: portico.gateway.v1.Example
-	(*RateLimit)(nil),                  // 6: portico.gateway.v1.RateLimit
-	(*Upload)(nil),                     // 7: portico.gateway.v1.Upload
-	(*ResponseShape)(nil),              // 8: portico.gateway.v1.ResponseShape
-	(*Member)(nil),                     // 9: portico.gateway.v1.Member
-	(*BinaryBody)(nil),                 // 10: portico.gateway.v1.BinaryBody
-	nil,                                // 11: portico.gateway.v1.ResponseShape.ErrorMessagesEntry
-	(*descriptorpb.MethodOptions)(nil), // 12: google.protobuf.MethodOptions
+	(*Wording)(nil),                    // 3: portico.gateway.v1.Wording
+	(*RoutePolicy)(nil),                // 4: portico.gateway.v1.RoutePolicy
+	(*BindingPolicy)(nil),              // 5: portico.gateway.v1.BindingPolicy
+	(*Example)(nil),                    // 6: portico.gateway.v1.Example
+	(*RateLimit)(nil),                  // 7: portico.gateway.v1.RateLimit
+	(*Upload)(nil),                     // 8: portico.gateway.v1.Upload
+	(*ResponseShape)(nil),              // 9: portico.gateway.v1.ResponseShape
+	(*Member)(nil),                     // 10: portico.gateway.v1.Member
+	(*BinaryBody)(nil),                 // 11: portico.gateway.v1.BinaryBody
+	nil,                                // 12: portico.gateway.v1.ResponseShape.ErrorMessagesEntry
+	(*descriptorpb.MethodOptions)(nil), // 13: google.protobuf.MethodOptions
+	(*descriptorpb.FieldOptions)(nil),  // 14: google.protobuf.FieldOptions
 }
 var file_portico_gateway_v1_options_proto_depIdxs = []int32{
 	0,  // 0: portico.gateway.v1.RoutePolicy.access:type_name -> portico.gateway.v1.Access
-	6,  // 1: portico.gateway.v1.RoutePolicy.rate_limit:type_name -> portico.gateway.v1.RateLimit
-	7,  // 2: portico.gateway.v1.RoutePolicy.uploads:type_name -> portico.gateway.v1.Upload
-	8,  // 3: portico.gateway.v1.RoutePolicy.response:type_name -> portico.gateway.v1.ResponseShape
-	5,  // 4: portico.gateway.v1.RoutePolicy.example:type_name -> portico.gateway.v1.Example
-	4,  // 5: portico.gateway.v1.RoutePolicy.bindings:type_name -> portico.gateway.v1.BindingPolicy
-	8,  // 6: portico.gateway.v1.BindingPolicy.response:type_name -> portico.gateway.v1.ResponseShape
+	7,  // 1: portico.gateway.v1.RoutePolicy.rate_limit:type_name -> portico.gateway.v1.RateLimit
+	8,  // 2: portico.gateway.v1.RoutePolicy.uploads:type_name -> portico.gateway.v1.Upload
+	9,  // 3: portico.gateway.v1.RoutePolicy.response:type_name -> portico.gateway.v1.ResponseShape
+	6,  // 4: portico.gateway.v1.RoutePolicy.example:type_name -> portico.gateway.v1.Example
+	5,  // 5: portico.gateway.v1.RoutePolicy.bindings:type_name -> portico.gateway.v1.BindingPolicy
+	9,  // 6: portico.gateway.v1.BindingPolicy.response:type_name -> portico.gateway.v1.ResponseShape
 	1,  // 7: portico.gateway.v1.RateLimit.limit_class:type_name -> portico.gateway.v1.RateLimitClass
-	10, // 8: portico.gateway.v1.ResponseShape.binary:type_name -> portico.gateway.v1.BinaryBody
-	9,  // 9: portico.gateway.v1.ResponseShape.members:type_name -> portico.gateway.v1.Member
+	11, // 8: portico.gateway.v1.ResponseShape.binary:type_name -> portico.gateway.v1.BinaryBody
+	10, // 9: portico.gateway.v1.ResponseShape.members:type_name -> portico.gateway.v1.Member
 	2,  // 10: portico.gateway.v1.ResponseShape.error_style:type_name -> portico.gateway.v1.ErrorStyle
-	11, // 11: portico.gateway.v1.ResponseShape.error_messages:type_name -> portico.gateway.v1.ResponseShape.ErrorMessagesEntry
-	12, // 12: portico.gateway.v1.route:extendee -> google.protobuf.MethodOptions
-	3,  // 13: portico.gateway.v1.route:type_name -> portico.gateway.v1.RoutePolicy
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	13, // [13:14] is the sub-list for extension type_name
-	12, // [12:13] is the sub-list for extension extendee
+	12, // 11: portico.gateway.v1.ResponseShape.error_messages:type_name -> portico.gateway.v1.ResponseShape.ErrorMessagesEntry
+	13, // 12: portico.gateway.v1.route:extendee -> google.protobuf.MethodOptions
+	14, // 13: portico.gateway.v1.wording:extendee -> google.protobuf.FieldOptions
+	4,  // 14: portico.gateway.v1.route:type_name -> portico.gateway.v1.RoutePolicy
+	3,  // 15: portico.gateway.v1.wording:type_name -> portico.gateway.v1.Wording
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	14, // [14:16] is the sub-list for extension type_name
+	12, // [12:14] is the sub-list for extension extendee
 	0,  // [0:12] is the sub-list for field type_name
 }
 
@@ -1069,8 +1152,8 @@ func file_portico_gateway_v1_options_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portico_gateway_v1_options_proto_rawDesc), len(file_portico_gateway_v1_options_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   9,
-			NumExtensions: 1,
+			NumMessages:   10,
+			NumExtensions: 2,
 			NumServices:   0,
 		},
 		GoTypes:           file_portico_gateway_v1_options_proto_goTypes,
