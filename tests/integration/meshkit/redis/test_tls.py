@@ -1,5 +1,7 @@
-"""TLS to Redis with clients made by the kit's factory, against a real TLS-only redis-server from a
-throw-away CA: the CA verifies the server; with mutual TLS, a client without a certificate is refused."""
+"""TLS to Redis with clients made by the kit's factory, against real TLS-only redis-servers from a
+throw-away CA: the CA verifies the server; with mutual TLS, a client without a certificate is refused.
+The same over mutual TLS on a Redis Cluster (its bus over TLS too) and through Sentinel (sentinel,
+master and replica all TLS-only)."""
 
 from __future__ import annotations
 
@@ -10,8 +12,8 @@ import pytest
 from redis.exceptions import RedisError
 
 from harness.certs import Pem, make_pki
-from infra.procs import free_port
-from infra.redis_topologies import LocalRedisTLS
+from infra.procs import free_port, free_ports
+from infra.redis_topologies import LocalRedisCluster, LocalRedisSentinel, LocalRedisTLS, RedisTls
 from meshkit.config.stores import RedisSettings
 from meshkit.redis_client import connect
 
@@ -81,3 +83,54 @@ async def test_mutual_tls_needs_the_client_certificate(
 async def test_a_plaintext_client_is_not_served(mutual: LocalRedisTLS) -> None:
     with pytest.raises(RedisError):
         await _ping(RedisSettings(redis_url=mutual.url.replace("rediss://", "redis://")))
+
+
+def _mutual_tls(pki: tuple[Pem, Pem, Pem]) -> RedisTls:
+    ca, server, client = pki
+    return RedisTls(ca=ca.cert, cert=server.cert, key=server.key, client=(client.cert, client.key))
+
+
+def _with_certificate(pki: tuple[Pem, Pem, Pem], **settings: str) -> RedisSettings:
+    ca, _, client = pki
+    return RedisSettings(
+        redis_tls_ca_file=ca.cert, redis_tls_cert_file=client.cert, redis_tls_key_file=client.key, **settings
+    )
+
+
+async def _keys_on_every_node(settings: RedisSettings) -> list[bytes | None]:
+    """Writes and reads keys of several slots (on a cluster: every node) with one client."""
+    redis = connect(settings)
+    try:
+        keys = [f"portico:test:{{{n}}}" for n in range(12)]
+        for key in keys:
+            await redis.set(key, key, ex=60)
+        return [await redis.get(key) for key in keys]
+    finally:
+        await redis.aclose()
+
+
+async def test_a_cluster_over_mutual_tls(pki: tuple[Pem, Pem, Pem], tmp_path: Path) -> None:
+    with LocalRedisCluster(ports=free_ports(6), data_dir=tmp_path, tls=_mutual_tls(pki)) as cluster:
+        assert cluster.url.startswith("rediss://")
+        settings = _with_certificate(pki, redis_url=cluster.url, redis_mode="cluster")
+        values = await _keys_on_every_node(settings)
+        assert values == [f"portico:test:{{{n}}}".encode() for n in range(12)]
+        ca, _, _ = pki
+        without = RedisSettings(redis_url=cluster.url, redis_mode="cluster", redis_tls_ca_file=ca.cert)
+        with pytest.raises(RedisError):
+            await _ping(without)
+
+
+async def test_sentinel_over_mutual_tls(pki: tuple[Pem, Pem, Pem], tmp_path: Path) -> None:
+    with LocalRedisSentinel(ports=free_ports(3), data_dir=tmp_path, tls=_mutual_tls(pki)) as pair:
+        settings = _with_certificate(
+            pki,
+            redis_url="rediss://unused:6379/0",  # the scheme says TLS, to the sentinels and the master
+            redis_mode="sentinel",
+            redis_sentinels=pair.sentinels,
+            redis_sentinel_master=pair.master_name,
+        )
+        assert await _keys_on_every_node(settings) == [f"portico:test:{{{n}}}".encode() for n in range(12)]
+        without = settings.model_copy(update={"redis_tls_cert_file": None, "redis_tls_key_file": None})
+        with pytest.raises(RedisError):
+            await _ping(without)
