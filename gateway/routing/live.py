@@ -4,10 +4,11 @@ then from the backends by server reflection, refreshed on an interval.
 Each route goes to the backend whose reflection listed its service (not to one named after the
 service's package), so a backend that serves a service in a new package gets working routes.
 
-A refresh replaces the table only when every backend answered, their files changed since the table was
-built, and the new table has no problems; a backend that gains an RPC gains its REST route at the next
-refresh, with no gateway change. Conflicts or an unreachable backend leave the previous table in force
-(and are logged).
+A refresh replaces the table only when every backend has answered at least once, their files changed
+since the table was built, and the new table has no problems; a backend that gains an RPC gains its REST
+route at the next refresh, with no gateway change. A backend that does not answer a refresh keeps the
+routes of its last answer (its calls fail UNAVAILABLE meanwhile), so the others' changes still land.
+Conflicts leave the previous table in force (and are logged).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 
 DESCRIPTOR_SET = Path(__file__).resolve().parents[2] / "stubs" / "portico.binpb"
 
+Answer = tuple[list[str], list[descriptor_pb2.FileDescriptorProto]]  # served service names, their files
+
 
 class LiveRoutes:
     def __init__(
@@ -46,6 +49,7 @@ class LiveRoutes:
         self.source = "descriptor set"
         self._version = 0
         self._fingerprint = b""  # of the files the reflected table was built from
+        self._last: dict[str, Answer] = {}  # each backend's last answer to reflection
 
     async def refresh(self, timeout: float = 3.0) -> bool:
         """Rebuild from reflection; True when the table was replaced.
@@ -59,13 +63,19 @@ class LiveRoutes:
             *(fetch_files(channel, timeout=timeout) for channel in self._channels.values()),
             return_exceptions=True,
         )
-        failed = [
-            name for name, got in zip(self._channels, fetched, strict=True) if isinstance(got, BaseException)
-        ]
-        if failed:
-            log.info("route refresh skipped: backends not answering reflection", extra={"backends": failed})
+        failed = []
+        for name, got in zip(self._channels, fetched, strict=True):
+            if isinstance(got, BaseException):
+                failed.append(name)
+            else:
+                self._last[name] = got
+        never = [name for name in failed if name not in self._last]
+        if never:
+            log.info("route refresh skipped: backends never answered reflection", extra={"backends": never})
             return False
-        answers = [got for got in fetched if not isinstance(got, BaseException)]
+        if failed:
+            log.info("backends not answering reflection keep their last routes", extra={"backends": failed})
+        answers = [self._last[name] for name in self._channels]
         fingerprint = _fingerprint(answers)
         if fingerprint == self._fingerprint:
             return False
@@ -112,7 +122,7 @@ def _served_by(listed: Mapping[str, list[str]]) -> dict[str, str]:
     return served_by
 
 
-def _fingerprint(answers: list[tuple[list[str], list[descriptor_pb2.FileDescriptorProto]]]) -> bytes:
+def _fingerprint(answers: list[Answer]) -> bytes:
     """A digest of every backend's served names and files, in the order of the channels."""
     digest = hashlib.sha256()
     for names, files in answers:

@@ -94,3 +94,37 @@ async def test_routes_follow_the_backend_that_reflected_their_service(
     listed["users"], listed["posts"] = own["users"], listed["posts"][:-1]  # it went away
     assert await routes.refresh()
     assert upstream_of("/api/v1/extras/x") is None
+
+
+async def test_a_backend_not_answering_keeps_its_last_routes_and_the_others_still_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    names, files = _contract()
+    users = [n for n in names if n.startswith("users.")]
+    listed = {"users": users, "posts": [n for n in names if n not in users]}
+    down: set[str] = {"posts"}
+    extra = [*files, _extra_file()]
+
+    async def fake_fetch_files(channel: str, timeout: float = 5.0) -> tuple[list[str], Files]:
+        if channel in down:
+            raise ConnectionError(f"{channel} is down")
+        return listed[channel], extra
+
+    monkeypatch.setattr(live, "fetch_files", fake_fetch_files)
+    routes = LiveRoutes({"users": "users", "posts": "posts"})  # type: ignore[dict-item]  # names as channels
+
+    def upstream_of(path: str) -> str | None:
+        found = routes.table.match("GET", path)
+        return found.route.upstream if isinstance(found, Match) else None
+
+    # posts has never answered: nothing is known of what it serves, so the start-up table stays.
+    assert not await routes.refresh()
+    assert routes.source == "descriptor set"
+
+    down.clear()
+    assert await routes.refresh()
+    down.add("posts")  # posts goes away; users gains a service meanwhile
+    listed["users"] = [*users, "extra.v1.Svc"]
+    assert await routes.refresh()
+    assert upstream_of("/api/v1/extras/x") == "users"
+    assert upstream_of("/api/v1/topics/t/messages") == "posts"  # as posts last answered
