@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,12 +16,6 @@ from harness.mesh import Mesh
 pytestmark = pytest.mark.infra
 
 TRACE_ID = uuid.uuid4().hex
-
-
-@pytest.fixture
-def client(mesh: Mesh) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=mesh.gateway_url, timeout=15) as http:
-        yield http
 
 
 def access_lines(mesh: Mesh) -> list[dict[str, Any]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import uuid
-from collections.abc import Iterator
 
 import brotli
 import httpx
@@ -13,15 +12,8 @@ import pytest
 
 from harness.accounts import bearer, register
 from harness.images import large_png
-from harness.mesh import Mesh
 
 pytestmark = pytest.mark.infra
-
-
-@pytest.fixture
-def client(mesh: Mesh) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=mesh.gateway_url, timeout=15) as http:
-        yield http
 
 
 def raw_get(client: httpx.Client, path: str, accept: str, **headers: str) -> tuple[httpx.Response, bytes]:

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from harness.accounts import bearer, register
 from harness.images import image_bytes
-from harness.mesh import Mesh
 
 pytestmark = pytest.mark.infra
 
 # Headers a GET and its HEAD must agree on (the request id, date and remaining quota differ per request).
 SAME = ("content-type", "content-length", "etag", "cache-control", "x-content-type-options", "vary")
-
-
-@pytest.fixture
-def client(mesh: Mesh) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=mesh.gateway_url, timeout=15) as http:
-        yield http
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ not — against the real mesh."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -20,12 +19,6 @@ from stubs.users.v1 import users_pb2, users_pb2_grpc
 
 pytestmark = pytest.mark.infra
 TENANT = "default"  # the bootstrap admin's
-
-
-@pytest.fixture
-def client(mesh: Mesh) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=mesh.gateway_url, timeout=15) as http:
-        yield http
 
 
 def _login(client: httpx.Client, username: str, password: str = PASSWORD) -> dict[str, Any] | None:

@@ -4,20 +4,11 @@
 from __future__ import annotations
 
 import platform
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from harness.mesh import Mesh
-
 pytestmark = pytest.mark.infra
-
-
-@pytest.fixture
-def client(mesh: Mesh) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=mesh.gateway_url, timeout=15) as http:
-        yield http
 
 
 @pytest.mark.parametrize(

@@ -4,21 +4,13 @@ answers, served by the same RPCs as /api/v1 (extra bindings with their own respo
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from harness.accounts import PASSWORD
-from harness.mesh import Mesh
 
 pytestmark = pytest.mark.infra
-
-
-@pytest.fixture
-def client(mesh: Mesh) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=mesh.gateway_url, timeout=15) as http:
-        yield http
 
 
 def test_register_login_me_refresh_as_seed_001s_client_does(client: httpx.Client) -> None:

@@ -6,7 +6,6 @@ RPCs as /api/v1."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,15 +14,8 @@ import pytest
 from harness.accounts import PASSWORD
 from harness.auth import ADMIN_PASSWORD
 from harness.images import image_bytes
-from harness.mesh import Mesh
 
 pytestmark = pytest.mark.infra
-
-
-@pytest.fixture
-def client(mesh: Mesh) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=mesh.gateway_url, timeout=15) as http:
-        yield http
 
 
 def _bearer(token: str) -> dict[str, str]:

@@ -5,23 +5,15 @@ the seed documents. The differences that stay are in docs/api.md."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from harness.auth import ADMIN_PASSWORD
-from harness.mesh import Mesh
 
 pytestmark = pytest.mark.infra
 TENANT = "default"  # the bootstrap admin's tenant: creating a user is for admins in Portico
-
-
-@pytest.fixture
-def client(mesh: Mesh) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=mesh.gateway_url, timeout=15) as http:
-        yield http
 
 
 @pytest.fixture

@@ -5,21 +5,13 @@ array, and `/logout` ending the token — served by the same RPCs as /api/v1."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from harness.accounts import PASSWORD
-from harness.mesh import Mesh
 
 pytestmark = pytest.mark.infra
-
-
-@pytest.fixture
-def client(mesh: Mesh) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=mesh.gateway_url, timeout=15) as http:
-        yield http
 
 
 def test_signup_with_a_username_and_a_password_then_login_as_seed_004s_client_does(
