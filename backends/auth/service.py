@@ -37,8 +37,8 @@ from meshkit.db.database import Database
 from meshkit.events.outbox import Outbox
 from meshkit.identity import DEFAULT_TENANT, LoginAccount, login_account
 from meshkit.redis_client import RedisClient
-from meshkit.rpc.context import Context, actor, client_ip, metadata_value
-from meshkit.rpc.forwarding import forwarder_metadata
+from meshkit.rpc.context import Context, actor, client_ip
+from meshkit.rpc.forwarding import onward_metadata
 from meshkit.rpc.status import INVALID_REQUEST, FieldViolation, abort
 from stubs.auth.v1 import auth_pb2, auth_pb2_grpc
 from stubs.events.v1 import events_pb2
@@ -148,11 +148,8 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
     def _users_metadata(self, context: Context, tenant_id: str) -> tuple[tuple[str, str], ...]:
         return (
             *self.service_metadata(tenant_id),
-            # Forwarded so the users backend's events name the end client, not this backend; users
-            # believes the address from auth as it does from the gateway (meshkit.rpc.forwarding).
-            ("x-request-id", metadata_value(context, "x-request-id")),
-            ("x-client-ip", client_ip(context)),
-            *forwarder_metadata(self._s.forwarding_secret),
+            # Forwarded so the users backend's events name the end client, not this backend.
+            *onward_metadata(context, self._s.forwarding_secret),
         )
 
     async def _current_profile(self, context: Context, tenant_id: str, user_id: str) -> users_pb2.User | None:

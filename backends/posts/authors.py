@@ -12,17 +12,17 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import grpc
+from pydantic import SecretStr
 
 from meshkit.auth.tokens import Principal
-from meshkit.rpc.context import Context, metadata_value
+from meshkit.rpc.context import Context
+from meshkit.rpc.forwarding import onward_metadata
 from stubs.users.v1 import users_pb2
 
 if TYPE_CHECKING:
     from stubs.users.v1.users_pb2_grpc import UserServiceAsyncStub
 
 log = logging.getLogger(__name__)
-
-_FORWARDED = ("x-request-id", "x-client-ip")
 
 
 class Verdict(StrEnum):
@@ -33,15 +33,18 @@ class Verdict(StrEnum):
 
 
 class AuthorCheck:
-    def __init__(self, users: UserServiceAsyncStub, timeout: float) -> None:
+    def __init__(
+        self, users: UserServiceAsyncStub, timeout: float, forwarding_secret: SecretStr | None = None
+    ) -> None:
         self._users = users
         self._timeout = timeout
+        self._forwarding_secret = forwarding_secret  # makes users believe the forwarded client address
 
     async def check(self, context: Context, principal: Principal) -> Verdict:
         """Whether the caller is a user that users knows and accepts."""
         metadata = (
             ("authorization", f"Bearer {principal.token}"),
-            *((key, value) for key in _FORWARDED if (value := metadata_value(context, key))),
+            *onward_metadata(context, self._forwarding_secret),
         )
         remaining = context.time_remaining()
         timeout = self._timeout if remaining is None else max(0.05, min(self._timeout, remaining - 0.05))

@@ -46,7 +46,7 @@ def posts_deps(runtime: Runtime[PostsSettings]) -> PostsDeps:
         blobs=blobs,
         refs=refs,
         outbox=open_outbox(runtime, models.outbox),
-        authors=AuthorCheck(users, settings.users_timeout),
+        authors=AuthorCheck(users, settings.users_timeout, settings.forwarding_secret),
         max_image_bytes=settings.max_image_bytes,
         max_image_pixels=settings.max_image_pixels,
     )

@@ -12,9 +12,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import grpc
+from pydantic import SecretStr
 
 from meshkit.auth.tokens import Principal
-from meshkit.rpc.context import Context, metadata_value
+from meshkit.rpc.context import Context
+from meshkit.rpc.forwarding import onward_metadata
 from stubs.auth.v1 import auth_pb2
 
 if TYPE_CHECKING:
@@ -26,7 +28,6 @@ log = logging.getLogger(__name__)
 # take the profile back when auth does not answer.
 CREDENTIAL_TIMEOUT = 6.0
 COMPENSATION_RESERVE = 1.5
-_FORWARDED = ("x-request-id", "x-client-ip")
 # Statuses of auth passed on as they are: they describe the caller's input or rights.
 _PASS_THROUGH = {
     grpc.StatusCode.INVALID_ARGUMENT,
@@ -44,9 +45,9 @@ class CredentialFailed(Exception):
 
 
 class Credentials:
-    def __init__(self, auth: AuthServiceAsyncStub, forwarder: Sequence[tuple[str, str]]) -> None:
+    def __init__(self, auth: AuthServiceAsyncStub, forwarding_secret: SecretStr | None) -> None:
         self._auth = auth
-        self._forwarder = tuple(forwarder)  # what makes auth believe the forwarded client address
+        self._forwarding_secret = forwarding_secret  # makes auth believe the forwarded client address
 
     async def create(
         self, context: Context, principal: Principal, tenant_id: str, user_id: str, password: str
@@ -54,8 +55,7 @@ class Credentials:
         """Store ``password`` for the user; :class:`CredentialFailed` when auth refused or could not."""
         metadata = (
             ("authorization", f"Bearer {principal.token}"),
-            *((key, value) for key in _FORWARDED if (value := metadata_value(context, key))),
-            *self._forwarder,
+            *onward_metadata(context, self._forwarding_secret),
         )
         remaining = context.time_remaining()
         timeout = CREDENTIAL_TIMEOUT

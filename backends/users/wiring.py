@@ -11,7 +11,6 @@ from backends.users.config import UsersSettings
 from backends.users.credentials import Credentials
 from backends.users.service import PREFETCH, UsersDeps, UserService
 from backends.users.store import UserStore
-from meshkit.rpc.forwarding import forwarder_metadata
 from meshkit.rpc.runtime import BackendSpec, Runtime, Service, open_outbox
 from stubs.auth.v1 import auth_pb2_grpc
 from stubs.users.v1 import users_pb2, users_pb2_grpc
@@ -32,7 +31,7 @@ def users_deps(runtime: Runtime[UsersSettings]) -> UsersDeps:
         users_topic=runtime.settings.users_topic,
         credentials=Credentials(
             auth_pb2_grpc.AuthServiceStub(runtime.channel(runtime.settings.auth_target)),
-            forwarder_metadata(runtime.settings.forwarding_secret),
+            runtime.settings.forwarding_secret,
         ),
     )
 

@@ -1,4 +1,5 @@
-"""Whose ``x-client-ip`` a backend believes: a trusted forwarder's, the gateway's or auth's (calling users).
+"""Whose ``x-client-ip`` a backend believes: a trusted forwarder's, the gateway's or a backend's calling
+another on a client's behalf (auth → users, users → auth, posts → users: :func:`onward_metadata`).
 
 The client address decides which address a failed login counts against (auth's lockout) and what the
 audit trail records, so a direct caller must not choose its own. A forwarder proves itself per call by
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pydantic import SecretStr
 
 from meshkit.config.serve import ForwardingSettings
-from meshkit.rpc.context import Context, metadata_value
+from meshkit.rpc.context import Context, client_ip, metadata_value
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,18 @@ def forwarder_metadata(secret: SecretStr | None) -> tuple[tuple[str, str], ...]:
     """What a forwarder sends beside ``x-client-ip`` so the called backend believes it (nothing without a
     secret: the backend then believes only a certificate, or nobody)."""
     return ((FORWARDER_KEY, secret.get_secret_value()),) if secret is not None else ()
+
+
+def onward_metadata(context: Context, secret: SecretStr | None) -> tuple[tuple[str, str], ...]:
+    """For a call a backend makes on behalf of the call it serves: the request id, and the client address
+    this backend itself believes (a trusted forwarder's, else its caller's peer; never a header a direct
+    caller chose) with what makes the called backend believe it in turn."""
+    request_id = metadata_value(context, "x-request-id")
+    return (
+        *((("x-request-id", request_id),) if request_id else ()),
+        ("x-client-ip", client_ip(context)),
+        *forwarder_metadata(secret),
+    )
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from meshkit.rpc.context import Context, actor, client_ip, forwarded_by_trusted, metadata_value
-from meshkit.rpc.forwarding import ForwarderTrust, forwarder_metadata
+from meshkit.rpc.forwarding import ForwarderTrust, forwarder_metadata, onward_metadata
 from meshkit.rpc.interceptors.forwarding import ForwardingInterceptor
 from stubs.events.v1 import events_pb2
 
@@ -122,3 +122,18 @@ async def test_a_real_call_gives_its_peer_and_a_trusted_forwarders_metadata(
         )
     )
     assert (forwarded.user_id, forwarded.request_id, forwarded.client_ip) == ("", "req-9", "203.0.113.5")
+
+
+def test_a_call_on_a_clients_behalf_forwards_the_address_this_backend_believes(trusted: None) -> None:
+    secret = SecretStr("a-forwarding-secret-of-the-mesh")
+    from_gateway = context([("x-client-ip", "203.0.113.9"), ("x-request-id", "r-1")], "ipv4:10.0.0.2:5555")
+    assert onward_metadata(from_gateway, secret) == (
+        ("x-request-id", "r-1"),
+        ("x-client-ip", "203.0.113.9"),
+        *forwarder_metadata(secret),
+    )
+
+
+def test_a_direct_callers_own_x_client_ip_is_not_forwarded_as_the_client() -> None:
+    forged = context([("x-client-ip", "203.0.113.66")], "ipv4:192.0.2.1:40000")  # not a trusted forwarder
+    assert onward_metadata(forged, None) == (("x-client-ip", "192.0.2.1"),)  # its peer address, no id
