@@ -163,21 +163,28 @@ class RefreshTokens:
         # matters is whether the family is still alive, i.e. whether a replay could still gain anything.
         return await self._spent(session, presented_hash, row.used_at, ids, now)
 
-    async def owner(self, session: AsyncSession, presented: str) -> tuple[str, str] | None:
-        """The ``(user_id, tenant_id)`` of the family ``presented`` belongs to, spent or live; no lock.
+    async def owner(self, session: AsyncSession, presented: str, now: datetime) -> tuple[str, str] | None:
+        """The ``(user_id, tenant_id)`` of the family ``presented`` belongs to, spent or live; no lock. None
+        when no refresh could come of it whoever the user is (unknown, revoked or expired): :meth:`rotate`
+        would answer "invalid" and change nothing.
 
         Read before a refresh so that the user can be checked with the users backend outside the
-        transaction that rotates (and locks) the token."""
+        transaction that rotates (and locks) the token, and only when it matters."""
+        _aware(now)
         if not presented or len(presented) > _MAX_PRESENTED:
             return None
         row = (
             await session.execute(
-                select(_f.user_id, _f.tenant_id)
+                select(*_PRESENTED_COLUMNS)
                 .join_from(refresh_tokens, refresh_families)
                 .where(_t.token_hash == hash_token(presented))
             )
         ).first()
-        return (row.user_id, row.tenant_id) if row else None
+        if row is None or row.revoked_at is not None or now >= row.absolute_expires_at:
+            return None
+        if row.used_at is None and now >= row.idle_expires_at:
+            return None
+        return row.user_id, row.tenant_id
 
     async def revoke_family(self, session: AsyncSession, family_id: str, reason: str, now: datetime) -> None:
         """Revoke every token of the family; a family revoked already keeps its first reason."""

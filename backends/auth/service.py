@@ -425,7 +425,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         # The owner is checked with the users backend before the transaction that rotates and locks
         # (as in Login); a failed check rotates nothing, so the client keeps a token it can retry with.
         async with d.db.read() as session:
-            owner = await d.refresh.owner(session, presented)
+            owner = await d.refresh.owner(session, presented, _now())
         if owner is None:
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, REFRESH_FAILED)
         profile = await self._current_profile(context, owner[1], owner[0])

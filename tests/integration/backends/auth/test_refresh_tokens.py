@@ -335,3 +335,29 @@ async def test_tokens_are_stored_only_as_hashes(db: Database, tokens: RefreshTok
     for plaintext in plaintexts:
         assert plaintext not in everything
     assert hashes == {hash_token(plaintext) for plaintext in plaintexts}
+
+
+# -- the owner, read before asking the users backend -------------------------------------------------
+
+
+async def owner(db: Database, tokens: RefreshTokens, presented: str, now: datetime) -> tuple[str, str] | None:
+    async with db.read() as session:
+        return await tokens.owner(session, presented, now)
+
+
+async def test_the_owner_is_named_only_where_a_refresh_could_come_of_it(
+    db: Database, tokens: RefreshTokens
+) -> None:
+    user_id = str(uuid.uuid4())
+    first = await start(db, tokens, user_id=user_id)
+    assert await owner(db, tokens, first.token, T0) == (user_id, "acme")
+    assert await owner(db, tokens, first.token, T0 + IDLE) is None  # idle past its expiry: "expired"
+    second = await rotate(db, tokens, first.token, T0 + timedelta(minutes=50))
+    assert second.token is not None
+    # Spent, its own idle expiry past: still named, as rotate decides between a race and a replay.
+    assert await owner(db, tokens, first.token, T0 + IDLE + TICK) == (user_id, "acme")
+    assert await owner(db, tokens, second.token, T0 + ABSOLUTE) is None  # the family's end
+    assert await owner(db, tokens, "not-a-token-we-issued", T0) is None
+    async with db.write() as session:
+        await tokens.revoke_family(session, first.family_id, "logout", T0 + timedelta(minutes=55))
+    assert await owner(db, tokens, second.token, T0 + timedelta(minutes=56)) is None  # revoked

@@ -631,6 +631,14 @@ def test_tokens_issued_with_roles_withdrawn_in_flight_outlive_the_withdrawals_ev
 # Last in the module: it stops the stack's users backend (and starts it again).
 def test_login_and_refresh_answer_unavailable_while_users_is_down(stack: AuthStack, tenant: str) -> None:
     login = stack.register(tenant, "wes", PASSWORD)
+    ended = stack.login(tenant, "wes", PASSWORD)  # a second login, logged out: its refresh token is dead
+    channel, auth = stack.auth()
+    with channel:
+        auth.Logout(
+            auth_pb2.LogoutRequest(),
+            metadata=(("authorization", f"Bearer {ended.access_token}"),),
+            timeout=10,
+        )
     users = stack.backends["users"]
     port = int(users.target.rsplit(":", 1)[1])
     users.stop()
@@ -639,9 +647,12 @@ def test_login_and_refresh_answer_unavailable_while_users_is_down(stack: AuthSta
         assert (down.code(), down.details()) == (Code.UNAVAILABLE, "The user service is unavailable")
         not_refreshed = rpc_error(lambda: refresh(stack, login.refresh_token))
         assert not_refreshed.code() == Code.UNAVAILABLE
-        # A wrong password is still a wrong password: it needs no word from users.
+        # A wrong password is still a wrong password, and a dead refresh token still dead: neither needs a
+        # word from users.
         wrong = rpc_error(lambda: stack.login(tenant, "wes", "not-the-password"))
         assert wrong.code() == Code.UNAUTHENTICATED
+        assert rpc_error(lambda: refresh(stack, ended.refresh_token)).code() == Code.UNAUTHENTICATED
+        assert rpc_error(lambda: refresh(stack, "not-a-refresh-token")).code() == Code.UNAUTHENTICATED
     finally:
         again = spawn_backend("users", stack.env, stack.log_dir, port=port)
         stack.backends["users"] = again
