@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 from backends.auth import models
 from backends.auth.revocations import Mark, RedisRefill, RevocationStore, write_marks
 from harness.events import eventually
+from harness.kafka_faults import report
 from harness.stores.auth import migrate
 from infra.procs import free_ports
 from infra.redis_topologies import LocalRedisCluster, LocalRedisSentinel
@@ -75,7 +76,7 @@ async def _replicated(redis: RedisClient) -> bool:
 
 
 async def test_a_sentinel_failover_fails_closed_then_the_promoted_replica_is_refilled(
-    tmp_path: Path, auth_db: Database
+    tmp_path: Path, auth_db: Database, record_property: pytest.RecordProperty
 ) -> None:
     with LocalRedisSentinel(ports=free_ports(3), data_dir=tmp_path / "sentinel") as pair:
         redis = connect(
@@ -111,6 +112,7 @@ async def test_a_sentinel_failover_fails_closed_then_the_promoted_replica_is_ref
                 await redis.execute_command("CLIENT", "KILL", "TYPE", "replica")
                 await write_marks(redis, [await _log_out(auth_db, lost)])
                 master.kill()
+                killed_at = time.monotonic()
                 await check()
             finally:
                 replica.send_signal(signal.SIGCONT)
@@ -120,20 +122,36 @@ async def test_a_sentinel_failover_fails_closed_then_the_promoted_replica_is_ref
                 while answers[-1] is not True:
                     await asyncio.sleep(0.2)
                     await check()
+            failover_s = time.monotonic() - killed_at
             assert False not in answers  # never "not revoked" for a revoked token
             promoted = await redis.info("server")
             assert promoted["tcp_port"] == replica.port
 
             assert not await _marked(redis, lost)  # the promoted replica never received it ...
+            refill_started = time.monotonic()
             assert await refill.refill_if_needed()  # ... and holds its old master's marker: re-filled
+            refill_s = time.monotonic() - refill_started
             assert await _marked(redis, lost)
             assert await checker.is_revoked(lost)
             assert not await refill.refill_if_needed()
         finally:
             await redis.aclose()
+    report(
+        record_property,
+        "redis_sentinel_failover",
+        checks=len(answers),
+        unknown=answers.count(None),
+        revoked=answers.count(True),
+        let_in=answers.count(False),
+        failover_s=round(failover_s, 2),
+        lost_marks_refilled=1,
+        refill_s=round(refill_s, 3),
+    )
 
 
-async def test_a_cluster_node_restarted_empty_is_refilled_alone(tmp_path: Path, auth_db: Database) -> None:
+async def test_a_cluster_node_restarted_empty_is_refilled_alone(
+    tmp_path: Path, auth_db: Database, record_property: pytest.RecordProperty
+) -> None:
     with LocalRedisCluster(ports=free_ports(6), data_dir=tmp_path / "cluster") as cluster:
         redis = connect(RedisSettings(redis_url=cluster.url, redis_mode="cluster"))
         try:
@@ -166,13 +184,23 @@ async def test_a_cluster_node_restarted_empty_is_refilled_alone(tmp_path: Path, 
                 except RedisError:
                     return False  # the cluster has not taken the node back yet
 
-            await eventually(
+            back_s = await eventually(
                 served, timeout=FAILOVER_TIMEOUT, interval=0.2, what="the node back in the cluster"
             )
             missing = [t for t in tokens if not await _marked(redis, t)]
             assert {t.jti for t in missing} == on_victim  # that node's marks, and only those
+            refill_started = time.monotonic()
             assert await refill.refill_if_needed()
+            refill_s = time.monotonic() - refill_started
             assert all([await _marked(redis, token) for token in tokens])
             assert not await refill.refill_if_needed()
         finally:
             await redis.aclose()
+    report(
+        record_property,
+        "redis_cluster_node_restart",
+        marks=len(tokens),
+        lost_with_the_node=len(missing),
+        node_back_s=round(back_s, 2),
+        refill_s=round(refill_s, 3),
+    )
