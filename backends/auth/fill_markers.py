@@ -52,9 +52,9 @@ async def _current(redis: RedisClient) -> list[Marker]:
 
 
 def _key_per_primary(redis: RedisCluster) -> dict[str, ClusterNode]:
-    """A marker key for every primary, hashed to one of its slots (found by trying tags in turn: a few
-    per node, as each node owns a large share of the 16384 slots)."""
-    primaries = {node.name for node in redis.get_primaries()}
+    """A marker key for every primary that serves slots, hashed to one of them (found by trying tags in
+    turn: a few per node, as each node owns a large share of the 16384 slots)."""
+    primaries = {nodes[0].name for nodes in redis.nodes_manager.slots_cache.values() if nodes}
     found: dict[str, ClusterNode] = {}
     for n in range(16384):
         if len(found) == len(primaries):
