@@ -15,6 +15,8 @@ import stat
 import subprocess
 from pathlib import Path
 
+from infra.procs import as_user
+
 SUPERUSER = "postgres"
 DATABASE = "portico"
 OS_USER_WHEN_ROOT = "postgres"
@@ -64,14 +66,11 @@ def make_traversable(path: Path) -> None:
 
 def _run_as(argv: list[str], user: str | None, *, stdin: str | None = None) -> None:
     result = subprocess.run(
-        argv,
+        as_user(argv, user),  # not Popen's user=: see as_user
         input=stdin,
         capture_output=True,
         text=True,
         check=False,
-        user=user,
-        group=None if user is None else pwd.getpwnam(user).pw_gid,
-        extra_groups=None if user is None else [],
         cwd="/",
     )
     if result.returncode != 0:

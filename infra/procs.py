@@ -62,6 +62,29 @@ def free_port_range(count: int, attempts: int = 100) -> int:
     raise RuntimeError(f"no {count} consecutive free loopback ports found in {attempts} tries")
 
 
+def as_user(argv: Sequence[str], user: str | None) -> list[str]:
+    """`argv` run as `user` (its own uid, primary gid, no supplementary groups) through setpriv, which execs.
+
+    Why not Popen's `user=`: a uid change makes Python fork() instead of vfork(). fork() runs the parent's
+    pthread_atfork handlers in the child, and gRPC's (the test process holds live channels) restarted its
+    poller threads there, which then crashed on the descriptors closed before exec: the child died of
+    SIGSEGV before it ever became the server (seen once on a loaded CI run). vfork() runs no handlers.
+    """
+    if user is None:
+        return list(argv)
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    return [
+        "setpriv",
+        f"--reuid={entry.pw_uid}",
+        f"--regid={entry.pw_gid}",
+        "--clear-groups",
+        "--",
+        *argv,
+    ]
+
+
 def spawn(
     argv: Sequence[str],
     *,
@@ -74,16 +97,13 @@ def spawn(
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as out:
         return subprocess.Popen(
-            list(argv),
+            as_user(argv, user),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=cwd,
             env=env,
             start_new_session=True,
-            user=user,
-            group=None if user is None else _primary_group(user),
-            extra_groups=None if user is None else [],
         )
 
 
@@ -116,12 +136,6 @@ def peer_port_range(count: int, attempts: int = 200) -> int:
         _handed_out.update(range(base, base + count))
         return base
     raise RuntimeError(f"no {count} consecutive free loopback ports below {high + count} in {attempts} tries")
-
-
-def _primary_group(user: str) -> int:
-    import pwd
-
-    return pwd.getpwnam(user).pw_gid
 
 
 def stop_group(proc: Popen, *, sig: signal.Signals = signal.SIGTERM, timeout: float = 20) -> None:
