@@ -76,6 +76,14 @@ class BrokerSettings(BackendSettings):
         gt=0,
         description="How often an open subscription asks whether its token was revoked (logout)",
     )
+    stream_partition_check_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "How often an open subscription looks for partitions added to its topic (it then reads them too, "
+            "from their beginning)"
+        ),
+    )
     kafka_timeout: float = Field(
         default=10.0, gt=0, description="Seconds to open a consumer or create a topic before UNAVAILABLE"
     )

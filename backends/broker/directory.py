@@ -5,12 +5,18 @@ and retention (never by Kafka's own auto-creation, which would use the cluster's
 subscription to a topic that does not exist yet does not create it: it waits, and once the topic
 appears it streams from the topic's first message, so nothing published after the subscription
 opened is missed.
+
+An operator may add partitions to a topic (``kafka-topics --alter --partitions``); producers use them
+once their metadata refreshes, so open subscriptions ask :meth:`TopicDirectory.current_partitions` now
+and then and read the new ones too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 
 from aiokafka.admin import NewTopic
 from aiokafka.errors import KafkaError
@@ -45,16 +51,20 @@ class TopicDirectory:
         self._poll_seconds = poll_seconds
         self._timeout = timeout
         self._known: dict[str, int] = {}  # topic → partition count
+        self._asked: dict[str, float] = {}  # topic → when Kafka was last asked its count (monotonic)
         self._created = asyncio.Event()  # set (and replaced) whenever this process creates a topic
 
     def _remember(self, topic: str, partitions: int) -> None:
         self._known[topic] = partitions
         while len(self._known) > KNOWN_MAX:
-            self._known.pop(next(iter(self._known)))
+            oldest = next(iter(self._known))
+            self._known.pop(oldest)
+            self._asked.pop(oldest, None)
 
     def forget(self, topic: str) -> None:
         """Drop a topic Kafka no longer knows (deleted behind our back): the next publish creates it."""
         self._known.pop(topic, None)
+        self._asked.pop(topic, None)
 
     async def _ready_partitions(self, topic: str) -> int | None:
         """The partition count once every partition has a leader; None when the topic does not exist."""
@@ -77,6 +87,22 @@ class TopicDirectory:
         if count:
             self._remember(topic, count)
         return count or None
+
+    async def current_partitions(self, topic: str, max_age: float = 0.0) -> int | None:
+        """How many partitions ``topic`` has, asked of Kafka unless someone asked within ``max_age``
+        seconds (every open subscription of a topic checks: one request serves them all); None when it
+        does not exist (yet). A count only grows: Kafka cannot take partitions away, and a topic whose
+        partitions are still getting their leaders keeps its last count until they have them."""
+        now = time.monotonic()
+        if topic in self._known and now - self._asked.get(topic, -math.inf) < max_age:
+            return self._known[topic]
+        self._asked[topic] = now  # before asking: the checks that come meanwhile use the count we have
+        count = await self._ready_partitions(topic)
+        if count is None:
+            return None
+        if count > self._known.get(topic, 0):
+            self._remember(topic, count)
+        return self._known.get(topic)
 
     async def ensure(self, topic: str) -> None:
         """Create ``topic`` unless it exists, and return once its partitions have leaders."""

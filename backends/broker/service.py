@@ -239,7 +239,10 @@ class MessageService(broker_pb2_grpc.MessageServiceServicer):
         return max(0.0, principal.expires_at + self._settings.jwt_leeway - time.time())
 
     async def _follow(self, context: Context, subscription: Subscription, name: str, start: Start) -> None:
-        partitions = await self._directory.partition_count(subscription.topic)
+        # Asked of Kafka now, not remembered: partitions added since would otherwise be taken for new
+        # ones later and read from their beginning (records from before the open), and a cursor naming
+        # them refused.
+        partitions = await self._directory.current_partitions(subscription.topic)
         if partitions is None:
             # Not created yet: the client is subscribed now, and all the topic will ever hold is new.
             await context.send_initial_metadata(())
@@ -257,6 +260,9 @@ class MessageService(broker_pb2_grpc.MessageServiceServicer):
                 partitions, from_beginning=start.from_beginning, after=start.after
             )
             await context.send_initial_metadata(())
+        loop = asyncio.get_running_loop()
+        check_every = self._settings.stream_partition_check_seconds
+        next_check = loop.time() + check_every
         async for records in subscription.batches():
             self._metrics.fetched.inc(len(records))
             for record in records:
@@ -266,6 +272,25 @@ class MessageService(broker_pb2_grpc.MessageServiceServicer):
                 except grpc.aio.InternalError:  # the client left while the write waited: the call is over
                     return
                 self._metrics.delivered.inc()
+            if loop.time() >= next_check:  # every record taken is delivered: the consumer may change
+                next_check = loop.time() + check_every
+                await self._take_new_partitions(subscription, positions, check_every)
+
+    async def _take_new_partitions(
+        self, subscription: Subscription, positions: Positions, max_age: float
+    ) -> None:
+        """Read the partitions an operator added to the topic too; a failed check is tried again at the
+        next one (the stream goes on meanwhile on the partitions it has)."""
+        try:
+            partitions = await self._directory.current_partitions(subscription.topic, max_age)
+            if partitions is not None and partitions > subscription.partitions:
+                await subscription.grow(partitions, positions)
+                log.info(
+                    "subscription reads new partitions",
+                    extra={"topic": subscription.topic, "partitions": partitions},
+                )
+        except KafkaUnavailable as exc:
+            log.warning("partition check failed", extra={"error": type(exc.__cause__ or exc).__name__})
 
     async def _close(self, subscription: Subscription | None, tenant_id: str) -> None:
         try:

@@ -3,7 +3,8 @@
 The consumer has no group (nothing is committed, no rebalance can take a partition away): it is
 assigned every partition of the topic and positioned explicitly, at the end (``latest``), the
 beginning (``earliest``) or right after a client's cursor (:mod:`backends.broker.cursor`), before the
-client is told it is subscribed, so no message published after that is missed.
+client is told it is subscribed, so no message published after that is missed. Partitions added to
+the topic later are read from their beginning once the subscription learns of them (:meth:`grow`).
 
 Memory stays bounded however slow the client: the consumer fetches ahead at most
 ``fetch_bytes`` (and ``partition_fetch_bytes`` per partition), and fetches again only once that has
@@ -43,6 +44,7 @@ class Subscription:
         self, bootstrap: str, topic: str, limits: ConsumerLimits, security: KafkaSecurity = PLAINTEXT
     ) -> None:
         self.topic = topic
+        self.partitions = 0  # how many of the topic's partitions it reads (0 to partitions - 1)
         self._limits = limits
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
@@ -89,19 +91,41 @@ class Subscription:
             else:
                 starts[tp] = first[tp] if from_beginning else end[tp]
             self._consumer.seek(tp, starts[tp])
+        self.partitions = partitions
         return {tp.partition: offset - 1 for tp, offset in starts.items()}
+
+    async def grow(self, partitions: int, positions: Positions) -> None:
+        """Read the partitions added to the topic since the subscription opened too, each from its
+        beginning: all they hold came after the open. Call it between batches, with every record taken
+        so far delivered: the others go on right after ``positions`` (which gains the new partitions),
+        as assigning anew drops what the consumer had fetched ahead."""
+        if partitions <= self.partitions:
+            return
+        added = [TopicPartition(self.topic, partition) for partition in range(self.partitions, partitions)]
+        try:
+            async with asyncio.timeout(self._limits.timeout):
+                first = await self._consumer.beginning_offsets(added)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise KafkaUnavailable("could not read the new partitions' offsets") from exc
+        # Nothing above changed the consumer; from here on nothing awaits, so no fetch comes between.
+        self._consumer.assign([TopicPartition(self.topic, partition) for partition in range(partitions)])
+        for partition in range(self.partitions):
+            self._consumer.seek(TopicPartition(self.topic, partition), positions[partition] + 1)
+        for tp in added:
+            self._consumer.seek(tp, first[tp])
+            positions[tp.partition] = first[tp] - 1
+        self.partitions = partitions
 
     async def batches(self) -> AsyncIterator[list[ConsumerRecord[bytes, bytes]]]:
         """Records as they arrive, at most ``batch`` at a time; the next batch is taken only when the
-        caller asks for it."""
+        caller asks for it. A second without records yields an empty batch, so the caller gets a turn
+        (to look for new partitions) on a quiet topic too."""
         while True:
             try:
                 fetched = await self._consumer.getmany(timeout_ms=1000, max_records=self._limits.batch)
             except KafkaError as exc:
                 raise KafkaUnavailable("consumer failed") from exc
-            records = [record for partition in fetched.values() for record in partition]
-            if records:
-                yield records
+            yield [record for partition in fetched.values() for record in partition]
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):  # closing must not fail; the sockets go either way
