@@ -12,7 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 
 from backends.broker.cursor import parse
 from backends.broker.topics import internal_topic
-from harness.broker import BrokerBackend, broker_backend_fixture, publish, read, subscribe
+from harness.broker import BrokerBackend, Metadata, broker_backend_fixture, publish, read, subscribe
 from harness.infra import InfraEnv
 from harness.tokens import TokenIssuer
 
@@ -30,6 +30,12 @@ def broker(
         tmp_path_factory.mktemp("broker-partitions"),
         {"PORTICO_BROKER_STREAM_PARTITION_CHECK_SECONDS": str(CHECK_SECONDS)},
     )
+
+
+def fresh_topic(broker: BrokerBackend, name: str) -> tuple[str, Metadata]:
+    """A topic of a tenant of its own: its Kafka name, and the tenant's call credentials."""
+    tenant = f"p-{uuid.uuid4().hex[:10]}"
+    return internal_topic(tenant, name), broker.auth(tenant)
 
 
 async def grow_topic(bootstrap: str, topic: str, total: int) -> None:
@@ -57,9 +63,8 @@ async def produce_to(bootstrap: str, topic: str, messages: dict[int, list[str]])
 async def test_open_streams_read_partitions_added_to_their_topic(
     broker: BrokerBackend, infra: InfraEnv
 ) -> None:
-    tenant, name = f"p-{uuid.uuid4().hex[:10]}", "grown"
-    topic = internal_topic(tenant, name)
-    auth = broker.auth(tenant)
+    name = "grown"
+    topic, auth = fresh_topic(broker, name)
     async with broker.stub() as stub:
         assert (await publish(stub, auth, name, "before")).partition < 3  # created with 3 partitions
         latest = await subscribe(stub, auth, name, "latest")
@@ -99,9 +104,8 @@ async def test_open_streams_read_partitions_added_to_their_topic(
 async def test_a_stream_opened_after_the_growth_starts_every_partition_at_latest(
     broker: BrokerBackend, infra: InfraEnv
 ) -> None:
-    tenant, name = f"p-{uuid.uuid4().hex[:10]}", "grown-before"
-    topic = internal_topic(tenant, name)
-    auth = broker.auth(tenant)
+    name = "grown-before"
+    topic, auth = fresh_topic(broker, name)
     async with broker.stub() as stub:
         await publish(stub, auth, name, "creates it")
         await grow_topic(infra.kafka_bootstrap, topic, 4)
