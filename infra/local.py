@@ -241,9 +241,12 @@ class LocalPostgres(_LocalServer):
     name = "postgres"
     stop_signal = signal.SIGINT  # "fast" shutdown; SIGTERM ("smart") would wait for clients to leave
 
-    def __init__(self, *, port: int, data_dir: Path, log_file: Path | None = None) -> None:
+    def __init__(
+        self, *, port: int, data_dir: Path, log_file: Path | None = None, durable: bool = False
+    ) -> None:
         super().__init__(data_dir=data_dir, log_file=log_file)
         self.port = port
+        self.durable = durable  # see postgres_server.server_argv
 
     @property
     def url(self) -> str:
@@ -253,7 +256,7 @@ class LocalPostgres(_LocalServer):
         postgres_server.prepare(self.data_dir)
 
     def _argv(self) -> list[str]:
-        return postgres_server.server_argv(port=self.port, data_dir=self.data_dir)
+        return postgres_server.server_argv(port=self.port, data_dir=self.data_dir, durable=self.durable)
 
     def _user(self) -> str | None:
         return postgres_server.os_user()

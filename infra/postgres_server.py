@@ -136,8 +136,11 @@ def init_cluster(data_dir: Path) -> bool:
     return True
 
 
-def server_argv(*, port: int, data_dir: Path) -> list[str]:
-    """postmaster on 127.0.0.1:<port> only; no unix socket (avoids /tmp clashes and socket path limits)."""
+def server_argv(*, port: int, data_dir: Path, durable: bool = False) -> list[str]:
+    """postmaster on 127.0.0.1:<port> only; no unix socket (avoids /tmp clashes and socket path limits).
+
+    ``durable`` keeps PostgreSQL's crash safety (no :data:`SPEED_SETTINGS`): a test that SIGKILLs the server
+    and counts what survived needs every acknowledged commit on disk."""
     argv = [
         str(bin_dir() / "postgres"),
         "-D",
@@ -149,7 +152,7 @@ def server_argv(*, port: int, data_dir: Path) -> list[str]:
         "-c",
         "unix_socket_directories=",
     ]
-    for setting in SPEED_SETTINGS:
+    for setting in () if durable else SPEED_SETTINGS:
         argv += ["-c", setting]
     return argv
 

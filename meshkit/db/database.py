@@ -4,10 +4,18 @@ Writers and readers get different sessions because SQLite needs it: a deferred t
 writes can fail with "database is locked" when another writer committed in between, so write
 transactions start with ``BEGIN IMMEDIATE`` (take the write lock up front) while reads stay deferred
 and, in WAL mode, never block. On PostgreSQL both are ordinary transactions.
+
+On SQLite the write transactions of the process also take turns in an asyncio queue before their BEGIN.
+SQLite's own wait for its lock is a poll (sleeps of up to 100 ms), not a queue: under a login storm a
+writer could lose every round to later ones until its busy timeout ran out, and the call failed with
+"database is locked" while others went through. Queued, a writer waits for those ahead of it only, and
+for as long as its caller allows (a call's deadline cancels the wait). One process per SQLite file is
+enforced (:mod:`meshkit.db.single_replica`), so the queue holds every writer of the file but tools.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -118,6 +126,8 @@ class Database:
             writer_engine = self.engine
         self._readers = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writers = async_sessionmaker(writer_engine, expire_on_commit=False)
+        self._write_turn = asyncio.Lock() if is_sqlite(url) else None
+        self._writing: asyncio.Task[Any] | None = None  # the task whose write transaction is open
 
     @property
     def dialect(self) -> str:
@@ -126,9 +136,23 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        """A session in a write transaction, committed on success and rolled back on error."""
-        async with self._writers() as session, session.begin():
-            yield session
+        """A session in a write transaction, committed on success and rolled back on error (on SQLite,
+        after the writers queued before it)."""
+        if self._write_turn is None:
+            async with self._writers() as session, session.begin():
+                yield session
+            return
+        task = asyncio.current_task()
+        if task is not None and task is self._writing:
+            # SQLite's one write lock is this task's already: waiting for it would never end.
+            raise RuntimeError("a write transaction inside another one on SQLite")
+        async with self._write_turn:
+            self._writing = task
+            try:
+                async with self._writers() as session, session.begin():
+                    yield session
+            finally:
+                self._writing = None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

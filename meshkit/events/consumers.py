@@ -11,7 +11,7 @@ applying the event is a child span that also links to that producing span.
 Forward compatible: a type without a handler is recorded and skipped.
 
 A failing handler never costs a valid event and never wedges a partition behind a bad one. The failure is
-classified (:func:`meshkit.events.failures.classify`): a dependency that blinked (Redis, the database,
+classified (:func:`meshkit.failures.classify`): a dependency that blinked (Redis, the database,
 Kafka, a peer backend unavailable) is retried with capped exponential back-off and jitter for as long as
 it takes — the partition waits, no offset is committed past the record, and the wait is counted
 (``portico_events_retries_total``) and exposed (``portico_events_blocked_seconds``, alerted). Only a
@@ -47,7 +47,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshkit.db.database import Database, dialect_insert
-from meshkit.events.failures import Failure, classify
+from meshkit.failures import Failure, classify
 from meshkit.registries import per_registry
 from stubs.events.v1 import events_pb2
 

@@ -18,8 +18,8 @@ from harness.infra import InfraEnv
 from harness.kafka import create_topic, read_records
 from harness.stores.events import database_url, events_db
 from meshkit.events.consumers import EventConsumer, Outcome
-from meshkit.events.failures import Permanent
 from meshkit.events.replay import main, partitions_of, progress_group, replay
+from meshkit.failures import Permanent
 from stubs.events.v1 import events_pb2
 
 pytestmark = [pytest.mark.infra, pytest.mark.timeout(180)]

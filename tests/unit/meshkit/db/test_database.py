@@ -1,9 +1,11 @@
 """The SQLite side of ``Database``: a write transaction holds the write lock from its BEGIN, a failed
-BEGIN is a SQLAlchemy error like any other, savepoints work, and a connection given back to the pool
-inside a transaction is rolled back (the pool's own reset is replaced by one that only acts then)."""
+BEGIN is a SQLAlchemy error like any other, the process's writers queue for the lock (none loses the
+race until its busy timeout), savepoints work, and a connection given back to the pool inside a
+transaction is rolled back (the pool's own reset is replaced by one that only acts then)."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -51,6 +53,62 @@ async def test_a_write_takes_the_lock_at_begin_and_a_refused_begin_is_an_operati
     async with db.write() as session:
         await session.execute(text("INSERT INTO t (id) VALUES (1)"))
     assert await ids(db) == [1]
+
+
+async def test_writers_queue_for_the_lock_longer_than_the_busy_timeout_in_all(db: Database) -> None:
+    # Eight writers holding the lock 60 ms each: 480 ms in all against a busy timeout of 100 ms. Left to
+    # SQLite's polling, the later ones give up with "database is locked"; queued, each commits.
+    order: list[int] = []
+
+    async def writer(n: int) -> None:
+        async with db.write() as session:
+            await session.execute(text("INSERT INTO t (id) VALUES (:id)"), {"id": n})
+            order.append(n)
+            await asyncio.sleep(0.06)  # a slow transaction: work on the event loop while holding the lock
+
+    await asyncio.gather(*(writer(n) for n in range(8)))
+    assert await ids(db) == list(range(8))
+    assert order == list(range(8))  # in the order they came
+
+
+async def test_a_writer_cancelled_while_queued_leaves_the_queue(db: Database) -> None:
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with db.write() as session:
+            await session.execute(text("INSERT INTO t (id) VALUES (1)"))
+            holding.set()
+            await release.wait()
+
+    async def queued() -> None:
+        async with db.write() as session:
+            await session.execute(text("INSERT INTO t (id) VALUES (2)"))
+
+    first = asyncio.create_task(hold())
+    await holding.wait()
+    waiting = asyncio.create_task(queued())
+    await asyncio.sleep(0.05)
+    waiting.cancel()  # a call's deadline passing while it waits its turn
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    release.set()
+    await first
+    async with db.write() as session:
+        await session.execute(text("INSERT INTO t (id) VALUES (3)"))
+    assert await ids(db) == [1, 3]
+
+
+async def test_a_write_inside_a_write_is_refused_at_once(db: Database) -> None:
+    # It would wait for the lock its own transaction holds.
+    async with db.write() as session:
+        await session.execute(text("INSERT INTO t (id) VALUES (1)"))
+        with pytest.raises(RuntimeError, match="inside another"):
+            async with db.write():
+                pass
+    assert await ids(db) == [1]
+    async with db.write() as session:  # and the lock is free again
+        await session.execute(text("INSERT INTO t (id) VALUES (2)"))
+    assert await ids(db) == [1, 2]
 
 
 async def test_a_failed_savepoint_leaves_the_transaction_usable(db: Database) -> None:

@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backends.users.events import USERS
 from meshkit.db.database import Database
 from meshkit.events.consumers import EventConsumer, Handler, Outcome, backoff_delay
-from meshkit.events.failures import Permanent, Transient
 from meshkit.events.tables import processed_events_table
+from meshkit.failures import Permanent, Transient
 from stubs.events.v1 import events_pb2
 from stubs.users.v1 import users_pb2
 

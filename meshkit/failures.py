@@ -1,8 +1,9 @@
-"""Why an event handler failed: a dependency that blinked (retry until it is back) or the event itself.
+"""Why work failed: a dependency that blinked (it will pass) or the work itself.
 
 An event consumer must never park a valid event because Redis, the database, Kafka or a peer backend was
 away for a while, and must not block its partition forever behind an event that can never be applied.
-:func:`classify` draws that line:
+An RPC that fails because a dependency blinked answers UNAVAILABLE ("try again"), not INTERNAL
+(:mod:`meshkit.rpc.interceptors.internal_errors`). :func:`classify` draws that line:
 
 ========================================================  ===========  ==========
 error (the exception or any exception it was raised from)  transient   reason
@@ -22,17 +23,20 @@ anything else (a bug, a constraint violation, bad data)    no          error
 The explicit types win: a handler that knows better raises :class:`Transient` or :class:`Permanent`
 (``raise Permanent("no such tenant") from exc``). Otherwise the exception and its causes (``raise … from``
 and the implicit context) are examined, so a dependency error wrapped by a library still counts as one.
+
+SQLAlchemy and aiokafka are looked up among the modules already imported, not imported here: a process
+that never loaded them (the broker has no database, the gateway no Kafka client at first) cannot have
+raised their errors, and need not pay for them.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import grpc
 import redis.exceptions as redis_errors
-from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
-from sqlalchemy import exc as sa_errors
 
 __all__ = ["Failure", "Permanent", "Transient", "classify"]
 
@@ -45,7 +49,6 @@ _REDIS = (
     redis_errors.TryAgainError,
     redis_errors.ClusterDownError,
 )
-_DATABASE = (sa_errors.OperationalError, sa_errors.InterfaceError, sa_errors.TimeoutError)
 _PEER_CODES = frozenset(
     {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
 )
@@ -83,17 +86,33 @@ def _dependency(exc: BaseException) -> str | None:
     """The dependency that blinked if ``exc`` is one of its transient errors, else None."""
     if isinstance(exc, _REDIS):
         return "redis"
-    if isinstance(exc, _DATABASE) or (isinstance(exc, sa_errors.DBAPIError) and exc.connection_invalidated):
+    if _database_blinked(exc):
         return "database"
-    if isinstance(exc, (KafkaConnectionError, KafkaTimeoutError)) or (
-        isinstance(exc, KafkaError) and exc.retriable
-    ):
+    if _kafka_blinked(exc):
         return "kafka"
     if isinstance(exc, grpc.RpcError) and _status(exc) in _PEER_CODES:
         return "peer"
     if isinstance(exc, (OSError, TimeoutError)):
         return "network"
     return None
+
+
+def _database_blinked(exc: BaseException) -> bool:
+    errors: Any = sys.modules.get("sqlalchemy.exc")
+    if errors is None:
+        return False
+    if isinstance(exc, (errors.OperationalError, errors.InterfaceError, errors.TimeoutError)):
+        return True  # TimeoutError: no pooled connection came free in time
+    return isinstance(exc, errors.DBAPIError) and bool(exc.connection_invalidated)
+
+
+def _kafka_blinked(exc: BaseException) -> bool:
+    errors: Any = sys.modules.get("aiokafka.errors")
+    if errors is None:
+        return False
+    if isinstance(exc, (errors.KafkaConnectionError, errors.KafkaTimeoutError)):
+        return True
+    return isinstance(exc, errors.KafkaError) and bool(exc.retriable)
 
 
 def _status(exc: grpc.RpcError) -> grpc.StatusCode | None:

@@ -10,7 +10,7 @@ from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError, Node
 from grpc.aio import AioRpcError, Metadata
 from sqlalchemy import exc as sa_errors
 
-from meshkit.events.failures import Failure, Permanent, Transient, classify
+from meshkit.failures import Failure, Permanent, Transient, classify
 
 
 def rpc_error(code: grpc.StatusCode) -> AioRpcError:
