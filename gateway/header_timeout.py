@@ -67,6 +67,12 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
             # The response's head and body leave in one write (gateway.one_write).
             self.cycle.transport = CoalescingTransport(self.cycle.transport, self.loop)  # type: ignore[assignment]
 
+    def _unsupported_upgrade_warning(self) -> None:
+        # uvicorn warns twice per `Upgrade:` request (once advising to install a WebSocket library, as
+        # the gateway runs with ws="none"); such a request is answered as the plain HTTP request it also
+        # is, which is right here, so a client cannot fill the log with it.
+        log.debug("upgrade request answered as plain HTTP")
+
     def _arm_head_deadline(self, began: float) -> None:
         self._head_deadline = self.loop.call_at(began + self.header_timeout, self._head_timed_out)
 

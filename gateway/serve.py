@@ -98,6 +98,9 @@ def main(settings: GatewaySettings) -> None:
         loop="uvloop",
         # httptools, with a deadline on each request's head: slow-header connections are closed.
         http=protocol_with_header_timeout(settings.header_timeout),
+        # No route speaks WebSocket: an upgrade request is answered as the HTTP request it also is (in the
+        # error envelope), and the websockets library is not loaded (2 MiB, 51 modules per process).
+        ws="none",
         log_config=None,  # our JSON logging is already configured
         access_log=False,
         proxy_headers=False,  # X-Forwarded-For is trusted only from configured proxies, by the gateway

@@ -151,6 +151,25 @@ def test_a_malformed_or_ambiguous_request_is_refused_by_the_http_parser(mesh: Me
     assert answer.body.count(b"HTTP/1.1") == 0  # no second answer: the smuggled request was not served
 
 
+def test_a_websocket_upgrade_is_answered_as_plain_http(mesh: Mesh, user: Person) -> None:
+    # No route speaks WebSocket: no 101, and the request is judged as any other (here: a route it reaches).
+    upgrade = (
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version: 13",
+    )
+    anonymous = send_raw(mesh.gateway_url, get("/api/v1/users/me", *upgrade))
+    assert anonymous.status == 401
+    assert anonymous.json()["error"]["code"] == "UNAUTHORIZED"
+    mine = send_raw(
+        mesh.gateway_url, get("/api/v1/users/me", *upgrade, f"Authorization: Bearer {user.access_token}")
+    )
+    assert mine.status == 200
+    assert mine.json()["data"]["id"] == user.user_id
+    assert "WebSocket library" not in mesh.procs["gateway"].log()  # uvicorn's advice is not logged
+
+
 def test_the_host_header_is_not_reflected(mesh: Mesh) -> None:
     for path in ("/openapi.json", "/docs", "/api/v1/nothing"):
         request = get(path, "X-Forwarded-Host: evil.example").replace(b"portico.test", b"evil.example")
