@@ -35,6 +35,7 @@ from meshkit.auth.interceptor import current_principal
 from meshkit.auth.revocation_set import RevocationSet
 from meshkit.db.database import Database
 from meshkit.events.outbox import Outbox
+from meshkit.finishing import Finishing
 from meshkit.identity import DEFAULT_TENANT, LoginAccount, login_account
 from meshkit.redis_client import RedisClient
 from meshkit.rpc.context import Context, actor, client_ip
@@ -117,6 +118,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         self._d = deps
         self._s = deps.settings
         self._service_tokens = ServiceTokens(issuer=self._s.jwt_issuer, audience=self._s.jwt_audience)
+        self._finishing = Finishing("registration")
 
     # -- tokens ------------------------------------------------------------------------------------
 
@@ -199,6 +201,27 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         if problems := check_password(request.password, username=request.username, email=request.email):
             await abort(context, grpc.StatusCode.INVALID_ARGUMENT, INVALID_REQUEST, violations=problems)
         password_hash = await self._d.passwords.hash(request.password)
+        # From the profile's creation on, the registration runs to its end even if the caller goes away
+        # (its deadline passing in a queue of logins, say): cut short there, it would leave a profile that
+        # can never log in and holds its name and email. Done, the user simply logs in.
+        user, family = await self._finishing.run(
+            self._create_account(context, request, tenant_id, password_hash)
+        )
+        access = self._access_token(
+            sub=user.id, tenant_id=tenant_id, email=user.email, roles=tuple(user.roles), sid=family.family_id
+        )
+        return auth_pb2.RegisterResponse(
+            user=user,
+            access_token=access.token,
+            refresh_token=family.token,
+            token_type=TOKEN_TYPE,
+            expires_in=self._s.access_token_ttl,
+        )
+
+    async def _create_account(
+        self, context: Context, request: auth_pb2.RegisterRequest, tenant_id: str, password_hash: str
+    ) -> tuple[users_pb2.User, Issued]:
+        """The profile in users, then its credential here; the profile taken back if the credential fails."""
         created = await self._users_call(
             context,
             self._d.users.CreateUser,
@@ -248,16 +271,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                     context, grpc.StatusCode.ALREADY_EXISTS, f"A user with this {exc.field} already exists"
                 )
             raise
-        access = self._access_token(
-            sub=user.id, tenant_id=tenant_id, email=user.email, roles=tuple(user.roles), sid=family.family_id
-        )
-        return auth_pb2.RegisterResponse(
-            user=user,
-            access_token=access.token,
-            refresh_token=family.token,
-            token_type=TOKEN_TYPE,
-            expires_in=self._s.access_token_ttl,
-        )
+        return user, family
 
     async def _compensate(self, context: Context, user: users_pb2.User, tenant_id: str) -> None:
         try:

@@ -28,6 +28,7 @@ from backends.broker.topics import internal_topic
 from meshkit.auth.interceptor import current_principal
 from meshkit.auth.revocation import RevocationChecker, RevocationUnknown
 from meshkit.auth.tokens import Principal
+from meshkit.finishing import Finishing
 from meshkit.rpc.context import Context
 from meshkit.rpc.status import INVALID_REQUEST, PAYLOAD_TOO_LARGE, FieldViolation, abort
 from stubs.broker.v1 import broker_pb2, broker_pb2_grpc
@@ -103,7 +104,7 @@ class MessageService(broker_pb2_grpc.MessageServiceServicer):
             batch=settings.subscription_batch,
             timeout=settings.kafka_timeout,
         )
-        self._closing: set[asyncio.Task[None]] = set()
+        self._closing = Finishing("subscription close")
         # Deadlines of the open streams: shutdown moves them to now, so every stream ends at once.
         self._streams: set[asyncio.Timeout] = set()
         self._revoked: set[asyncio.Timeout] = set()  # streams whose token was revoked while open
@@ -199,12 +200,9 @@ class MessageService(broker_pb2_grpc.MessageServiceServicer):
             watcher.cancel()
             self._streams.discard(expiry)
             self._revoked.discard(expiry)
-            # Shielded: the call is usually ending because it was cancelled, and the slot and gauge
+            # Run to its end: the call is usually ending because it was cancelled, and the slot and gauge
             # must follow the consumer's real end even if this task is cancelled again.
-            closing = asyncio.ensure_future(self._close(subscription, principal.tenant_id))
-            self._closing.add(closing)
-            closing.add_done_callback(self._closing.discard)
-            await asyncio.shield(closing)
+            await self._closing.run(self._close(subscription, principal.tenant_id))
 
     async def end_streams(self) -> None:
         """Shutdown: end every open stream now with UNAVAILABLE, so clients reconnect to another replica

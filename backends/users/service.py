@@ -45,6 +45,7 @@ from meshkit.auth.revocation_set import USER, RevocationSet
 from meshkit.auth.tokens import Principal
 from meshkit.db.database import Database
 from meshkit.events.outbox import Outbox
+from meshkit.finishing import Finishing
 from meshkit.redis_client import RedisClient
 from meshkit.rpc.context import Context, actor
 from meshkit.rpc.status import INVALID_REQUEST, abort
@@ -89,6 +90,7 @@ class UserService(users_pb2_grpc.UserServiceServicer):
         self._revocations = deps.revocations
         self._topic = deps.users_topic
         self._credentials = deps.credentials
+        self._finishing = Finishing("user creation")
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -146,14 +148,23 @@ class UserService(users_pb2_grpc.UserServiceServicer):
                 username = f"{username[:27]}-{secrets.token_hex(2)}"
         await self._committed_change(tenant_id, record.id)  # drops a cached "absent" for the new id
         if request.password:
-            try:
-                await self._credentials.create(context, principal, tenant_id, record.id, request.password)
-            except CredentialFailed as exc:
-                # No profile without its credential: take it back (as auth's Register does), then answer
-                # what auth said. A credential stored after all is disabled by the user.deleted event.
-                await self._take_back(context, principal, tenant_id, record.id)
-                await abort(context, exc.code, exc.details, trailers=exc.trailers)
+            # Run to its end even if the caller goes away meanwhile: cut short, the profile would hold its
+            # name and email without a credential to log in with (meshkit.finishing).
+            await self._finishing.run(
+                self._add_credential(context, principal, tenant_id, record.id, request.password)
+            )
         return users_pb2.CreateUserResponse(user=user_message(record), id=record.id, status="created")
+
+    async def _add_credential(
+        self, context: Context, principal: Principal, tenant_id: str, user_id: str, password: str
+    ) -> None:
+        try:
+            await self._credentials.create(context, principal, tenant_id, user_id, password)
+        except CredentialFailed as exc:
+            # No profile without its credential: take it back (as auth's Register does), then answer
+            # what auth said. A credential stored after all is disabled by the user.deleted event.
+            await self._take_back(context, principal, tenant_id, user_id)
+            await abort(context, exc.code, exc.details, trailers=exc.trailers)
 
     async def _take_back(self, context: Context, principal: Principal, tenant_id: str, user_id: str) -> None:
         await self._soft_delete(context, principal, tenant_id, user_id)

@@ -1,7 +1,9 @@
-"""No half-registered user: when the credential cannot be stored, the new profile is deleted again."""
+"""No half-registered user: when the credential cannot be stored, the new profile is deleted again; when
+the caller goes away once the profile exists, the registration still runs to its end."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,22 @@ class RecordingUsers:
         return users_pb2.DeleteUserResponse(message="User deleted successfully")
 
 
+class SlowUsers(RecordingUsers):
+    """Creates the profile, then holds its answer: the caller's deadline passes meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.created, self.answer = asyncio.Event(), asyncio.Event()
+
+    async def CreateUser(
+        self, request: users_pb2.CreateUserRequest, **kwargs: Any
+    ) -> users_pb2.CreateUserResponse:
+        created = await super().CreateUser(request, **kwargs)
+        self.created.set()
+        await self.answer.wait()
+        return created
+
+
 class Aborted(Exception):
     pass
 
@@ -71,37 +89,72 @@ class FakeContext:
         raise Aborted(code, details)
 
 
-async def test_the_profile_is_removed_when_the_credential_cannot_be_stored(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}"
-    await upgrade(url, MIGRATIONS, "auth_alembic_version")
-    db = Database(url)
-    users = RecordingUsers()
-    now = datetime.now(UTC)
-    deps = AuthDeps(
-        settings=AuthSettings(keys_dir=tmp_path / "keys"),
+def auth_deps(db: Database, users: RecordingUsers, credentials: CredentialStore, keys_dir: Path) -> AuthDeps:
+    return AuthDeps(
+        settings=AuthSettings(keys_dir=keys_dir),
         db=db,
-        credentials=BrokenCredentials(db.dialect),
+        credentials=credentials,
         refresh=RefreshTokens(
             idle=timedelta(days=1), absolute=timedelta(days=2), reuse_grace=timedelta(seconds=1)
         ),
         passwords=Passwords(memory_cost=1024, time_cost=1),
-        throttle=None,  # type: ignore[arg-type]  (not used by Register)
-        keys=KeyRing.load_or_create(tmp_path / "keys", None, now),
+        throttle=None,  # type: ignore[arg-type] # not used by Register
+        keys=KeyRing.load_or_create(keys_dir, None, datetime.now(UTC)),
         outbox=Outbox(models.outbox),
         revocations=RevocationStore(Outbox(models.outbox), 600),
         redis=None,  # type: ignore[arg-type]
         users=users,  # type: ignore[arg-type]
     )
-    request = auth_pb2.RegisterRequest(
-        tenant_id="t",
-        username="zed",
-        email="zed@example.com",
-        password="violet-Harbor-81",  # noqa: S106
-    )
+
+
+REQUEST = auth_pb2.RegisterRequest(
+    tenant_id="t",
+    username="zed",
+    email="zed@example.com",
+    password="violet-Harbor-81",  # noqa: S106
+)
+
+
+async def test_the_profile_is_removed_when_the_credential_cannot_be_stored(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}"
+    await upgrade(url, MIGRATIONS, "auth_alembic_version")
+    db = Database(url)
+    users = RecordingUsers()
+    deps = auth_deps(db, users, BrokenCredentials(db.dialect), tmp_path / "keys")
     try:
         with pytest.raises(OSError, match="disk full"):
-            await AuthService(deps).Register(request, FakeContext())  # type: ignore[arg-type]
+            await AuthService(deps).Register(REQUEST, FakeContext())  # type: ignore[arg-type]
         assert users.deleted == ["11111111-2222-3333-4444-555555555555"]
+    finally:
+        deps.passwords.close()
+        await db.dispose()
+
+
+async def test_a_caller_gone_after_the_profile_exists_leaves_a_whole_account(tmp_path: Path) -> None:
+    # The gateway's deadline passing while users answers: the profile exists, the caller is gone. Cut
+    # short there, the profile would hold its name and email and never log in.
+    url = f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}"
+    await upgrade(url, MIGRATIONS, "auth_alembic_version")
+    db = Database(url)
+    users = SlowUsers()
+    deps = auth_deps(db, users, CredentialStore(db.dialect), tmp_path / "keys")
+    try:
+        call = asyncio.create_task(AuthService(deps).Register(REQUEST, FakeContext()))  # type: ignore[arg-type]
+        await asyncio.wait_for(users.created.wait(), 10)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call  # the caller hears at once
+        users.answer.set()
+        credential = None
+        for _ in range(100):  # the registration ends on its own, the caller long gone
+            async with db.read() as session:
+                credential = await deps.credentials.get(session, "11111111-2222-3333-4444-555555555555")
+            if credential is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert credential is not None  # the account is whole: the user logs in
+        assert credential.username == "zed"
+        assert users.deleted == []
     finally:
         deps.passwords.close()
         await db.dispose()
