@@ -4,6 +4,7 @@ the caller goes away once the profile exists, the registration still runs to its
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from stubs.auth.v1 import auth_pb2
 from stubs.users.v1 import users_pb2
 
 MIGRATIONS = REPO_ROOT / "backends" / "auth" / "migrations"
+USER_ID = "11111111-2222-3333-4444-555555555555"  # the id RecordingUsers gives
 
 
 class BrokenCredentials(CredentialStore):
@@ -43,7 +45,7 @@ class RecordingUsers:
     ) -> users_pb2.CreateUserResponse:
         return users_pb2.CreateUserResponse(
             user=users_pb2.User(
-                id="11111111-2222-3333-4444-555555555555",
+                id=USER_ID,
                 tenant_id=request.tenant_id,
                 username=request.username,
                 email=request.email,
@@ -115,27 +117,33 @@ REQUEST = auth_pb2.RegisterRequest(
 )
 
 
-async def test_the_profile_is_removed_when_the_credential_cannot_be_stored(tmp_path: Path) -> None:
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}"
     await upgrade(url, MIGRATIONS, "auth_alembic_version")
-    db = Database(url)
+    database = Database(url)
+    yield database
+    await database.dispose()
+
+
+async def test_the_profile_is_removed_when_the_credential_cannot_be_stored(
+    db: Database, tmp_path: Path
+) -> None:
     users = RecordingUsers()
     deps = auth_deps(db, users, BrokenCredentials(db.dialect), tmp_path / "keys")
     try:
         with pytest.raises(OSError, match="disk full"):
             await AuthService(deps).Register(REQUEST, FakeContext())  # type: ignore[arg-type]
-        assert users.deleted == ["11111111-2222-3333-4444-555555555555"]
+        assert users.deleted == [USER_ID]
     finally:
         deps.passwords.close()
-        await db.dispose()
 
 
-async def test_a_caller_gone_after_the_profile_exists_leaves_a_whole_account(tmp_path: Path) -> None:
+async def test_a_caller_gone_after_the_profile_exists_leaves_a_whole_account(
+    db: Database, tmp_path: Path
+) -> None:
     # The gateway's deadline passing while users answers: the profile exists, the caller is gone. Cut
     # short there, the profile would hold its name and email and never log in.
-    url = f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}"
-    await upgrade(url, MIGRATIONS, "auth_alembic_version")
-    db = Database(url)
     users = SlowUsers()
     deps = auth_deps(db, users, CredentialStore(db.dialect), tmp_path / "keys")
     try:
@@ -148,7 +156,7 @@ async def test_a_caller_gone_after_the_profile_exists_leaves_a_whole_account(tmp
         credential = None
         for _ in range(100):  # the registration ends on its own, the caller long gone
             async with db.read() as session:
-                credential = await deps.credentials.get(session, "11111111-2222-3333-4444-555555555555")
+                credential = await deps.credentials.get(session, USER_ID)
             if credential is not None:
                 break
             await asyncio.sleep(0.05)
@@ -157,4 +165,3 @@ async def test_a_caller_gone_after_the_profile_exists_leaves_a_whole_account(tmp
         assert users.deleted == []
     finally:
         deps.passwords.close()
-        await db.dispose()
